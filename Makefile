@@ -1,0 +1,51 @@
+# vgl — set-up, tests, demo, benchmarks. Every target installs what is missing first.
+SHELL := /bin/bash
+NODE_MODULES := node_modules/.package-lock.json
+ADDON := native/build/Release/vgl_torch.node
+NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
+
+.PHONY: setup system-deps test typecheck demo bench clean
+
+setup: system-deps $(NODE_MODULES) $(ADDON)
+
+# libtorch (the engine) and OpenBLAS (without it libtorch's matrix products use the reference BLAS,
+# ~60x slower). Skipped when LIBTORCH= points at a libtorch tree of its own.
+system-deps:
+	@if [ -n "$$LIBTORCH" ]; then exit 0; fi; \
+	missing=""; \
+	for p in libtorch-dev libopenblas0-pthread; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "vgl: installing$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else \
+	    echo "vgl: missing system packages:$$missing"; \
+	    echo "     run as root:  apt-get update && apt-get install -y$$missing"; \
+	    echo "     (or set LIBTORCH=/path/to/libtorch, see README)"; exit 1; \
+	  fi; \
+	fi
+
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(ADDON): $(NATIVE_SRC) $(NODE_MODULES)
+	cd native && ../node_modules/.bin/node-gyp rebuild -j 2
+	@touch $@
+
+typecheck: $(NODE_MODULES)
+	node_modules/.bin/tsc --noEmit
+
+test: setup typecheck
+	node scripts/run-tests.mjs
+
+demo: setup
+	node bin/vgl.js demo
+
+bench: setup
+	node bin/vgl.js bench engine
+
+clean:
+	rm -rf native/build

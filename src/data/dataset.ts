@@ -1,0 +1,195 @@
+// A split of a datasets_vg dataset: <root>/<name>/images/<split>/{database,queries}/**/*.{jpg,jpeg,png}.
+// Everything is validated up front (folders, names, file sizes) so training never fails an hour in.
+import { readdir, stat, access, constants } from 'node:fs/promises';
+import { join, relative, extname, resolve } from 'node:path';
+import sharp from 'sharp';
+import { SingleBar, Presets } from 'cli-progress';
+import { parseDatasetFilename, FilenameError, IMAGE_EXTENSIONS } from './filename.ts';
+
+/** One split of a datasets_vg dataset: image paths and their UTM positions. */
+export interface GeoDataset {
+  /** Absolute datasets root (the folder holding `<name>/`). */
+  root: string;
+  name: string;
+  split: string;
+  /** Absolute `<root>/<name>/images/<split>`. */
+  dir: string;
+  /** Absolute database image paths, sorted by their path relative to `database/`. */
+  databasePaths: string[];
+  /** Absolute query image paths, sorted by their path relative to `queries/`. */
+  queriesPaths: string[];
+  /** Database positions, row-major N x 2: [east0, north0, east1, north1, ...] in metres. */
+  databasePositions: Float64Array;
+  /** Query positions, row-major M x 2: [east0, north0, ...] in metres. */
+  queriesPositions: Float64Array;
+}
+
+/** Invalid dataset input; `problems` lists every offending path with its fault. */
+export class DatasetError extends Error {
+  constructor(readonly title: string, readonly problems: string[]) {
+    super(formatProblems(title, problems));
+    this.name = 'DatasetError';
+  }
+}
+
+/** Formats a problem list for people: the title, the first `limit` lines and how many more there are. */
+export function formatProblems(title: string, problems: string[], limit = 20): string {
+  const shown = problems.slice(0, limit).map((p) => `  - ${p}`);
+  const more = problems.length > limit ? [`  ... and ${problems.length - limit} more (${problems.length} in total)`] : [];
+  return [`${title} (${problems.length} problem${problems.length === 1 ? '' : 's'}):`, ...shown, ...more].join('\n');
+}
+
+/** Plain code-unit order: deterministic across locales, unlike localeCompare. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Lists image files (jpg/jpeg/png, any case) under `dir` recursively, following symlinked files; sorted by relative path. */
+export async function listImages(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(d: string): Promise<void> {
+    const entries = await readdir(d, { withFileTypes: true });
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase())) out.push(p); // files and symlinks; checked later
+    }
+  }
+  await walk(dir);
+  return out.sort((a, b) => compareStrings(relative(dir, a), relative(dir, b)));
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `fn` over `items` with at most `concurrency` in flight; results keep the input order. */
+export async function mapLimit<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i], i);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+/** Reason a file cannot be used (missing target, not a file, empty, unreadable), or null when fine. */
+async function fileProblem(p: string): Promise<string | null> {
+  try {
+    const s = await stat(p); // follows symlinks: a dangling link fails here
+    if (!s.isFile()) return `${p}: not a regular file`;
+    if (s.size === 0) return `${p}: empty file (0 bytes)`;
+    await access(p, constants.R_OK);
+    return null;
+  } catch (e) {
+    return `${p}: unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+}
+
+/** Parses every name into a row-major N x 2 position array, collecting problems instead of throwing. */
+function positionsOf(paths: string[], problems: string[]): Float64Array {
+  const pos = new Float64Array(paths.length * 2);
+  paths.forEach((p, i) => {
+    try {
+      const f = parseDatasetFilename(p);
+      pos[2 * i] = f.east;
+      pos[2 * i + 1] = f.north;
+    } catch (e) {
+      if (e instanceof FilenameError) problems.push(e.message);
+      else throw e;
+    }
+  });
+  return pos;
+}
+
+/** Options for openDataset. */
+export interface OpenDatasetOptions {
+  /** Also decode every image header (slower: ~seconds per 10k images); default false. */
+  verifyImages?: boolean | VerifyImagesOptions;
+}
+
+/** Opens `<root>/<name>/images/<split>`; throws one DatasetError listing every missing/empty folder, bad name and unreadable file. */
+export async function openDataset(root: string, name: string, split: string, options: OpenDatasetOptions = {}): Promise<GeoDataset> {
+  const absRoot = resolve(root);
+  const dir = join(absRoot, name, 'images', split);
+  const problems: string[] = [];
+  const lists: Record<'database' | 'queries', string[]> = { database: [], queries: [] };
+  for (const part of ['database', 'queries'] as const) {
+    const d = join(dir, part);
+    if (!(await isDirectory(d))) {
+      problems.push(`${d}: folder missing (expected <root>/<name>/images/<split>/${part}/ holding .jpg/.jpeg/.png images)`);
+      continue;
+    }
+    lists[part] = await listImages(d);
+    if (lists[part].length === 0) problems.push(`${d}: no .jpg/.jpeg/.png images found (searched recursively)`);
+  }
+  if (problems.length > 0) throw new DatasetError(`dataset "${name}" split "${split}" under ${absRoot} is not usable`, problems);
+
+  const databasePositions = positionsOf(lists.database, problems);
+  const queriesPositions = positionsOf(lists.queries, problems);
+  const all = [...lists.database, ...lists.queries];
+  const fileProblems = await mapLimit(all, 64, fileProblem);
+  for (const p of fileProblems) if (p !== null) problems.push(p);
+  if (problems.length > 0) throw new DatasetError(`dataset "${name}" split "${split}" under ${absRoot} has bad files`, problems);
+
+  const dataset: GeoDataset = {
+    root: absRoot, name, split, dir,
+    databasePaths: lists.database, queriesPaths: lists.queries,
+    databasePositions, queriesPositions,
+  };
+  if (options.verifyImages) await verifyImages(dataset, options.verifyImages === true ? {} : options.verifyImages);
+  return dataset;
+}
+
+/** Splits present under `<root>/<name>/images/` (folder names, sorted). */
+export async function listSplits(root: string, name: string): Promise<string[]> {
+  const d = join(resolve(root), name, 'images');
+  if (!(await isDirectory(d))) throw new DatasetError(`dataset "${name}" not found`, [`${d}: folder missing`]);
+  const entries = await readdir(d, { withFileTypes: true });
+  const out: string[] = [];
+  for (const e of entries) if (e.isDirectory() || (e.isSymbolicLink() && (await isDirectory(join(d, e.name))))) out.push(e.name);
+  return out.sort(compareStrings);
+}
+
+/** Options for verifyImages. */
+export interface VerifyImagesOptions {
+  /** Parallel header decodes (default 8). */
+  concurrency?: number;
+  /** Show a progress bar on stderr (default: when stderr is a TTY). */
+  progress?: boolean;
+}
+
+/** Decodes every image header with sharp (in parallel); throws one DatasetError listing the undecodable files. */
+export async function verifyImages(dataset: GeoDataset, options: VerifyImagesOptions = {}): Promise<void> {
+  const all = [...dataset.databasePaths, ...dataset.queriesPaths];
+  const showProgress = options.progress ?? process.stderr.isTTY === true;
+  const bar = showProgress
+    ? new SingleBar({ format: 'verify images |{bar}| {value}/{total} {percentage}% | {speed} img/s | ETA {eta_formatted}', stream: process.stderr }, Presets.shades_classic)
+    : null;
+  const start = Date.now();
+  bar?.start(all.length, 0, { speed: '0' });
+  let done = 0;
+  const problems = await mapLimit(all, options.concurrency ?? 8, async (p) => {
+    let problem: string | null = null;
+    try {
+      const m = await sharp(p).metadata();
+      if (!m.width || !m.height) problem = `${p}: decoded header has no size`;
+    } catch (e) {
+      problem = `${p}: not a decodable image (${(e as Error).message})`;
+    }
+    done++;
+    bar?.update(done, { speed: (done / Math.max(1e-3, (Date.now() - start) / 1000)).toFixed(0) });
+    return problem;
+  });
+  bar?.stop();
+  const bad = problems.filter((p): p is string => p !== null);
+  if (bad.length > 0) throw new DatasetError(`dataset "${dataset.name}" split "${dataset.split}" has images that do not decode`, bad);
+}

@@ -326,3 +326,9 @@ export function resizeFloat(
   }
   return { width: outWidth, height: outHeight, data: out };
 }
+
+/** A loader transform (input, index) => tensor for the given options (no augmentation). */
+export function imageTransform(options: ImageOptions = {}): (input: ImageInput, index: number) => Promise<HostTensor> {
+  checkSize(options.size ?? DEFAULT_SIZE);
+  return (input) => loadImage(input, options);
+}

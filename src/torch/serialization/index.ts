@@ -1,0 +1,8 @@
+// Weights file I/O in TypeScript (no addon): PyTorch .pth read/write, TF.js layers weights,
+// atomic file writes.
+export { writeFileAtomic, writeFileAtomicSync, type FileContents } from './atomic.ts';
+export { PyCallable, unpickle, UnpicklingError, type PickleValue, type UnpickleOptions } from './pickle.ts';
+export { encodePth, isHostTensor, loadPth, loadPthBytes, savePth, tuple, type LoadPthOptions, type SaveValue } from './pth.ts';
+export { findStateDict, loadStateDict, STATE_DICT_KEYS } from './state-dict.ts';
+export { loadTfjsLayersModel, type TfjsLayersModel } from './tfjs.ts';
+export { halfArrayToFloat32, halfToFloat } from './half.ts';

@@ -31,8 +31,10 @@ $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# Build against the headers of the node that runs us (no download: the machines are offline).
+NODEDIR := $(shell node -p "require('path').resolve(process.execPath, '../..')")
 $(ADDON): $(NATIVE_SRC) $(NODE_MODULES)
-	cd native && ../node_modules/.bin/node-gyp rebuild -j 2
+	cd native && ../node_modules/.bin/node-gyp rebuild -j 2 $$( [ -f $(NODEDIR)/include/node/node_api.h ] && echo --nodedir=$(NODEDIR) )
 	@touch $@
 
 typecheck: $(NODE_MODULES)

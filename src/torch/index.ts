@@ -1,0 +1,9 @@
+// The engine's public face: `import * as torch from '../torch/index.ts'`.
+export { Tensor, type TensorLike } from './tensor.ts';
+export * from './factory.ts';
+export { tidy, keep, dispose, liveTensors } from './scope.ts';
+export * as F from './functional.ts';
+export * as nn from './nn/index.ts';
+export * as optim from './optim/index.ts';
+export { loadStateDict, stateDictToHost, describeLoadProblems, type LoadReport } from './state-dict.ts';
+export type { DType, HostTensor } from './dtype.ts';

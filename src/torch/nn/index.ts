@@ -1,0 +1,3 @@
+export { Module } from './module.ts';
+export * from './layers.ts';
+export * as init from './init.ts';

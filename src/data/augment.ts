@@ -4,9 +4,8 @@
 // to [0,1], HSV hue shift, perspective from four jittered corners, crop area/ratio sampling).
 // The random draws are our own stream (src/data/random.ts), not torch's: same seed, same bytes.
 
-import type { HostTensor } from '../torch/dtype.ts';
 import {
-  type FloatImage, type ImageInput, type ImageSize, type Normalization, DEFAULT_SIZE,
+  type Float32HostTensor, type FloatImage, type ImageInput, type ImageSize, type Normalization, DEFAULT_SIZE,
   decodeRgb, floatTensor, normalizeFloatInto, resizeFloat, rgbToFloat,
 } from './image.ts';
 import { Rng, deriveSeed } from './random.ts';
@@ -347,7 +346,7 @@ export interface QueryTransformOptions {
  * Loads a query with augmentation: [1, 3, H, W] float32. Big images are first shrunk by sharp
  * (keeping the aspect, never below H x W) so the JS warps touch no more pixels than needed.
  */
-export async function loadAugmentedImage(input: ImageInput, seed: number, options: Omit<QueryTransformOptions, 'seed'>): Promise<HostTensor> {
+export async function loadAugmentedImage(input: ImageInput, seed: number, options: Omit<QueryTransformOptions, 'seed'>): Promise<Float32HostTensor> {
   const size = options.size ?? DEFAULT_SIZE;
   const rgb = await decodeRgb(input, { width: size.width, height: size.height, fit: 'outside', withoutEnlargement: true });
   const img = augmentImage(rgbToFloat(rgb), size, options.augment, new Rng(seed));
@@ -357,7 +356,7 @@ export async function loadAugmentedImage(input: ImageInput, seed: number, option
 }
 
 /** A loader transform (path, index) for queries; seeds are per index, so reruns are identical. */
-export function queryTransform(options: QueryTransformOptions): (input: ImageInput, index: number) => Promise<HostTensor> {
+export function queryTransform(options: QueryTransformOptions): (input: ImageInput, index: number) => Promise<Float32HostTensor> {
   validateAugmentOptions(options.augment);
   return (input, index) => loadAugmentedImage(input, deriveSeed(options.seed, index), options);
 }

@@ -48,6 +48,12 @@ export interface FloatImage {
   data: Float32Array;
 }
 
+/** What image loading produces: a HostTensor known to hold float32 data. */
+export interface Float32HostTensor extends HostTensor {
+  dtype: 'float32';
+  data: Float32Array;
+}
+
 export interface ImageOptions {
   size?: ImageSize;
   mode?: ResizeMode;
@@ -190,7 +196,7 @@ export function rgbToFloat(img: RgbImage): FloatImage {
   return { width: img.width, height: img.height, data };
 }
 
-export function floatTensor(shape: number[], data: Float32Array): HostTensor {
+export function floatTensor(shape: number[], data: Float32Array): Float32HostTensor {
   return { dtype: 'float32', shape, data };
 }
 
@@ -211,7 +217,7 @@ export function fiveCropBoxes(width: number, height: number, side: number): { le
  * Loads one image as a float32 tensor [N, 3, H, W] (N = 5 for five_crops, else 1).
  * Defaults: 480 x 640, hard_resize, ImageNet normalisation, bilinear.
  */
-export async function loadImage(input: ImageInput, options: ImageOptions = {}): Promise<HostTensor> {
+export async function loadImage(input: ImageInput, options: ImageOptions = {}): Promise<Float32HostTensor> {
   const size = options.size ?? DEFAULT_SIZE;
   checkSize(size);
   const mode = options.mode ?? 'hard_resize';
@@ -328,7 +334,7 @@ export function resizeFloat(
 }
 
 /** A loader transform (input, index) => tensor for the given options (no augmentation). */
-export function imageTransform(options: ImageOptions = {}): (input: ImageInput, index: number) => Promise<HostTensor> {
+export function imageTransform(options: ImageOptions = {}): (input: ImageInput, index: number) => Promise<Float32HostTensor> {
   checkSize(options.size ?? DEFAULT_SIZE);
   return (input) => loadImage(input, options);
 }

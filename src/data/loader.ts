@@ -2,10 +2,10 @@
 // sharp decodes on libuv's thread pool, so several images in flight keep the cores busy while the
 // consumer (training/extraction) works on the previous batch.
 
-import type { HostTensor } from '../torch/dtype.ts';
+import type { Float32HostTensor } from './image.ts';
 
 /** Turns image `index` (path `path`) into a float32 tensor [k, 3, H, W]; k is usually 1. */
-export type ImageTransform = (path: string, index: number) => Promise<HostTensor>;
+export type ImageTransform = (path: string, index: number) => Promise<Float32HostTensor>;
 
 export interface BatchLoaderOptions {
   batchSize: number;
@@ -20,7 +20,7 @@ export interface BatchLoaderOptions {
 
 export interface ImageBatch {
   /** float32 [sum of k over the batch, 3, H, W]. */
-  images: HostTensor;
+  images: Float32HostTensor;
   /** Positions in `paths` of the batch's images, in order. */
   indices: number[];
   /** Rows of `images` per image (1, or 5 for five crops). */
@@ -62,7 +62,7 @@ export async function* loadBatches(paths: readonly string[], transform: ImageTra
   const total = dropLast ? paths.length - (paths.length % batchSize) : paths.length;
   const window = (prefetchBatches + 1) * batchSize; // images held: current batch + prefetched ones
 
-  const tasks = new Map<number, Promise<HostTensor>>();
+  const tasks = new Map<number, Promise<Float32HostTensor>>();
   const inFlight = new Set<Promise<unknown>>();
   let next = 0; // next index to start
   let consumed = 0; // first index of the batch being assembled
@@ -99,7 +99,7 @@ export async function* loadBatches(paths: readonly string[], transform: ImageTra
       consumed = start;
       pump();
       const end = Math.min(start + batchSize, total);
-      const parts: HostTensor[] = [];
+      const parts: Float32HostTensor[] = [];
       for (let i = start; i < end; i++) {
         const t = await tasks.get(i)!;
         tasks.delete(i);
@@ -118,7 +118,7 @@ export async function* loadBatches(paths: readonly string[], transform: ImageTra
   }
 }
 
-function assemble(parts: HostTensor[], paths: readonly string[], start: number): ImageBatch {
+function assemble(parts: Float32HostTensor[], paths: readonly string[], start: number): ImageBatch {
   const first = parts[0]!;
   const shape = first.shape;
   if (first.dtype !== 'float32' || shape.length !== 4 || shape[1] !== 3) {
@@ -134,7 +134,7 @@ function assemble(parts: HostTensor[], paths: readonly string[], start: number):
     }
   });
   const data = new Float32Array(per * parts.length);
-  parts.forEach((p, k) => data.set(p.data as Float32Array, k * per));
+  parts.forEach((p, k) => data.set(p.data, k * per));
   return {
     images: { dtype: 'float32', shape: [shape[0]! * parts.length, 3, shape[2]!, shape[3]!], data },
     indices: parts.map((_, k) => start + k),

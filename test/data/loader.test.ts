@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { ImageLoadError, loadBatches, type ImageBatch, type ImageTransform } from '../../src/data/loader.ts';
-import { imageTransform } from '../../src/data/image.ts';
-import type { HostTensor } from '../../src/torch/dtype.ts';
+import { imageTransform, type Float32HostTensor } from '../../src/data/image.ts';
 
 /** A fake transform: image i is a 1x3x2x2 tensor filled with i, finishing after a scrambled delay. */
 function fakeTransform(stats = { running: 0, maxRunning: 0, started: [] as number[] }): { transform: ImageTransform; stats: typeof stats } {
@@ -17,7 +16,7 @@ function fakeTransform(stats = { running: 0, maxRunning: 0, started: [] as numbe
     stats.maxRunning = Math.max(stats.maxRunning, stats.running);
     await sleep((i * 7) % 5); // later images often finish first
     stats.running--;
-    const t: HostTensor = { dtype: 'float32', shape: [1, 3, 2, 2], data: new Float32Array(12).fill(i) };
+    const t: Float32HostTensor = { dtype: 'float32', shape: [1, 3, 2, 2], data: new Float32Array(12).fill(i) };
     return t;
   };
   return { transform, stats };

@@ -38,7 +38,8 @@ export function makeStorage(key: string, type: DType | 'bfloat16', raw: Uint8Arr
     throw new Error(`storage data/${key} has ${raw.length} bytes, expected ${count * elsize} (${count} x ${elsize})`);
   }
   if (type === 'bfloat16') {
-    const halves = new Uint16Array(aligned(raw.subarray(0, count * 2), 2).buffer, 0, count);
+    const src = aligned(raw.subarray(0, count * 2), 2);
+    const halves = new Uint16Array(src.buffer, src.byteOffset, count);
     const f = bfloat16ArrayToFloat32(halves);
     return { key, dtype: 'float32', bytes: new Uint8Array(f.buffer), numel: count };
   }

@@ -124,7 +124,9 @@ except Exception as e:
 from collections import OrderedDict
 ck = torch.load(sys.argv[1])
 try:
-    torch.load(sys.argv[1], weights_only=True)  # torch's own restricted unpickler must accept it too
+    # torch's own restricted unpickler must accept a state dict (1.13's refuses any Python float, so
+    # only the float-free state dict file is tried here)
+    torch.load(sys.argv[2], weights_only=True)
     weights_only = 'ok'
 except TypeError:
     weights_only = 'unsupported'

@@ -7,6 +7,7 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -149,7 +150,10 @@ at::TensorOptions Args::opts(size_t dtypeIndex, size_t deviceIndex) const {
 at::Scalar Args::scalar(size_t i) const {
   auto v = at(i);
   if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
-  return at::Scalar(d(i));
+  // Whole numbers become integer scalars, as Python's ints do: int tensors stay int under x + 1.
+  double x = d(i);
+  if (std::nearbyint(x) == x && std::abs(x) < 9.007199254740992e15) return at::Scalar(static_cast<int64_t>(x));
+  return at::Scalar(x);
 }
 
 // ---- exported functions --------------------------------------------------------------------------

@@ -41,7 +41,8 @@ export class Tensor implements Disposable {
 
   // ---- properties ------------------------------------------------------------------------------
   get shape(): number[] {
-    return (this.#shape ??= call(OP.sizes, this.h) as number[]).slice();
+    const h = this.h;
+    return (this.#shape ??= call(OP.sizes, h) as number[]).slice();
   }
   get ndim(): number {
     return this.shape.length;

@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, writeFile, rm, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { writeDatasetReport, summarize } from '../../src/report/dataset-stats.ts';
+import { formatDatasetFilename } from '../../src/data/filename.ts';
+import { niceTicks, histogram, binCounts } from '../../src/report/svg.ts';
+
+/** Deterministic uniform numbers (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type P = [number, number];
+
+async function writeSplit(root: string, split: string, db: P[], qs: P[]): Promise<void> {
+  for (const [part, list] of [['database', db], ['queries', qs]] as const) {
+    const dir = join(root, 'tiny', 'images', split, part);
+    await mkdir(dir, { recursive: true });
+    for (let i = 0; i < list.length; i++) {
+      const [e, n] = list[i];
+      const img = await sharp({ create: { width: 16, height: 12, channels: 3, background: { r: (i * 37) % 256, g: 120, b: part === 'queries' ? 220 : 40 } } }).png().toBuffer();
+      await writeFile(join(dir, formatDatasetFilename({ east: e, north: n, note: `${part}${i}`, extension: '.png' })), img);
+    }
+  }
+}
+
+/** Brute force: every query against every database image. */
+function brute(db: P[], qs: P[], r: number): { counts: number[]; nearest: number[] } {
+  const counts = qs.map(([qe, qn]) => db.filter(([e, n]) => Math.hypot(e - qe, n - qn) <= r).length);
+  const nearest = qs.map(([qe, qn]) => Math.min(...db.map(([e, n]) => Math.hypot(e - qe, n - qn))));
+  return { counts, nearest };
+}
+
+test('summary numbers equal a brute-force computation and every file is written', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'vgl-stats-'));
+  try {
+    const rand = rng(42);
+    // positions rounded to centimetres, as the file names store them
+    const pt = (x0: number, y0: number, s: number): P => [Math.round((x0 + rand() * s) * 100) / 100, Math.round((y0 + rand() * s) * 100) / 100];
+    const db: P[] = Array.from({ length: 40 }, () => pt(600000, 5000000, 120));
+    const qs: P[] = Array.from({ length: 21 }, () => pt(600000, 5000000, 140));
+    await writeSplit(root, 'test', db, qs);
+    await writeSplit(root, 'val', db.slice(0, 10), qs.slice(0, 5));
+    const out = join(root, 'report');
+    const r = await writeDatasetReport(root, 'tiny', out, { exampleQueries: 3 });
+    const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
+    assert.deepEqual(summary.splits.map((s: { split: string; database: number; queries: number }) => [s.split, s.database, s.queries]), [['test', 40, 21], ['val', 10, 5]]);
+    const t = summary.splits[0];
+    const soft = brute(db, qs, 25), hard = brute(db, qs, 10);
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    const sorted = (a: number[]) => [...a].sort((x, y) => x - y);
+    assert.equal(t.softPositivesPerQuery.mean, mean(soft.counts));
+    assert.equal(t.hardPositivesPerQuery.mean, mean(hard.counts));
+    assert.equal(t.softPositivesPerQuery.median, sorted(soft.counts)[10]); // 21 queries: the 11th value
+    assert.equal(t.softPositivesPerQuery.max, Math.max(...soft.counts));
+    assert.equal(t.queriesWithoutSoftPositive, soft.counts.filter((c) => c === 0).length);
+    assert.equal(t.queriesWithoutHardPositive, hard.counts.filter((c) => c === 0).length);
+    assert.ok(t.queriesWithoutHardPositive > 0 && t.queriesWithoutHardPositive < 21, 'the case must have queries with and without hard positives');
+    const nd = sorted(soft.nearest);
+    assert.ok(Math.abs(t.nearestDatabaseDistance.median - nd[10]) < 1e-9);
+    assert.ok(Math.abs(t.nearestDatabaseDistance.max - nd[20]) < 1e-9);
+    assert.ok(Math.abs(t.nearestDatabaseDistance.mean - mean(soft.nearest)) < 1e-9);
+    // p90 of 21 values: position 0.9 * 20 = 18 exactly
+    assert.ok(Math.abs(t.nearestDatabaseDistance.p90 - nd[18]) < 1e-9);
+    assert.deepEqual([t.databaseExtent.minEast, t.databaseExtent.maxNorth], [Math.min(...db.map((p) => p[0])), Math.max(...db.map((p) => p[1]))]);
+    for (const split of ['test', 'val']) {
+      for (const f of ['map.svg', 'map.png', 'positives.svg', 'positives.png', 'nearest-distance.svg', 'nearest-distance.png', 'examples.png']) {
+        const path = join(out, `${split}-${f}`);
+        assert.ok((await stat(path)).size > 500, `${path} written`);
+        if (f.endsWith('.png')) {
+          const m = await sharp(path).metadata();
+          assert.equal(m.format, 'png');
+          assert.ok((m.width ?? 0) >= 600, `${path} is a full-size figure`);
+        }
+      }
+    }
+    assert.equal(r.figures.length, 14);
+    const map = await readFile(join(out, 'test-map.svg'), 'utf8');
+    assert.equal((map.match(/<circle /g) ?? []).length, 40 + 21 + 2, 'one dot per image plus two legend dots');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('plot helpers: ticks, bins and histogram text', () => {
+  assert.deepEqual(niceTicks(0, 10, 5), [0, 2, 4, 6, 8, 10]);
+  assert.deepEqual(niceTicks(3, 47, 4), [10, 20, 30, 40]);
+  assert.deepEqual(binCounts([0, 0.5, 1, 2.5, 3, 99, -1], [0, 1, 2, 3]), { counts: [2, 1, 3], overflow: 1, underflow: 1 });
+  assert.deepEqual(summarize([4, 1, 3, 2]), { count: 4, mean: 2.5, min: 1, p10: 1.3, median: 2.5, p90: 3.7, max: 4 });
+  const svg = histogram({ title: 'T & co', xLabel: 'x', series: [{ name: 'a', values: [1, 1, 2] }, { name: 'b', values: [0] }], integerBins: true });
+  assert.match(svg, /T &amp; co/);
+  assert.equal((svg.match(/<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[\d.]+"\/>/g) ?? []).length, 3, 'one bar per non-empty bin and series');
+});

@@ -242,6 +242,10 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
   }
   const databaseDir = await requireDir(options.databaseDir, '--database');
   const queriesDir = await requireDir(options.queriesDir, '--queries');
+  const inside = (a: string, b: string) => a === b || a.startsWith(b + '/');
+  if (inside(databaseDir, queriesDir) || inside(queriesDir, databaseDir)) {
+    throw new Error(`--database ${databaseDir} and --queries ${queriesDir} overlap; give two separate folders`);
+  }
   const csv = resolve(options.csv);
   let text: string;
   try { text = await readFile(csv, 'utf8'); } catch (e) { throw new Error(`--csv ${options.csv}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }

@@ -96,6 +96,7 @@ test('images without a position are reported; --strict refuses', async () => {
     assert.equal(r.queries, 1);
     assert.deepEqual(r.imagesWithoutPosition.map((p) => p.slice(tmp.length)), ['/src/db/sub/c.png', '/src/q/a.png']);
     assert.ok(r.warnings.some((w) => /2 images have no position/.test(w)));
+    await assert.rejects(importDataset({ ...opts, databaseDir: join(tmp, 'src') }), /overlap; give two separate folders/);
     await assert.rejects(
       importDataset({ ...opts, csv: join(tmp, 'src', 'pos.csv'), columns: { east: 'utm_x' } }),
       /column "utm_x" \(--east-column\) not in the header/);

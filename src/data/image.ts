@@ -266,7 +266,10 @@ function axisTaps(inSize: number, outSize: number, inOffset: number, inLength: n
     let n = 0;
     for (let j = lo; j <= hi && n < maxTaps; j++) {
       const w = Math.max(0, 1 - Math.abs((j + 0.5 - centre) / support));
-      if (w === 0 && n === 0) continue;
+      if (w === 0) { // the triangle's taps are contiguous: skip leading zeros, stop at trailing ones
+        if (n === 0) continue;
+        break;
+      }
       weights[i * maxTaps + n] = w;
       if (n === 0) starts[i] = j;
       sum += w;
@@ -302,31 +305,37 @@ export function resizeFloat(
   for (let i = 0; i < outHeight; i++) rowHi = Math.max(rowHi, hy.starts[i]! + hy.counts[i]! - 1);
   const rows = rowHi - rowLo + 1;
   const tmp = new Float32Array(3 * rows * outWidth);
+  // Arrays hoisted into locals: V8 keeps property loads inside these hot loops otherwise.
+  const src = img.data, inW = img.width;
+  const xStarts = hx.starts, xCounts = hx.counts, xWeights = hx.weights, xTaps = hx.maxTaps;
   for (let c = 0; c < 3; c++) {
     for (let r = 0; r < rows; r++) {
-      const src = c * inPlane + (rowLo + r) * img.width;
+      const row = c * inPlane + (rowLo + r) * inW;
       const dst = (c * rows + r) * outWidth;
       for (let x = 0; x < outWidth; x++) {
-        const s = hx.starts[x]!;
-        const wo = x * hx.maxTaps;
-        let acc = 0;
-        for (let k = 0, n = hx.counts[x]!; k < n; k++) acc += hx.weights[wo + k]! * img.data[src + s + k]!;
+        const s = row + xStarts[x]!;
+        const wo = x * xTaps;
+        const n = xCounts[x]!;
+        let acc = xWeights[wo]! * src[s]!;
+        for (let k = 1; k < n; k++) acc += xWeights[wo + k]! * src[s + k]!;
         tmp[dst + x] = acc;
       }
     }
   }
   const outPlane = outWidth * outHeight;
   const out = new Float32Array(3 * outPlane);
+  const yStarts = hy.starts, yCounts = hy.counts, yWeights = hy.weights, yTaps = hy.maxTaps;
+  // Vertical pass as weighted sums of whole rows (contiguous, cache-friendly).
   for (let c = 0; c < 3; c++) {
     for (let y = 0; y < outHeight; y++) {
-      const s = hy.starts[y]! - rowLo;
-      const wo = y * hy.maxTaps;
-      const n = hy.counts[y]!;
+      const s = yStarts[y]! - rowLo;
+      const wo = y * yTaps;
+      const n = yCounts[y]!;
       const dst = c * outPlane + y * outWidth;
-      for (let x = 0; x < outWidth; x++) {
-        let acc = 0;
-        for (let k = 0; k < n; k++) acc += hy.weights[wo + k]! * tmp[(c * rows + s + k) * outWidth + x]!;
-        out[dst + x] = acc;
+      for (let k = 0; k < n; k++) {
+        const wk = yWeights[wo + k]!;
+        const from = (c * rows + s + k) * outWidth;
+        for (let x = 0; x < outWidth; x++) out[dst + x] += wk * tmp[from + x]!;
       }
     }
   }

@@ -6,7 +6,7 @@ import {
   homography, loadAugmentedImage, perspective, perspectiveParams, queryTransform, resizedCropParams,
   rotate, solveLinear, validateAugmentOptions, type AugmentOptions,
 } from '../../src/data/augment.ts';
-import { resizeFloat, type FloatImage } from '../../src/data/image.ts';
+import { loadImage, resizeFloat, type FloatImage } from '../../src/data/image.ts';
 import { Rng, deriveSeed } from '../../src/data/random.ts';
 
 /** Planar image from per-pixel [r, g, b] triples, row-major. */
@@ -178,10 +178,11 @@ test('seeded: same seed gives identical bytes, another seed different ones', asy
   assert.ok(bytes(second).equals(bytes(again)));
   const direct = await loadAugmentedImage(input, deriveSeed(9, 1), { size, augment: { ...ALL, jitterOrder: 'random' } });
   assert.ok(bytes(second).equals(bytes(direct)));
-  // Without augmentation the output is the plain resize (no randomness at all).
+  // Without augmentation a query is loaded exactly as a database image (no randomness at all).
   const plain1 = await loadAugmentedImage(input, 1, { size, augment: {} });
-  const plain2 = await loadAugmentedImage(input, 2, { size, augment: {} });
+  const plain2 = await loadAugmentedImage(input, 2, { size, augment: { brightness: 0 } });
   assert.ok(bytes(plain1).equals(bytes(plain2)));
+  assert.ok(bytes(plain1).equals(bytes(await loadImage(input, { size }))));
 });
 
 test('options are validated and off by default', () => {

@@ -41,11 +41,17 @@ function isBuildable(x: unknown): x is PyBuildable {
   return typeof x === 'object' && x !== null && typeof (x as PyBuildable).setState === 'function';
 }
 
+/** Unpickles one pickle that fills `bytes` (trailing bytes are ignored). */
 export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
+  return unpickleAt(bytes, 0, opts).value;
+}
+
+/** Unpickles the pickle starting at `start`; `end` is the byte after its STOP (files may hold several). */
+export function unpickleAt(bytes: Uint8Array, start: number, opts: UnpickleOptions): { value: unknown; end: number } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   const latin1 = new TextDecoder('latin1');
-  let pos = 0;
+  let pos = start;
   let stack: unknown[] = [];
   const metastack: unknown[][] = [];
   const memo = new Map<number, unknown>();
@@ -156,8 +162,8 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
       }
       case 0x95: u64(); break; // FRAME: framing is only a read-ahead hint
       case 0x2e: { // STOP
-        const result = pop();
-        return result;
+        const value = pop();
+        return { value, end: pos };
       }
       case 0x28: metastack.push(stack); stack = []; break; // MARK
       case 0x30: pop(); break; // POP

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { BYTES_PER_ELEMENT, numel, type AnyTypedArray, type DType, type HostTensor } from '../dtype.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { isLegacyPth, loadLegacyPthBytes } from './legacy.ts';
 import { unpickle, type PickleValue } from './pickle.ts';
 import { Pickler } from './pickler.ts';
 import { DTYPE_STORAGE_CLASS, findTorchGlobal, makeStorage, StorageType, type Storage } from './torch-globals.ts';
@@ -35,16 +36,19 @@ async function readBytes(path: string): Promise<Uint8Array> {
 }
 
 function notZipMessage(bytes: Uint8Array, label: string): string {
-  const isPickle = bytes.length > 1 && bytes[0] === 0x80 && bytes[1]! <= 5;
   const tar = bytes.length > 262 && new TextDecoder('latin1').decode(bytes.subarray(257, 262)) === 'ustar';
-  const what = isPickle || tar ? 'uses the legacy (pre-zip) serialization of torch < 1.6' : 'is not a PyTorch zip archive';
-  return `${label}: ${what}; vgl reads only .pth files written by torch.save with torch >= 1.6. `
-    + 'Re-save it in Python: torch.save(torch.load(old_path), new_path)';
+  if (tar) return `${label}: uses the tar-based serialization of very old torch versions; re-save it with torch >= 1.6: torch.save(torch.load(old_path), new_path)`;
+  const isPickle = bytes.length > 1 && bytes[0] === 0x80 && bytes[1]! <= 5;
+  if (isPickle) return `${label}: is a bare pickle, not a torch.save file; re-save it with torch.save (torch >= 1.6)`;
+  return `${label}: is not a PyTorch checkpoint (neither a torch.save zip archive nor the legacy torch < 1.6 format)`;
 }
 
 /** Parses a `.pth` archive held in memory. `label` (usually the path) names the file in errors. */
 export function loadPthBytes(bytes: Uint8Array, label: string, opts: LoadPthOptions = {}): PickleValue {
-  if (!looksLikeZip(bytes)) throw new Error(notZipMessage(bytes, label));
+  if (!looksLikeZip(bytes)) {
+    if (isLegacyPth(bytes)) return loadLegacyPthBytes(bytes, label, opts.intsAsBigInt);
+    throw new Error(notZipMessage(bytes, label));
+  }
   const zip = new ZipReader(bytes, label);
   const names = [...zip.entries.keys()];
   const pkl = names.filter((n) => n === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(n));
@@ -90,7 +94,8 @@ export function loadPthBytes(bytes: Uint8Array, label: string, opts: LoadPthOpti
 }
 
 /**
- * Loads a `.pth` file. Tensors → HostTensor (contiguous, row-major), dict/OrderedDict → Map,
+ * Loads a `.pth` file: the zip format of torch >= 1.6, or the legacy format of older torch.save
+ * (published weights such as older torchvision files). Tensors → HostTensor (contiguous, row-major), dict/OrderedDict → Map,
  * list → array, tuple → frozen array, int → number (bigint beyond 2^53), float → number.
  * Only whitelisted globals are accepted; anything else is refused with an error naming it.
  */

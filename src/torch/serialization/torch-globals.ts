@@ -188,8 +188,6 @@ function codecsEncode(args: unknown[]): Uint8Array {
 
 const fixed: Record<string, (args: unknown[]) => unknown> = {
   'collections.OrderedDict': orderedDict,
-  'torch._utils._rebuild_tensor_v2': (a) => rebuildTensor(a[0], a[1], a[2], a[3]),
-  'torch._utils._rebuild_tensor': (a) => rebuildTensor(a[0], a[1], a[2], a[3]),
   'torch._utils._rebuild_parameter': (a) => a[0],
   'torch._utils._rebuild_parameter_with_state': (a) => a[0],
   'torch.Size': (a) => Object.freeze(toIntList(a[0] ?? [], 'torch.Size')),
@@ -203,12 +201,24 @@ const fixed: Record<string, (args: unknown[]) => unknown> = {
   'numpy._core.multiarray.scalar': numpyScalar,
 };
 
-/** The `findGlobal` of a `.pth` unpickler. */
-export function findTorchGlobal(module: string, name: string): PyCallable | undefined {
-  if (module === 'torch' && Object.hasOwn(STORAGE_CLASS_DTYPE, name)) {
-    return new StorageType(name, STORAGE_CLASS_DTYPE[name]!);
-  }
-  const qualname = `${module}.${name}`;
-  const fn = Object.hasOwn(fixed, qualname) ? fixed[qualname] : undefined;
-  return fn ? new PyCallable(qualname, fn) : undefined;
+export type RebuildTensor = (storage: unknown, offset: unknown, size: unknown, stride: unknown) => HostTensor;
+
+/**
+ * The `findGlobal` of a `.pth` unpickler. `rebuild` builds tensors (the legacy reader defers it
+ * until the storages, which follow the pickle in those files, are read).
+ */
+export function torchGlobals(rebuild: RebuildTensor = rebuildTensor): (module: string, name: string) => PyCallable | undefined {
+  return (module, name) => {
+    if (module === 'torch' && Object.hasOwn(STORAGE_CLASS_DTYPE, name)) {
+      return new StorageType(name, STORAGE_CLASS_DTYPE[name]!);
+    }
+    const qualname = `${module}.${name}`;
+    if (qualname === 'torch._utils._rebuild_tensor_v2' || qualname === 'torch._utils._rebuild_tensor') {
+      return new PyCallable(qualname, (a) => rebuild(a[0], a[1], a[2], a[3]));
+    }
+    const fn = Object.hasOwn(fixed, qualname) ? fixed[qualname] : undefined;
+    return fn ? new PyCallable(qualname, fn) : undefined;
+  };
 }
+
+export const findTorchGlobal = torchGlobals();

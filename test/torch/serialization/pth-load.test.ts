@@ -47,8 +47,8 @@ test('loads a torchvision-layout ResNet-18 state dict (OrderedDict with _metadat
   for (const [k, e] of Object.entries(exp.tensors as Record<string, Expected>)) checkTensor(sd.get(k), e, k);
 });
 
-test('strided, sliced, permuted tensors and every dtype come back contiguous and exact', async () => {
-  const v = await loadPth(join(DIR, 'views.pth')) as Map<string, any>;
+for (const file of ['views.pth', 'legacy_views.pth']) test(`${file}: strided, sliced, permuted tensors and every dtype come back contiguous and exact`, async () => {
+  const v = await loadPth(join(DIR, file)) as Map<string, any>;
   const tensors = v.get('tensors') as Map<string, HostTensor>;
   const exp = EXPECTED['views.pth'].tensors as Record<string, Expected>;
   assert.deepEqual([...tensors.keys()], Object.keys(exp));
@@ -59,6 +59,7 @@ test('strided, sliced, permuted tensors and every dtype come back contiguous and
   // A slice is a copy: it must not alias (and pin) the larger storage it came from.
   assert.notEqual(tensors.get('slice_rows')!.data.buffer, tensors.get('base')!.data.buffer);
   assert.equal(tensors.get('bfloat16')!.dtype, 'float32', 'bfloat16 widened to float32');
+  if (file.startsWith('legacy')) return;
   assert.deepEqual([...(v.get('size') as number[])], [2, 3]);
   assert.deepEqual([...(v.get('tuple') as unknown[])], [1, 'a', null]);
   assert.ok(Object.isFrozen(v.get('tuple')));
@@ -69,8 +70,8 @@ test('strided, sliced, permuted tensors and every dtype come back contiguous and
   assert.equal(v.get('text'), 'Zürich');
 });
 
-test('unwraps a training checkpoint: state_dict, optimizer state, numpy scalar', async () => {
-  const path = join(DIR, 'checkpoint.pth');
+for (const file of ['checkpoint.pth', 'legacy_checkpoint.pth']) test(`${file}: unwraps a training checkpoint: state_dict, optimizer state, numpy scalar`, async () => {
+  const path = join(DIR, file);
   const exp = EXPECTED['checkpoint.pth'];
   const ckpt = await loadPth(path) as Map<string, any>;
   assert.equal(ckpt.get('epoch'), 3);
@@ -121,20 +122,19 @@ test('refuses a forbidden global without running it, naming the global and the f
     /whole_module\.pth.*'torch\.nn\.modules\.linear\.Linear'.*save model\.state_dict\(\)/);
 });
 
-test('legacy, non-zip, truncated and missing files give clear errors naming the file', async () => {
-  const legacy = join(DIR, 'legacy.pth');
-  await assert.rejects(loadPth(legacy), (e: Error) => {
-    assert.ok(e.message.startsWith(`${legacy}: uses the legacy (pre-zip) serialization of torch < 1.6`), e.message);
-    assert.match(e.message, /torch\.save\(torch\.load\(old_path\), new_path\)/);
-    return true;
-  });
+test('bare pickles, non-checkpoints, truncated and missing files give clear errors naming the file', async () => {
+  const bare = join(DIR, 'bare_pickle.pth');
+  await assert.rejects(loadPth(bare), new RegExp(`^Error: ${bare}: is a bare pickle, not a torch.save file`));
   const dir = mkdtempSync(join(tmpdir(), 'vgl-pth-'));
   const text = join(dir, 'notes.pth');
   writeFileSync(text, 'hello, this is not a checkpoint\n');
-  await assert.rejects(loadPth(text), new RegExp(`^Error: ${text}: is not a PyTorch zip archive`));
+  await assert.rejects(loadPth(text), new RegExp(`^Error: ${text}: is not a PyTorch checkpoint`));
   const truncated = join(dir, 'truncated.pth');
   writeFileSync(truncated, readFileSync(join(DIR, 'checkpoint.pth')).subarray(0, 3000));
   await assert.rejects(loadPth(truncated), new RegExp(`^Error: ${truncated}: .*(truncated|end-of-central-directory)`));
+  const legacyCut = join(dir, 'legacy_cut.pth');
+  writeFileSync(legacyCut, readFileSync(join(DIR, 'legacy_checkpoint.pth')).subarray(0, 2900));
+  await assert.rejects(loadPth(legacyCut), new RegExp(`^Error: ${legacyCut}: .*truncated`));
   const missing = join(dir, 'nope.pth');
   await assert.rejects(loadPth(missing), new RegExp(`^Error: ${missing}: file not found`));
 });

@@ -70,7 +70,7 @@ for (const file of ['views.pth', 'legacy_views.pth']) test(`${file}: strided, sl
   assert.equal(v.get('text'), 'Zürich');
 });
 
-for (const file of ['checkpoint.pth', 'legacy_checkpoint.pth']) test(`${file}: unwraps a training checkpoint: state_dict, optimizer state, numpy scalar`, async () => {
+for (const file of ['checkpoint.pth', 'legacy_checkpoint.pth', 'rezipped_deflate.pth']) test(`${file}: unwraps a training checkpoint: state_dict, optimizer state, numpy scalar`, async () => {
   const path = join(DIR, file);
   const exp = EXPECTED['checkpoint.pth'];
   const ckpt = await loadPth(path) as Map<string, any>;

@@ -5,7 +5,7 @@
 import type { HostTensor } from '../dtype.ts';
 import { BYTES_PER_ELEMENT } from '../dtype.ts';
 import { unpickleAt, type PickleValue, type UnpickleOptions } from './pickle.ts';
-import { makeStorage, rebuildTensor, StorageType, torchGlobals, type Storage } from './torch-globals.ts';
+import { makeStorage, rebuildTensor, refusedTorchGlobalHint, StorageType, torchGlobals, type Storage } from './torch-globals.ts';
 
 const MAGIC = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
@@ -64,7 +64,7 @@ export function loadLegacyPthBytes(bytes: Uint8Array, label: string, intsAsBigIn
     findGlobal: torchGlobals(deferredRebuild),
     persistentLoad,
     intsAsBigInt,
-    refusedGlobalHint: 'if this file pickles a whole model or custom objects, save model.state_dict() with torch.save instead',
+    refusedGlobalHint: refusedTorchGlobalHint(false),
   };
   const plain: UnpickleOptions = { label, findGlobal: () => undefined };
 

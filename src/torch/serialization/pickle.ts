@@ -34,7 +34,7 @@ export interface UnpickleOptions {
   /** Return every Python int as bigint (exact round trips). Default: number when safe. */
   intsAsBigInt?: boolean;
   /** Extra hint appended to the error for a refused global. */
-  refusedGlobalHint?: string;
+  refusedGlobalHint?: (module: string, name: string) => string;
 }
 
 function isBuildable(x: unknown): x is PyBuildable {
@@ -119,7 +119,7 @@ export function unpickleAt(bytes: Uint8Array, start: number, opts: UnpickleOptio
     const g = opts.findGlobal(module, name);
     if (!g) {
       fail(`refusing to load global '${module}.${name}': only tensors and plain containers are allowed`
-        + (opts.refusedGlobalHint ? ` (${opts.refusedGlobalHint})` : ''));
+        + (opts.refusedGlobalHint ? ` (${opts.refusedGlobalHint(module, name)})` : ''));
     }
     return g!;
   };

@@ -1,5 +1,6 @@
 // Protocol-2 pickle writer: the opcode emitters that `savePth` drives. Protocol 2 is what
 // `torch.save` itself writes, so every torch version (and Python's pickle) reads the result.
+// (No `bytes` emitter: Python 3 bytes in protocol 2 need `_codecs.encode`; nothing here saves them.)
 
 export class Pickler {
   private buf = new Uint8Array(1024);
@@ -77,7 +78,7 @@ export class Pickler {
     this.raw(b);
   }
 
-  /** Python 3 `bytes` in protocol 2 would need `_codecs.encode`; we do not write them. */
+  /** A module-level name (class or function) by reference. */
   global(module: string, name: string): void {
     if (/[\n]/.test(module + name)) throw new Error(`bad global name ${module}.${name}`);
     this.byte(0x63);

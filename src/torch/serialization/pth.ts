@@ -6,7 +6,7 @@ import { writeFileAtomic } from './atomic.ts';
 import { isLegacyPth, loadLegacyPthBytes } from './legacy.ts';
 import { unpickle, type PickleValue } from './pickle.ts';
 import { Pickler } from './pickler.ts';
-import { DTYPE_STORAGE_CLASS, findTorchGlobal, makeStorage, StorageType, type Storage } from './torch-globals.ts';
+import { DTYPE_STORAGE_CLASS, findTorchGlobal, makeStorage, refusedTorchGlobalHint, StorageType, type Storage } from './torch-globals.ts';
 import { looksLikeZip, ZipReader, ZipWriter } from './zip.ts';
 
 export interface LoadPthOptions {
@@ -87,9 +87,7 @@ export function loadPthBytes(bytes: Uint8Array, label: string, opts: LoadPthOpti
     findGlobal: findTorchGlobal,
     persistentLoad,
     intsAsBigInt: opts.intsAsBigInt,
-    refusedGlobalHint: torchScript
-      ? 'this is a TorchScript archive (torch.jit.save); save model.state_dict() with torch.save instead'
-      : 'if this file pickles a whole model or custom objects, save model.state_dict() with torch.save instead',
+    refusedGlobalHint: refusedTorchGlobalHint(torchScript),
   }) as PickleValue;
 }
 

@@ -222,3 +222,17 @@ export function torchGlobals(rebuild: RebuildTensor = rebuildTensor): (module: s
 }
 
 export const findTorchGlobal = torchGlobals();
+
+/** Why a global was refused, in words a user can act on. */
+export function refusedTorchGlobalHint(torchScript: boolean): (module: string, name: string) => string {
+  return (module, name) => {
+    if (torchScript) return 'this is a TorchScript archive (torch.jit.save); save model.state_dict() with torch.save instead';
+    if (module === 'torch' && name.endsWith('Storage')) {
+      return `tensors of element type ${name.slice(0, -'Storage'.length)} are not supported; convert them (e.g. .float()) before saving`;
+    }
+    if (module === 'torch._utils' && name.startsWith('_rebuild_')) {
+      return 'only dense CPU-layout tensors are supported (no sparse, quantized or nested tensors)';
+    }
+    return 'if this file pickles a whole model or custom objects, save model.state_dict() with torch.save instead';
+  };
+}

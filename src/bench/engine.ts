@@ -1,0 +1,42 @@
+// `vgl bench engine`: the engine against PyTorch on the same machine, in one run. Workload: ResNet-18
+// layer3 on the conv3 map of a 480x640 image (1x128x60x80): Adam training step, and inference forward.
+import { fileURLToPath } from 'node:url';
+import * as torch from '../torch/index.ts';
+import { optim, nn } from '../torch/index.ts';
+import { BasicBlock } from '../models/resnet.ts';
+import { medianMs, runReference, ratio } from './timing.ts';
+
+export interface EngineBench {
+  threads: number;
+  vgl: { train_ms: number; forward_ms: number };
+  pytorch: { train_ms: number; forward_ms: number; torch: string };
+  ratio: { train: number; forward: number };
+}
+
+export function benchEngine(iters = 10): EngineBench {
+  const threads = torch.getNumThreads();
+  const reference = runReference<{ train_ms: number; forward_ms: number; torch: string }>(
+    fileURLToPath(new URL('./reference/engine.py', import.meta.url)), [String(threads), String(iters)]);
+
+  torch.manualSeed(0);
+  const layer = new nn.Sequential(new BasicBlock(128, 256, 2), new BasicBlock(256, 256, 1));
+  const opt = new optim.Adam(layer.parameters(), { lr: 1e-5 });
+  const x = torch.keep(torch.randn([1, 128, 60, 80]));
+  layer.train();
+  const train = medianMs(() => torch.tidy(() => {
+    opt.zeroGrad();
+    layer.forward(x).pow(2).mean().backward();
+    opt.step();
+  }), iters);
+  layer.eval();
+  const forward = medianMs(() => torch.tidy(() => torch.inferenceMode(() => { layer.forward(x); })), iters);
+  opt.dispose();
+  layer.dispose();
+  x.dispose();
+  return {
+    threads,
+    vgl: { train_ms: train, forward_ms: forward },
+    pytorch: reference,
+    ratio: { train: ratio(train, reference.train_ms), forward: ratio(forward, reference.forward_ms) },
+  };
+}

@@ -1,0 +1,23 @@
+// `vgl`: the command line. Each command lives in commands/<name>.ts and validates its own flags;
+// the engine (libtorch addon) is imported lazily so data commands run without it.
+import { Command } from 'commander';
+import * as synth from './commands/synth.ts';
+import * as importCmd from './commands/import.ts';
+import * as dataset from './commands/dataset.ts';
+import * as bench from './commands/bench.ts';
+import * as demo from './commands/demo.ts';
+
+const program = new Command('vgl')
+  .description('visual geo-localization: train and evaluate place-recognition models on libtorch')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+for (const c of [synth, importCmd, dataset, demo, bench]) c.register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (process.env.VGL_DEBUG) throw e;
+  console.error(`vgl: ${(e as Error).message}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,121 @@
+// ResNet-18/50 with torchvision's module names (conv1, bn1, layer1.0.conv1, layer2.0.downsample.0, ...)
+// so ImageNet `.pth` state dicts load by name. `depth` cuts the trunk: 'conv4' ends after layer3,
+// 'conv5' after layer4 (the heads of place recognition replace avgpool + fc).
+import { nn, tidy, Tensor } from '../torch/index.ts';
+
+const conv3x3 = (cin: number, cout: number, stride = 1): nn.Conv2d =>
+  new nn.Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
+const conv1x1 = (cin: number, cout: number, stride = 1): nn.Conv2d =>
+  new nn.Conv2d(cin, cout, 1, { stride, bias: false });
+
+function downsample(cin: number, cout: number, stride: number): nn.Sequential | null {
+  return stride !== 1 || cin !== cout ? new nn.Sequential(conv1x1(cin, cout, stride), new nn.BatchNorm2d(cout)) : null;
+}
+
+export class BasicBlock extends nn.Module {
+  static readonly expansion = 1;
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.BatchNorm2d;
+  readonly conv2: nn.Conv2d;
+  readonly bn2: nn.BatchNorm2d;
+  readonly downsample: nn.Sequential | null;
+  constructor(cin: number, planes: number, stride = 1) {
+    super();
+    this.conv1 = this.module('conv1', conv3x3(cin, planes, stride));
+    this.bn1 = this.module('bn1', new nn.BatchNorm2d(planes));
+    this.conv2 = this.module('conv2', conv3x3(planes, planes));
+    this.bn2 = this.module('bn2', new nn.BatchNorm2d(planes));
+    const ds = downsample(cin, planes, stride);
+    this.downsample = ds && this.module('downsample', ds);
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu()));
+      const identity = this.downsample ? this.downsample.forward(x) : x;
+      return out.add(identity).relu();
+    });
+  }
+}
+
+export class Bottleneck extends nn.Module {
+  static readonly expansion = 4;
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.BatchNorm2d;
+  readonly conv2: nn.Conv2d;
+  readonly bn2: nn.BatchNorm2d;
+  readonly conv3: nn.Conv2d;
+  readonly bn3: nn.BatchNorm2d;
+  readonly downsample: nn.Sequential | null;
+  constructor(cin: number, planes: number, stride = 1) {
+    super();
+    const cout = planes * Bottleneck.expansion;
+    this.conv1 = this.module('conv1', conv1x1(cin, planes));
+    this.bn1 = this.module('bn1', new nn.BatchNorm2d(planes));
+    this.conv2 = this.module('conv2', conv3x3(planes, planes, stride)); // stride on the 3x3 (torchvision "v1.5")
+    this.bn2 = this.module('bn2', new nn.BatchNorm2d(planes));
+    this.conv3 = this.module('conv3', conv1x1(planes, cout));
+    this.bn3 = this.module('bn3', new nn.BatchNorm2d(cout));
+    const ds = downsample(cin, cout, stride);
+    this.downsample = ds && this.module('downsample', ds);
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      let out = this.bn1.forward(this.conv1.forward(x)).relu();
+      out = this.bn2.forward(this.conv2.forward(out)).relu();
+      out = this.bn3.forward(this.conv3.forward(out));
+      const identity = this.downsample ? this.downsample.forward(x) : x;
+      return out.add(identity).relu();
+    });
+  }
+}
+
+export type ResNetName = 'resnet18' | 'resnet50';
+export type Cut = 'conv4' | 'conv5';
+const LAYERS: Record<ResNetName, { block: typeof BasicBlock | typeof Bottleneck; counts: number[] }> = {
+  resnet18: { block: BasicBlock, counts: [2, 2, 2, 2] },
+  resnet50: { block: Bottleneck, counts: [3, 4, 6, 3] },
+};
+
+/** A stage of blocks (torchvision's `_make_layer`). */
+export function makeLayer(block: typeof BasicBlock | typeof Bottleneck, cin: number, planes: number, count: number, stride: number): nn.Sequential {
+  const blocks: nn.Module[] = [new block(cin, planes, stride)];
+  for (let i = 1; i < count; i++) blocks.push(new block(planes * block.expansion, planes));
+  return new nn.Sequential(...blocks);
+}
+
+/** The ResNet trunk up to layer3 (conv4) or layer4 (conv5), torchvision-initialised. */
+export class ResNetTrunk extends nn.Module {
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.BatchNorm2d;
+  readonly maxpool = new nn.MaxPool2d(3, { stride: 2, padding: 1 });
+  readonly layers: nn.Sequential[] = [];
+  readonly outChannels: number;
+  constructor(readonly arch: ResNetName, readonly cut: Cut, options: { widths?: number[] } = {}) {
+    super();
+    const { block, counts } = LAYERS[arch];
+    const widths = options.widths ?? [64, 128, 256, 512];
+    this.conv1 = this.module('conv1', new nn.Conv2d(3, widths[0], 7, { stride: 2, padding: 3, bias: false }));
+    this.bn1 = this.module('bn1', new nn.BatchNorm2d(widths[0]));
+    const stages = cut === 'conv4' ? 3 : 4;
+    let cin = widths[0];
+    for (let i = 0; i < stages; i++) {
+      this.layers.push(this.module(`layer${i + 1}`, makeLayer(block, cin, widths[i], counts[i], i === 0 ? 1 : 2)));
+      cin = widths[i] * block.expansion;
+    }
+    this.outChannels = cin;
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof nn.Conv2d) nn.init.kaimingNormalFanOut_(m.weight);
+    }
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      let y = this.maxpool.forward(this.bn1.forward(this.conv1.forward(x)).relu());
+      for (const layer of this.layers) y = layer.forward(y);
+      return y;
+    });
+  }
+  /** Modules frozen by the reference recipe: conv1, bn1, layer1, layer2 (only layer3+ train). */
+  frozenPrefixes(): string[] {
+    return ['conv1', 'bn1', 'layer1', 'layer2'];
+  }
+}

@@ -97,7 +97,7 @@ const CITY: Architecture = {
   setback: [0, 0],
   sideGap: [0, 0],
   emptyLot: 0.06,
-  facadeCount: 14,
+  facadeCount: 20,
   streetTrees: 0.012,
   lotTrees: 0,
   lamps: 0.03,

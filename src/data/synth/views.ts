@@ -104,10 +104,11 @@ export function queryViews(city: City, d: District, ps: Place[], opts: ViewOptio
     if (Math.hypot(x - p.x, y - p.y) > opts.queryOffset) continue;
     const camera: Camera = {
       x, y,
-      heading: rng.range(0, 360),
-      height: rng.range(1.5, 2.6),
-      fov: opts.fov * rng.range(0.85, 1.15),
-      pitch: rng.range(-5, 7),
+      // Near one of the database headings of the place, jittered by up to ±HEADING_JITTER degrees.
+      heading: (p.streetHeading + (360 * rng.int(0, opts.headings - 1)) / opts.headings + rng.range(-1, 1) * HEADING_JITTER + 360) % 360,
+      height: rng.range(1.8, 2.7),
+      fov: opts.fov * rng.range(0.9, 1.1),
+      pitch: rng.range(-3, 4),
     };
     const { conditions, note } = queryConditions(city, rng);
     const occluders = traffic(city, camera, rng, hash2(city.seed, 0x51ed + out.length));
@@ -127,14 +128,14 @@ function lerp(a: RGB, b: RGB, t: number): RGB {
 function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: string } {
   const c: Conditions = { ...DATABASE_CONDITIONS, foliage: city.arch.foliage, cloudSeed: rng.range(0, 1000) };
   const parts: string[] = [];
-  const time = rng.pick(['morning', 'noon', 'afternoon', 'overcast', 'dusk', 'night'] as const);
+  const time = rng.pick(['morning', 'morning', 'noon', 'noon', 'noon', 'afternoon', 'afternoon', 'overcast', 'overcast', 'dusk', 'night'] as const);
   parts.push(time);
   c.sunAzimuth = rng.range(0, 360);
   switch (time) {
     case 'morning':
     case 'afternoon':
-      c.sunElevation = rng.range(12, 35); c.sun = rng.range(0.45, 0.7); c.ambient = rng.range(0.45, 0.65);
-      c.light = [1.05, 0.97, 0.86]; c.skyZenith = [84, 128, 196]; c.skyHorizon = [222, 210, 190];
+      c.sunElevation = rng.range(12, 35); c.sun = rng.range(0.35, 0.55); c.ambient = rng.range(0.55, 0.72);
+      c.light = [1.04, 0.98, 0.9]; c.skyZenith = [84, 128, 196]; c.skyHorizon = [222, 210, 190];
       c.clouds = rng.range(0, 0.5);
       break;
     case 'noon':
@@ -157,8 +158,8 @@ function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: 
       break;
   }
   c.fogColour = lerp(c.skyHorizon, [200, 200, 200], 0.5);
-  if (rng.chance(0.35)) {
-    c.fogDensity = rng.range(0.008, 0.035);
+  if (rng.chance(0.25)) {
+    c.fogDensity = rng.range(0.006, 0.025);
     parts.push('fog');
   } else {
     c.fogDensity = rng.range(0.002, 0.006);
@@ -175,12 +176,15 @@ function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: 
   return { conditions: c, note: parts.join('-') };
 }
 
+/** Largest difference between a query's heading and the nearest database heading of its place. */
+const HEADING_JITTER = 15;
+
 const CAR_COLOURS: RGB[] = [[180, 30, 30], [30, 40, 120], [220, 220, 220], [30, 30, 32], [120, 120, 124], [200, 160, 40], [40, 100, 60]];
 
 /** Cars on the road and people on the sidewalk in front of the query camera. */
 function traffic(city: City, cam: Camera, rng: Rng, seed: number): Sprite[] {
   const out: Sprite[] = [];
-  const nCars = rng.int(0, 3), nPeople = rng.int(0, 4);
+  const nCars = rng.int(0, 2), nPeople = rng.int(0, 3);
   const h = (cam.heading * Math.PI) / 180;
   const fwd = [Math.sin(h), Math.cos(h)] as const, right = [Math.cos(h), -Math.sin(h)] as const;
   const tanHalf = Math.tan((cam.fov * Math.PI) / 360);

@@ -1,0 +1,30 @@
+// The two halves of a place-recognition network and the contracts between them.
+// A backbone maps images [B, 3, H, W] to a local feature map [B, C, h, w]; an aggregation head maps
+// that map to one global descriptor per image [B, D] (L2-normalised by the network).
+import type { nn, Tensor } from '../torch/index.ts';
+
+export interface Backbone extends nn.Module {
+  forward(images: Tensor): Tensor;
+  /** Channels C of the feature map. */
+  readonly outChannels: number;
+  /** Freezes the layers the reference keeps fixed (requires_grad off, frozen BatchNorm in eval). */
+  freezeReference(): void;
+  /** How input pixels are expected: ImageNet mean/std, or scaled to [-1, 1] (Keras MobileNetV2). */
+  readonly inputNormalization: 'imagenet' | 'minus-one-one';
+}
+
+export interface AggregationHead extends nn.Module {
+  forward(features: Tensor): Tensor;
+  /** Descriptor dimension D for the channel count given at construction. */
+  readonly dim: number;
+}
+
+/** Heads that need data before training (NetVLAD's clusters) implement this. */
+export interface DataInitialisedHead extends AggregationHead {
+  /** Initialises from local descriptors [N, C] sampled from training images. */
+  initFromDescriptors(descriptors: Tensor, seed: number): void;
+}
+
+export function isDataInitialised(h: AggregationHead): h is DataInitialisedHead {
+  return typeof (h as DataInitialisedHead).initFromDescriptors === 'function';
+}

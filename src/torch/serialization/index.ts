@@ -2,7 +2,9 @@
 // atomic file writes.
 export { writeFileAtomic, writeFileAtomicSync, type FileContents } from './atomic.ts';
 export { PyCallable, unpickle, UnpicklingError, type PickleValue, type UnpickleOptions } from './pickle.ts';
-export { encodePth, isHostTensor, loadPth, loadPthBytes, savePth, tuple, type LoadPthOptions, type SaveValue } from './pth.ts';
+export { isHostTensor } from './host-tensor.ts';
+export { loadPth, loadPthBytes, type LoadPthOptions } from './pth.ts';
+export { encodePth, savePth, tuple, type SaveValue } from './pth-save.ts';
 export { findStateDict, loadStateDict, STATE_DICT_KEYS } from './state-dict.ts';
 export { loadTfjsLayersModel, type TfjsLayersModel } from './tfjs.ts';
 export { halfArrayToFloat32, halfToFloat } from './half.ts';

@@ -1,7 +1,8 @@
 // Finding the model's state dict inside the usual checkpoint shapes.
 import type { HostTensor } from '../dtype.ts';
 import type { PickleValue } from './pickle.ts';
-import { isHostTensor, loadPth } from './pth.ts';
+import { isHostTensor } from './host-tensor.ts';
+import { loadPth } from './pth.ts';
 
 /** Checkpoint keys that hold the model's weights, in the order they are tried. */
 export const STATE_DICT_KEYS = ['state_dict', 'model_state_dict', 'model'] as const;

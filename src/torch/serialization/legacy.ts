@@ -10,11 +10,14 @@ import { makeStorage, rebuildTensor, refusedTorchGlobalHint, StorageType, torchG
 const MAGIC = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
 
-/** True when the bytes start with the pickled legacy magic number. */
+/** True when the bytes start with the pickled legacy magic number (any pickle protocol). */
 export function isLegacyPth(bytes: Uint8Array): boolean {
-  // PROTO 2, LONG1 of 10 bytes, then the magic number little-endian.
-  const head = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
-  return bytes.length >= head.length && head.every((b, i) => bytes[i] === b);
+  if (bytes.length < 2 || bytes[0] !== 0x80) return false;
+  try {
+    return unpickleAt(bytes.subarray(0, 64), 0, { label: '', findGlobal: () => undefined }).value === MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 interface PendingStorage {

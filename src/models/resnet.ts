@@ -1,7 +1,7 @@
 // ResNet-18/50 with torchvision's module names (conv1, bn1, layer1.0.conv1, layer2.0.downsample.0, ...)
 // so ImageNet `.pth` state dicts load by name. `depth` cuts the trunk: 'conv4' ends after layer3,
 // 'conv5' after layer4 (the heads of place recognition replace avgpool + fc).
-import { nn, tidy, Tensor } from '../torch/index.ts';
+import { nn, tidy, Tensor, loadStateDict, type LoadReport, type HostTensor } from '../torch/index.ts';
 
 const conv3x3 = (cin: number, cout: number, stride = 1): nn.Conv2d =>
   new nn.Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
@@ -118,4 +118,15 @@ export class ResNetTrunk extends nn.Module {
   frozenPrefixes(): string[] {
     return ['conv1', 'bn1', 'layer1', 'layer2'];
   }
+}
+
+/**
+ * Loads an ImageNet (torchvision) ResNet state dict into a trunk. Keys of the parts the cut removes
+ * (`fc.*`, and `layer4.*` for conv4) are expected and skipped; anything else missing, unexpected or
+ * of the wrong shape is an error naming the file.
+ */
+export function loadResNetWeights(trunk: ResNetTrunk, weights: Map<string, HostTensor>, source: string): LoadReport {
+  const skipped = trunk.cut === 'conv4' ? ['fc.', 'layer4.'] : ['fc.'];
+  const kept = new Map([...weights].filter(([k]) => !skipped.some((p) => k.startsWith(p))));
+  return loadStateDict(trunk, kept, { source });
 }

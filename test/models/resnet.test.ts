@@ -1,0 +1,74 @@
+// ResNet trunk against PyTorch: a torchvision-layout state dict written by PyTorch
+// (scripts/fixtures/make_resnet_fixture.py) loads by name and gives the same conv4 feature map.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as torch from '../../src/torch/index.ts';
+import { loadStateDict as readStateDict } from '../../src/torch/serialization/index.ts';
+import { ResNetTrunk, loadResNetWeights } from '../../src/models/resnet.ts';
+
+const dir = new URL('../fixtures/resnet/', import.meta.url);
+const fixture = JSON.parse(readFileSync(new URL('resnet18_narrow.json', dir), 'utf8')) as {
+  widths: number[]; input: { shape: number[]; data: number[] }; conv4: { shape: number[]; data: number[] };
+  conv5: { shape: number[]; sum: number; abs_sum: number }; keys: string[];
+};
+const pth = new URL('resnet18_narrow.pth', dir).pathname;
+
+test('ResNet-18 parameter names equal torchvision\'s (trunk keys are a prefix-filtered subset)', () => {
+  const trunk = new ResNetTrunk('resnet18', 'conv5', { widths: fixture.widths });
+  const expected = fixture.keys.filter((k) => !k.startsWith('fc.'));
+  assert.deepEqual([...trunk.stateDict().keys()], expected);
+  trunk.dispose();
+});
+
+test('ResNet-18 conv4 with PyTorch weights reproduces PyTorch\'s feature map (1e-4)', async () => {
+  const trunk = new ResNetTrunk('resnet18', 'conv4', { widths: fixture.widths }).eval();
+  const report = loadResNetWeights(trunk, await readStateDict(pth), pth);
+  assert.equal(report.loaded.length, trunk.stateDict().size);
+  torch.tidy(() => {
+    const x = torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape);
+    const y = torch.inferenceMode(() => trunk.forward(x));
+    assert.deepEqual(y.shape, fixture.conv4.shape);
+    const got = y.toFloat32Array();
+    let worst = 0;
+    fixture.conv4.data.forEach((v, i) => { worst = Math.max(worst, Math.abs(got[i] - v)); });
+    assert.ok(worst < 1e-4, `max abs difference ${worst}`);
+  });
+  trunk.dispose();
+});
+
+test('ResNet-18 conv5 cut matches PyTorch too', async () => {
+  const trunk = new ResNetTrunk('resnet18', 'conv5', { widths: fixture.widths }).eval();
+  loadResNetWeights(trunk, await readStateDict(pth), pth);
+  torch.tidy(() => {
+    const y = torch.noGrad(() => trunk.forward(torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape)));
+    assert.deepEqual(y.shape, fixture.conv5.shape);
+    assert.ok(Math.abs(y.sum().item() - fixture.conv5.sum) < 1e-3);
+    assert.ok(Math.abs(y.abs().sum().item() - fixture.conv5.abs_sum) < 1e-3);
+  });
+  trunk.dispose();
+});
+
+test('a state dict for another width is refused with the file and the mismatched keys', async () => {
+  const trunk = new ResNetTrunk('resnet18', 'conv4', { widths: [8, 16, 32, 64] });
+  const weights = await readStateDict(pth);
+  assert.throws(() => loadResNetWeights(trunk, weights, pth), (e: Error) => {
+    assert.ok(e.message.includes('resnet18_narrow.pth'));
+    assert.match(e.message, /layer3\.0\.conv1\.weight: model \[32,16,3,3\] vs file \[24,16,3,3\]/);
+    return true;
+  });
+  trunk.dispose();
+});
+
+test('ResNet-50 conv4 has 1024 channels and the bottleneck names', () => {
+  const trunk = new ResNetTrunk('resnet50', 'conv4', { widths: [4, 8, 16, 32] });
+  assert.equal(trunk.outChannels, 64);
+  const keys = [...trunk.stateDict().keys()];
+  assert.ok(keys.includes('layer3.5.conv3.weight') && keys.includes('layer1.0.downsample.1.running_var'));
+  assert.ok(!keys.some((k) => k.startsWith('layer4')));
+  torch.tidy(() => assert.deepEqual(torch.noGrad(() => trunk.eval().forward(torch.rand([1, 3, 64, 64]))).shape, [1, 64, 4, 4]));
+  trunk.dispose();
+  const full = new ResNetTrunk('resnet50', 'conv4');
+  assert.equal(full.outChannels, 1024);
+  full.dispose();
+});

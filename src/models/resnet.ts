@@ -2,6 +2,7 @@
 // so ImageNet `.pth` state dicts load by name. `depth` cuts the trunk: 'conv4' ends after layer3,
 // 'conv5' after layer4 (the heads of place recognition replace avgpool + fc).
 import { nn, tidy, Tensor, loadStateDict, type LoadReport, type HostTensor } from '../torch/index.ts';
+import { freezeModules, type Backbone } from './types.ts';
 
 const conv3x3 = (cin: number, cout: number, stride = 1): nn.Conv2d =>
   new nn.Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
@@ -84,7 +85,8 @@ export function makeLayer(block: typeof BasicBlock | typeof Bottleneck, cin: num
 }
 
 /** The ResNet trunk up to layer3 (conv4) or layer4 (conv5), torchvision-initialised. */
-export class ResNetTrunk extends nn.Module {
+export class ResNetTrunk extends nn.Module implements Backbone {
+  readonly inputNormalization = 'imagenet' as const;
   readonly conv1: nn.Conv2d;
   readonly bn1: nn.BatchNorm2d;
   readonly maxpool = new nn.MaxPool2d(3, { stride: 2, padding: 1 });
@@ -114,9 +116,9 @@ export class ResNetTrunk extends nn.Module {
       return y;
     });
   }
-  /** Modules frozen by the reference recipe: conv1, bn1, layer1, layer2 (only layer3+ train). */
-  frozenPrefixes(): string[] {
-    return ['conv1', 'bn1', 'layer1', 'layer2'];
+  /** The reference recipe trains layer3 (and layer4) only: conv1, bn1, layer1, layer2 are frozen. */
+  freezeReference(): void {
+    freezeModules([this.conv1, this.bn1, this.layers[0], this.layers[1]]);
   }
 }
 

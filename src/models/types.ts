@@ -1,7 +1,7 @@
 // The two halves of a place-recognition network and the contracts between them.
 // A backbone maps images [B, 3, H, W] to a local feature map [B, C, h, w]; an aggregation head maps
 // that map to one global descriptor per image [B, D] (L2-normalised by the network).
-import type { nn, Tensor } from '../torch/index.ts';
+import { nn, type Tensor } from '../torch/index.ts';
 
 export interface Backbone extends nn.Module {
   forward(images: Tensor): Tensor;
@@ -27,4 +27,17 @@ export interface DataInitialisedHead extends AggregationHead {
 
 export function isDataInitialised(h: AggregationHead): h is DataInitialisedHead {
   return typeof (h as DataInitialisedHead).initFromDescriptors === 'function';
+}
+
+/** Stops training of these modules: parameters stop requiring grad, BatchNorm keeps running statistics. */
+export function freezeModules(modules: nn.Module[]): void {
+  for (const m of modules) {
+    m.requiresGrad_(false);
+    for (const [, sub] of m.namedModules()) {
+      if (sub instanceof nn.BatchNorm2d) {
+        sub.frozen = true;
+        sub.training = false;
+      }
+    }
+  }
 }

@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as torch from '../../src/torch/index.ts';
+import { searchExact, neighboursOf } from '../../src/eval/search.ts';
+
+/** Deterministic uniform numbers (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomRows(n: number, dim: number, rand: () => number, unit: boolean): Float32Array {
+  const a = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += (a[i * dim + j] = rand() * 2 - 1) ** 2;
+    if (unit) for (let j = 0; j < dim; j++) a[i * dim + j] /= Math.sqrt(s);
+  }
+  return a;
+}
+
+/** Every L2 distance in float64, sorted by (distance, index): the answer a stable full sort gives. */
+function bruteForce(db: Float32Array, qs: Float32Array, dim: number, k: number): { indices: number[][]; distances: number[][] } {
+  const n = db.length / dim, m = qs.length / dim;
+  const indices: number[][] = [], distances: number[][] = [];
+  for (let q = 0; q < m; q++) {
+    const d = Array.from({ length: n }, (_, i) => {
+      let s = 0;
+      for (let j = 0; j < dim; j++) s += (qs[q * dim + j] - db[i * dim + j]) ** 2;
+      return Math.sqrt(s);
+    });
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[a] - d[b] || a - b).slice(0, k);
+    indices.push(order);
+    distances.push(order.map((i) => d[i]));
+  }
+  return { indices, distances };
+}
+
+function run(db: Float32Array, qs: Float32Array, dim: number, options: Parameters<typeof searchExact>[2]) {
+  return torch.tidy(() => searchExact(torch.tensor(db, [db.length / dim, dim]), torch.tensor(qs, [qs.length / dim, dim]), options));
+}
+
+test('blocked search equals brute force on random unit vectors (both metrics, blocks that split the data unevenly)', () => {
+  const rand = rng(3);
+  const dim = 24, db = randomRows(301, dim, rand, true), qs = randomRows(53, dim, rand, true);
+  const expected = bruteForce(db, qs, dim, 10);
+  for (const metric of ['unit', 'l2'] as const) {
+    for (const [queryBlock, databaseBlock] of [[7, 64], [1024, 8192], [53, 5]]) {
+      const got = run(db, qs, dim, { k: 10, metric, queryBlock, databaseBlock });
+      assert.equal(got.k, 10);
+      for (let q = 0; q < 53; q++) {
+        const row = neighboursOf(got, q);
+        const want = expected.distances[q];
+        for (let r = 0; r < 10; r++) assert.ok(Math.abs(row.distances[r] - want[r]) < 1e-5, `q${q} r${r}: ${row.distances[r]} vs ${want[r]}`);
+        // Indices agree wherever float32 rounding cannot reorder (neighbouring distances 1e-5 apart).
+        for (let r = 0; r < 10; r++) {
+          const gapBefore = r === 0 ? Infinity : want[r] - want[r - 1];
+          const gapAfter = r === 9 ? Infinity : want[r + 1] - want[r];
+          if (gapBefore > 1e-5 && gapAfter > 1e-5) assert.equal(row.indices[r], expected.indices[q][r], `${metric} q${q} r${r}`);
+        }
+      }
+    }
+  }
+});
+
+test('general L2 metric on vectors of any length equals brute force', () => {
+  const rand = rng(11);
+  const dim = 16, db = randomRows(120, dim, rand, false), qs = randomRows(30, dim, rand, false);
+  for (let i = 0; i < db.length; i++) db[i] *= 1 + (i % 7); // varied norms: the 'unit' shortcut would rank these wrongly
+  const expected = bruteForce(db, qs, dim, 5);
+  const got = run(db, qs, dim, { k: 5, queryBlock: 8, databaseBlock: 50 });
+  assert.deepEqual(Array.from({ length: 30 }, (_, q) => Array.from(neighboursOf(got, q).indices)), expected.indices);
+  for (let q = 0; q < 30; q++) {
+    for (let r = 0; r < 5; r++) assert.ok(Math.abs(got.distances[q * 5 + r] - expected.distances[q][r]) < 1e-4);
+  }
+});
+
+test('ties: lists sorted by distance then database index, also when ties straddle the k-th place and blocks', () => {
+  // Small integers: every product and sum is exact in float32, so equal distances are exactly equal.
+  const rand = rng(5);
+  const dim = 3;
+  const db = Float32Array.from({ length: 40 * dim }, () => Math.floor(rand() * 3));
+  const qs = Float32Array.from({ length: 25 * dim }, () => Math.floor(rand() * 3));
+  const expected = bruteForce(db, qs, dim, 6);
+  // The case must really hold ties at the cut: the 6th and 7th nearest at the same distance.
+  const full = bruteForce(db, qs, dim, 7);
+  assert.ok(full.distances.filter((d) => d[5] === d[6]).length >= 5, 'needs queries tied across the k-th place');
+  for (const [queryBlock, databaseBlock] of [[4, 3], [25, 40], [1, 7]]) {
+    const got = run(db, qs, dim, { k: 6, queryBlock, databaseBlock });
+    assert.deepEqual(Array.from({ length: 25 }, (_, q) => Array.from(neighboursOf(got, q).indices)), expected.indices, `blocks ${queryBlock}x${databaseBlock}`);
+    assert.deepEqual(Array.from({ length: 25 }, (_, q) => Array.from(neighboursOf(got, q).distances)),
+      expected.distances.map((r) => r.map((d) => Math.fround(d))));
+  }
+});
+
+test('k is capped at the database size; empty queries; progress; errors name the fault', () => {
+  const rand = rng(9);
+  const db = randomRows(4, 8, rand, true), qs = randomRows(3, 8, rand, true);
+  const calls: number[] = [];
+  const got = run(db, qs, 8, { k: 20, queryBlock: 2, onProgress: (done) => calls.push(done) });
+  assert.equal(got.k, 4);
+  assert.deepEqual(calls, [2, 3]);
+  for (let q = 0; q < 3; q++) assert.deepEqual(Array.from(neighboursOf(got, q).indices).sort(), [0, 1, 2, 3]);
+  assert.equal(run(db, new Float32Array(0), 8, { k: 2 }).count, 0);
+  assert.throws(() => torch.tidy(() => searchExact(torch.tensor(db, [4, 8]), torch.tensor(qs.subarray(0, 12), [3, 4]), { k: 1 })), /database descriptors have 8 dims but queries have 4/);
+  assert.throws(() => run(db, qs, 8, { k: 0 }), /k must be a positive integer, got 0/);
+});

@@ -250,8 +250,12 @@ export async function loadImage(input: ImageInput, options: ImageOptions = {}): 
   }
 }
 
-/** Bilinear (triangle) filter taps along one axis; antialiased when shrinking, as PIL and torch do. */
-function axisTaps(inSize: number, outSize: number, inOffset: number, inLength: number) {
+/**
+ * Bilinear (triangle) filter taps along one axis over the span [inOffset, inOffset + inLength);
+ * antialiased when shrinking, as PIL and torch do. Taps stay inside the span, so a crop is resized
+ * as if it had been cut out first (its edges are clamped, no bleeding from outside).
+ */
+function axisTaps(outSize: number, inOffset: number, inLength: number) {
   const scale = inLength / outSize;
   const support = Math.max(scale, 1);
   const starts = new Int32Array(outSize);
@@ -260,8 +264,8 @@ function axisTaps(inSize: number, outSize: number, inOffset: number, inLength: n
   const weights = new Float32Array(outSize * maxTaps);
   for (let i = 0; i < outSize; i++) {
     const centre = inOffset + (i + 0.5) * scale;
-    const lo = Math.max(0, Math.floor(centre - support));
-    const hi = Math.min(inSize - 1, Math.ceil(centre + support));
+    const lo = Math.max(inOffset, Math.floor(centre - support));
+    const hi = Math.min(inOffset + inLength - 1, Math.ceil(centre + support));
     let sum = 0;
     let n = 0;
     for (let j = lo; j <= hi && n < maxTaps; j++) {
@@ -277,7 +281,7 @@ function axisTaps(inSize: number, outSize: number, inOffset: number, inLength: n
     }
     if (sum === 0) {
       // Only when the centre falls outside the image: take the nearest edge pixel.
-      starts[i] = Math.min(inSize - 1, Math.max(0, Math.floor(centre)));
+      starts[i] = Math.min(inOffset + inLength - 1, Math.max(inOffset, Math.floor(centre)));
       weights[i * maxTaps] = 1;
       n = 1;
       sum = 1;
@@ -296,8 +300,13 @@ export function resizeFloat(
   img: FloatImage, outWidth: number, outHeight: number,
   box: { left: number; top: number; width: number; height: number } = { left: 0, top: 0, width: img.width, height: img.height },
 ): FloatImage {
-  const hx = axisTaps(img.width, outWidth, box.left, box.width);
-  const hy = axisTaps(img.height, outHeight, box.top, box.height);
+  const { left, top, width, height } = box;
+  if (!Number.isInteger(left) || !Number.isInteger(top) || left < 0 || top < 0 || width < 1 || height < 1
+    || left + width > img.width || top + height > img.height) {
+    throw new Error(`resize box ${width}x${height}+${left}+${top} outside image ${img.width}x${img.height}`);
+  }
+  const hx = axisTaps(outWidth, left, width);
+  const hy = axisTaps(outHeight, top, height);
   const inPlane = img.width * img.height;
   // Horizontal pass only over the rows the vertical pass will read.
   const rowLo = hy.starts.reduce((a, b) => Math.min(a, b), img.height);

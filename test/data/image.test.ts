@@ -149,4 +149,8 @@ test('resizeFloat: bilinear with antialias, hand-computed', () => {
   assert.deepEqual(resizeFloat(img, 3, 2).data, img.data);
   const box = resizeFloat(img, 2, 1, { left: 1, top: 1, width: 2, height: 1 });
   assert.deepEqual([...box.data], [4, 5, 10, 11, 16, 17].map((i) => img.data[i]!));
+  // A crop is resized as if cut out first: its edges clamp, nothing bleeds in from outside.
+  const inner = resizeFloat(row([0, 0, 1, 1, 0, 0]), 4, 1, { left: 2, top: 0, width: 2, height: 1 });
+  assert.deepEqual([...inner.data], new Array(12).fill(1));
+  assert.throws(() => resizeFloat(img, 2, 2, { left: 2, top: 0, width: 2, height: 2 }), /outside image 3x2/);
 });

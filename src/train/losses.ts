@@ -1,0 +1,149 @@
+// Training losses over (query, positive, negatives) descriptor tuples: pure functions of tensors that
+// return a scalar with autograd. Descriptors are expected to be unit vectors (the heads L2-normalise).
+//
+// Shapes: query [B, D], positive [B, D], negatives [B, K, D] (B queries, K negatives each).
+//
+// Normalisation (`reduction`):
+//   'per-triplet'  sum over the B·K (query, negative) terms / (B·K). What the geo-localization
+//                  benchmark does for every criterion (`loss /= batch_size * negs_num_per_query`);
+//                  for the triplet loss it equals nn.TripletMarginLoss(reduction='sum') summed over the
+//                  batch and divided by B·K.
+//   'per-query'    the per-query loss (summed over its K negatives for triplet and SARE-ind, the one
+//                  joint term for SARE-joint) averaged over the B queries.
+//   'none'         the per-query losses, shape [B].
+// Defaults: triplet 'per-triplet' (the benchmark's value), SARE 'per-query' (mean over the batch, the
+// SARE paper's form). SARE under 'per-triplet' equals the benchmark's SARE value, i.e. 'per-query' / K.
+import { Tensor, tidy, cat, zeros, type Device } from '../torch/index.ts';
+
+export type LossName = 'triplet' | 'sare_ind' | 'sare_joint';
+export const LOSS_NAMES: readonly LossName[] = ['triplet', 'sare_ind', 'sare_joint'];
+
+export type LossReduction = 'per-triplet' | 'per-query' | 'none';
+
+export interface TripletLossOptions {
+  /** Hinge margin; default 0.1 (benchmark). Nanne's NetVLAD uses √0.1. */
+  margin?: number;
+  /** Added to every difference before the norm, as torch's pairwise_distance does; default 1e-6. */
+  eps?: number;
+  /** Default 'per-triplet'. */
+  reduction?: LossReduction;
+}
+
+export interface SareLossOptions {
+  /** Default 'per-query'. */
+  reduction?: LossReduction;
+}
+
+export type LossOptions = TripletLossOptions & SareLossOptions;
+
+export const DEFAULT_TRIPLET_MARGIN = 0.1;
+export const PAIRWISE_DISTANCE_EPS = 1e-6;
+
+interface TupleShape {
+  batch: number;
+  negatives: number;
+  dim: number;
+}
+
+/** Checks query [B, D], positive [B, D], negatives [B, K, D] and returns B, K, D. */
+export function checkTupleShapes(query: Tensor, positive: Tensor, negatives: Tensor): TupleShape {
+  const q = query.shape, p = positive.shape, n = negatives.shape;
+  const fmt = (s: number[]): string => `[${s.join(', ')}]`;
+  if (q.length !== 2) throw new Error(`loss: query descriptors must be [B, D], got ${fmt(q)}`);
+  const [batch, dim] = q;
+  if (p.length !== 2 || p[0] !== batch || p[1] !== dim) {
+    throw new Error(`loss: positive descriptors must be [B, D] = ${fmt(q)} like the queries, got ${fmt(p)}`);
+  }
+  if (n.length !== 3 || n[0] !== batch || n[2] !== dim) {
+    throw new Error(`loss: negative descriptors must be [B, K, D] = [${batch}, K, ${dim}], got ${fmt(n)}`);
+  }
+  if (batch === 0 || n[1] === 0) throw new Error(`loss: need at least one query and one negative, got B=${batch}, K=${n[1]}`);
+  return { batch, negatives: n[1], dim };
+}
+
+/** Reduces per-pair terms [B, K] (sumOverNegatives) or per-query terms [B] as `reduction` says. */
+function reduce(perQuery: Tensor, reduction: LossReduction, shape: TupleShape): Tensor {
+  switch (reduction) {
+    case 'none': return perQuery;
+    case 'per-query': return perQuery.mean();
+    case 'per-triplet': return perQuery.sum().div(shape.batch * shape.negatives);
+  }
+}
+
+function checkReduction(r: string): LossReduction {
+  if (r !== 'per-triplet' && r !== 'per-query' && r !== 'none') {
+    throw new Error(`loss: reduction must be 'per-triplet', 'per-query' or 'none', got '${r}'`);
+  }
+  return r;
+}
+
+/**
+ * Triplet margin loss Σ_b Σ_k max(0, ‖q_b − p_b‖ − ‖q_b − n_bk‖ + margin) with plain L2 distances
+ * computed as torch does (‖x − y + eps‖), so values match nn.TripletMarginLoss.
+ */
+export function tripletLoss(query: Tensor, positive: Tensor, negatives: Tensor, options: TripletLossOptions = {}): Tensor {
+  const shape = checkTupleShapes(query, positive, negatives);
+  const margin = options.margin ?? DEFAULT_TRIPLET_MARGIN;
+  const eps = options.eps ?? PAIRWISE_DISTANCE_EPS;
+  if (!Number.isFinite(margin)) throw new Error(`tripletLoss: margin must be a finite number, got ${margin}`);
+  const reduction = checkReduction(options.reduction ?? 'per-triplet');
+  return tidy(() => {
+    const dPos = query.sub(positive).add(eps).norm(2, -1); // [B]
+    const dNeg = query.unsqueeze(1).sub(negatives).add(eps).norm(2, -1); // [B, K]
+    const hinge = dPos.unsqueeze(1).sub(dNeg).add(margin).clampMin(0); // [B, K]
+    return reduce(hinge.sum(1), reduction, shape);
+  });
+}
+
+/** d_p − d_nk with d the squared L2 distance: [B, K]. */
+function squaredDistanceGaps(query: Tensor, positive: Tensor, negatives: Tensor): Tensor {
+  const dPos = query.sub(positive).pow(2).sum(-1); // [B]
+  const dNeg = query.unsqueeze(1).sub(negatives).pow(2).sum(-1); // [B, K]
+  return dPos.unsqueeze(1).sub(dNeg);
+}
+
+/** SARE-ind (Liu et al. 2019): Σ_k log(1 + exp(d_p − d_nk)) per query, via softplus (stable). */
+export function sareIndLoss(query: Tensor, positive: Tensor, negatives: Tensor, options: SareLossOptions = {}): Tensor {
+  const shape = checkTupleShapes(query, positive, negatives);
+  const reduction = checkReduction(options.reduction ?? 'per-query');
+  return tidy(() => reduce(squaredDistanceGaps(query, positive, negatives).softplus().sum(1), reduction, shape));
+}
+
+/** SARE-joint: log(1 + Σ_k exp(d_p − d_nk)) per query, as logsumexp over [0, gaps] (stable). */
+export function sareJointLoss(query: Tensor, positive: Tensor, negatives: Tensor, options: SareLossOptions = {}): Tensor {
+  const shape = checkTupleShapes(query, positive, negatives);
+  const reduction = checkReduction(options.reduction ?? 'per-query');
+  return tidy(() => {
+    const gaps = squaredDistanceGaps(query, positive, negatives);
+    const zero = zeros([shape.batch, 1], { dtype: gaps.dtype, device: gaps.device as Device });
+    return reduce(cat([zero, gaps], 1).logsumexp(1), reduction, shape);
+  });
+}
+
+/** The loss named `name` (the trainer's registry). Triplet options are ignored by the SARE losses. */
+export function computeLoss(name: LossName, query: Tensor, positive: Tensor, negatives: Tensor, options: LossOptions = {}): Tensor {
+  switch (name) {
+    case 'triplet': return tripletLoss(query, positive, negatives, options);
+    case 'sare_ind': return sareIndLoss(query, positive, negatives, { reduction: options.reduction });
+    case 'sare_joint': return sareJointLoss(query, positive, negatives, { reduction: options.reduction });
+    default: throw new Error(`unknown loss '${name as string}'; expected one of ${LOSS_NAMES.join(', ')}`);
+  }
+}
+
+/**
+ * Splits the descriptors of a training batch laid out tuple by tuple — for each of B tuples the query,
+ * its positive, then its K negatives: [B·(2+K), D] — into query [B, D], positive [B, D] and
+ * negatives [B, K, D] (views; gradients flow back to `features`).
+ */
+export function splitTuples(features: Tensor, batch: number): { query: Tensor; positive: Tensor; negatives: Tensor } {
+  const s = features.shape;
+  if (s.length !== 2) throw new Error(`splitTuples: features must be [B·(2+K), D], got [${s.join(', ')}]`);
+  if (!Number.isInteger(batch) || batch <= 0 || s[0] % batch !== 0 || s[0] / batch < 3) {
+    throw new Error(`splitTuples: ${s[0]} rows do not split into ${batch} tuples of 1 query + 1 positive + K >= 1 negatives`);
+  }
+  const perTuple = s[0] / batch;
+  return tidy(() => {
+    const t = features.view(batch, perTuple, s[1]);
+    return { query: t.select(1, 0), positive: t.select(1, 1), negatives: t.narrow(1, 2, perTuple - 2) };
+  });
+}

@@ -1,0 +1,196 @@
+// Training losses: hand-worked 2-D examples, PyTorch reference values (scripts/fixtures/make_loss_fixtures.py)
+// and gradients where hinges are active or not.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as torch from '../../src/torch/index.ts';
+import type { Tensor } from '../../src/torch/index.ts';
+import { tripletLoss, sareIndLoss, sareJointLoss, computeLoss, splitTuples, type LossName } from '../../src/train/losses.ts';
+
+const f64 = { dtype: 'float64' as const };
+const EPS = 1e-6;
+const close = (got: number, want: number, tol: number, what: string): void =>
+  assert.ok(Math.abs(got - want) <= tol, `${what}: got ${got}, want ${want} (|diff| ${Math.abs(got - want)} > ${tol})`);
+const closeAll = (got: number[], want: number[], tol: number, what: string): void => {
+  assert.equal(got.length, want.length, `${what}: length`);
+  got.forEach((g, i) => close(g, want[i], tol, `${what}[${i}]`));
+};
+
+// One query q = (1, 0) with positive p = (0, 1) and two negatives:
+//   n0 = (-1, 0): ‖q−n0‖ = 2, hinge √2 − 2 + 0.1 < 0 (inactive)
+//   n1 = (0, -1): ‖q−n1‖ = √2, hinge 0.1 (active)
+// With torch's eps: ‖q − p + eps‖ = √((1+e)² + (−1+e)²) = √(2 + 2e²) and ‖q − n1 + eps‖ = √2·(1 + e).
+const Q = [[1, 0]];
+const P = [[0, 1]];
+const N = [[[-1, 0], [0, -1]]];
+const dPos = Math.sqrt(2 + 2 * EPS * EPS);
+const dN1 = Math.SQRT2 * (1 + EPS);
+
+function inputs(grad = true): [Tensor, Tensor, Tensor] {
+  const q = torch.tensor(Q, undefined, f64);
+  const p = torch.tensor(P, undefined, f64);
+  const n = torch.tensor(N, undefined, f64);
+  if (grad) for (const t of [q, p, n]) t.requiresGrad_();
+  return [q, p, n];
+}
+
+test('triplet: hand-worked 2-D example (one active, one inactive hinge; eps as in torch)', () => {
+  torch.tidy(() => {
+    const [q, p, n] = inputs();
+    const loss = tripletLoss(q, p, n);
+    assert.deepEqual(loss.shape, []);
+    const active = dPos - dN1 + 0.1;
+    close(loss.item(), active / 2, 1e-15, 'loss (sum / (B·K) = active / 2)');
+    loss.backward();
+    // d/dq of the active term: (q−p+e)/‖q−p+e‖ − (q−n1+e)/‖q−n1+e‖, over B·K = 2.
+    const gq = [((1 + EPS) / dPos - (1 + EPS) / dN1) / 2, ((-1 + EPS) / dPos - (1 + EPS) / dN1) / 2];
+    closeAll(q.grad!.toNumbers(), gq, 1e-15, 'dL/dq');
+    closeAll(p.grad!.toNumbers(), [-(1 + EPS) / dPos / 2, -(-1 + EPS) / dPos / 2], 1e-15, 'dL/dp');
+    // The inactive negative n0 gets exactly zero gradient; the active one gets +(q−n1+e)/‖·‖ / 2.
+    closeAll(n.grad!.toNumbers(), [0, 0, (1 + EPS) / dN1 / 2, (1 + EPS) / dN1 / 2], 1e-15, 'dL/dn');
+    assert.equal(n.grad!.toNumbers()[0], 0);
+    assert.equal(n.grad!.toNumbers()[1], 0);
+  });
+});
+
+test('triplet: every hinge inactive gives zero loss and all-zero gradients', () => {
+  torch.tidy(() => {
+    const [q, p, n] = inputs();
+    const loss = tripletLoss(q, p, n, { margin: -0.5 });
+    assert.equal(loss.item(), 0);
+    loss.backward();
+    for (const t of [q, p, n]) assert.ok(t.grad!.toNumbers().every((g) => g === 0));
+  });
+});
+
+test('triplet: margin, reduction and eps options', () => {
+  torch.tidy(() => {
+    const [q, p, n] = inputs(false);
+    // margin 1: both hinges active. n0: √(2+2e²) − ‖(2+e, e)‖ + 1.
+    const dN0 = Math.hypot(2 + EPS, EPS);
+    const both = (dPos - dN0 + 1) + (dPos - dN1 + 1);
+    close(tripletLoss(q, p, n, { margin: 1 }).item(), both / 2, 1e-15, 'per-triplet');
+    close(tripletLoss(q, p, n, { margin: 1, reduction: 'per-query' }).item(), both, 1e-15, 'per-query');
+    assert.deepEqual(tripletLoss(q, p, n, { margin: 1, reduction: 'none' }).shape, [1]);
+    close(tripletLoss(q, p, n, { eps: 0 }).item(), 0.05, 1e-15, 'eps 0: exactly margin / 2');
+    assert.throws(() => tripletLoss(q, p, n, { margin: NaN }), /margin must be a finite number/);
+  });
+});
+
+test('SARE-ind and SARE-joint: hand-worked 2-D example and gradients', () => {
+  torch.tidy(() => {
+    // Squared distances: d_p = 2, d_n0 = 4, d_n1 = 2 → gaps x = [−2, 0].
+    const [q, p, n] = inputs();
+    const ind = sareIndLoss(q, p, n);
+    close(ind.item(), Math.log1p(Math.exp(-2)) + Math.log(2), 1e-15, 'SARE-ind');
+    ind.backward();
+    // dL/dx_k = σ(x_k); dx_k/dq = 2(q−p) − 2(q−n_k) = 2(n_k − p).
+    const s0 = 1 / (1 + Math.exp(2)), s1 = 0.5;
+    const gq = [2 * (s0 * (-1 - 0) + s1 * (0 - 0)), 2 * (s0 * (0 - 1) + s1 * (-1 - 1))];
+    closeAll(q.grad!.toNumbers(), gq, 1e-15, 'SARE-ind dL/dq');
+
+    const [q2, p2, n2] = inputs();
+    const joint = sareJointLoss(q2, p2, n2);
+    close(joint.item(), Math.log(1 + Math.exp(-2) + 1), 1e-15, 'SARE-joint');
+    joint.backward();
+    // dL/dx_k = exp(x_k) / (1 + Σ exp(x_j)).
+    const z = 2 + Math.exp(-2);
+    const w0 = Math.exp(-2) / z, w1 = 1 / z;
+    closeAll(q2.grad!.toNumbers(), [2 * (w0 * -1), 2 * (w0 * -1 + w1 * -2)], 1e-15, 'SARE-joint dL/dq');
+  });
+});
+
+test('SARE: reductions over a batch of two queries', () => {
+  torch.tidy(() => {
+    // Query 2 = query 1 rotated by 90°: same distances, same loss.
+    const rot = (v: number[]): number[] => [-v[1], v[0]];
+    const q = torch.tensor([Q[0], rot(Q[0])], undefined, f64);
+    const p = torch.tensor([P[0], rot(P[0])], undefined, f64);
+    const n = torch.tensor([N[0], N[0].map(rot)], undefined, f64);
+    const one = Math.log1p(Math.exp(-2)) + Math.log(2);
+    close(sareIndLoss(q, p, n).item(), one, 1e-15, 'per-query (mean over batch)');
+    close(sareIndLoss(q, p, n, { reduction: 'per-triplet' }).item(), (2 * one) / 4, 1e-15, 'per-triplet (sum / B·K)');
+    closeAll(sareIndLoss(q, p, n, { reduction: 'none' }).toNumbers(), [one, one], 1e-15, 'none');
+  });
+});
+
+test('SARE stays finite for extreme gaps (no overflow in exp)', () => {
+  torch.tidy(() => {
+    // Non-unit vectors far apart make d_p − d_n ≈ ±1e6.
+    const q = torch.tensor([[0, 0]], undefined, f64);
+    const p = torch.tensor([[1000, 0]], undefined, f64);
+    const n = torch.tensor([[[1, 0], [0, 2000]]], undefined, f64);
+    const gapNear = 1e6 - 1; // the other gap, 1e6 − 4e6, contributes exp(−3e6) = 0
+    close(sareIndLoss(q, p, n).item(), gapNear, 1e-6, 'SARE-ind ≈ softplus(1e6 − 1) + 0');
+    close(sareJointLoss(q, p, n).item(), gapNear, 1e-6, 'SARE-joint ≈ log(1 + e^(1e6−1) + e^(−3e6))');
+  });
+});
+
+interface Encoded { shape: number[]; data: number[] }
+interface FixtureCase {
+  label: string;
+  loss: LossName;
+  margin: number;
+  query: Encoded;
+  positive: Encoded;
+  negatives: Encoded;
+  value: number;
+  grads: Encoded[];
+}
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/losses/losses.json', import.meta.url), 'utf8')) as { cases: FixtureCase[] };
+
+for (const c of fixture.cases) {
+  test(`PyTorch reference: ${c.label}`, () => {
+    torch.tidy(() => {
+      const ins = [c.query, c.positive, c.negatives].map((e) => torch.tensor(Float64Array.from(e.data), e.shape).requiresGrad_());
+      const loss = computeLoss(c.loss, ins[0], ins[1], ins[2], { margin: c.margin, reduction: 'per-triplet' });
+      close(loss.item(), c.value, 1e-12, 'value');
+      loss.backward();
+      ins.forEach((t, i) => closeAll(t.grad!.toNumbers(), c.grads[i].data, 1e-12, `grad of input ${i}`));
+    });
+  });
+}
+
+test('PyTorch reference holds in float32 too (looser tolerance)', () => {
+  torch.tidy(() => {
+    for (const c of fixture.cases) {
+      const ins = [c.query, c.positive, c.negatives].map((e) => torch.tensor(Float32Array.from(e.data), e.shape));
+      const loss = computeLoss(c.loss, ins[0], ins[1], ins[2], { margin: c.margin, reduction: 'per-triplet' });
+      close(loss.item(), c.value, 1e-5, c.label);
+    }
+  });
+});
+
+test('shape errors name the offending input', () => {
+  torch.tidy(() => {
+    const [q, p, n] = inputs(false);
+    assert.throws(() => tripletLoss(q, p, q), /negative descriptors must be \[B, K, D\] = \[1, K, 2\], got \[1, 2\]/);
+    assert.throws(() => sareIndLoss(q, torch.zeros([2, 2], f64), n), /positive descriptors must be \[B, D\]/);
+    assert.throws(() => sareJointLoss(n, p, n), /query descriptors must be \[B, D\]/);
+    assert.throws(() => computeLoss('contrastive' as LossName, q, p, n), /unknown loss 'contrastive'/);
+  });
+});
+
+test('splitTuples: tuple layout [q, p, n1..nK] per query, gradients reach the features', () => {
+  torch.tidy(() => {
+    // B = 2 tuples of 1 + 1 + 2 rows, D = 2; row r holds [r, −r].
+    const features = torch.tensor(Float64Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? i / 2 : -(i - 1) / 2)), [8, 2]).requiresGrad_();
+    const { query, positive, negatives } = splitTuples(features, 2);
+    assert.deepEqual(query.toNumbers(), [0, -0, 4, -4]);
+    assert.deepEqual(positive.toNumbers(), [1, -1, 5, -5]);
+    assert.deepEqual(negatives.shape, [2, 2, 2]);
+    assert.deepEqual(negatives.toNumbers(), [2, -2, 3, -3, 6, -6, 7, -7]);
+    query.sum().backward();
+    assert.deepEqual(features.grad!.toNumbers(), [1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]);
+    assert.throws(() => splitTuples(features, 3), /8 rows do not split into 3 tuples/);
+  });
+});
+
+test('losses release their intermediate tensors', () => {
+  const before = torch.liveTensors();
+  torch.tidy(() => {
+    const [q, p, n] = inputs();
+    for (const name of ['triplet', 'sare_ind', 'sare_joint'] as const) computeLoss(name, q, p, n).backward();
+  });
+  assert.equal(torch.liveTensors(), before);
+});

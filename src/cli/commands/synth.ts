@@ -11,8 +11,8 @@ const intFlag = (lo: number, hi: number) => z.coerce.number().int(`must be an in
 const numFlag = (lo: number, hi: number) => z.coerce.number().min(lo).max(hi);
 const triple = z.string().transform((s, ctx) => {
   const parts = s.split(',').map((x) => Number(x.trim()));
-  if (parts.length !== 3 || parts.some((x) => !Number.isInteger(x) || x < 0)) {
-    ctx.addIssue({ code: 'custom', message: `expected three non-negative integers "train,val,test", got "${s}"` });
+  if (parts.length !== 3 || parts.some((x) => !Number.isInteger(x) || x < 1)) {
+    ctx.addIssue({ code: 'custom', message: `expected three positive integers "train,val,test", got "${s}"` });
     return z.NEVER;
   }
   return { train: parts[0]!, val: parts[1]!, test: parts[2]! };

@@ -4,7 +4,7 @@
 // (`cells`) that the ray caster walks.
 
 import { Rng, hash2 } from './prng.ts';
-import { architecture, facadePool, type Architecture, type FacadeStyle, type RGB, type StyleName } from './styles.ts';
+import { architecture, facadePool, CAR_COLOURS, type Architecture, type FacadeStyle, type RGB, type StyleName } from './styles.ts';
 
 export type Split = 'train' | 'val' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'val', 'test'];
@@ -229,29 +229,33 @@ function tree(city: City, rng: Rng, x: number, y: number): Sprite {
   };
 }
 
-/** Street trees and lamp posts along the sidewalks, kept clear of intersections and buildings. */
+/** Street trees and lamp posts along the sidewalks and parked cars along the kerbs, clear of crossings. */
 function streetFurniture(city: City, rng: Rng, sx: number[], sy: number[]): void {
   const { arch } = city;
   const edge = arch.street / 2 - (arch.street - arch.road) / 4; // middle of the sidewalk / verge
   const nearCrossing = (v: number, centres: number[]) => centres.some((c) => Math.abs(v - c) < arch.street / 2 + 4);
-  const place = (kind: 'tree' | 'lamp', x: number, y: number) => {
+  const kerb = arch.road / 2 - 1.1; // parking lane, beside the kerb
+  const place = (kind: 'tree' | 'lamp' | 'car', x: number, y: number) => {
     const cx = Math.floor(x), cy = Math.floor(y);
     if (cx < 0 || cy < 0 || cx >= city.width || cy >= city.height || city.cells[cy * city.width + cx] !== 0) return;
+    const seed = hash2(city.seed, 200003 + city.sprites.length);
     if (kind === 'tree') city.sprites.push(tree(city, rng, x, y));
-    else city.sprites.push({ kind, x, y, width: 1.4, height: 6.5, colour: [60, 62, 66], seed: hash2(city.seed, 200003 + city.sprites.length) });
+    else if (kind === 'lamp') city.sprites.push({ kind, x, y, width: 1.4, height: 6.5, colour: [60, 62, 66], seed });
+    else city.sprites.push({ kind, x, y, width: rng.range(3.8, 4.6), height: rng.range(1.4, 1.7), colour: rng.pick(CAR_COLOURS), seed });
   };
-  for (const [kind, density] of [['tree', arch.streetTrees], ['lamp', arch.lamps]] as const) {
+  const rows = [['tree', arch.streetTrees, edge], ['lamp', arch.lamps, edge], ['car', arch.parkedCars, kerb]] as const;
+  for (const [kind, density, offset] of rows) {
     for (const c of sx) {
       for (const side of [-1, 1]) {
         for (let v = sy[0]! + rng.range(0, 1 / density); v < sy[sy.length - 1]!; v += rng.range(0.5, 1.5) / density) {
-          if (!nearCrossing(v, sy)) place(kind, c + side * edge, v);
+          if (!nearCrossing(v, sy)) place(kind, c + side * offset, v);
         }
       }
     }
     for (const c of sy) {
       for (const side of [-1, 1]) {
         for (let v = sx[0]! + rng.range(0, 1 / density); v < sx[sx.length - 1]!; v += rng.range(0.5, 1.5) / density) {
-          if (!nearCrossing(v, sx)) place(kind, v, c + side * edge);
+          if (!nearCrossing(v, sx)) place(kind, v, c + side * offset);
         }
       }
     }

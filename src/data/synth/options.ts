@@ -63,7 +63,7 @@ export const SynthOptionsSchema = z.object({
   headings: int(1, 36).optional(),
   blockRows: int(1, 40).optional(),
   columns: z.object({ train: int(1, 40), val: int(1, 40), test: int(1, 40) }).optional(),
-  queries: z.object({ train: int(0, 1e6), val: int(0, 1e6), test: int(0, 1e6) }).optional(),
+  queries: z.object({ train: int(1, 1e6), val: int(1, 1e6), test: int(1, 1e6) }).optional(),
   queryOffset: z.number().min(0).max(50).optional(),
   fov: z.number().min(20).max(150).optional(),
   quality: int(1, 100).optional(),

@@ -40,6 +40,9 @@ export function planDataset(params: SynthParams): SynthPlan {
     const district = city.districts.find((d) => d.split === split)!;
     const ps = places(city, district, params.spacing);
     const opts = { spacing: params.spacing, headings: params.headings, queries: params.queries, queryOffset: params.queryOffset, fov: params.fov };
+    if (ps.length === 0) {
+      throw new Error(`synth: the ${split} district holds no database place; lower --spacing (${params.spacing}) or add --rows/--columns`);
+    }
     const db = databaseViews(split, ps, opts);
     const qs = queryViews(city, district, ps, opts, Rng.derive(params.seed, 100 + si));
     counts[split] = { database: db.length, queries: qs.length, places: ps.length };

@@ -74,8 +74,9 @@ export interface Architecture {
   /** Street trees per metre of street edge, and trees inside lots per lot. */
   streetTrees: number;
   lotTrees: number;
-  /** Lamp posts per metre of street edge. */
+  /** Lamp posts and parked cars per metre of street edge. */
   lamps: number;
+  parkedCars: number;
   walls: readonly RGB[];
   glass: readonly RGB[];
   roofs: readonly RGB[];
@@ -101,6 +102,7 @@ const CITY: Architecture = {
   streetTrees: 0.012,
   lotTrees: 0,
   lamps: 0.03,
+  parkedCars: 0.035,
   walls: [
     [150, 72, 52], [118, 58, 46], [196, 182, 150], [150, 150, 144], [222, 212, 188], [212, 192, 122],
     [160, 170, 182], [86, 90, 96], [188, 140, 84], [228, 228, 222], [138, 136, 100], [170, 110, 90],
@@ -132,6 +134,7 @@ const STLUCIA: Architecture = {
   streetTrees: 0.05,
   lotTrees: 0.9,
   lamps: 0.015,
+  parkedCars: 0.02,
   walls: [
     [236, 236, 228], [236, 222, 164], [192, 212, 182], [182, 202, 216], [230, 216, 186], [186, 104, 64],
     [212, 182, 132], [220, 200, 200],
@@ -147,6 +150,11 @@ const STLUCIA: Architecture = {
   // Brisbane (St Lucia): UTM 56J, southern hemisphere.
   utm: { east: 498000, north: 6958000, zone: 56, letter: 'J', south: true },
 };
+
+/** Car body colours (parked cars and query traffic). */
+export const CAR_COLOURS: readonly RGB[] = [
+  [180, 30, 30], [30, 40, 120], [220, 220, 220], [30, 30, 32], [120, 120, 124], [200, 160, 40], [40, 100, 60],
+];
 
 export function architecture(name: StyleName): Architecture {
   return name === 'city' ? CITY : STLUCIA;

@@ -5,7 +5,7 @@
 import { Rng, hash2 } from './prng.ts';
 import { buildingAt, type City, type District, type Split, type Sprite } from './city.ts';
 import type { Camera, Conditions } from './render.ts';
-import type { RGB } from './styles.ts';
+import { CAR_COLOURS, type RGB } from './styles.ts';
 
 export interface Place {
   x: number;
@@ -97,7 +97,7 @@ export function queryViews(city: City, d: District, ps: Place[], opts: ViewOptio
     const place = rng.int(0, ps.length - 1);
     const p = ps[place]!;
     const along = rng.range(-1, 1) * opts.queryOffset * 0.9;
-    const across = rng.range(-half, half);
+    const across = rng.range(-1, 1) * Math.min(half, opts.queryOffset);
     const ns = p.streetHeading === 0;
     const x = p.x + (ns ? across : along), y = p.y + (ns ? along : across);
     if (x < d.x0 || x > d.x1 || y < d.y0 || y > d.y1 || buildingAt(city, x, y)) continue;
@@ -179,7 +179,6 @@ function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: 
 /** Largest difference between a query's heading and the nearest database heading of its place. */
 const HEADING_JITTER = 15;
 
-const CAR_COLOURS: RGB[] = [[180, 30, 30], [30, 40, 120], [220, 220, 220], [30, 30, 32], [120, 120, 124], [200, 160, 40], [40, 100, 60]];
 
 /** Cars on the road and people on the sidewalk in front of the query camera. */
 function traffic(city: City, cam: Camera, rng: Rng, seed: number): Sprite[] {

@@ -1,0 +1,57 @@
+// Shared by the eval tests: a trivial descriptor model and a tiny datasets_vg layout on disk.
+import { mkdtemp, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { Tensor } from '../../src/torch/index.ts';
+import type { DescriptorModel } from '../../src/eval/extract.ts';
+import { formatDatasetFilename } from '../../src/data/filename.ts';
+
+/** Average colour of the image, L2-normalised: descriptors [B, 3]. */
+export class MeanColourModel implements DescriptorModel {
+  readonly dim = 3;
+  readonly inputNormalization = 'imagenet' as const;
+  evalCalls = 0;
+  forward(images: Tensor): Tensor {
+    const m = images.mean([2, 3]);
+    return m.div(m.norm(2, 1, true).clampMin(1e-12));
+  }
+  eval(): this {
+    this.evalCalls++;
+    return this;
+  }
+}
+
+export interface TinyImage {
+  east: number;
+  north: number;
+  /** Solid colour, or left/right halves of two colours (for crop tests). */
+  rgb: [number, number, number];
+  right?: [number, number, number];
+  width?: number;
+  height?: number;
+}
+
+/** Writes a solid (or two-halved) PNG. */
+export async function writeImage(path: string, img: TinyImage): Promise<void> {
+  const width = img.width ?? 64, height = img.height ?? 48;
+  const data = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const c = img.right && x >= width / 2 ? img.right : img.rgb;
+      data.set(c, (y * width + x) * 3);
+    }
+  }
+  await sharp(data, { raw: { width, height, channels: 3 } }).png().toFile(path);
+}
+
+/** A temp `<root>/tiny/images/test/{database,queries}` with the given images; returns the root. */
+export async function tinyDataset(database: TinyImage[], queries: TinyImage[]): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'vgl-eval-'));
+  for (const [part, list] of [['database', database], ['queries', queries]] as const) {
+    const dir = join(root, 'tiny', 'images', 'test', part);
+    await mkdir(dir, { recursive: true });
+    for (const img of list) await writeImage(join(dir, formatDatasetFilename({ east: img.east, north: img.north, extension: '.png' })), img);
+  }
+  return root;
+}

@@ -39,7 +39,7 @@ test('same seed gives byte-identical files (in-thread and on 2 workers); another
   const b = await generateCity({ out: root, name: 'b', size: 'tiny', seed: 1, workers: 2 });
   const c = await generateCity({ out: root, name: 'c', size: 'tiny', seed: 2, workers: 0 });
   const ha = await hashes(a.dir), hb = await hashes(b.dir), hc = await hashes(c.dir);
-  assert.equal(ha.size, a.images + 1); // images + synth.json
+  assert.equal(ha.size, a.images + 2); // images + synth.json + synth-preview.png
   assert.ok(a.images > 100, `tiny size should still hold a few hundred images, got ${a.images}`);
   assert.deepEqual([...hb.entries()], [...ha.entries()]);
   // Another seed: another city (other names/positions) and other pixels.

@@ -1,5 +1,6 @@
 // `vgl synth` as a library call: plan the dataset, render every view on worker threads, write the
-// datasets_vg layout <out>/<name>/images/{train,val,test}/{database,queries}/*.jpg and synth.json.
+// datasets_vg layout <out>/<name>/images/{train,val,test}/{database,queries}/*.jpg, synth.json (the
+// parameters) and synth-preview.png (test queries beside database images of their place).
 
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { SynthOptionsSchema, resolveParams, type SynthOptions, type SynthParams } from './options.ts';
 import { planDataset, type SynthPlan, type UtmDistrict } from './plan.ts';
 import { writeJob, type RenderJob } from './write.ts';
+import { writePreview } from './preview.ts';
 import type { WorkerInit } from './worker.ts';
 import type { Split } from './city.ts';
 
@@ -52,6 +54,7 @@ export async function generateCity(options: SynthOptions): Promise<SynthSummary>
     await renderOnWorkers(jobs, params, o.workers, (n) => bar?.tick(n));
   }
   bar?.stop();
+  await writePreview(plan, join(dir, 'synth-preview.png'));
   return {
     dir, params, counts: plan.counts, images: jobs.length, districts: plan.districts,
     seconds: (performance.now() - t0) / 1000,

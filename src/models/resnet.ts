@@ -13,6 +13,10 @@ function downsample(cin: number, cout: number, stride: number): nn.Sequential | 
   return stride !== 1 || cin !== cout ? new nn.Sequential(conv1x1(cin, cout, stride), new nn.BatchNorm2d(cout)) : null;
 }
 
+function downsamplePairs(ds: nn.Sequential | null): nn.ConvBn[] {
+  return ds ? [[ds.at(0) as nn.Conv2d, ds.at(1) as nn.BatchNorm2d]] : [];
+}
+
 export class BasicBlock extends nn.Module {
   static readonly expansion = 1;
   readonly conv1: nn.Conv2d;
@@ -28,6 +32,9 @@ export class BasicBlock extends nn.Module {
     this.bn2 = this.module('bn2', new nn.BatchNorm2d(planes));
     const ds = downsample(cin, planes, stride);
     this.downsample = ds && this.module('downsample', ds);
+  }
+  convBnPairs(): nn.ConvBn[] {
+    return [[this.conv1, this.bn1], [this.conv2, this.bn2], ...downsamplePairs(this.downsample)];
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
@@ -58,6 +65,9 @@ export class Bottleneck extends nn.Module {
     this.bn3 = this.module('bn3', new nn.BatchNorm2d(cout));
     const ds = downsample(cin, cout, stride);
     this.downsample = ds && this.module('downsample', ds);
+  }
+  convBnPairs(): nn.ConvBn[] {
+    return [[this.conv1, this.bn1], [this.conv2, this.bn2], [this.conv3, this.bn3], ...downsamplePairs(this.downsample)];
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
@@ -115,6 +125,12 @@ export class ResNetTrunk extends nn.Module implements Backbone {
       for (const layer of this.layers) y = layer.forward(y);
       return y;
     });
+  }
+  /** Every convolution with the BatchNorm that follows it (for folding at inference). */
+  convBnPairs(): nn.ConvBn[] {
+    const pairs: nn.ConvBn[] = [[this.conv1, this.bn1]];
+    for (const layer of this.layers) for (const b of layer.layers) pairs.push(...(b as BasicBlock | Bottleneck).convBnPairs());
+    return pairs;
   }
   /** The reference recipe trains layer3 (and layer4) only: conv1, bn1, layer1, layer2 are frozen. */
   freezeReference(): void {

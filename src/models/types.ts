@@ -11,6 +11,8 @@ export interface Backbone extends nn.Module {
   freezeReference(): void;
   /** How input pixels are expected: ImageNet mean/std, or scaled to [-1, 1] (Keras MobileNetV2). */
   readonly inputNormalization: 'imagenet' | 'minus-one-one';
+  /** Convolutions and their BatchNorms, for folding at inference (optional). */
+  convBnPairs?(): nn.ConvBn[];
 }
 
 export interface AggregationHead extends nn.Module {

@@ -72,3 +72,20 @@ test('ResNet-50 conv4 has 1024 channels and the bottleneck names', () => {
   assert.equal(full.outChannels, 1024);
   full.dispose();
 });
+
+test('BatchNorm folding + channels-last gives the same conv4 features and is undone cleanly', async () => {
+  const trunk = new ResNetTrunk('resnet18', 'conv4', { widths: fixture.widths }).eval();
+  loadResNetWeights(trunk, await readStateDict(pth), pth);
+  torch.tidy(() => {
+    const x = torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape);
+    const plain = torch.inferenceMode(() => trunk.forward(x));
+    const unfold = torch.nn.foldForInference(trunk.convBnPairs());
+    const folded = torch.inferenceMode(() => trunk.forward(torch.nn.toChannelsLast(x)).contiguous());
+    unfold();
+    const again = torch.inferenceMode(() => trunk.forward(x));
+    const diff = folded.sub(plain).abs().amax().item();
+    assert.ok(diff < 1e-4, `folded differs by ${diff}`);
+    assert.ok(again.equal(plain), 'unfolding restores the exact original path');
+  });
+  trunk.dispose();
+});

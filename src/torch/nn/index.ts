@@ -1,3 +1,4 @@
 export { Module } from './module.ts';
 export * from './layers.ts';
 export * as init from './init.ts';
+export { foldForInference, toChannelsLast, type ConvBn } from './fold.ts';

@@ -13,6 +13,8 @@ export interface Conv2dConfig extends F.Conv2dOptions {
 export class Conv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  /** Inference-only replacements (BatchNorm folded in, channels-last); see fold.ts. */
+  inference: { weight: Tensor; bias: Tensor } | null = null;
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: Pair, readonly config: Conv2dConfig = {}) {
     super();
     const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
@@ -26,6 +28,7 @@ export class Conv2d extends Module {
     this.bias = this.param('bias', config.bias === false ? null : defaultUniform_(empty([outChannels]), fanIn));
   }
   forward(x: Tensor): Tensor {
+    if (this.inference) return F.conv2d(x, this.inference.weight, this.inference.bias, this.config);
     return F.conv2d(x, this.weight, this.bias, this.config);
   }
 }
@@ -44,6 +47,8 @@ export class BatchNorm2d extends Module {
   readonly momentum: number;
   /** When frozen, the layer stays in eval mode (running statistics fixed) whatever train() says. */
   frozen = false;
+  /** Set while folded into the preceding convolution (fold.ts): the layer passes x through. */
+  folded = false;
   constructor(readonly numFeatures: number, config: BatchNormConfig = {}) {
     super();
     this.eps = config.eps ?? 1e-5;
@@ -58,6 +63,7 @@ export class BatchNorm2d extends Module {
     this.training = on && !this.frozen;
   }
   forward(x: Tensor): Tensor {
+    if (this.folded) return x;
     if (this.training) this.numBatchesTracked.add_(1);
     return F.batchNorm(x, this.runningMean, this.runningVar, {
       weight: this.weight, bias: this.bias, training: this.training, momentum: this.momentum, eps: this.eps,

@@ -1,0 +1,40 @@
+// GeM head (Radenović et al. 2018): generalised mean with a learnable exponent p.
+import { nn, tidy, full, type Tensor } from '../../torch/index.ts';
+import type { AggregationHead } from '../types.ts';
+import { gem, l2n } from '../functional.ts';
+import { checkFeatures } from './check.ts';
+
+export interface GeMOptions {
+  /** Initial p (3). */
+  p?: number;
+  /** Clamp floor before the power (1e-6). */
+  eps?: number;
+  /** L2-normalise each spatial feature over channels before pooling (the benchmark's default, true). */
+  normalizeInput?: boolean;
+  /** L2-normalise the pooled descriptor (true). */
+  normalizeOutput?: boolean;
+}
+
+export class GeM extends nn.Module implements AggregationHead {
+  /** Parameter `p`, shape [1]. */
+  readonly p: Tensor;
+  readonly dim: number;
+  readonly eps: number;
+  readonly normalizeInput: boolean;
+  readonly normalizeOutput: boolean;
+  constructor(readonly inChannels: number, options: GeMOptions = {}) {
+    super();
+    this.p = this.param('p', full([1], options.p ?? 3));
+    this.eps = options.eps ?? 1e-6;
+    this.normalizeInput = options.normalizeInput ?? true;
+    this.normalizeOutput = options.normalizeOutput ?? true;
+    this.dim = inChannels;
+  }
+  forward(x: Tensor): Tensor {
+    checkFeatures(x, this.inChannels, 'GeM');
+    return tidy(() => {
+      const pooled = gem(this.normalizeInput ? l2n(x, 1) : x, this.p, this.eps);
+      return this.normalizeOutput ? l2n(pooled, 1) : pooled;
+    });
+  }
+}

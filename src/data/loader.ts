@@ -1,16 +1,37 @@
 // Batch loader: images in order, decoded ahead in parallel, bounded memory, cancellable.
 // sharp decodes on libuv's thread pool, so several images in flight keep the cores busy while the
-// consumer (training/extraction) works on the previous batch.
+// consumer (training/extraction) works on the previous batch. With `workers`, the JS part of each
+// image (normalisation, augmentation) also leaves the main thread: worker threads run the whole
+// transform and hand the floats back without a copy.
 
-import type { Float32HostTensor } from './image.ts';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { queryTransform, type QueryTransformOptions } from './augment.ts';
+import { imageTransform, type Float32HostTensor, type ImageOptions } from './image.ts';
 
 /** Turns image `index` (path `path`) into a float32 tensor [k, 3, H, W]; k is usually 1. */
 export type ImageTransform = (path: string, index: number) => Promise<Float32HostTensor>;
 
+/** A transform described by data, so worker threads can rebuild it. */
+export type TransformSpec =
+  | { kind: 'image'; options: ImageOptions }
+  | { kind: 'query'; options: QueryTransformOptions };
+
+export function transformFromSpec(spec: TransformSpec): ImageTransform {
+  switch (spec.kind) {
+    case 'image': return imageTransform(spec.options);
+    case 'query': return queryTransform(spec.options);
+  }
+}
+
 export interface BatchLoaderOptions {
   batchSize: number;
-  /** Images decoding at once (default: libuv pool size, UV_THREADPOOL_SIZE or 4). */
+  /**
+   * Images started at once (default: max(libuv pool size, batchSize), so a whole batch sits in
+   * the pool's queue and decodes even while the main thread is busy in a synchronous step).
+   */
   concurrency?: number;
+  /** Worker threads running a TransformSpec (default 0: transforms run on this thread). */
+  workers?: number;
   /** Finished batches held ahead of the consumer (default 2): bounds memory. */
   prefetchBatches?: number;
   /** Drop a last, smaller batch (default false). */
@@ -50,12 +71,18 @@ function checkPositiveInt(name: string, v: number): void {
  * `prefetchBatches` batches beyond the current one are loaded ahead. Breaking out of a
  * for-await loop (or calling return()) stops new work and waits for the in-flight images.
  */
-export async function* loadBatches(paths: readonly string[], transform: ImageTransform, options: BatchLoaderOptions): AsyncGenerator<ImageBatch, void, undefined> {
-  const { batchSize, dropLast = false, signal } = options;
-  const concurrency = options.concurrency ?? defaultConcurrency();
-  const prefetchBatches = options.prefetchBatches ?? 2;
+export async function* loadBatches(paths: readonly string[], transformOrSpec: ImageTransform | TransformSpec, options: BatchLoaderOptions): AsyncGenerator<ImageBatch, void, undefined> {
+  const { batchSize, dropLast = false, signal, workers = 0 } = options;
   checkPositiveInt('batchSize', batchSize);
+  const concurrency = options.concurrency ?? Math.max(defaultConcurrency(), batchSize);
+  const prefetchBatches = options.prefetchBatches ?? 2;
   checkPositiveInt('concurrency', concurrency);
+  if (!Number.isInteger(workers) || workers < 0) throw new Error(`batch loader: workers must be an integer >= 0, got ${workers}`);
+  if (workers > 0 && typeof transformOrSpec === 'function') {
+    throw new Error('batch loader: workers need a TransformSpec ({ kind, options }), not a function');
+  }
+  const pool = workers > 0 ? new TransformPool(transformOrSpec as TransformSpec, workers) : undefined;
+  const transform = pool ? pool.transform : typeof transformOrSpec === 'function' ? transformOrSpec : transformFromSpec(transformOrSpec);
   if (!Number.isInteger(prefetchBatches) || prefetchBatches < 0) {
     throw new Error(`batch loader: prefetchBatches must be an integer >= 0, got ${prefetchBatches}`);
   }
@@ -115,6 +142,7 @@ export async function* loadBatches(paths: readonly string[], transform: ImageTra
     stopped = true;
     await Promise.all([...inFlight]);
     tasks.clear();
+    await pool?.close();
   }
 }
 
@@ -140,4 +168,86 @@ function assemble(parts: Float32HostTensor[], paths: readonly string[], start: n
     indices: parts.map((_, k) => start + k),
     itemsPerImage: shape[0]!,
   };
+}
+
+// ---------------------------------------------------------------- worker threads
+
+interface WorkerRequest { id: number; path: string; index: number }
+type WorkerReply =
+  | { id: number; shape: number[]; data: Float32Array }
+  | { id: number; error: string; path?: string };
+
+const WORKER_TAG = 'vgl-image-worker';
+
+/** Worker threads that each rebuild the transform from its spec and serve requests concurrently. */
+export class TransformPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, { resolve: (t: Float32HostTensor) => void; reject: (e: unknown) => void; path: string; index: number; worker: number }>();
+  private readonly load: number[];
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(spec: TransformSpec, count: number) {
+    checkPositiveInt('workers', count);
+    transformFromSpec(spec); // validates the options here, where the error is easy to see
+    // The worker imports this module through tsx's loader (the repo runs TypeScript directly).
+    const tsxApi = import.meta.resolve('tsx/esm/api');
+    const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); });`;
+    for (let w = 0; w < count; w++) {
+      const worker = new Worker(code, { eval: true, workerData: { tag: WORKER_TAG, spec } });
+      worker.on('message', (m: WorkerReply) => this.settle(m));
+      worker.on('error', (e) => this.fail(e));
+      worker.on('exit', (code) => { if (code !== 0) this.fail(new Error(`image worker exited with code ${code}`)); });
+      worker.unref(); // idle workers must not keep the process alive; ref'd while requests are out
+      this.workers.push(worker);
+    }
+    this.load = new Array<number>(count).fill(0);
+  }
+
+  readonly transform: ImageTransform = (path, index) => {
+    if (this.failure) return Promise.reject(this.failure);
+    let w = 0;
+    for (let k = 1; k < this.load.length; k++) if (this.load[k]! < this.load[w]!) w = k;
+    const id = this.nextId++;
+    if (this.load[w]!++ === 0) this.workers[w]!.ref();
+    return new Promise<Float32HostTensor>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, path, index, worker: w });
+      this.workers[w]!.postMessage({ id, path, index } satisfies WorkerRequest);
+    });
+  };
+
+  private settle(m: WorkerReply): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (--this.load[p.worker]! === 0) this.workers[p.worker]!.unref();
+    if ('error' in m) p.reject(new ImageLoadError(p.path, p.index, new Error(m.error)));
+    else p.resolve({ dtype: 'float32', shape: m.shape, data: m.data });
+  }
+
+  private fail(e: unknown): void {
+    this.failure ??= e instanceof Error ? e : new Error(String(e));
+    for (const p of this.pending.values()) p.reject(new ImageLoadError(p.path, p.index, this.failure));
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    this.failure ??= new Error('image worker pool closed');
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+function serveWorker(spec: TransformSpec): void {
+  const transform = transformFromSpec(spec);
+  const port = parentPort!;
+  port.on('message', (req: WorkerRequest) => {
+    transform(req.path, req.index).then(
+      (t) => port.postMessage({ id: req.id, shape: t.shape, data: t.data } satisfies WorkerReply, [t.data.buffer as ArrayBuffer]),
+      (e: unknown) => port.postMessage({ id: req.id, error: e instanceof Error ? e.message : String(e) } satisfies WorkerReply),
+    );
+  });
+}
+
+if (!isMainThread && (workerData as { tag?: string } | null)?.tag === WORKER_TAG) {
+  serveWorker((workerData as { spec: TransformSpec }).spec);
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
-import { ImageLoadError, loadBatches, type ImageBatch, type ImageTransform } from '../../src/data/loader.ts';
+import { ImageLoadError, loadBatches, type ImageBatch, type ImageTransform, type TransformSpec } from '../../src/data/loader.ts';
 import { imageTransform, type Float32HostTensor } from '../../src/data/image.ts';
 
 /** A fake transform: image i is a 1x3x2x2 tensor filled with i, finishing after a scrambled delay. */
@@ -120,4 +120,34 @@ test('errors from a transform are tagged with the file; mixed sizes and bad opti
   await assert.rejects(collect(loadBatches(names(2), mixed, { batchSize: 2 })), /img1\.jpg: shape \[1, 3, 2, 3\] differs/);
   await assert.rejects(collect(loadBatches(names(2), mixed, { batchSize: 0 })), /batchSize must be a positive integer/);
   await assert.rejects(collect(loadBatches(names(2), mixed, { batchSize: 1, prefetchBatches: -1 })), /prefetchBatches/);
+});
+
+test('worker threads: same bytes as in-process, errors still name the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vgl-loader-workers-'));
+  try {
+    const paths: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const p = join(dir, `${i}.jpg`);
+      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 120, sigma: 40 } } }).jpeg().toFile(p);
+      paths.push(p);
+    }
+    const spec: TransformSpec = {
+      kind: 'query',
+      options: { seed: 4, size: { height: 24, width: 32 }, augment: { brightness: 0.4, hue: 0.1, randPerspective: 0.3, randomResizedCrop: 0.3, randomRotation: 10, horizontalFlip: 0.5 } },
+    };
+    const viaWorkers = await collect(loadBatches(paths, spec, { batchSize: 4, workers: 2 }));
+    const inline = await collect(loadBatches(paths, spec, { batchSize: 4 }));
+    assert.deepEqual(viaWorkers.map((b) => b.indices), [[0, 1, 2, 3], [4, 5]]);
+    viaWorkers.forEach((b, k) => {
+      assert.deepEqual(b.images.shape, inline[k]!.images.shape);
+      assert.ok(Buffer.from(b.images.data.buffer).equals(Buffer.from(inline[k]!.images.data.buffer)), `batch ${k} differs`);
+    });
+    await writeFile(paths[2]!, 'broken');
+    await assert.rejects(collect(loadBatches(paths, { kind: 'image', options: { size: { height: 24, width: 32 } } }, { batchSize: 4, workers: 1 })),
+      (e: unknown) => e instanceof ImageLoadError && e.path === paths[2] && e.message.includes(paths[2]!));
+    await assert.rejects(collect(loadBatches(paths, fakeTransform().transform, { batchSize: 2, workers: 1 })), /workers need a TransformSpec/);
+    await assert.rejects(collect(loadBatches(paths, { kind: 'query', options: { seed: 0, augment: { hue: 3 } } }, { batchSize: 2, workers: 1 })), /hue must be/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

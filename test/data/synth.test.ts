@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { Command } from 'commander';
-import { generateCity } from '../../src/data/synth/generate.ts';
+import { ensureCity, generateCity } from '../../src/data/synth/generate.ts';
 import { planDataset } from '../../src/data/synth/plan.ts';
 import { SIZES, resolveParams, SynthOptionsSchema } from '../../src/data/synth/options.ts';
 import { renderView } from '../../src/data/synth/render.ts';
@@ -149,4 +149,28 @@ test('vgl synth: a bad flag value is reported by flag name, nothing is written',
   assert.match(text, /--height "12x"/);
   assert.match(text, /--queries "1,2": expected three/);
   await assert.rejects(readdir(join(root, 'flags')));
+});
+
+test('ensureCity reuses a finished run with the same parameters and regenerates on a change', async () => {
+  const first = await ensureCity({ out: root, name: 'ensure', size: 'tiny', seed: 9, workers: 0 });
+  assert.equal(first.reused, false);
+  const before = await hashes(first.dir);
+  const again = await ensureCity({ out: root, name: 'ensure', size: 'tiny', seed: 9, workers: 0 });
+  assert.equal(again.reused, true);
+  assert.equal(again.images, first.images);
+  // A run with a missing image is not reused.
+  const victim = (await listFiles(join(first.dir, 'images', 'val', 'queries')))[0]!;
+  await rm(victim);
+  assert.equal((await ensureCity({ out: root, name: 'ensure', size: 'tiny', seed: 9, workers: 0 })).reused, false);
+  assert.deepEqual([...(await hashes(first.dir)).entries()], [...before.entries()]);
+  // An interrupted run (record still marked incomplete) is not reused.
+  const record = join(first.dir, 'synth.json');
+  const text = await readFile(record, 'utf8');
+  assert.match(text, /"complete": true/);
+  await writeFile(record, text.replace('"complete": true', '"complete": false'));
+  assert.equal((await ensureCity({ out: root, name: 'ensure', size: 'tiny', seed: 9, workers: 0 })).reused, false);
+  assert.deepEqual([...(await hashes(first.dir)).entries()], [...before.entries()]);
+  const other = await ensureCity({ out: root, name: 'ensure', size: 'tiny', seed: 10, workers: 0 });
+  assert.equal(other.reused, false);
+  assert.equal(JSON.parse(await readFile(record, 'utf8')).seed, 10);
 });

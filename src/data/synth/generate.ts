@@ -3,16 +3,16 @@
 // parameters) and synth-preview.png (test queries beside database images of their place).
 
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SingleBar } from 'cli-progress';
-import { SynthOptionsSchema, resolveParams, type SynthOptions, type SynthParams } from './options.ts';
+import { SynthOptionsSchema, resolveParams, type ResolvedSynthOptions, type SynthOptions, type SynthParams } from './options.ts';
 import { planDataset, type SynthPlan, type UtmDistrict } from './plan.ts';
 import { writeJob, type RenderJob } from './write.ts';
 import { writePreview } from './preview.ts';
 import type { WorkerInit } from './worker.ts';
-import type { Split } from './city.ts';
+import { SPLITS, type Split } from './city.ts';
 
 export interface SynthSummary {
   /** Absolute <out>/<name>. */
@@ -24,23 +24,63 @@ export interface SynthSummary {
   seconds: number;
 }
 
-/** Generates the synthetic dataset; options are validated (zod) and completed from the size preset. */
-export async function generateCity(options: SynthOptions): Promise<SynthSummary> {
+function validate(options: SynthOptions): ResolvedSynthOptions {
   const parsed = SynthOptionsSchema.safeParse(options);
   if (!parsed.success) {
     throw new Error(`synth: invalid options\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
   }
-  const o = parsed.data;
+  return parsed.data;
+}
+
+/** Generates the synthetic dataset; options are validated (zod) and completed from the size preset. */
+export async function generateCity(options: SynthOptions): Promise<SynthSummary> {
+  const o = validate(options);
   const t0 = performance.now();
-  const params = resolveParams(o);
-  const plan = planDataset(params);
+  const plan = planDataset(resolveParams(o));
+  return render(plan, o, t0);
+}
+
+/**
+ * Reuses <out>/<name> if a finished `vgl synth` run with exactly these parameters is there (as the
+ * demo wants: generate once, train many times); otherwise (re)generates it. A folder not made by
+ * vgl synth is never replaced.
+ */
+export async function ensureCity(options: SynthOptions): Promise<SynthSummary & { reused: boolean }> {
+  const o = validate(options);
+  const t0 = performance.now();
+  const plan = planDataset(resolveParams(o));
+  const dir = resolve(o.out, o.name);
+  const record = join(dir, 'synth.json');
+  if (existsSync(record)) {
+    const onDisk = await readFile(record, 'utf8');
+    if (onDisk === recordText(plan, true) && (await countImages(dir)) === plan.images.length) {
+      return { dir, params: plan.params, counts: plan.counts, images: plan.images.length, districts: plan.districts, seconds: 0, reused: true };
+    }
+  }
+  return { ...(await render(plan, { ...o, overwrite: true }, t0)), reused: false };
+}
+
+async function countImages(dir: string): Promise<number> {
+  let n = 0;
+  for (const split of SPLITS) {
+    for (const kind of ['database', 'queries']) {
+      const d = join(dir, 'images', split, kind);
+      if (existsSync(d)) n += (await readdir(d)).filter((f) => f.endsWith('.jpg')).length;
+    }
+  }
+  return n;
+}
+
+async function render(plan: SynthPlan, o: ResolvedSynthOptions, t0: number): Promise<SynthSummary> {
+  const { params } = plan;
   const dir = resolve(o.out, o.name);
   await prepareFolder(dir, o.overwrite);
-  for (const split of ['train', 'val', 'test']) {
+  for (const split of SPLITS) {
     for (const kind of ['database', 'queries']) await mkdir(join(dir, 'images', split, kind), { recursive: true });
   }
-  // Written first: it also marks the folder as ours, so an interrupted run can be --overwrite'n.
-  await writeFile(join(dir, 'synth.json'), JSON.stringify(describe(plan), null, 2) + '\n');
+  // Written first (marked incomplete): it also marks the folder as ours, so an interrupted run can be
+  // overwritten; rewritten as complete at the end.
+  await writeFile(join(dir, 'synth.json'), recordText(plan, false));
   const jobs: RenderJob[] = plan.images.map((im) => ({
     path: join(dir, im.file), camera: im.view.camera, conditions: im.view.conditions, occluders: im.view.occluders,
   }));
@@ -55,6 +95,7 @@ export async function generateCity(options: SynthOptions): Promise<SynthSummary>
   }
   bar?.stop();
   await writePreview(plan, join(dir, 'synth-preview.png'));
+  await writeFile(join(dir, 'synth.json'), recordText(plan, true));
   return {
     dir, params, counts: plan.counts, images: jobs.length, districts: plan.districts,
     seconds: (performance.now() - t0) / 1000,
@@ -62,11 +103,16 @@ export async function generateCity(options: SynthOptions): Promise<SynthSummary>
 }
 
 /** The generation record written next to the images (no times: same seed, same bytes). */
-function describe(plan: SynthPlan): object {
+function recordText(plan: SynthPlan, complete: boolean): string {
+  return JSON.stringify(describe(plan, complete), null, 2) + '\n';
+}
+
+function describe(plan: SynthPlan, complete: boolean): object {
   const { params, city } = plan;
   return {
     generator: 'vgl synth',
     format: 1,
+    complete,
     ...params,
     utm: city.arch.utm,
     cityExtent: { east0: city.arch.utm.east, north0: city.arch.utm.north, width: city.width, height: city.height },

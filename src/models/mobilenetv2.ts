@@ -7,9 +7,9 @@
 //   features.18           Conv_1: 1x1 conv to 1280 (0), BatchNorm (1), ReLU6
 // Keras-specific numbers kept here: stride-2 convs pad one row/column at the bottom/right only
 // (TensorFlow 'same' / Keras ZeroPadding2D((0,1),(0,1))), BatchNorm eps 1e-3, no conv biases.
-// The Keras name of each module is in src/models/weights/mobilenetv2-keras.ts.
+// The Keras name of each module is in src/models/weights/keras-mobilenetv2.ts.
 import { F, nn, tidy, Tensor } from '../torch/index.ts';
-import type { Backbone } from './types.ts';
+import { freezeModules, type Backbone } from './types.ts';
 
 /** Keras' `_make_divisible`: round to a multiple of 8, never more than 10% below v. */
 export function makeDivisible(v: number, divisor = 8): number {
@@ -125,17 +125,19 @@ export class MobileNetV2 extends nn.Module implements Backbone {
 
   /** features.0..features.13 (stem, expanded_conv, block_1..block_12) frozen; block_13+ and Conv_1 train. */
   freezeReference(): void {
-    for (let i = 0; i <= MOBILENETV2_LAST_FROZEN; i++) freeze(this.features.at(i));
+    freezeModules(this.features.layers.slice(0, MOBILENETV2_LAST_FROZEN + 1));
   }
-}
 
-/** requires_grad off and BatchNorm fixed in eval mode for a whole subtree. */
-function freeze(m: nn.Module): void {
-  m.requiresGrad_(false);
-  for (const [, sub] of m.namedModules()) {
-    if (sub instanceof nn.BatchNorm2d) {
-      sub.frozen = true;
-      sub.training = false;
+  /** Every convolution with the BatchNorm that follows it (for folding at inference). */
+  convBnPairs(): nn.ConvBn[] {
+    const pairs: nn.ConvBn[] = [];
+    for (const [, m] of this.namedModules()) {
+      if (!(m instanceof nn.Sequential)) continue;
+      m.layers.forEach((conv, i) => {
+        const bn = m.layers[i + 1];
+        if (conv instanceof nn.Conv2d && bn instanceof nn.BatchNorm2d) pairs.push([conv, bn]);
+      });
     }
+    return pairs;
   }
 }

@@ -11,8 +11,8 @@ import * as torch from '../../src/torch/index.ts';
 import { F, nn, Tensor } from '../../src/torch/index.ts';
 import { MobileNetV2, makeDivisible } from '../../src/models/mobilenetv2.ts';
 import {
-  depthwiseToTorch, hwioToOihw, loadKerasMobileNetV2Weights, MOBILENETV2_035_WEIGHTS_DIR,
-} from '../../src/models/weights/mobilenetv2-keras.ts';
+  depthwiseToTorch, hwioToOihw, loadKerasWeights, MOBILENETV2_035_WEIGHTS_DIR,
+} from '../../src/models/weights/keras-mobilenetv2.ts';
 
 interface Tap { keras: string; features_index: number; shape: number[]; sum: number; abs_sum: number }
 interface Run { output_shape: number[]; pooled: number[]; taps: Tap[] }
@@ -37,7 +37,7 @@ let pretrained: MobileNetV2 | null = null;
 async function loaded(): Promise<MobileNetV2> {
   if (!pretrained) {
     pretrained = new MobileNetV2();
-    await loadKerasMobileNetV2Weights(pretrained);
+    await loadKerasWeights(pretrained);
     pretrained.eval();
   }
   return pretrained;
@@ -123,7 +123,7 @@ test('pretrained MobileNetV2 matches the reference on a Nordland frame enlarged 
 
 test('loader reports the weights it ignored (the Teachable Machine head) and loads all model keys', async () => {
   const m = new MobileNetV2();
-  const r = await loadKerasMobileNetV2Weights(m, MOBILENETV2_035_WEIGHTS_DIR);
+  const r = await loadKerasWeights(m, MOBILENETV2_035_WEIGHTS_DIR);
   assert.deepEqual(r.ignored.sort(), ['dense_Dense3/bias', 'dense_Dense3/kernel', 'dense_Dense4/kernel']);
   assert.equal(r.loaded.length, m.stateDict().size);
   m.dispose();
@@ -138,14 +138,14 @@ test('loader errors name model.json and list missing Keras weights / shape misma
   writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
   copyFileSync(join(MOBILENETV2_035_WEIGHTS_DIR, 'weights.bin'), join(dir, 'weights.bin'));
   const m = new MobileNetV2();
-  await assert.rejects(loadKerasMobileNetV2Weights(m, dir), (e: Error) => {
+  await assert.rejects(loadKerasWeights(m, dir), (e: Error) => {
     assert.match(e.message, new RegExp(`^${join(dir, 'model.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:`));
     assert.match(e.message, /missing Keras weights \(1\): block_5_expand\/kernel/);
     return true;
   });
   m.dispose();
   const wide = new MobileNetV2({ widthMultiplier: 0.5 });
-  await assert.rejects(loadKerasMobileNetV2Weights(wide), (e: Error) => {
+  await assert.rejects(loadKerasWeights(wide), (e: Error) => {
     assert.match(e.message, /not the Keras MobileNetV2 \(alpha 0\.5\)/);
     // alpha 0.5 first differs at block_1_project: 16 filters instead of 8
     assert.match(e.message, /shape mismatches \(\d+\): block_1_project\/kernel \[1,1,48,8\] → features\.2\.conv\.2\.weight \[8,48,1,1\], model has \[16,48,1,1\]/);
@@ -212,4 +212,24 @@ test('Nordland: the same place in summer and winter is closer than different pla
   assert.ok(same < diff, `same ${same} should be below different ${diff}`);
   assert.ok(Math.abs(same - ref.mean_same) < 1e-4 && Math.abs(diff - ref.mean_different) < 1e-4, 'figures match the PyTorch reference');
   torch.dispose(summer, winter);
+});
+
+test('BatchNorm folding (convBnPairs): every conv paired once, folded output equals the plain one', async () => {
+  const model = await loaded();
+  const pairs = model.convBnPairs();
+  assert.equal(pairs.length, 35 + 17, 'every conv and depthwise conv has its BatchNorm');
+  assert.equal(new Set(pairs.map(([c]) => c)).size, pairs.length);
+  const inp = REF.runs.random.input;
+  torch.tidy(() => torch.noGrad(() => {
+    const x = torch.tensor(floats(inp.float32), inp.shape);
+    const plain = model.forward(x);
+    const unfold = nn.foldForInference(pairs);
+    try {
+      const folded = model.forward(nn.toChannelsLast(x)).contiguous();
+      const worst = plain.sub(folded).abs().amax().item();
+      assert.ok(worst < 1e-3, `folded differs by ${worst}`);
+    } finally {
+      unfold();
+    }
+  }));
 });

@@ -175,7 +175,7 @@ function checkTopology(topology: unknown, model: MobileNetV2, source: string): v
  * shards) into `model`. Errors name the file and list every missing or mismatched weight; weights
  * of other layers (a classifier head on top) are returned as `ignored`.
  */
-export async function loadKerasMobileNetV2Weights(model: MobileNetV2, dir: string = MOBILENETV2_035_WEIGHTS_DIR): Promise<KerasLoadReport> {
+export async function loadKerasWeights(model: MobileNetV2, dir: string = MOBILENETV2_035_WEIGHTS_DIR): Promise<KerasLoadReport> {
   const source = dir.endsWith('.json') ? dir : join(dir, 'model.json');
   const { topology, weights } = await loadTfjsLayersModel(dir);
   const { values, ignored } = kerasToVglMobileNetV2(model, weights, source);

@@ -1,0 +1,120 @@
+// A place-recognition network: backbone (local features) → aggregation head (global descriptor),
+// assembled from a typed config. State-dict names are `backbone.*` and `aggregation.*`, with the
+// torchvision names inside the backbone.
+import { nn, tidy, Tensor, inferenceMode } from '../torch/index.ts';
+import { loadStateDict as readStateDict } from '../torch/serialization/index.ts';
+import type { Backbone, AggregationHead } from './types.ts';
+import { ResNetTrunk, loadResNetWeights, type ResNetName, type Cut } from './resnet.ts';
+import { MobileNetV2 } from './mobilenetv2.ts';
+import { HEADS, AGGREGATION_NAMES, type AggregationName, type HeadOptions } from './aggregation/index.ts';
+
+export const BACKBONE_NAMES = ['resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2'] as const;
+export type BackboneName = (typeof BACKBONE_NAMES)[number];
+
+export interface NetworkConfig {
+  backbone: BackboneName;
+  aggregation: AggregationName;
+  head?: HeadOptions;
+  /** Narrower ResNet widths (tests and tiny experiments); default torchvision's. */
+  resnetWidths?: number[];
+}
+
+interface BackboneEntry {
+  create(config: NetworkConfig): Backbone;
+  /** Loads ImageNet weights from a local file or folder into the backbone. */
+  loadPretrained(backbone: Backbone, path: string): Promise<void>;
+}
+
+function resnet(arch: ResNetName, cut: Cut): BackboneEntry {
+  return {
+    create: (c) => new ResNetTrunk(arch, cut, { widths: c.resnetWidths }),
+    loadPretrained: async (b, path) => {
+      loadResNetWeights(b as ResNetTrunk, await readStateDict(path), path);
+    },
+  };
+}
+
+/** Backbones by name: the CLI, trainer and evaluator read this table and nothing else. */
+export const BACKBONES: Partial<Record<BackboneName, BackboneEntry>> = {
+  resnet18conv4: resnet('resnet18', 'conv4'),
+  resnet18conv5: resnet('resnet18', 'conv5'),
+  resnet50conv4: resnet('resnet50', 'conv4'),
+  resnet50conv5: resnet('resnet50', 'conv5'),
+  mobilenetv2: {
+    create: () => new MobileNetV2(),
+    loadPretrained: async (b, path) => {
+      const { loadKerasWeights } = await import('./weights/keras-mobilenetv2.ts');
+      await loadKerasWeights(b as MobileNetV2, path);
+    },
+  },
+};
+
+export class GeoLocalizationNet extends nn.Module {
+  readonly backbone: Backbone;
+  readonly aggregation: AggregationHead;
+  constructor(readonly config: NetworkConfig) {
+    super();
+    const entry = BACKBONES[config.backbone];
+    if (!entry) throw new Error(`unknown backbone '${config.backbone}' (known: ${Object.keys(BACKBONES).join(', ')})`);
+    const head = HEADS[config.aggregation];
+    if (!head) throw new Error(`unknown aggregation '${config.aggregation}' (known: ${AGGREGATION_NAMES.join(', ')})`);
+    this.backbone = this.module('backbone', entry.create(config));
+    this.aggregation = this.module('aggregation', head(this.backbone.outChannels, config.head ?? {}));
+  }
+  get dim(): number {
+    return this.aggregation.dim;
+  }
+  get inputNormalization(): Backbone['inputNormalization'] {
+    return this.backbone.inputNormalization;
+  }
+  /** Images [B, 3, H, W] → unit descriptors [B, D]. */
+  forward(images: Tensor): Tensor {
+    return tidy(() => this.aggregation.forward(this.backbone.forward(images)));
+  }
+  /** Local feature maps [B, C, h, w] (for NetVLAD's k-means initialisation). */
+  features(images: Tensor): Tensor {
+    return this.backbone.forward(images);
+  }
+  async loadPretrained(path: string): Promise<void> {
+    await BACKBONES[this.config.backbone]!.loadPretrained(this.backbone, path);
+  }
+  freezeReference(): void {
+    this.backbone.freezeReference();
+  }
+  summary(): { backbone: BackboneName; aggregation: AggregationName; descriptorDim: number; parameters: number; trainableParameters: number } {
+    return {
+      backbone: this.config.backbone, aggregation: this.config.aggregation, descriptorDim: this.dim,
+      parameters: this.parameterCount(), trainableParameters: this.parameterCount(true),
+    };
+  }
+
+  /**
+   * Runs fn with the fastest inference path: eval mode, inference mode, BatchNorm folded into the
+   * convolutions and channels-last inputs. The given forward returns unit descriptors like forward().
+   * The trained weights are untouched; the previous train/eval mode is restored afterwards.
+   */
+  async fastInference<T>(fn: (forward: (images: Tensor) => Tensor) => T | Promise<T>): Promise<T> {
+    const wasTraining = this.training;
+    this.eval();
+    const unfold = nn.foldForInference(this.backbone.convBnPairs?.() ?? []);
+    const forward = (images: Tensor): Tensor => inferenceMode(() => tidy(() => {
+      const maps = this.backbone.forward(nn.toChannelsLast(images)).contiguous();
+      return this.aggregation.forward(maps);
+    }));
+    try {
+      return await fn(forward);
+    } finally {
+      unfold();
+      this.train(wasTraining);
+    }
+  }
+
+  /** This network as evaluation sees it, computing with the fast inference path (inside fastInference). */
+  asDescriptorModel(forward: (images: Tensor) => Tensor): { forward: (images: Tensor) => Tensor; dim: number; inputNormalization: Backbone['inputNormalization']; eval: () => void } {
+    return { forward, dim: this.dim, inputNormalization: this.inputNormalization, eval: () => undefined };
+  }
+}
+
+export function buildNetwork(config: NetworkConfig): GeoLocalizationNet {
+  return new GeoLocalizationNet(config);
+}

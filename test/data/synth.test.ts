@@ -58,7 +58,7 @@ test('layout: datasets_vg folders, parsable names, positions in their district, 
   const all: Record<string, { east: number; north: number }[]> = {};
   for (const split of ['train', 'val', 'test'] as const) {
     const ds = await openDataset(root, 'layout', split); // parses every name, checks the folders
-    assert.equal(ds.databasePaths.length, s.counts[split].database);
+    assert.equal(ds.databasePaths.length, s.counts[split]?.database);
     assert.equal(ds.queriesPaths.length, SIZES.tiny.queries[split]);
     const d = meta.districts.find((x: { split: string }) => x.split === split);
     const files = [...ds.databasePaths, ...ds.queriesPaths].map((p) => parseDatasetFilename(p));
@@ -173,4 +173,16 @@ test('ensureCity reuses a finished run with the same parameters and regenerates 
   const other = await ensureCity({ out: root, name: 'ensure', size: 'tiny', seed: 10, workers: 0 });
   assert.equal(other.reused, false);
   assert.equal(JSON.parse(await readFile(record, 'utf8')).seed, 10);
+});
+
+test('--splits test writes only the test split (a cross-dataset test set), same images as a full run', async () => {
+  const only = await generateCity({ out: root, name: 'onlytest', size: 'tiny', seed: 5, style: 'stlucia', splits: ['test'], workers: 0 });
+  const full = await generateCity({ out: root, name: 'fulltest', size: 'tiny', seed: 5, style: 'stlucia', workers: 0 });
+  assert.deepEqual(Object.keys(only.counts), ['test']);
+  assert.deepEqual(await readdir(join(only.dir, 'images')), ['test']);
+  const a = await hashes(join(only.dir, 'images', 'test')), b = await hashes(join(full.dir, 'images', 'test'));
+  assert.deepEqual([...a.entries()], [...b.entries()]);
+  const f = parseDatasetFilename([...a.keys()][0]!);
+  assert.equal(f.zoneNumber, 56); // Brisbane frame of the stlucia style
+  assert.ok(f.lat! < -27 && f.lat! > -28, `lat ${f.lat}`);
 });

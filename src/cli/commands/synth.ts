@@ -35,6 +35,15 @@ const SynthFlags = z.object({
   fov: numFlag(20, 150).optional(),
   quality: intFlag(1, 100).optional(),
   workers: intFlag(0, 64).optional(),
+  splits: z.string().transform((s, ctx) => {
+    const parts = s.split(',').map((x) => x.trim());
+    const bad = parts.filter((x) => !['train', 'val', 'test'].includes(x));
+    if (bad.length > 0 || parts.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `expected a comma-separated subset of train,val,test, got "${s}"` });
+      return z.NEVER;
+    }
+    return parts as ('train' | 'val' | 'test')[];
+  }).optional(),
   overwrite: z.boolean(),
 });
 
@@ -65,6 +74,7 @@ export function register(program: Command): void {
     .option('--query-offset <m>', 'largest distance of a query from its database place')
     .option('--fov <deg>', 'horizontal field of view')
     .option('--quality <q>', 'JPEG quality (1-100)')
+    .option('--splits <list>', 'splits to write, e.g. test (a cross-dataset test set); default train,val,test')
     .option('--workers <n>', 'worker threads (0 = this thread; default: one per core)')
     .option('--overwrite', 'replace an existing dataset made by vgl synth', false)
     .action(async (raw: Record<string, unknown>) => {
@@ -78,10 +88,11 @@ export function register(program: Command): void {
       const summary = await generateCity({
         out: f.out, name: f.name, style: f.style, size: f.size, seed: f.seed, height: f.height, width: f.width,
         spacing: f.spacing, headings: f.headings, blockRows: f.rows, columns: f.columns, queries: f.queries,
-        queryOffset: f.queryOffset, fov: f.fov, quality: f.quality, workers: f.workers, overwrite: f.overwrite,
+        queryOffset: f.queryOffset, fov: f.fov, quality: f.quality, workers: f.workers, overwrite: f.overwrite, splits: f.splits,
         progress: true,
       });
       for (const [split, c] of Object.entries(summary.counts)) {
+        if (c === undefined) continue;
         process.stdout.write(`${f.name}/${split}: ${c.database} database (${c.places} places x ${summary.params.headings} headings), ${c.queries} queries\n`);
       }
       process.stdout.write(`${summary.images} images ${summary.params.width}x${summary.params.height} in ${summary.seconds.toFixed(1)} s -> ${summary.dir} (parameters: synth.json)\n`);

@@ -12,13 +12,14 @@ import { planDataset, type SynthPlan, type UtmDistrict } from './plan.ts';
 import { writeJob, type RenderJob } from './write.ts';
 import { writePreview } from './preview.ts';
 import type { WorkerInit } from './worker.ts';
-import { SPLITS, type Split } from './city.ts';
+import type { Split } from './city.ts';
 
 export interface SynthSummary {
   /** Absolute <out>/<name>. */
   dir: string;
   params: SynthParams;
-  counts: Record<Split, { database: number; queries: number; places: number }>;
+  /** Per written split. */
+  counts: Partial<Record<Split, { database: number; queries: number; places: number }>>;
   images: number;
   districts: UtmDistrict[];
   seconds: number;
@@ -62,7 +63,7 @@ export async function ensureCity(options: SynthOptions): Promise<SynthSummary & 
 
 async function countImages(dir: string): Promise<number> {
   let n = 0;
-  for (const split of SPLITS) {
+  for (const split of ['train', 'val', 'test']) {
     for (const kind of ['database', 'queries']) {
       const d = join(dir, 'images', split, kind);
       if (existsSync(d)) n += (await readdir(d)).filter((f) => f.endsWith('.jpg')).length;
@@ -75,7 +76,7 @@ async function render(plan: SynthPlan, o: ResolvedSynthOptions, t0: number): Pro
   const { params } = plan;
   const dir = resolve(o.out, o.name);
   await prepareFolder(dir, o.overwrite);
-  for (const split of SPLITS) {
+  for (const split of params.splits) {
     for (const kind of ['database', 'queries']) await mkdir(join(dir, 'images', split, kind), { recursive: true });
   }
   // Written first (marked incomplete): it also marks the folder as ours, so an interrupted run can be

@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { availableParallelism } from 'node:os';
-import type { CityLayout, Split } from './city.ts';
+import { SPLITS, type CityLayout, type Split } from './city.ts';
 import { STYLE_NAMES, type StyleName } from './styles.ts';
 
 export type SizeName = 'tiny' | 'small' | 'demo' | 'full';
@@ -25,10 +25,12 @@ export interface SynthParams extends CityLayout {
   fov: number;
   /** JPEG quality. */
   quality: number;
+  /** Splits to write (all three by default; e.g. only test for a cross-dataset test set). */
+  splits: Split[];
 }
 
 /** Presets: tiny for tests (seconds), small for smoke runs, demo for the demo (< 1 min on 2 cores). */
-export const SIZES: Record<SizeName, Omit<SynthParams, 'style' | 'seed'>> = {
+export const SIZES: Record<SizeName, Omit<SynthParams, 'style' | 'seed' | 'splits'>> = {
   tiny: {
     height: 48, width: 64, blockRows: 1, columns: { train: 1, val: 1, test: 1 }, spacing: 12, headings: 4,
     queries: { train: 12, val: 8, test: 8 }, queryOffset: 10, fov: 75, quality: 90,
@@ -67,6 +69,7 @@ export const SynthOptionsSchema = z.object({
   queryOffset: z.number().min(0).max(50).optional(),
   fov: z.number().min(20).max(150).optional(),
   quality: int(1, 100).optional(),
+  splits: z.array(z.enum(SPLITS as [Split, ...Split[]])).min(1).optional(),
   /** Worker threads (0 = render in this thread). */
   workers: int(0, 64).default(Math.min(availableParallelism(), 8)),
   overwrite: z.boolean().default(false),
@@ -92,5 +95,7 @@ export function resolveParams(o: ResolvedSynthOptions): SynthParams {
     queryOffset: o.queryOffset ?? base.queryOffset,
     fov: o.fov ?? base.fov,
     quality: o.quality ?? base.quality,
+    // Canonical order, no repeats: the same set always gives the same files and synth.json.
+    splits: SPLITS.filter((s) => (o.splits ?? SPLITS).includes(s)),
   };
 }

@@ -28,7 +28,8 @@ export interface SynthPlan {
   city: City;
   images: PlannedImage[];
   districts: UtmDistrict[];
-  counts: Record<Split, { database: number; queries: number; places: number }>;
+  /** Per written split. */
+  counts: Partial<Record<Split, { database: number; queries: number; places: number }>>;
 }
 
 export function planDataset(params: SynthParams): SynthPlan {
@@ -37,6 +38,7 @@ export function planDataset(params: SynthParams): SynthPlan {
   const images: PlannedImage[] = [];
   const counts = {} as SynthPlan['counts'];
   SPLITS.forEach((split, si) => {
+    if (!params.splits.includes(split)) return;
     const district = city.districts.find((d) => d.split === split)!;
     const ps = places(city, district, params.spacing);
     const opts = { spacing: params.spacing, headings: params.headings, queries: params.queries, queryOffset: params.queryOffset, fov: params.fov };

@@ -7,7 +7,9 @@ import { renderView } from './render.ts';
 
 export async function writePreview(plan: SynthPlan, file: string, pairs = 12, columns = 6): Promise<void> {
   const { width: W, height: H } = plan.params;
-  const test = plan.images.filter((im) => im.view.split === 'test');
+  // The last written split (test unless only train/val were asked for).
+  const split = plan.params.splits[plan.params.splits.length - 1];
+  const test = plan.images.filter((im) => im.view.split === split);
   const db = test.filter((im) => im.view.kind === 'database');
   const queries = test.filter((im) => im.view.kind === 'queries').slice(0, pairs);
   const tiles: Uint8Array[] = [];

@@ -1,6 +1,8 @@
 // Batch loader throughput at 480x640 from JPEGs, with and without query augmentation.
 // Generates the JPEGs (smooth gradients + noise, ~photo-sized files) in a temp folder.
-// Usage: npx tsx scripts/bench-loader.ts [--images 200] [--batch 12] [--concurrency N] [--rounds 2]
+// Also measures how long a consumer that blocks the main thread (a synchronous training step)
+// waits for each batch, in-process and with worker threads.
+// Usage: npx tsx scripts/bench-loader.ts [--images 200] [--batch 12] [--concurrency N] [--rounds 2] [--workers 2] [--step-ms 300]
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +11,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { queryTransform, type AugmentOptions } from '../src/data/augment.ts';
 import { imageTransform } from '../src/data/image.ts';
-import { defaultConcurrency, loadBatches, type ImageTransform } from '../src/data/loader.ts';
+import { defaultConcurrency, loadBatches, type ImageTransform, type TransformSpec } from '../src/data/loader.ts';
 
 const { values } = parseArgs({
   options: {
@@ -17,12 +19,16 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '12' },
     concurrency: { type: 'string' },
     rounds: { type: 'string', default: '2' },
+    workers: { type: 'string', default: '2' },
+    'step-ms': { type: 'string', default: '300' },
   },
 });
 const count = Number(values.images);
 const batchSize = Number(values.batch);
 const concurrency = values.concurrency ? Number(values.concurrency) : defaultConcurrency();
 const rounds = Number(values.rounds);
+const workers = Number(values.workers);
+const stepMs = Number(values['step-ms']);
 const H = 480;
 const W = 640;
 
@@ -46,13 +52,13 @@ async function makeJpegs(dir: string): Promise<string[]> {
   return paths;
 }
 
-async function measure(name: string, paths: string[], transform: ImageTransform): Promise<number> {
+async function measure(name: string, paths: string[], transform: ImageTransform | TransformSpec, poolSize = 0): Promise<number> {
   let best = 0;
   for (let r = 0; r < rounds; r++) {
     const t0 = performance.now();
     let n = 0;
     let checksum = 0;
-    for await (const b of loadBatches(paths, transform, { batchSize, concurrency, prefetchBatches: 2 })) {
+    for await (const b of loadBatches(paths, transform, { batchSize, concurrency, prefetchBatches: 2, workers: poolSize })) {
       n += b.indices.length;
       checksum += b.images.data[0]!;
     }
@@ -62,6 +68,20 @@ async function measure(name: string, paths: string[], transform: ImageTransform)
     console.log(`${name.padEnd(34)} round ${r + 1}: ${n} images in ${s.toFixed(2)} s = ${rate.toFixed(1)} images/s (checksum ${checksum.toFixed(3)})`);
   }
   return best;
+}
+
+/** A consumer that blocks the main thread for stepMs per batch: mean wait per batch after the first. */
+async function waitPerBatch(paths: string[], transform: ImageTransform | TransformSpec, poolSize: number): Promise<number> {
+  const waits: number[] = [];
+  let t = performance.now();
+  for await (const _ of loadBatches(paths, transform, { batchSize, concurrency, prefetchBatches: 2, workers: poolSize })) {
+    waits.push(performance.now() - t);
+    const end = performance.now() + stepMs;
+    while (performance.now() < end) { /* synchronous "training step" */ }
+    t = performance.now();
+  }
+  const steady = waits.slice(1);
+  return steady.reduce((a, b) => a + b, 0) / Math.max(1, steady.length);
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'vgl-bench-loader-'));
@@ -78,8 +98,23 @@ try {
   results['query, augmentation off'] = await measure('query, augmentation off', paths, queryTransform({ size, seed: 0, augment: {} }));
   results['query, colour jitter'] = await measure('query, colour jitter', paths, queryTransform({ size, seed: 0, augment: colour }));
   results['query, all augmentations'] = await measure('query, all augmentations', paths, queryTransform({ size, seed: 0, augment: all }));
+  if (workers > 0) {
+    const spec: TransformSpec = { kind: 'query', options: { size, seed: 0, augment: all } };
+    results[`query, all augmentations, ${workers} workers`] = await measure(`query, all aug., ${workers} workers`, paths, spec, workers);
+  }
   console.log('\nbest of rounds (images/s):');
-  for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(32)} ${v.toFixed(1)}`);
+  for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(44)} ${v.toFixed(1)}`);
+  if (stepMs > 0) {
+    console.log(`\nconsumer blocking ${stepMs} ms per batch (a synchronous step): mean wait per batch after the first`);
+    const plain = await waitPerBatch(paths, imageTransform({ size }), 0);
+    console.log(`  hard_resize, in-process                      ${plain.toFixed(0)} ms`);
+    const aug = await waitPerBatch(paths, queryTransform({ size, seed: 0, augment: all }), 0);
+    console.log(`  all augmentations, in-process                ${aug.toFixed(0)} ms`);
+    if (workers > 0) {
+      const viaWorkers = await waitPerBatch(paths, { kind: 'query', options: { size, seed: 0, augment: all } }, workers);
+      console.log(`  all augmentations, ${workers} workers                  ${viaWorkers.toFixed(0)} ms`);
+    }
+  }
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -61,13 +61,14 @@ test('a model with the wrong output size, and single_query with batches, are ref
   await assert.rejects(extractDescriptors(model, ['/nonexistent/x.png'], { progress: false }), /\/nonexistent\/x\.png/);
 });
 
-test('.npy v1.0: header layout, round trip, and numpy reads it', async () => {
+test('.npy v1.0: header layout, round trip, and numpy reads it', async (ctx) => {
   const header = npyHeader([3, 2]);
   assert.equal(header.length % 64, 0);
   assert.equal(header.toString('latin1', 0, 8), '\x93NUMPY\x01\x00');
   assert.match(header.toString('latin1', 10), /^\{'descr': '<f4', 'fortran_order': False, 'shape': \(3, 2\), \} *\n$/);
   assert.match(npyHeader([5]).toString('latin1'), /'shape': \(5,\)/);
   const dir = await mkdtemp(join(tmpdir(), 'vgl-npy-'));
+  ctx.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'd.npy');
   const values = Float32Array.from([1, -2.5, 3.25, 0, 1e-7, 65504]);
   await writeNpy(file, values, [3, 2]);

@@ -1,0 +1,183 @@
+// Evaluation of a network on one split: extract database and query descriptors, search exactly,
+// recall@N at the positive radius (and any other radii, from the same predictions), and — given an
+// output folder — recalls.json, predictions (JSON, CSV, PNG grids) and optionally the descriptors.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Tensor } from '../torch/index.ts';
+import * as torch from '../torch/index.ts';
+import type { GeoDataset } from '../data/dataset.ts';
+import type { ImageSize, Interpolation } from '../data/image.ts';
+import { DEFAULT_SOFT_POSITIVE_RADIUS, PositionIndex, radiusPositives } from '../data/positives.ts';
+import { extractDescriptors, saveDescriptors, progressBar, type DescriptorModel } from './extract.ts';
+import { searchExact, type Neighbours } from './search.ts';
+import { DEFAULT_RECALL_VALUES, recallAtN, type Recalls } from './recall.ts';
+import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, queryResizeMode, searchesEachCrop, type TestMethod } from './test-methods.ts';
+import { buildPredictions, writePredictions, type PredictionFiles, type PredictionImagesOptions } from './predictions.ts';
+
+export interface EvaluateOptions {
+  /** Test-time method (default hard_resize). */
+  method?: TestMethod;
+  /** N of recall@N (default 1, 5, 10, 20); the search keeps max(N) predictions per query. */
+  recallValues?: readonly number[];
+  /** Soft-positive radius, metres (default 25). */
+  radius?: number;
+  /** More radii to report recall at, from the same predictions (e.g. [10, 50, 100]). */
+  extraRadii?: readonly number[];
+  /** Network input size (default 480 x 640). */
+  size?: ImageSize;
+  interpolation?: Interpolation;
+  /** Images per forward pass (default 16; queries of single_query go one at a time). */
+  batchSize?: number;
+  /** Images decoding at once. */
+  concurrency?: number;
+  /** maj_voting weight (default 0.01). */
+  majorityWeight?: number;
+  /** Search blocks (see searchExact). */
+  queryBlock?: number;
+  databaseBlock?: number;
+  device?: torch.Device;
+  /** Progress bars on stderr (default: when stderr is a TTY). */
+  progress?: boolean;
+  /** Folder for recalls.json, predictions.{json,csv}, grids/ (and descriptors when asked). */
+  outDir?: string;
+  /** Also write database.npy and queries.npy to outDir (default false). */
+  saveDescriptors?: boolean;
+  /** Ranks per query in the prediction files (default: all kept, max(recallValues)). */
+  predictionsTopN?: number;
+  /** PNG grids of predictions; false to skip (default: 20 spread queries and up to 50 wrong ones). */
+  images?: PredictionImagesOptions | false;
+  /** Return the descriptor tensors (the caller then disposes them); default false (they are freed). */
+  returnDescriptors?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface EvaluateTimings {
+  databaseMs: number;
+  queriesMs: number;
+  searchMs: number;
+  recallMs: number;
+  writeMs: number;
+  totalMs: number;
+}
+
+export interface EvaluateResult {
+  method: TestMethod;
+  radius: number;
+  /** recall@N in percent at `radius`. */
+  recalls: Recalls;
+  /** recall@N in percent at `radius` and each extra radius. */
+  recallsByRadius: Record<number, Recalls>;
+  /** Ranked database indices and descriptor distances per query: enough to recompute recall at any radius. */
+  predictions: Neighbours;
+  timings: EvaluateTimings;
+  databaseCount: number;
+  queriesCount: number;
+  /** Files written (with outDir). */
+  files?: { recalls: string; predictions: PredictionFiles; descriptors?: { database: string; queries: string } };
+  /** With returnDescriptors: database [N, D] and queries [M, D] ([5M, D] for nearest_crop / maj_voting). */
+  descriptors?: { database: Tensor; queries: Tensor };
+}
+
+function validate(options: EvaluateOptions): { method: TestMethod; recallValues: number[]; radius: number; radii: number[] } {
+  const method = options.method ?? 'hard_resize';
+  if (!isTestMethod(method)) throw new Error(`evaluate: unknown test method "${String(method)}"; choose one of ${TEST_METHODS.join(', ')}`);
+  const recallValues = [...(options.recallValues ?? DEFAULT_RECALL_VALUES)];
+  if (recallValues.length === 0 || recallValues.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new Error(`evaluate: recall values must be positive integers, got [${recallValues.join(', ')}]`);
+  }
+  const radius = options.radius ?? DEFAULT_SOFT_POSITIVE_RADIUS;
+  const radii = [radius, ...(options.extraRadii ?? []).filter((r) => r !== radius)];
+  for (const r of radii) if (!Number.isFinite(r) || r < 0) throw new Error(`evaluate: radius must be a finite number of metres >= 0, got ${r}`);
+  if (options.majorityWeight !== undefined && !Number.isFinite(options.majorityWeight)) throw new Error(`evaluate: majorityWeight must be a number, got ${options.majorityWeight}`);
+  return { method, recallValues, radius, radii };
+}
+
+/** Evaluates `model` on `dataset` (database vs queries of one split). */
+export async function evaluate(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
+  const { method, recallValues, radius, radii } = validate(options);
+  const t0 = performance.now();
+  const common = {
+    size: options.size, interpolation: options.interpolation, concurrency: options.concurrency,
+    device: options.device, progress: options.progress, signal: options.signal,
+  };
+  const database = await extractDescriptors(model, dataset.databasePaths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: 'database' });
+  const t1 = performance.now();
+  let queries: Tensor | null = null;
+  let handedOver = false;
+  try {
+    const mode = queryResizeMode(method);
+    queries = await extractDescriptors(model, dataset.queriesPaths, {
+      ...common, mode, label: 'queries', meanOfCrops: method === 'five_crops',
+      batchSize: mode === 'single_query' ? 1 : options.batchSize,
+    });
+    const t2 = performance.now();
+
+    const k = Math.min(Math.max(...recallValues), dataset.databasePaths.length);
+    const bar = progressBar('search', queries.size(0), options.progress);
+    let predictions: Neighbours;
+    try {
+      predictions = searchExact(database, queries, {
+        k, queryBlock: options.queryBlock, databaseBlock: options.databaseBlock,
+        onProgress: bar ? (() => { let last = 0; return (done: number) => { bar.tick(done - last); last = done; }; })() : undefined,
+      });
+    } finally {
+      bar?.stop();
+    }
+    if (searchesEachCrop(method)) {
+      predictions = mergeCropNeighbours(predictions, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT);
+    }
+    const t3 = performance.now();
+
+    const index = new PositionIndex(dataset.databasePositions);
+    const recallsByRadius: Record<number, Recalls> = {};
+    for (const r of radii) recallsByRadius[r] = recallAtN(predictions, radiusPositives(index, dataset.queriesPositions, r), recallValues);
+    const t4 = performance.now();
+
+    const result: EvaluateResult = {
+      method, radius, recalls: recallsByRadius[radius], recallsByRadius, predictions,
+      timings: { databaseMs: t1 - t0, queriesMs: t2 - t1, searchMs: t3 - t2, recallMs: t4 - t3, writeMs: 0, totalMs: 0 },
+      databaseCount: dataset.databasePaths.length, queriesCount: dataset.queriesPaths.length,
+    };
+    if (options.outDir !== undefined) result.files = await writeResults(options.outDir, result, dataset, database, queries, options);
+    const t5 = performance.now();
+    result.timings.writeMs = t5 - t4;
+    result.timings.totalMs = t5 - t0;
+    if (options.outDir !== undefined) await writeFile(result.files!.recalls, recallsJson(result, dataset, options));
+    if (options.returnDescriptors) {
+      result.descriptors = { database, queries };
+      handedOver = true;
+    }
+    return result;
+  } finally {
+    if (!handedOver) {
+      database.dispose();
+      (queries as Tensor | null)?.dispose();
+    }
+  }
+}
+
+function recallsJson(result: EvaluateResult, dataset: GeoDataset, options: EvaluateOptions): string {
+  const { predictions: _p, descriptors: _d, files: _f, ...summary } = result;
+  return JSON.stringify({
+    dataset: { root: dataset.root, name: dataset.name, split: dataset.split },
+    ...summary,
+    majorityWeight: result.method === 'maj_voting' ? options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT : undefined,
+    size: options.size ?? { height: 480, width: 640 },
+  }, null, 2) + '\n';
+}
+
+async function writeResults(outDir: string, result: EvaluateResult, dataset: GeoDataset, database: Tensor, queries: Tensor, options: EvaluateOptions): Promise<NonNullable<EvaluateResult['files']>> {
+  await mkdir(outDir, { recursive: true });
+  const perQuery = buildPredictions(result.predictions, dataset, result.radius, options.predictionsTopN);
+  const predictions = await writePredictions(outDir, perQuery, dataset, result.radius, {
+    header: { method: result.method, k: result.predictions.k, recalls: result.recalls },
+    images: options.images,
+  });
+  const files: NonNullable<EvaluateResult['files']> = { recalls: join(outDir, 'recalls.json'), predictions };
+  if (options.saveDescriptors) {
+    files.descriptors = { database: join(outDir, 'database.npy'), queries: join(outDir, 'queries.npy') };
+    await saveDescriptors(files.descriptors.database, database);
+    await saveDescriptors(files.descriptors.queries, queries);
+  }
+  return files;
+}

@@ -81,11 +81,11 @@ export async function* loadBatches(paths: readonly string[], transformOrSpec: Im
   if (workers > 0 && typeof transformOrSpec === 'function') {
     throw new Error('batch loader: workers need a TransformSpec ({ kind, options }), not a function');
   }
-  const pool = workers > 0 ? new TransformPool(transformOrSpec as TransformSpec, workers) : undefined;
-  const transform = pool ? pool.transform : typeof transformOrSpec === 'function' ? transformOrSpec : transformFromSpec(transformOrSpec);
   if (!Number.isInteger(prefetchBatches) || prefetchBatches < 0) {
     throw new Error(`batch loader: prefetchBatches must be an integer >= 0, got ${prefetchBatches}`);
   }
+  const pool = workers > 0 ? new TransformPool(transformOrSpec as TransformSpec, workers) : undefined;
+  const transform = pool ? pool.transform : typeof transformOrSpec === 'function' ? transformOrSpec : transformFromSpec(transformOrSpec);
   const total = dropLast ? paths.length - (paths.length % batchSize) : paths.length;
   const window = (prefetchBatches + 1) * batchSize; // images held: current batch + prefetched ones
 

@@ -11,6 +11,7 @@ import { SynthOptionsSchema, resolveParams, type ResolvedSynthOptions, type Synt
 import { planDataset, type SynthPlan, type UtmDistrict } from './plan.ts';
 import { writeJob, type RenderJob } from './write.ts';
 import { writePreview } from './preview.ts';
+import { DATABASE_CONDITIONS, QUERY } from './views.ts';
 import type { WorkerInit } from './worker.ts';
 import type { Split } from './city.ts';
 
@@ -121,9 +122,9 @@ function describe(plan: SynthPlan, complete: boolean): object {
     facadeStyles: city.arch.facadeCount,
     districts: plan.districts,
     counts: plan.counts,
-    databaseConditions: 'daylight, sun azimuth 150, elevation 50, camera 2.5 m, pitch 0',
-    queryPerturbations: 'position within queryOffset of a place, heading uniform, camera 1.5-2.6 m, pitch -5..7, fov ±15%, '
-      + 'time of day (morning/noon/afternoon/overcast/dusk/night), fog 35%, season (snow, foliage), 0-3 cars and 0-4 people',
+    databaseCamera: { height: 2.5, pitch: 0, fov: params.fov },
+    databaseConditions: { ...DATABASE_CONDITIONS, foliage: city.arch.foliage },
+    queryPerturbations: { offset: `within ${params.queryOffset} m of a database place, anywhere across the road`, ...QUERY },
   };
 }
 

@@ -45,7 +45,7 @@ export function planDataset(params: SynthParams): SynthPlan {
     if (ps.length === 0) {
       throw new Error(`synth: the ${split} district holds no database place; lower --spacing (${params.spacing}) or add --rows/--columns`);
     }
-    const db = databaseViews(split, ps, opts);
+    const db = databaseViews(city, split, ps, opts);
     const qs = queryViews(city, district, ps, opts, Rng.derive(params.seed, 100 + si));
     counts[split] = { database: db.length, queries: qs.length, places: ps.length };
     for (const view of [...db, ...qs]) {

@@ -73,15 +73,16 @@ export function places(city: City, d: District, spacing: number): Place[] {
   return out;
 }
 
-export function databaseViews(split: Split, ps: Place[], opts: ViewOptions): View[] {
+export function databaseViews(city: City, split: Split, ps: Place[], opts: ViewOptions): View[] {
   const out: View[] = [];
+  const conditions: Conditions = { ...DATABASE_CONDITIONS, foliage: city.arch.foliage };
   ps.forEach((p, place) => {
     for (let k = 0; k < opts.headings; k++) {
       const heading = (p.streetHeading + (360 * k) / opts.headings) % 360;
       out.push({
         split, kind: 'database', index: out.length, place,
         camera: { x: p.x, y: p.y, heading, height: 2.5, fov: opts.fov, pitch: 0 },
-        conditions: DATABASE_CONDITIONS, occluders: [], note: '',
+        conditions, occluders: [], note: '',
       });
     }
   });
@@ -104,11 +105,11 @@ export function queryViews(city: City, d: District, ps: Place[], opts: ViewOptio
     if (Math.hypot(x - p.x, y - p.y) > opts.queryOffset) continue;
     const camera: Camera = {
       x, y,
-      // Near one of the database headings of the place, jittered by up to ±HEADING_JITTER degrees.
-      heading: (p.streetHeading + (360 * rng.int(0, opts.headings - 1)) / opts.headings + rng.range(-1, 1) * HEADING_JITTER + 360) % 360,
-      height: rng.range(1.8, 2.7),
-      fov: opts.fov * rng.range(0.9, 1.1),
-      pitch: rng.range(-3, 4),
+      // Near one of the database headings of the place, jittered.
+      heading: (p.streetHeading + (360 * rng.int(0, opts.headings - 1)) / opts.headings + rng.range(-1, 1) * QUERY.headingJitter + 360) % 360,
+      height: rng.range(...QUERY.cameraHeight),
+      fov: opts.fov * (1 + rng.range(-1, 1) * QUERY.fovChange),
+      pitch: rng.range(...QUERY.pitch),
     };
     const { conditions, note } = queryConditions(city, rng);
     const occluders = traffic(city, camera, rng, hash2(city.seed, 0x51ed + out.length));
@@ -128,7 +129,7 @@ function lerp(a: RGB, b: RGB, t: number): RGB {
 function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: string } {
   const c: Conditions = { ...DATABASE_CONDITIONS, foliage: city.arch.foliage, cloudSeed: rng.range(0, 1000) };
   const parts: string[] = [];
-  const time = rng.pick(['morning', 'morning', 'noon', 'noon', 'noon', 'afternoon', 'afternoon', 'overcast', 'overcast', 'dusk', 'night'] as const);
+  const time = rng.pick(QUERY.times);
   parts.push(time);
   c.sunAzimuth = rng.range(0, 360);
   switch (time) {
@@ -158,13 +159,13 @@ function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: 
       break;
   }
   c.fogColour = lerp(c.skyHorizon, [200, 200, 200], 0.5);
-  if (rng.chance(0.25)) {
+  if (rng.chance(QUERY.fog)) {
     c.fogDensity = rng.range(0.006, 0.025);
     parts.push('fog');
   } else {
     c.fogDensity = rng.range(0.002, 0.006);
   }
-  const season = rng.pick(['summer', 'autumn', 'winter', 'spring'] as const);
+  const season = rng.pick(QUERY.seasons);
   parts.push(season);
   if (season === 'autumn') c.foliage = rng.pick([[176, 112, 40], [196, 150, 52], [150, 70, 36]] as RGB[]);
   if (season === 'spring') c.foliage = [110, 158, 70];
@@ -176,14 +177,28 @@ function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: 
   return { conditions: c, note: parts.join('-') };
 }
 
-/** Largest difference between a query's heading and the nearest database heading of its place. */
-const HEADING_JITTER = 15;
+/** The ranges queries are drawn from (also recorded in synth.json). */
+export const QUERY = {
+  /** Largest difference (degrees) between a query's heading and a database heading of its place. */
+  headingJitter: 15,
+  cameraHeight: [1.8, 2.7] as [number, number],
+  pitch: [-3, 4] as [number, number],
+  /** Relative change of the field of view, ±. */
+  fovChange: 0.1,
+  /** Times of day, repeated by weight. */
+  times: ['morning', 'morning', 'noon', 'noon', 'noon', 'afternoon', 'afternoon', 'overcast', 'overcast', 'dusk', 'night'] as const,
+  /** Chance of fog. */
+  fog: 0.25,
+  seasons: ['summer', 'autumn', 'winter', 'spring'] as const,
+  maxCars: 2,
+  maxPeople: 3,
+};
 
 
 /** Cars on the road and people on the sidewalk in front of the query camera. */
 function traffic(city: City, cam: Camera, rng: Rng, seed: number): Sprite[] {
   const out: Sprite[] = [];
-  const nCars = rng.int(0, 2), nPeople = rng.int(0, 3);
+  const nCars = rng.int(0, QUERY.maxCars), nPeople = rng.int(0, QUERY.maxPeople);
   const h = (cam.heading * Math.PI) / 180;
   const fwd = [Math.sin(h), Math.cos(h)] as const, right = [Math.cos(h), -Math.sin(h)] as const;
   const tanHalf = Math.tan((cam.fov * Math.PI) / 360);

@@ -32,7 +32,10 @@ export interface BatchLoaderOptions {
   concurrency?: number;
   /** Worker threads running a TransformSpec (default 0: transforms run on this thread). */
   workers?: number;
-  /** Finished batches held ahead of the consumer (default 2): bounds memory. */
+  /**
+   * Batches loaded ahead of the one being assembled (default 1: double buffering). Memory held is
+   * about (prefetchBatches + 2) batches: e.g. 48 images of 480x640 = 177 MB per batch.
+   */
   prefetchBatches?: number;
   /** Drop a last, smaller batch (default false). */
   dropLast?: boolean;
@@ -75,7 +78,7 @@ export async function* loadBatches(paths: readonly string[], transformOrSpec: Im
   const { batchSize, dropLast = false, signal, workers = 0 } = options;
   checkPositiveInt('batchSize', batchSize);
   const concurrency = options.concurrency ?? Math.max(defaultConcurrency(), batchSize);
-  const prefetchBatches = options.prefetchBatches ?? 2;
+  const prefetchBatches = options.prefetchBatches ?? 1;
   checkPositiveInt('concurrency', concurrency);
   if (!Number.isInteger(workers) || workers < 0) throw new Error(`batch loader: workers must be an integer >= 0, got ${workers}`);
   if (workers > 0 && typeof transformOrSpec === 'function') {

@@ -68,6 +68,8 @@ export function hasAugmentation(o: AugmentOptions): boolean {
 
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
 
+// Luma weights of PIL's convert("L"): the reference jitters PIL images (torchvision's tensor
+// path uses 0.2989 for red, a 1e-4 difference).
 const grey = (r: number, g: number, b: number) => 0.299 * r + 0.587 * g + 0.114 * b;
 
 // The colour ops are plain loops over the three planes: TypedArray.map and per-pixel callbacks
@@ -360,6 +362,7 @@ export interface QueryTransformOptions {
  */
 export async function loadAugmentedImage(input: ImageInput, seed: number, options: Omit<QueryTransformOptions, 'seed'>): Promise<Float32HostTensor> {
   const size = options.size ?? DEFAULT_SIZE;
+  validateAugmentOptions(options.augment);
   // Nothing enabled: exactly the database images' path (same resize, same bytes).
   if (!hasAugmentation(options.augment)) return loadImage(input, { size, normalization: options.normalization });
   const rgb = await decodeRgb(input, { width: size.width, height: size.height, fit: 'outside', withoutEnlargement: true });

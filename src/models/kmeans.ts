@@ -24,11 +24,6 @@ export interface KMeansResult {
   iterations: number;
 }
 
-/** Squared distances [N, K] between the rows of x [N, C] and c [K, C]. */
-export function squaredDistances(x: Tensor, c: Tensor): Tensor {
-  return tidy(() => x.pow(2).sum(1, true).sub(x.mm(c.t()), 2).add(c.pow(2).sum(1).unsqueeze(0)).clampMin(0));
-}
-
 function initialCentres(x: Tensor, k: number, rng: Rng, init: 'kmeans++' | 'random'): number[] {
   const n = x.shape[0];
   if (init === 'random') return rng.sample(n, k);
@@ -73,22 +68,24 @@ export function kmeans(x: Tensor, k: number, options: KMeansOptions): KMeansResu
     let centres = pts.indexSelect(0, tensorInt64(start));
     let assign = new Int32Array(n).fill(-1);
     let iterations = 0;
+    const xx = pts.pow(2).sum(1); // ‖x‖², once: the argmin needs only ‖c‖² − 2x·c
+    const nearest = (): { dist: Float32Array; idx: Int32Array } => tidy(() => {
+      const [partial, idx] = centres.pow(2).sum(1).unsqueeze(0).sub(pts.mm(centres.t()), 2).min(1);
+      return { dist: partial.add(xx).clampMin(0).toFloat32Array(), idx: Int32Array.from(idx.toNumbers()) };
+    });
+    let current = nearest();
     for (; iterations < maxIter; iterations++) {
-      const next = tidy(() => {
-        const [dist, idx] = squaredDistances(pts, centres).min(1);
-        return { dist: dist.toFloat32Array(), idx: Int32Array.from(idx.toNumbers()) };
-      });
-      const moved = next.idx.some((v, i) => v !== assign[i]);
-      assign = next.idx;
+      const moved = current.idx.some((v, i) => v !== assign[i]);
+      assign = current.idx;
       if (!moved) break;
-      const updated = updateCentres(pts, assign, k, next.dist);
+      const updated = updateCentres(pts, assign, k, current.dist);
       centres.dispose();
       centres = updated;
+      current = nearest();
     }
-    const inertia = tidy(() => {
-      const [dist] = squaredDistances(pts, centres).min(1);
-      return dist.sum().item();
-    });
+    assign = current.idx; // the memberships of the returned centres
+    let inertia = 0;
+    for (const d of current.dist) inertia += d;
     return { centroids: centres, assignments: assign, inertia, iterations };
   }));
 }
@@ -108,7 +105,7 @@ function updateCentres(pts: Tensor, assign: Int32Array, k: number, dist: Float32
     for (const a of assign) counts[a]++;
     const idx = tensorInt64(Array.from(assign)).unsqueeze(1);
     const onehot = zeros([n, k]).scatter(1, idx, ones([n, 1]));
-    const sums = onehot.t().mm(pts);
+    const sums = pts.t().mm(onehot).t(); // [K, C]; this order is the faster product here
     const denom = tensor(Float32Array.from(counts, (c) => Math.max(c, 1)), [k, 1]);
     let centres = sums.div(denom);
     const empty = [...counts.keys()].filter((c) => counts[c] === 0);
@@ -117,6 +114,6 @@ function updateCentres(pts: Tensor, assign: Int32Array, k: number, dist: Float32
       const donors = order.slice(0, empty.length); // n ≥ k, so there are enough distinct points
       centres = centres.indexCopy_(0, tensorInt64(empty), pts.indexSelect(0, tensorInt64(donors)));
     }
-    return centres;
+    return centres.contiguous();
   });
 }

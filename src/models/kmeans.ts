@@ -66,7 +66,7 @@ export function kmeans(x: Tensor, k: number, options: KMeansOptions): KMeansResu
     const pts = x.dtype === 'float32' ? x.detach() : x.float();
     const start = initialCentres(pts, k, rng, options.init ?? 'kmeans++');
     let centres = pts.indexSelect(0, tensorInt64(start));
-    let assign = new Int32Array(n).fill(-1);
+    let assign: Int32Array = new Int32Array(n).fill(-1);
     let iterations = 0;
     const xx = pts.pow(2).sum(1); // ‖x‖², once: the argmin needs only ‖c‖² − 2x·c
     const nearest = (): { dist: Float32Array; idx: Int32Array } => tidy(() => {

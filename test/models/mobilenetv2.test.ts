@@ -143,6 +143,17 @@ test('loader errors name model.json and list missing Keras weights / shape misma
     assert.match(e.message, /missing Keras weights \(1\): block_5_expand\/kernel/);
     return true;
   });
+  // A layer graph whose strides differ from the model's (block_13 not downsampling) is refused too.
+  const graph = JSON.parse(readFileSync(join(MOBILENETV2_035_WEIGHTS_DIR, 'model.json'), 'utf8'));
+  const visit = (node: any): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!node || typeof node !== 'object') return;
+    if (node.name === 'block_13_depthwise' && node.config) node.config.strides = [1, 1];
+    Object.values(node).forEach(visit);
+  };
+  visit(graph.modelTopology);
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(graph));
+  await assert.rejects(loadKerasWeights(m, dir), /layer graph differs from Keras MobileNetV2: block_13_depthwise has stride 1, features\.14\.conv\.1\.0 has 2$/);
   m.dispose();
   const wide = new MobileNetV2({ widthMultiplier: 0.5 });
   await assert.rejects(loadKerasWeights(wide), (e: Error) => {
@@ -157,7 +168,7 @@ test('loader errors name model.json and list missing Keras weights / shape misma
 test('random-init shapes: 64x96 → 2x3, odd sizes follow the bottom/right padding (⌈n/2⌉ per stride 2)', () => {
   torch.tidy(() => torch.noGrad(() => {
     const m = new MobileNetV2().eval();
-    assert.deepEqual(m.forward(torch.randn([2, 3, 64, 96])).shape, [2, 1280, 2, 3]);
+    assert.deepEqual(m.forward(torch.randn([1, 3, 64, 96])).shape, [1, 1280, 2, 3]);
     // 33 → 16 → 8 → 4 → 2 → 1 (valid 3x3 after one extra row: ⌊(n + 1 − 3) / 2⌋ + 1)
     assert.deepEqual(m.forward(torch.randn([1, 3, 33, 47])).shape, [1, 1280, 1, 1]);
     m.dispose();
@@ -191,18 +202,20 @@ test('Nordland: the same place in summer and winter is closer than different pla
   if (!existsSync(NORDLAND)) return t.skip(`${NORDLAND} is absent`);
   const model = await loaded();
   const ref = REF.nordland as { frames: string[]; upsample: number; mean_same: number; mean_different: number };
-  const describe = async (season: string): Promise<Tensor> => {
-    const xs: Tensor[] = [];
+  // Both seasons in one batch: rows 0..n-1 summer (database), n..2n-1 winter (queries).
+  const xs: Tensor[] = [];
+  for (const season of ['summer', 'winter']) {
     for (const f of ref.frames) {
       const { data, info } = await sharp(join(NORDLAND, season, f)).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
       xs.push(rgbToInput(new Uint8Array(data), info.height, info.width, ref.upsample));
     }
-    return torch.tidy(() => torch.noGrad(() => F.normalize(model.forward(torch.cat(xs)).mean([2, 3]))));
-  };
-  const summer = await describe('summer');
-  const winter = await describe('winter');
-  const d = torch.tidy(() => F.cdist(winter, summer).toFloat32Array());
+  }
   const n = ref.frames.length;
+  const d = torch.tidy(() => torch.inferenceMode(() => {
+    const desc = F.normalize(model.forward(torch.cat(xs)).mean([2, 3]));
+    return F.cdist(desc.narrow(0, n, n), desc.narrow(0, 0, n)).toFloat32Array();
+  }));
+  torch.dispose(xs);
   let same = 0;
   let diff = 0;
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) (i === j ? (same += d[i * n + j]!) : (diff += d[i * n + j]!));
@@ -211,7 +224,6 @@ test('Nordland: the same place in summer and winter is closer than different pla
   console.log(`Nordland ${n} places: mean distance same place ${same.toFixed(4)}, different places ${diff.toFixed(4)} (reference ${ref.mean_same.toFixed(4)} / ${ref.mean_different.toFixed(4)})`);
   assert.ok(same < diff, `same ${same} should be below different ${diff}`);
   assert.ok(Math.abs(same - ref.mean_same) < 1e-4 && Math.abs(diff - ref.mean_different) < 1e-4, 'figures match the PyTorch reference');
-  torch.dispose(summer, winter);
 });
 
 test('BatchNorm folding (convBnPairs): every conv paired once, folded output equals the plain one', async () => {

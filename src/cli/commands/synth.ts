@@ -95,6 +95,6 @@ export function register(program: Command): void {
         if (c === undefined) continue;
         process.stdout.write(`${f.name}/${split}: ${c.database} database (${c.places} places x ${summary.params.headings} headings), ${c.queries} queries\n`);
       }
-      process.stdout.write(`${summary.images} images ${summary.params.width}x${summary.params.height} in ${summary.seconds.toFixed(1)} s -> ${summary.dir} (parameters: synth.json)\n`);
+      process.stdout.write(`${summary.images} images ${summary.params.width}x${summary.params.height} in ${summary.seconds.toFixed(1)} s -> ${summary.dir} (parameters: synth.json, contact sheet: synth-preview.png)\n`);
     });
 }

@@ -84,7 +84,11 @@ export interface MobileNetV2Options {
 /** The last block (features index) frozen by `freezeReference`: block_12 = features.13. */
 export const MOBILENETV2_LAST_FROZEN = 13;
 
-/** MobileNetV2 feature extractor (no classifier): [B, 3, H, W] in [-1, 1] → [B, 1280, ⌈H/32⌉, ⌈W/32⌉]. */
+/**
+ * MobileNetV2 feature extractor (no classifier): [B, 3, H, W] in [-1, 1] → [B, 1280, h, w], each side
+ * halved five times as ⌊n/2⌋ (H/32 for multiples of 32). Odd sizes follow model.json's fixed
+ * ZeroPadding2D((0,1),(0,1)), not TensorFlow 'same' recomputed for the new size.
+ */
 export class MobileNetV2 extends nn.Module implements Backbone {
   readonly features: nn.Sequential;
   readonly outChannels: number;

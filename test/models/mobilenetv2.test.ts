@@ -165,7 +165,7 @@ test('loader errors name model.json and list missing Keras weights / shape misma
   wide.dispose();
 });
 
-test('random-init shapes: 64x96 → 2x3, odd sizes follow the bottom/right padding (⌈n/2⌉ per stride 2)', () => {
+test('random-init shapes: 64x96 → 2x3, odd sizes follow the fixed bottom/right padding (⌊n/2⌋ per stride 2)', () => {
   torch.tidy(() => torch.noGrad(() => {
     const m = new MobileNetV2().eval();
     assert.deepEqual(m.forward(torch.randn([1, 3, 64, 96])).shape, [1, 1280, 2, 3]);

@@ -149,8 +149,8 @@ export async function writeNpy(path: string, data: Float32Array, shape: readonly
   }
 }
 
-/** Reads a little-endian float32 or float64 C-order .npy file as float32. */
-export async function readNpy(path: string): Promise<{ shape: number[]; data: Float32Array }> {
+/** Header fields and raw data bytes of a C-order .npy file. */
+async function readNpyRaw(path: string): Promise<{ shape: number[]; count: number; descr: string; raw: Buffer }> {
   const buf = await readFile(path);
   if (buf.length < 10 || buf.toString('latin1', 0, 6) !== NPY_MAGIC) throw new Error(`npy: ${path} is not a .npy file (bad magic)`);
   const major = buf[6];
@@ -164,21 +164,35 @@ export async function readNpy(path: string): Promise<{ shape: number[]; data: Fl
   if (fortran === 'True') throw new Error(`npy: ${path} is in Fortran order; save it C-ordered (numpy.ascontiguousarray)`);
   const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
   const count = shape.reduce((a, b) => a * b, 1);
-  const offset = start + headerLength;
-  const raw = buf.subarray(offset);
+  const raw = buf.subarray(start + headerLength);
+  const size = { '<f4': 4, '<f8': 8, '<i4': 4 }[descr];
+  if (size !== undefined && raw.length !== count * size) throw new Error(`npy: ${path} holds ${raw.length} data bytes, shape [${shape}] of ${descr} needs ${count * size}`);
+  return { shape, count, descr, raw };
+}
+
+/** Reads a little-endian float32 or float64 C-order .npy file as float32. */
+export async function readNpy(path: string): Promise<{ shape: number[]; data: Float32Array }> {
+  const { shape, count, descr, raw } = await readNpyRaw(path);
   if (descr === '<f4') {
-    if (raw.length !== count * 4) throw new Error(`npy: ${path} holds ${raw.length} data bytes, shape [${shape}] needs ${count * 4}`);
     const data = new Float32Array(count);
     new Uint8Array(data.buffer).set(raw);
     return { shape, data };
   }
   if (descr === '<f8') {
-    if (raw.length !== count * 8) throw new Error(`npy: ${path} holds ${raw.length} data bytes, shape [${shape}] needs ${count * 8}`);
     const wide = new Float64Array(count);
     new Uint8Array(wide.buffer).set(raw);
     return { shape, data: Float32Array.from(wide) };
   }
   throw new Error(`npy: ${path} has dtype ${descr}; only little-endian float32 (<f4) or float64 (<f8) are read`);
+}
+
+/** Reads a little-endian int32 C-order .npy file (e.g. neighbour indices saved by numpy). */
+export async function readNpyInt32(path: string): Promise<{ shape: number[]; data: Int32Array }> {
+  const { shape, count, descr, raw } = await readNpyRaw(path);
+  if (descr !== '<i4') throw new Error(`npy: ${path} has dtype ${descr}; expected little-endian int32 (<i4)`);
+  const data = new Int32Array(count);
+  new Uint8Array(data.buffer).set(raw);
+  return { shape, data };
 }
 
 /** Saves a descriptor matrix [rows, D] as .npy. */

@@ -1,0 +1,120 @@
+// `vgl bench search`: exact nearest-neighbour search (src/eval/search.ts) against faiss IndexFlatL2 on
+// the same random unit descriptors, in one run. Both sides read nothing but the same .npy files, both
+// time the search only (median of `iters` after a warm-up), and their results are compared.
+import { fileURLToPath } from 'node:url';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../torch/index.ts';
+import { searchExact, type Neighbours } from '../eval/search.ts';
+import { writeNpy, readNpy, readNpyInt32 } from '../eval/extract.ts';
+import { medianMs, runReference, ratio } from './timing.ts';
+
+export interface SearchBenchOptions {
+  /** Database descriptors (default 5,000; Pitts30k: 10,000). */
+  database?: number;
+  /** Query descriptors (default 2,000; Pitts30k test: 6,816). */
+  queries?: number;
+  /** Descriptor dimension (default 4,096; R18conv4 NetVLAD: 16,384). */
+  dim?: number;
+  /** Neighbours per query (default 20). */
+  k?: number;
+  /** Timed runs per side, median reported (default 3). */
+  iters?: number;
+  seed?: number;
+  queryBlock?: number;
+  databaseBlock?: number;
+  /** Sets database, queries and dim to the Pitts30k test sizes (10,000 x 6,816 x 16,384). */
+  full?: boolean;
+  /** Where to write the .npy files (default: a temp folder, removed afterwards). */
+  workDir?: string;
+}
+
+export interface SearchBench {
+  sizes: { database: number; queries: number; dim: number; k: number };
+  threads: number;
+  vgl: { search_ms: number; queries_per_s: number };
+  faiss: { search_ms: number; queries_per_s: number; version: string };
+  /** vgl time / faiss time (below 1: vgl is faster). */
+  ratio: number;
+  /** How far the two result lists agree (float rounding may swap near-equal neighbours). */
+  agreement: { top1: number; topkSets: number; maxDistanceDiff: number };
+}
+
+function checkPositiveInt(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`bench search: --${name} must be a positive integer, got ${v}`);
+}
+
+/** Random unit rows [n, dim] (normal, then L2-normalised), kept out of any scope. */
+function randomUnit(n: number, dim: number): torch.Tensor {
+  return torch.keep(torch.tidy(() => {
+    const x = torch.randn([n, dim]);
+    return x.div(x.norm(2, 1, true));
+  }));
+}
+
+export async function benchSearch(options: SearchBenchOptions = {}): Promise<SearchBench> {
+  const full = options.full ?? false;
+  const n = options.database ?? (full ? 10_000 : 5_000);
+  const m = options.queries ?? (full ? 6_816 : 2_000);
+  const dim = options.dim ?? (full ? 16_384 : 4_096);
+  const k = options.k ?? 20;
+  const iters = options.iters ?? 3;
+  for (const [name, v] of [['database', n], ['queries', m], ['dim', dim], ['k', k], ['iters', iters]] as const) checkPositiveInt(name, v);
+  const threads = torch.getNumThreads();
+
+  torch.manualSeed(options.seed ?? 0);
+  const database = randomUnit(n, dim);
+  const queries = randomUnit(m, dim);
+  const dir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'vgl-bench-search-')));
+  try {
+    const files = {
+      database: join(dir, 'database.npy'), queries: join(dir, 'queries.npy'),
+      indices: join(dir, 'faiss-indices.npy'), distances: join(dir, 'faiss-distances.npy'),
+    };
+    await writeNpy(files.database, database.toFloat32Array(), [n, dim]);
+    await writeNpy(files.queries, queries.toFloat32Array(), [m, dim]);
+
+    let reference: { search_ms: number; faiss: string };
+    try {
+      reference = runReference(fileURLToPath(new URL('./reference/search.py', import.meta.url)),
+        [files.database, files.queries, String(k), String(threads), String(iters), files.indices, files.distances]);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nThe search benchmark needs faiss and numpy for that Python: apt-get install python3-faiss python3-numpy`);
+    }
+
+    let ours: Neighbours | null = null;
+    const run = () => { ours = searchExact(database, queries, { k, queryBlock: options.queryBlock, databaseBlock: options.databaseBlock }); };
+    const ms = medianMs(run, iters, 1);
+    const agreement = compare(ours!, (await readNpyInt32(files.indices)).data, (await readNpy(files.distances)).data);
+    return {
+      sizes: { database: n, queries: m, dim, k },
+      threads,
+      vgl: { search_ms: ms, queries_per_s: (m / ms) * 1000 },
+      faiss: { search_ms: reference.search_ms, queries_per_s: (m / reference.search_ms) * 1000, version: reference.faiss },
+      ratio: ratio(ms, reference.search_ms),
+      agreement,
+    };
+  } finally {
+    database.dispose();
+    queries.dispose();
+    if (options.workDir === undefined) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Share of queries with the same top-1, with the same top-k set, and the largest distance difference. */
+function compare(ours: Neighbours, faissIndices: Int32Array, faissDistances: Float32Array): SearchBench['agreement'] {
+  const { count, k } = ours;
+  let top1 = 0, sets = 0, maxDiff = 0;
+  for (let q = 0; q < count; q++) {
+    if (ours.indices[q * k] === faissIndices[q * k]) top1++;
+    const mine = new Set(ours.indices.subarray(q * k, (q + 1) * k));
+    let same = true;
+    for (let r = 0; r < k; r++) {
+      if (!mine.has(faissIndices[q * k + r])) same = false;
+      maxDiff = Math.max(maxDiff, Math.abs(ours.distances[q * k + r] - faissDistances[q * k + r]));
+    }
+    if (same) sets++;
+  }
+  return { top1: top1 / count, topkSets: sets / count, maxDistanceDiff: maxDiff };
+}

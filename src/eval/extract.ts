@@ -137,16 +137,27 @@ export function npyHeader(shape: readonly number[]): Buffer {
 export async function writeNpy(path: string, data: Float32Array, shape: readonly number[]): Promise<void> {
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw new Error(`npy: ${data.length} values do not fill shape [${shape}] for ${path}`);
+  await writeNpyChunks(path, shape, [data]);
+}
+
+/** Writes a .npy file from consecutive float32 chunks (C order), so a large matrix need not be copied whole. */
+export async function writeNpyChunks(path: string, shape: readonly number[], chunks: Iterable<Float32Array>): Promise<void> {
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('npy: big-endian hosts are not supported');
+  const count = shape.reduce((a, b) => a * b, 1);
+  let written = 0;
   const fh = await open(path, 'w');
   try {
     await fh.write(npyHeader(shape));
-    // Write in slices: one Buffer over a multi-GB array is fine, but bounded writes are kinder to the OS.
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    for (let o = 0; o < bytes.length; o += 1 << 26) await fh.write(bytes.subarray(o, Math.min(bytes.length, o + (1 << 26))));
+    for (const chunk of chunks) {
+      written += chunk.length;
+      if (written > count) break;
+      const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for (let o = 0; o < bytes.length; o += 1 << 26) await fh.write(bytes.subarray(o, Math.min(bytes.length, o + (1 << 26))));
+    }
   } finally {
     await fh.close();
   }
+  if (written !== count) throw new Error(`npy: ${written} values written to ${path} for shape [${shape}] (${count} values)`);
 }
 
 /** Header fields and raw data bytes of a C-order .npy file. */
@@ -195,9 +206,15 @@ export async function readNpyInt32(path: string): Promise<{ shape: number[]; dat
   return { shape, data };
 }
 
-/** Saves a descriptor matrix [rows, D] as .npy. */
+/** Saves a descriptor matrix [rows, D] as .npy, copying ~64 MB of rows out of the engine at a time. */
 export async function saveDescriptors(path: string, descriptors: Tensor): Promise<void> {
-  await writeNpy(path, descriptors.toFloat32Array(), descriptors.shape);
+  if (descriptors.ndim !== 2) throw new Error(`npy: descriptors must be [rows, dim], got [${descriptors.shape}] for ${path}`);
+  const [rows, dim] = descriptors.shape as [number, number];
+  const step = Math.max(1, Math.floor((1 << 24) / Math.max(1, dim)));
+  function* chunks(): Generator<Float32Array> {
+    for (let r0 = 0; r0 < rows; r0 += step) yield torch.tidy(() => descriptors.narrow(0, r0, Math.min(step, rows - r0)).toFloat32Array());
+  }
+  await writeNpyChunks(path, [rows, dim], chunks());
 }
 
 /** Loads a .npy descriptor matrix [rows, D] as an engine tensor. */

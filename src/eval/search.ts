@@ -67,7 +67,7 @@ export function searchExact(database: Tensor, queries: Tensor, options: SearchOp
   if (m === 0) return out;
 
   torch.inferenceMode(() => torch.tidy(() => {
-    const databaseSq = metric === 'l2' ? database.pow(2).sum(1) : null;
+    const databaseSq = metric === 'l2' ? squaredNorms(database, databaseBlock) : null;
     const tied: number[] = [];
     for (let q0 = 0; q0 < m; q0 += queryBlock) {
       const b = Math.min(queryBlock, m - q0);
@@ -94,7 +94,7 @@ export function searchExact(database: Tensor, queries: Tensor, options: SearchOp
         }
         const sv = values!.toFloat32Array();
         const si = indices!.toNumbers();
-        const querySq = metric === 'l2' ? block.pow(2).sum(1).toFloat32Array() : null;
+        const querySq = metric === 'l2' ? squaredNorms(block, b).toFloat32Array() : null;
         for (let r = 0; r < b; r++) {
           const order = rankCandidates(sv, si, r * keep, keep);
           if (keep > k && sv[r * keep + order[k - 1]] === sv[r * keep + order[k]]) tied.push(q0 + r);
@@ -109,6 +109,17 @@ export function searchExact(database: Tensor, queries: Tensor, options: SearchOp
     }
     if (tied.length > 0) resolveTies(database, queries, databaseSq, tied, k, out);
   }));
+  return out;
+}
+
+/** Row sums of squares [rows], computed a block of rows at a time (no full-size temporary). */
+function squaredNorms(x: Tensor, block: number): Tensor {
+  const rows = x.size(0);
+  if (rows <= block) return x.pow(2).sum(1);
+  const parts: Tensor[] = [];
+  for (let r0 = 0; r0 < rows; r0 += block) parts.push(torch.tidy(() => x.narrow(0, r0, Math.min(block, rows - r0)).pow(2).sum(1)));
+  const out = torch.cat(parts, 0);
+  torch.dispose(parts);
   return out;
 }
 
@@ -138,7 +149,7 @@ function resolveTies(database: Tensor, queries: Tensor, databaseSq: Tensor | nul
     torch.tidy(() => {
       const sel = queries.indexSelect(0, torch.tensor(Int32Array.from(part), [part.length], { dtype: 'int64' }));
       const full = scores(sel, database, databaseSq).toFloat32Array();
-      const querySq = databaseSq === null ? null : sel.pow(2).sum(1).toFloat32Array();
+      const querySq = databaseSq === null ? null : squaredNorms(sel, part.length).toFloat32Array();
       part.forEach((q, r) => {
         const row = full.subarray(r * n, (r + 1) * n);
         const order = Array.from({ length: n }, (_, j) => j).sort((a, b) => row[b] - row[a] || a - b);

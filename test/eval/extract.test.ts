@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as torch from '../../src/torch/index.ts';
-import { extractDescriptors, writeNpy, readNpy, npyHeader, saveDescriptors, loadDescriptors } from '../../src/eval/extract.ts';
+import { extractDescriptors, writeNpy, writeNpyChunks, readNpy, readNpyInt32, npyHeader, saveDescriptors, loadDescriptors } from '../../src/eval/extract.ts';
 import type { Float32HostTensor } from '../../src/data/image.ts';
 import { MeanColourModel } from './helpers.ts';
 
@@ -82,6 +82,12 @@ test('.npy v1.0: header layout, round trip, and numpy reads it', async (ctx) => 
   assert.ok(loaded.equal(t));
   torch.dispose(t, loaded);
   await assert.rejects(writeNpy(file, values, [4, 2]), /6 values do not fill shape \[4,2\]/);
+  // Chunked writing gives the same file; a short or long chunk list is an error naming the file.
+  const chunked = join(dir, 'chunked.npy');
+  await writeNpyChunks(chunked, [3, 2], [values.subarray(0, 2), values.subarray(2, 5), values.subarray(5)]);
+  assert.deepEqual(await readFile(chunked), await readFile(file));
+  await assert.rejects(writeNpyChunks(chunked, [3, 2], [values.subarray(0, 4)]), /4 values written to .*chunked\.npy for shape \[3,2\] \(6 values\)/);
+  await assert.rejects(readNpyInt32(file), /has dtype <f4; expected little-endian int32/);
   await assert.rejects(readNpy(join(dir, 'missing.npy')), /ENOENT/);
   const python = '/usr/bin/python3';
   if (existsSync(python) && spawnSync(python, ['-c', 'import numpy']).status === 0) {
@@ -93,5 +99,8 @@ test('.npy v1.0: header layout, round trip, and numpy reads it', async (ctx) => 
     const fromNumpy = await readNpy(made);
     assert.deepEqual(fromNumpy.shape, [2, 3]);
     assert.deepEqual(Array.from(fromNumpy.data), [0, 0.25, 0.5, 0.75, 1, 1.25]);
+    const ints = join(dir, 'ints.npy');
+    spawnSync(python, ['-c', `import numpy as np; np.save(${JSON.stringify(ints)}, np.array([[3, -1], [70000, 2]], dtype=np.int32))`]);
+    assert.deepEqual(Array.from((await readNpyInt32(ints)).data), [3, -1, 70000, 2]);
   }
 });

@@ -3,7 +3,7 @@
 // small symmetric eigenproblems are solved here in float64 (Householder tridiagonalisation + implicit
 // QL), on the smaller side of the data:
 //  - 'exact': the covariance [D, D] when D ≤ N, else the Gram matrix [N, N] (same non-zero spectrum,
-//    components recovered as Xcᵀu/√(λ(N−1))). Cost O(min(N, D)³) in JS: seconds up to ~1,500.
+//    components recovered as Xcᵀu/√(λ(N−1))). Cost O(min(N, D)³) in JS: ~10 s at 1,000.
 //  - 'randomized': subspace iteration (Halko, Martinsson & Tropp 2011) on a block of dim + 10 vectors;
 //    engine matmuls O(N·D·k) plus JS eigenproblems of size k. For 16k-dim NetVLAD descriptors.
 // A native `eigh` (torch::linalg_eigh) would make both exact and fast; until then this is the way.
@@ -56,15 +56,23 @@ export class Pca {
       throw new Error(`PCA: dim must be an integer in 1..${Math.min(n - 1, d)} (min(N − 1, D) for ${n} descriptors of ${d} dims), got ${k}`);
     }
     const method = options.method ?? 'auto';
-    const exact = method === 'exact' || (method === 'auto' && Math.min(n, d) <= (options.exactLimit ?? 1500));
+    const exact = method === 'exact' || (method === 'auto' && Math.min(n, d) <= (options.exactLimit ?? 1000));
     // tidy keeps tensors found in plain objects, so build the Pca after the scope closes
     const fitted = noGrad(() => tidy(() => {
-      const xs = x.detach().to('float64');
+      if (exact) {
+        const xs = x.detach().to('float64');
+        const mean = xs.mean(0);
+        const centred = xs.sub(mean);
+        const total = centred.pow(2).sum().item() / (n - 1);
+        const { vectors, values } = exactPca(centred, k);
+        return { mean: mean.float(), components: fixSigns(vectors).float(), variance: tensor(Float32Array.from(values), [k]), total };
+      }
+      // float32 and never centred in memory: the data may be large (10,000 x 16,384 descriptors)
+      const xs = x.detach().float();
       const mean = xs.mean(0);
-      const centred = xs.sub(mean);
-      const total = centred.pow(2).sum().item() / (n - 1);
-      const { vectors, values } = exact ? exactPca(centred, k) : randomizedPca(centred, k, options);
-      return { mean: mean.float(), components: fixSigns(vectors).float(), variance: tensor(Float32Array.from(values), [k]), total };
+      const total = xs.var(0).sum().item();
+      const { vectors, values } = randomizedPca(xs, mean, k, options);
+      return { mean, components: fixSigns(vectors).float(), variance: tensor(Float32Array.from(values), [k]), total };
     }));
     return new Pca(fitted.mean, fitted.components, fitted.variance, fitted.total, options.whiten ?? false);
   }
@@ -144,33 +152,40 @@ function exactPca(centred: Tensor, k: number): { vectors: Tensor; values: number
 function orthonormalise(y: Tensor): Tensor {
   const k = y.shape[1];
   const { values, vectors } = symmetricEigen(toF64(y.t().mm(y)), k);
-  const floor = Math.max(values[0], 0) * 1e-14;
+  const floor = Math.max(values[0], 0) * 1e-12;
   const scale = Float64Array.from({ length: k * k }, (_, idx) => {
     const j = idx % k;
     return values[j] > floor ? vectors[idx] / Math.sqrt(values[j]) : 0;
   });
-  return y.mm(tensor(scale, [k, k], { dtype: 'float64' }));
+  return y.mm(tensor(scale, [k, k], { dtype: y.dtype }));
 }
 
-function randomizedPca(centred: Tensor, k: number, options: PcaOptions): { vectors: Tensor; values: number[] } {
-  const [n, d] = centred.shape;
+/**
+ * Subspace iteration on Xc = x − mean without forming Xc: Xc·B = x·B − 1(meanᵀB) and
+ * Xcᵀ·Q = xᵀ·Q − mean(1ᵀQ).
+ */
+function randomizedPca(x: Tensor, mean: Tensor, k: number, options: PcaOptions): { vectors: Tensor; values: number[] } {
+  const [n, d] = x.shape;
   const width = Math.min(k + (options.oversample ?? 10), Math.min(n, d));
   const rng = new Rng(options.seed ?? 0);
-  const omega = tensor(Float64Array.from({ length: d * width }, () => rng.normal()), [d, width], { dtype: 'float64' });
-  let q = orthonormalise(centred.mm(omega));
+  const m = mean.unsqueeze(0); // [1, D]
+  const times = (b: Tensor): Tensor => tidy(() => x.mm(b).sub(m.mm(b)));
+  const timesT = (q: Tensor): Tensor => tidy(() => x.t().mm(q).sub(m.t().mm(q.sum(0, true))));
+  const omega = tensor(Float32Array.from({ length: d * width }, () => rng.normal()), [d, width]);
+  let q = orthonormalise(times(omega));
   for (let i = 0; i < (options.powerIterations ?? 4); i++) {
-    const z = orthonormalise(centred.t().mm(q));
-    q = orthonormalise(centred.mm(z));
+    const z = orthonormalise(timesT(q));
+    q = orthonormalise(times(z));
   }
-  // Rayleigh–Ritz: B = Qᵀ Xc [w, D]; eigenpairs of B Bᵀ give the top singular values and, through
+  // Rayleigh–Ritz: Bᵀ = Xcᵀ Q [D, w]; eigenpairs of B Bᵀ give the top singular values and, through
   // Bᵀu/σ, the right singular vectors (the principal directions).
-  const b = q.t().mm(centred);
-  const { values, vectors } = symmetricEigen(toF64(b.mm(b.t())), width);
+  const bt = timesT(q);
+  const { values, vectors } = symmetricEigen(toF64(bt.t().mm(bt)), width);
   const top = Array.from({ length: k }, (_, i) => i);
-  const u = tensor(pickColumns(vectors, width, top), [width, k], { dtype: 'float64' });
+  const u = tensor(Float32Array.from(pickColumns(vectors, width, top)), [width, k]);
   const lambdas = top.map((i) => Math.max(values[i], 0));
-  const scale = tensor(Float64Array.from(lambdas, (l) => (l > 0 ? 1 / Math.sqrt(l) : 0)), [1, k], { dtype: 'float64' });
-  return { vectors: b.t().mm(u).mul(scale), values: lambdas.map((l) => l / (n - 1)) };
+  const scale = tensor(Float32Array.from(lambdas, (l) => (l > 0 ? 1 / Math.sqrt(l) : 0)), [1, k]);
+  return { vectors: bt.mm(u).mul(scale), values: lambdas.map((l) => l / (n - 1)) };
 }
 
 /** Flips each column so that its largest-magnitude entry is positive (a reproducible sign). */
@@ -178,7 +193,7 @@ function fixSigns(v: Tensor): Tensor {
   return tidy(() => {
     const idx = v.abs().argmax(0, true);
     const signs = v.gather(0, idx).sign();
-    return v.mul(signs.add(signs.eq(0).to('float64')));
+    return v.mul(signs.add(signs.eq(0).to(v.dtype)));
   });
 }
 

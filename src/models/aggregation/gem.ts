@@ -24,7 +24,9 @@ export class GeM extends nn.Module implements AggregationHead {
   readonly normalizeOutput: boolean;
   constructor(readonly inChannels: number, options: GeMOptions = {}) {
     super();
-    this.p = this.param('p', full([1], options.p ?? 3));
+    const p = options.p ?? 3;
+    if (!(Number.isFinite(p) && p > 0)) throw new Error(`GeM: p must be a positive number, got ${p}`);
+    this.p = this.param('p', full([1], p));
     this.eps = options.eps ?? 1e-6;
     this.normalizeInput = options.normalizeInput ?? true;
     this.normalizeOutput = options.normalizeOutput ?? true;

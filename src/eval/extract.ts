@@ -13,7 +13,7 @@ export interface DescriptorModel {
   /** Images [B, 3, H, W] -> L2-normalised descriptors [B, dim]. */
   forward(images: Tensor): Tensor;
   readonly dim: number;
-  readonly inputNormalization: 'imagenet' | 'minus-one-one';
+  readonly inputNormalization: 'imagenet' | 'minus_one_one';
   eval(): unknown;
 }
 
@@ -41,7 +41,7 @@ export interface ExtractOptions {
 }
 
 export function imageNormalization(model: Pick<DescriptorModel, 'inputNormalization'>): Normalization {
-  return model.inputNormalization === 'minus-one-one' ? 'minus_one_one' : 'imagenet';
+  return model.inputNormalization;
 }
 
 /** Progress bar with rate and ETA on stderr, or null when off. */

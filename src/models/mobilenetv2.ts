@@ -92,7 +92,7 @@ export const MOBILENETV2_LAST_FROZEN = 13;
 export class MobileNetV2 extends nn.Module implements Backbone {
   readonly features: nn.Sequential;
   readonly outChannels: number;
-  readonly inputNormalization = 'minus-one-one' as const;
+  readonly inputNormalization = 'minus_one_one' as const;
   readonly widthMultiplier: number;
   constructor(options: MobileNetV2Options = {}) {
     super();

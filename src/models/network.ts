@@ -6,6 +6,8 @@ import { loadStateDict as readStateDict } from '../torch/serialization/index.ts'
 import type { Backbone, AggregationHead } from './types.ts';
 import { ResNetTrunk, loadResNetWeights, type ResNetName, type Cut } from './resnet.ts';
 import { MobileNetV2 } from './mobilenetv2.ts';
+import { Vgg16, loadVggWeights } from './vgg.ts';
+import { loadKerasWeights } from './weights/keras-mobilenetv2.ts';
 import { HEADS, AGGREGATION_NAMES, type AggregationName, type HeadOptions } from './aggregation/index.ts';
 
 export const BACKBONE_NAMES = ['resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2'] as const;
@@ -35,15 +37,20 @@ function resnet(arch: ResNetName, cut: Cut): BackboneEntry {
 }
 
 /** Backbones by name: the CLI, trainer and evaluator read this table and nothing else. */
-export const BACKBONES: Partial<Record<BackboneName, BackboneEntry>> = {
+export const BACKBONES: Record<BackboneName, BackboneEntry> = {
   resnet18conv4: resnet('resnet18', 'conv4'),
   resnet18conv5: resnet('resnet18', 'conv5'),
   resnet50conv4: resnet('resnet50', 'conv4'),
   resnet50conv5: resnet('resnet50', 'conv5'),
+  vgg16: {
+    create: () => new Vgg16(),
+    loadPretrained: async (b, path) => {
+      await loadVggWeights(b as Vgg16, path);
+    },
+  },
   mobilenetv2: {
     create: () => new MobileNetV2(),
     loadPretrained: async (b, path) => {
-      const { loadKerasWeights } = await import('./weights/keras-mobilenetv2.ts');
       await loadKerasWeights(b as MobileNetV2, path);
     },
   },
@@ -54,8 +61,8 @@ export class GeoLocalizationNet extends nn.Module {
   readonly aggregation: AggregationHead;
   constructor(readonly config: NetworkConfig) {
     super();
-    const entry = BACKBONES[config.backbone];
-    if (!entry) throw new Error(`unknown backbone '${config.backbone}' (known: ${Object.keys(BACKBONES).join(', ')})`);
+    const entry = BACKBONES[config.backbone] as BackboneEntry | undefined;
+    if (!entry) throw new Error(`unknown backbone '${config.backbone}' (known: ${BACKBONE_NAMES.join(', ')})`);
     const head = HEADS[config.aggregation];
     if (!head) throw new Error(`unknown aggregation '${config.aggregation}' (known: ${AGGREGATION_NAMES.join(', ')})`);
     this.backbone = this.module('backbone', entry.create(config));
@@ -76,7 +83,7 @@ export class GeoLocalizationNet extends nn.Module {
     return this.backbone.forward(images);
   }
   async loadPretrained(path: string): Promise<void> {
-    await BACKBONES[this.config.backbone]!.loadPretrained(this.backbone, path);
+    await BACKBONES[this.config.backbone].loadPretrained(this.backbone, path);
   }
   freezeReference(): void {
     this.backbone.freezeReference();

@@ -2,6 +2,7 @@
 // A backbone maps images [B, 3, H, W] to a local feature map [B, C, h, w]; an aggregation head maps
 // that map to one global descriptor per image [B, D] (L2-normalised by the network).
 import { nn, type Tensor } from '../torch/index.ts';
+import type { Normalization } from '../data/image.ts';
 
 export interface Backbone extends nn.Module {
   forward(images: Tensor): Tensor;
@@ -10,7 +11,7 @@ export interface Backbone extends nn.Module {
   /** Freezes the layers the reference keeps fixed (requires_grad off, frozen BatchNorm in eval). */
   freezeReference(): void;
   /** How input pixels are expected: ImageNet mean/std, or scaled to [-1, 1] (Keras MobileNetV2). */
-  readonly inputNormalization: 'imagenet' | 'minus-one-one';
+  readonly inputNormalization: Exclude<Normalization, 'unit'>;
   /** Convolutions and their BatchNorms, for folding at inference (optional). */
   convBnPairs?(): nn.ConvBn[];
 }

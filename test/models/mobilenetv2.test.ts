@@ -81,7 +81,7 @@ test('channel widths follow Keras alpha=0.35 (_make_divisible(int(c·alpha), 8))
   assert.deepEqual(sd.get('features.17.conv.1.0.weight')!.shape, [336, 1, 3, 3], 'block_16_depthwise');
   assert.deepEqual(sd.get('features.18.0.weight')!.shape, [1280, 112, 1, 1]);
   assert.equal(m.outChannels, 1280);
-  assert.equal(m.inputNormalization, 'minus-one-one');
+  assert.equal(m.inputNormalization, 'minus_one_one');
   // As the Keras manifest: 52 BatchNorms (x 4 + num_batches_tracked), 35 conv kernels (37 minus the
   // two dense ones of the head), 17 depthwise kernels
   assert.equal(sd.size, 52 * 5 + 35 + 17);

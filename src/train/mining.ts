@@ -1,0 +1,204 @@
+// Mining: given the cached descriptors of a cache loop (see cache.ts), choose for every query of the
+// loop its best positive and its negatives (DESIGN.md §5):
+//   best positive  the hard positive nearest in descriptor space (every method)
+//   full           sample negSamplesNum database images for the query, drop its soft positives, add
+//                  its previous hardest negatives (memory), keep the negsNumPerQuery nearest, remember them
+//   partial        the negsNumPerQuery nearest of the loop's shared set minus the query's soft positives
+//   random         negsNumPerQuery uniformly random database images that are not soft positives
+// Distances are squared L2 between descriptors, computed by the engine in chunks (a matrix product:
+// ‖q‖² + ‖x‖² − 2 q·x), so a whole 10,000-image database is one pass. Ties go to the lower index.
+//
+// Descriptors are engine tensors (the cache is extracted by the engine; copying a 10,000 x 16,384
+// cache into JavaScript would double its memory): database [plan.database.length, D] with row i the
+// image plan.database[i], queries [plan.queries.length, D] with row j the training query plan.queries[j].
+import * as torch from '../torch/index.ts';
+import type { Tensor } from '../torch/index.ts';
+import { Rng, deriveSeed } from '../data/random.ts';
+import type { TrainingQueries } from '../data/positives.ts';
+import { STREAM, type CachePlan } from './cache.ts';
+
+/** The cached descriptors of one loop, rows aligned with the plan. */
+export interface CachedDescriptors {
+  /** [plan.database.length, D]: row i describes database image plan.database[i]. */
+  database: Tensor;
+  /** [plan.queries.length, D]: row j describes training query plan.queries[j]. */
+  queries: Tensor;
+}
+
+/** Full mining's memory across loops: training-query index → its previous hardest negatives. */
+export type NegativeMemory = Map<number, Int32Array>;
+
+/** One training tuple: a query, its best positive and its negatives. */
+export interface Triplet {
+  /** Training-query index (into TrainingQueries). */
+  query: number;
+  /** Database index of the best positive. */
+  positive: number;
+  /** Database indices of the negatives: nearest first (full, partial), in draw order (random). */
+  negatives: Int32Array;
+  /** Squared descriptor distance query–positive. */
+  positiveDistance: number;
+  /** Squared descriptor distances query–negatives (aligned with `negatives`); null for random mining. */
+  negativeDistances: Float32Array | null;
+}
+
+/** The per-query positives mining needs (TrainingQueries fits); originalIndices only improves messages. */
+export type MiningPositives = Pick<TrainingQueries, 'softPositives' | 'hardPositives'> & Partial<Pick<TrainingQueries, 'originalIndices'>>;
+
+/** Most distance values held at once per chunk (floats). */
+const CHUNK_ELEMENTS = 1 << 22;
+
+/**
+ * Calls fn(j, row) for every query row j with row[i] the squared L2 distance from query j to
+ * database row i, computing `chunkRows` query rows at a time (default: about 4M distances per chunk).
+ * `row` is only valid during the call.
+ */
+export function forEachDistanceRow(queries: Tensor, database: Tensor, fn: (j: number, row: Float32Array) => void, chunkRows?: number): void {
+  const m = queries.size(0);
+  const n = database.size(0);
+  if (m === 0) return;
+  if (n === 0) {
+    for (let j = 0; j < m; j++) fn(j, new Float32Array(0));
+    return;
+  }
+  const chunk = chunkRows ?? Math.max(1, Math.floor(CHUNK_ELEMENTS / n));
+  torch.inferenceMode(() => torch.tidy(() => {
+    const db = database.float();
+    const dbT = db.t();
+    const dbNorms = db.pow(2).sum(1); // [n]
+    for (let start = 0; start < m; start += chunk) {
+      const c = Math.min(chunk, m - start);
+      const values = torch.tidy(() => {
+        const q = queries.narrow(0, start, c).float();
+        return q.mm(dbT).mul(-2).add(q.pow(2).sum(1, true)).add(dbNorms).clampMin(0).toFloat32Array();
+      });
+      for (let r = 0; r < c; r++) fn(start + r, values.subarray(r * n, (r + 1) * n));
+    }
+  }));
+}
+
+class MiningError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MiningError';
+  }
+}
+
+/**
+ * Mines one triplet per query of the plan, in plan order. Full mining reads and updates `memory`
+ * (required for 'full': keep one Map for the whole run). Throws a MiningError naming the query when it
+ * cannot be served (too few non-positive database images, descriptors missing from the cache).
+ */
+export function mineTriplets(plan: CachePlan, descriptors: CachedDescriptors, positives: MiningPositives, memory?: NegativeMemory): Triplet[] {
+  const { options, databaseCount: N } = plan;
+  const K = options.negsNumPerQuery;
+  checkDescriptors(plan, descriptors);
+  if (options.method === 'full' && memory === undefined) {
+    throw new MiningError('mineTriplets: full mining needs a NegativeMemory (one Map kept across cache loops)');
+  }
+  const rowOf = new Int32Array(N).fill(-1);
+  plan.database.forEach((d, i) => (rowOf[d] = i));
+
+  const softMark = new Int32Array(N); // softMark[d] === j + 1: d is a soft positive of query j
+  const candMark = new Int32Array(N); // candMark[d] === j + 1: d is already a candidate of query j
+  const triplets = new Array<Triplet>(plan.queries.length);
+
+  forEachDistanceRow(descriptors.queries, descriptors.database, (j, dist) => {
+    const q = plan.queries[j];
+    const who = `training query ${q}${positives.originalIndices ? ` (query ${positives.originalIndices[q]} of the split)` : ''}`;
+    const distanceOf = (d: number): number => {
+      const r = rowOf[d];
+      if (r < 0) throw new MiningError(`mineTriplets: database image ${d} needed for ${who} is not in the cache (was the cache extracted from this plan?)`);
+      return dist[r];
+    };
+
+    // Best positive: nearest hard positive.
+    const hard = positives.hardPositives[q];
+    if (hard === undefined || hard.length === 0) throw new MiningError(`mineTriplets: ${who} has no hard positive`);
+    let positive = -1, positiveDistance = Infinity;
+    for (const h of hard) {
+      const d = distanceOf(h);
+      if (d < positiveDistance || (d === positiveDistance && h < positive)) {
+        positive = h;
+        positiveDistance = d;
+      }
+    }
+
+    const stamp = j + 1;
+    const soft = positives.softPositives[q];
+    let softCount = 0; // distinct soft positives
+    for (const s of soft) {
+      if (softMark[s] !== stamp) {
+        softMark[s] = stamp;
+        softCount++;
+      }
+    }
+    const available = N - softCount;
+    if (available < K) {
+      throw new MiningError(`mineTriplets: ${who} has ${softCount} soft positives among ${N} database images, so only ${available} can be negatives; ${K} are needed (lower negsNumPerQuery)`);
+    }
+
+    const rng = new Rng(deriveSeed(plan.seed, STREAM.queryNegatives, q));
+    const candidates: number[] = [];
+    const addCandidate = (d: number): void => {
+      if (softMark[d] !== stamp && candMark[d] !== stamp) {
+        candMark[d] = stamp;
+        candidates.push(d);
+      }
+    };
+
+    let negatives: Int32Array;
+    let negativeDistances: Float32Array | null = null;
+    switch (options.method) {
+      case 'random': {
+        // Rejection sampling terminates: at least K non-positives exist (checked above).
+        while (candidates.length < K) addCandidate(rng.int(0, N));
+        negatives = Int32Array.from(candidates);
+        break;
+      }
+      case 'partial': {
+        for (const d of plan.sharedNegatives!) addCandidate(d);
+        if (candidates.length < K) {
+          throw new MiningError(`mineTriplets: ${who}: only ${candidates.length} of the loop's ${plan.sharedNegatives!.length} shared database images are not soft positives; ${K} negatives are needed (raise negSamplesNum or lower negsNumPerQuery)`);
+        }
+        ({ negatives, negativeDistances } = nearest(candidates, K, distanceOf));
+        break;
+      }
+      case 'full': {
+        for (const d of rng.sample(N, Math.min(options.negSamplesNum, N))) addCandidate(d);
+        for (const d of memory!.get(q) ?? []) addCandidate(d);
+        if (candidates.length < K) {
+          // Rare (a sample made almost only of soft positives): top up with random non-positives.
+          const rest: number[] = [];
+          for (let d = 0; d < N; d++) if (softMark[d] !== stamp && candMark[d] !== stamp) rest.push(d);
+          rng.shuffle(rest);
+          for (const d of rest.slice(0, K - candidates.length)) addCandidate(d);
+        }
+        ({ negatives, negativeDistances } = nearest(candidates, K, distanceOf));
+        memory!.set(q, negatives.slice());
+        break;
+      }
+    }
+    triplets[j] = { query: q, positive, negatives, positiveDistance, negativeDistances };
+  });
+  return triplets;
+}
+
+/** The k candidates with the smallest distance (ties: lower index), nearest first. */
+function nearest(candidates: number[], k: number, distanceOf: (d: number) => number): { negatives: Int32Array; negativeDistances: Float32Array } {
+  const scored = candidates.map((d) => ({ d, dist: distanceOf(d) }));
+  scored.sort((a, b) => a.dist - b.dist || a.d - b.d);
+  const top = scored.slice(0, k);
+  return { negatives: Int32Array.from(top, (s) => s.d), negativeDistances: Float32Array.from(top, (s) => s.dist) };
+}
+
+function checkDescriptors(plan: CachePlan, c: CachedDescriptors): void {
+  const db = c.database.shape, qs = c.queries.shape;
+  if (db.length !== 2 || db[0] !== plan.database.length) {
+    throw new MiningError(`mineTriplets: cached database descriptors must be [${plan.database.length}, D] (one row per planned database image), got [${db.join(', ')}]`);
+  }
+  if (qs.length !== 2 || qs[0] !== plan.queries.length) {
+    throw new MiningError(`mineTriplets: cached query descriptors must be [${plan.queries.length}, D] (one row per planned query), got [${qs.join(', ')}]`);
+  }
+  if (db[1] !== qs[1]) throw new MiningError(`mineTriplets: database descriptors have ${db[1]} dimensions but query descriptors ${qs[1]}`);
+}

@@ -96,6 +96,9 @@ export async function extractDescriptors(model: DescriptorModel, paths: readonly
         if (y.ndim !== 2 || y.size(0) !== images * c || y.size(1) !== dim) {
           throw new Error(`extract: the model returned [${y.shape}] for a batch of ${images * c} inputs starting at ${paths[batch.indices[0]]}; expected [${images * c}, ${dim}] (model.dim = ${dim})`);
         }
+        if (!y.isfinite().all()) {
+          throw new Error(`extract: the model returned NaN or infinite descriptors for the batch of ${images} image(s) starting at ${paths[batch.indices[0]]}`);
+        }
         if (device !== 'cpu') y = y.to('cpu');
         if (perImage !== c) y = y.view(images, c, dim).mean(1);
         if (out === null) out = torch.keep(torch.empty([paths.length * perImage, dim]));

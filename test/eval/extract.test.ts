@@ -58,6 +58,8 @@ test('a model with the wrong output size, and single_query with batches, are ref
   const wrong = { ...model, dim: 4, inputNormalization: 'imagenet' as const, forward: model.forward, eval: () => undefined };
   await assert.rejects(extractDescriptors(wrong, ['p0', 'p1'], { transform: fakeTransform(1), progress: false }), /returned \[2,3\] for a batch of 2 inputs starting at p0; expected \[2, 4\]/);
   await assert.rejects(extractDescriptors(model, ['p0'], { mode: 'single_query', batchSize: 4, progress: false }), /batch size must be 1 \(got 4\)/);
+  const broken = { dim: 3, inputNormalization: 'imagenet' as const, forward: (x: torch.Tensor) => x.mean([2, 3]).div(0).mul(0), eval: () => undefined };
+  await assert.rejects(extractDescriptors(broken, ['p0', 'p1', 'p2'], { transform: fakeTransform(1), batchSize: 2, progress: false }), /NaN or infinite descriptors for the batch of 2 image\(s\) starting at p0/);
   await assert.rejects(extractDescriptors(model, ['/nonexistent/x.png'], { progress: false }), /\/nonexistent\/x\.png/);
 });
 

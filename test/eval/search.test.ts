@@ -108,6 +108,13 @@ test('k is capped at the database size; empty queries; progress; errors name the
   assert.deepEqual(calls, [2, 3]);
   for (let q = 0; q < 3; q++) assert.deepEqual(Array.from(neighboursOf(got, q).indices).sort(), [0, 1, 2, 3]);
   assert.equal(run(db, new Float32Array(0), 8, { k: 2 }).count, 0);
+  // Nothing left behind, including the tie-resolution path (duplicate rows tie at every place).
+  const dup = torch.tensor(Float32Array.from({ length: 6 * 8 }, (_, i) => (i % 8 === 0 ? 1 : 0)), [6, 8]);
+  const live = torch.liveTensors();
+  const tiedAll = searchExact(dup, dup, { k: 2, databaseBlock: 4 });
+  assert.equal(torch.liveTensors(), live);
+  assert.deepEqual(Array.from(tiedAll.indices), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+  dup.dispose();
   assert.throws(() => torch.tidy(() => searchExact(torch.tensor(db, [4, 8]), torch.tensor(qs.subarray(0, 12), [3, 4]), { k: 1 })), /database descriptors have 8 dims but queries have 4/);
   assert.throws(() => run(db, qs, 8, { k: 0 }), /k must be a positive integer, got 0/);
 });

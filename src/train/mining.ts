@@ -202,3 +202,57 @@ function checkDescriptors(plan: CachePlan, c: CachedDescriptors): void {
   }
   if (db[1] !== qs[1]) throw new MiningError(`mineTriplets: database descriptors have ${db[1]} dimensions but query descriptors ${qs[1]}`);
 }
+
+/** How hard the mined tuples are, for the training log (squared descriptor distances). */
+export interface MiningSummary {
+  triplets: number;
+  meanPositiveDistance: number;
+  /** Mean over tuples of the nearest negative's distance; null for random mining. */
+  meanHardestNegativeDistance: number | null;
+  /** Share of (query, negative) pairs with the negative nearer than the positive; null for random mining. */
+  violatingShare: number | null;
+}
+
+export function summarizeTriplets(triplets: readonly Triplet[]): MiningSummary {
+  let pos = 0, hardest = 0, violating = 0, pairs = 0;
+  let withDistances = true;
+  for (const t of triplets) {
+    pos += t.positiveDistance;
+    if (t.negativeDistances === null) {
+      withDistances = false;
+      continue;
+    }
+    hardest += Math.min(...t.negativeDistances);
+    for (const d of t.negativeDistances) if (d < t.positiveDistance) violating++;
+    pairs += t.negativeDistances.length;
+  }
+  const n = triplets.length;
+  return {
+    triplets: n,
+    meanPositiveDistance: n > 0 ? pos / n : NaN,
+    meanHardestNegativeDistance: withDistances && n > 0 ? hardest / n : null,
+    violatingShare: withDistances && pairs > 0 ? violating / pairs : null,
+  };
+}
+
+/** The memory as plain JSON (training-query index → database indices), for checkpoints: resuming full mining needs it. */
+export function memoryToJSON(memory: NegativeMemory): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const [q, negatives] of [...memory].sort((a, b) => a[0] - b[0])) out[String(q)] = Array.from(negatives);
+  return out;
+}
+
+/** Reads memoryToJSON's output back, checking every entry; `where` names the source in errors (e.g. the checkpoint file). */
+export function memoryFromJSON(json: unknown, where = 'negative memory'): NegativeMemory {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${where}: expected an object of training-query index → negatives`);
+  const memory: NegativeMemory = new Map();
+  for (const [key, value] of Object.entries(json)) {
+    const q = Number(key);
+    if (!Number.isInteger(q) || q < 0 || String(q) !== key) throw new Error(`${where}: key '${key}' is not a training-query index`);
+    if (!Array.isArray(value) || !value.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new Error(`${where}: negatives of query ${key} must be a list of database indices`);
+    }
+    memory.set(q, Int32Array.from(value as number[]));
+  }
+  return memory;
+}

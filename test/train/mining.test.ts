@@ -5,7 +5,7 @@ import * as torch from '../../src/torch/index.ts';
 import { Rng, deriveSeed } from '../../src/data/random.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../../src/data/positives.ts';
 import { planCacheLoop, sampleLoopQueries, resolveMiningOptions, STREAM, type CachePlan, type MiningOptions } from '../../src/train/cache.ts';
-import { mineTriplets, forEachDistanceRow, type CachedDescriptors, type NegativeMemory, type Triplet } from '../../src/train/mining.ts';
+import { mineTriplets, forEachDistanceRow, summarizeTriplets, memoryToJSON, memoryFromJSON, type CachedDescriptors, type NegativeMemory, type Triplet } from '../../src/train/mining.ts';
 
 const D = 16;
 
@@ -305,4 +305,24 @@ test('mining releases its tensors', () => {
   mineTriplets(plan, cache, scene.training, new Map());
   torch.dispose(cache);
   assert.equal(torch.liveTensors(), before);
+});
+
+test('summary of mined tuples equals the hand count', () => {
+  const t = (p: number, negs: number[] | null): Triplet => ({ query: 0, positive: 0, negatives: new Int32Array(negs?.length ?? 0), positiveDistance: p, negativeDistances: negs && Float32Array.from(negs) });
+  // Pairs nearer than their positive: 0.5 < 1 (first), none in the second → 1 of 4.
+  assert.deepEqual(summarizeTriplets([t(1, [0.5, 2]), t(0.5, [1, 1.5])]), { triplets: 2, meanPositiveDistance: 0.75, meanHardestNegativeDistance: 0.75, violatingShare: 0.25 });
+  assert.deepEqual(summarizeTriplets([t(1, null), t(2, null)]), { triplets: 2, meanPositiveDistance: 1.5, meanHardestNegativeDistance: null, violatingShare: null });
+});
+
+test('negative memory survives a JSON round trip (checkpoint resume) and bad JSON is named', () => {
+  const memory: NegativeMemory = new Map();
+  mine(scene, { method: 'full', negSamplesNum: 100 }, 30, loopQueries, memory);
+  const restored = memoryFromJSON(JSON.parse(JSON.stringify(memoryToJSON(memory))));
+  assert.deepEqual(restored, memory);
+  const a = mine(scene, { method: 'full', negSamplesNum: 100 }, 31, loopQueries, memory).triplets;
+  const b = mine(scene, { method: 'full', negSamplesNum: 100 }, 31, loopQueries, restored).triplets;
+  assert.deepEqual(a.map((t) => Array.from(t.negatives)), b.map((t) => Array.from(t.negatives)));
+  assert.throws(() => memoryFromJSON({ '1.5': [1] }, 'last.pth'), /last.pth: key '1.5' is not a training-query index/);
+  assert.throws(() => memoryFromJSON({ 3: [1, -2] }, 'last.pth'), /last.pth: negatives of query 3 must be a list of database indices/);
+  assert.throws(() => memoryFromJSON([], 'last.pth'), /last.pth: expected an object/);
 });

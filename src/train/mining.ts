@@ -77,7 +77,8 @@ export function forEachDistanceRow(queries: Tensor, database: Tensor, fn: (j: nu
   }));
 }
 
-class MiningError extends Error {
+/** A query that cannot be mined, or a cache that does not fit its plan. */
+export class MiningError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'MiningError';

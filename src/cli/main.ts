@@ -6,13 +6,14 @@ import * as importCmd from './commands/import.ts';
 import * as dataset from './commands/dataset.ts';
 import * as bench from './commands/bench.ts';
 import * as demo from './commands/demo.ts';
+import * as trainCmd from './commands/train.ts';
 
 const program = new Command('vgl')
   .description('visual geo-localization: train and evaluate place-recognition models on libtorch')
   .version('0.1.0')
   .showHelpAfterError();
 
-for (const c of [synth, importCmd, dataset, demo, bench]) c.register(program);
+for (const c of [synth, importCmd, dataset, trainCmd, demo, bench]) c.register(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -71,7 +71,9 @@ export const TrainConfigSchema = z.object({
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 
-/** kebab-case → camelCase for config-file keys and CLI flags. */
+/** kebab-case → camelCase (config-file keys, CLI flags). */
+export const camelCase = (s: string): string => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
 export function camelKeys(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()), v]));
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [camelCase(k), v]));
 }

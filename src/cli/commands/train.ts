@@ -1,0 +1,108 @@
+// `vgl train`: the reference's training options as kebab-case flags, or a config file (JSON/YAML)
+// holding the same options; flags override the file. The resolved config is saved with the run.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import YAML from 'yaml';
+import { TrainConfigSchema, camelKeys, camelCase } from '../../train/config.ts';
+import { parseFlags } from '../flags.ts';
+
+type Kind = 'number' | 'string' | 'size' | 'list' | 'bool';
+/** flag, kind, help — the option key is the flag in camelCase. */
+const FLAGS: [string, Kind, string][] = [
+  ['datasets-folder', 'string', 'root of the datasets_vg layout'],
+  ['dataset-name', 'string', 'dataset folder under the root'],
+  ['output-folder', 'string', 'run folder (checkpoints, log.jsonl, config.json); an existing run resumes'],
+  ['backbone', 'string', 'resnet18conv4 | resnet18conv5 | resnet50conv4 | resnet50conv5 | vgg16 | mobilenetv2'],
+  ['aggregation', 'string', 'gem | netvlad | crn | mac | spoc | rmac'],
+  ['netvlad-clusters', 'number', 'NetVLAD/CRN clusters (64)'],
+  ['attention', 'bool', 'CBAM attention before the head'],
+  ['fc-output-dim', 'number', 'learned whitening: Linear to this dimension + L2'],
+  ['weights', 'string', 'ImageNet weights: .pth (ResNet, VGG) or TF.js folder (MobileNetV2)'],
+  ['optimizer', 'string', 'adam | sgd'],
+  ['lr', 'number', 'learning rate (1e-5)'],
+  ['lr-crn', 'number', 'learning rate of the CRN layers (5e-3)'],
+  ['momentum', 'number', 'SGD momentum (0.9)'],
+  ['weight-decay', 'number', 'weight decay (Adam 0, SGD 1e-3)'],
+  ['epochs', 'number', 'maximum epochs (1000)'],
+  ['patience', 'number', 'epochs without val R@5 improvement before stopping (3)'],
+  ['batch-size', 'number', 'tuples per step (4)'],
+  ['criterion', 'string', 'triplet | sare-ind | sare-joint'],
+  ['margin', 'number', 'triplet margin (0.1)'],
+  ['mining', 'string', 'full | partial | random (partial)'],
+  ['queries-per-epoch', 'number', 'training queries per epoch (5000)'],
+  ['cache-refresh-rate', 'number', 'queries per cache loop (1000)'],
+  ['negs-num-per-query', 'number', 'negatives per tuple (10)'],
+  ['neg-samples-num', 'number', 'database images sampled for mining (1000)'],
+  ['train-positives-dist-threshold', 'number', 'hard positives radius in metres (10)'],
+  ['val-positive-dist-threshold', 'number', 'soft positives radius in metres (25)'],
+  ['resize', 'size', 'image size HxW (480x640)'],
+  ['recall-values', 'list', 'N of recall@N (1,5,10,20)'],
+  ['infer-batch-size', 'number', 'images per forward pass when caching/evaluating (16)'],
+  ['seed', 'number', 'random seed (0)'],
+  ['brightness', 'number', 'augmentation: colour jitter brightness'],
+  ['contrast', 'number', 'augmentation: colour jitter contrast'],
+  ['saturation', 'number', 'augmentation: colour jitter saturation'],
+  ['hue', 'number', 'augmentation: colour jitter hue (≤ 0.5)'],
+  ['rand-perspective', 'number', 'augmentation: random perspective distortion (0-1)'],
+  ['random-resized-crop', 'number', 'augmentation: random resized crop, scale in [1-v, 1]'],
+  ['random-rotation', 'number', 'augmentation: random rotation in degrees'],
+  ['horizontal-flip', 'number', 'augmentation: horizontal flip probability'],
+];
+const AUGMENT = new Set(['brightness', 'contrast', 'saturation', 'hue', 'randPerspective', 'randomResizedCrop', 'randomRotation', 'horizontalFlip']);
+
+function convert(kind: Kind, flag: string, v: string | boolean): unknown {
+  if (kind === 'bool') return v === true || v === 'true';
+  const s = String(v);
+  if (kind === 'string') return s;
+  if (kind === 'number') {
+    const n = Number(s);
+    if (s.trim() === '' || !Number.isFinite(n)) throw new Error(`--${flag} "${s}": expected a number`);
+    return n;
+  }
+  if (kind === 'list') return s.split(',').map((x) => convert('number', flag, x));
+  const m = /^(\d+)x(\d+)$/.exec(s);
+  if (!m) throw new Error(`--${flag} "${s}": expected HxW, e.g. 480x640`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+/** Reads a config file (JSON or YAML; keys camelCase or kebab-case). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`--config ${path}: ${(e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = /\.ya?ml$/i.test(path) ? YAML.parse(text) : JSON.parse(text);
+  } catch (e) {
+    throw new Error(`--config ${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error(`--config ${path}: expected a mapping of options`);
+  const out = camelKeys(data as Record<string, unknown>);
+  if (out.augment && typeof out.augment === 'object') out.augment = camelKeys(out.augment as Record<string, unknown>);
+  return out;
+}
+
+export function register(program: Command): void {
+  const cmd = program.command('train').description('train a place-recognition model (resumes when the output folder holds last.pth)')
+    .option('--config <file>', 'JSON or YAML file with any of these options (flags override it)');
+  for (const [flag, kind, help] of FLAGS) cmd.option(kind === 'bool' ? `--${flag}` : `--${flag} <value>`, help);
+  cmd.action(async (raw: Record<string, string | boolean | undefined>) => {
+    const options: Record<string, unknown> = raw.config ? readConfigFile(String(raw.config)) : {};
+    const augment: Record<string, unknown> = { ...(options.augment as object | undefined) };
+    for (const [flag, kind] of FLAGS) {
+      const key = camelCase(flag);
+      const v = raw[key];
+      if (v === undefined) continue;
+      if (AUGMENT.has(key)) augment[key] = convert(kind, flag, v);
+      else options[key] = convert(kind, flag, v);
+    }
+    options.augment = augment;
+    const config = parseFlags(TrainConfigSchema, options);
+    const { train } = await import('../../train/train.ts');
+    const result = await train(config);
+    console.log(JSON.stringify(result, null, 2));
+  });
+}

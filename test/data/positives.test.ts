@@ -1,17 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { radiusPositives, computePositives, trainingQueries, nearestDatabase, PositionIndex } from '../../src/data/positives.ts';
+import { Rng } from '../../src/data/random.ts';
 
-/** Deterministic uniform numbers (mulberry32). */
+/** Deterministic uniform numbers in [0, 1). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 function randomPositions(n: number, size: number, rand: () => number): Float64Array {

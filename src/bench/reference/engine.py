@@ -8,41 +8,27 @@ import time
 import torch
 import torch.nn as nn
 
+from torch_resnet import layer
+
 threads, iters = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or cin != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
-        return torch.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-layer = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256, 1))
-opt = torch.optim.Adam(layer.parameters(), lr=1e-5)
+stage = layer(128, 256, 2)
+opt = torch.optim.Adam(stage.parameters(), lr=1e-5)
 x = torch.randn(1, 128, 60, 80)
 
 
 def train_step():
     opt.zero_grad()
-    layer(x).pow(2).mean().backward()
+    stage(x).pow(2).mean().backward()
     opt.step()
 
 
 def forward():
     with torch.inference_mode():
-        layer(x)
+        stage(x)
 
 
 def median_ms(fn):
@@ -57,8 +43,8 @@ def median_ms(fn):
     return times[len(times) // 2]
 
 
-layer.train()
+stage.train()
 train = median_ms(train_step)
-layer.eval()
+stage.eval()
 fwd = median_ms(forward)
 print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "train_ms": train, "forward_ms": fwd}))

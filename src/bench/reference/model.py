@@ -15,29 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_resnet import layer
+
 threads, iters, H, W, B = (int(a) for a in sys.argv[1:6])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or cin != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-def layer(cin, planes, stride):
-    return nn.Sequential(BasicBlock(cin, planes, stride), BasicBlock(planes, planes, 1))
 
 
 class NetVLAD(nn.Module):

@@ -31,6 +31,8 @@ export const TrainConfigSchema = z.object({
   netvladClusters: count.default(64),
   attention: z.boolean().default(false),
   fcOutputDim: count.optional(),
+  /** Narrower ResNet stage widths (4 values; tests and tiny experiments); default torchvision's 64,128,256,512. */
+  resnetWidths: z.array(count).length(4).optional(),
   /** ImageNet weights: a .pth (ResNet/VGG) or a TF.js folder (MobileNetV2). */
   weights: z.string().optional(),
   // optimisation

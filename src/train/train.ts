@@ -3,6 +3,7 @@
 //                   → checkpoint;  then validate (recall@N on val) → best checkpoint → early stopping.
 // Every random draw derives from (seed, epoch, loop, batch), so a run resumed from its last checkpoint
 // (written atomically after every cache loop) continues exactly as if never interrupted.
+// log.jsonl gets one line per step, per cache loop (timings, mining statistics) and per validation.
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,10 +26,23 @@ import { searchExact } from '../eval/search.ts';
 import { recallAtN, type Recalls } from '../eval/recall.ts';
 import { computeLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
-import { mineTriplets, type NegativeMemory, type Triplet } from './mining.ts';
+import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
 import type { TrainConfig } from './config.ts';
 
-export class NonFiniteLossError extends Error {}
+/** A loss went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
+export class NonFiniteLossError extends Error {
+  constructor(message: string, readonly loss: number, readonly at: StepPosition) {
+    super(message);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/** Where a training step is: epoch, cache loop within the epoch, batch within the loop. */
+export interface StepPosition {
+  epoch: number;
+  loop: number;
+  batch: number;
+}
 
 /** What a checkpoint's metadata holds besides the weights and the optimizer. */
 interface RunState {
@@ -38,8 +52,11 @@ interface RunState {
   bestR5: number;
   bestEpoch: number;
   epochsWithoutImprovement: number;
-  /** Full mining's memory: training-query index → previous hardest negatives. */
-  memory: [number, number[]][];
+  /** Full mining's memory (memoryToJSON): training-query index → previous hardest negatives. */
+  memory: Record<string, number[]>;
+  /** Loss sum and step count of the current epoch so far (a resumed epoch's mean covers all its steps). */
+  epochLossSum: number;
+  epochSteps: number;
   history: { epoch: number; recalls: Recalls; meanLoss: number }[];
   config: TrainConfig;
 }
@@ -58,7 +75,55 @@ export interface TrainHooks {
   log?: (line: string) => void;
   /** Stop after this many cache loops in this process (tests: simulate a killed run). */
   maxLoops?: number;
+  /** Called with every log.jsonl entry after it is written (benchmarks read the timings from here). */
+  onRecord?: (entry: LogEntry) => void;
+  /**
+   * Called before each training step's forward pass with the network (tests: corrupt a weight to
+   * produce a genuinely non-finite loss at a chosen step).
+   */
+  beforeStep?: (net: GeoLocalizationNet, at: StepPosition) => void;
 }
+
+/** One cache loop's record in log.jsonl: wall-clock times of its phases, sizes, mining statistics. */
+export interface LoopRecord {
+  event: 'loop';
+  epoch: number;
+  loop: number;
+  /** Descriptor extraction of the loop's database images and queries (fast inference path). */
+  cacheMs: number;
+  /** Mining (distances, best positives, negatives). */
+  mineMs: number;
+  /** Forward, backward and optimizer steps over the loop's tuples, image loading included. */
+  trainMs: number;
+  /** Checkpoint write. */
+  checkpointMs: number;
+  /** Images whose descriptors were cached. */
+  cachedImages: number;
+  /** Images trained on (tuples x (2 + negatives)). */
+  images: number;
+  steps: number;
+  meanLoss: number;
+  mining: ReturnType<typeof summarizeTriplets>;
+}
+
+/** One validation's record in log.jsonl. */
+export interface ValidationRecord {
+  event: 'validation';
+  epoch: number;
+  recalls: Recalls;
+  meanLoss: number;
+  /** Descriptor extraction of the val database and queries plus the search. */
+  validateMs: number;
+  /** Val images described (database + queries). */
+  images: number;
+}
+
+export type LogEntry =
+  | ({ event: 'step'; loss: number } & StepPosition)
+  | LoopRecord
+  | ValidationRecord
+  | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition);
+
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
 
@@ -68,6 +133,7 @@ export function networkFor(config: TrainConfig): GeoLocalizationNet {
     backbone: config.backbone,
     aggregation,
     head: { clusters: config.netvladClusters, fcDim: config.fcOutputDim },
+    resnetWidths: config.resnetWidths,
   });
 }
 
@@ -109,7 +175,7 @@ export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config:
 }
 
 /** NetVLAD-style heads: k-means over local descriptors of random training database images. */
-async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, log: (s: string) => void): Promise<void> {
+export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, log: (s: string) => void): Promise<void> {
   if (!isDataInitialised(net.aggregation)) return;
   const rng = new Rng(deriveSeed(config.seed, 0x1417));
   const images = rng.sample(ds.databasePaths.length, Math.min(500, ds.databasePaths.length)).map((i) => ds.databasePaths[i]);
@@ -155,7 +221,10 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   await mkdir(out, { recursive: true });
   const log = hooks.log ?? ((s: string) => console.error(s));
   const logFile = join(out, 'log.jsonl');
-  const record = (entry: Record<string, unknown>) => appendFile(logFile, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+  const record = async (entry: LogEntry) => {
+    await appendFile(logFile, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+    hooks.onRecord?.(entry);
+  };
 
   // Data: what exists and where (validated up front, before any model work).
   const trainDs = await openDataset(config.datasetsFolder, config.datasetName, 'train');
@@ -182,17 +251,20 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     torch.loadStateDict(net, ck.stateDict, { source: lastPath });
     if (ck.optimizer) opt.loadStateDict(ck.optimizer);
     state = ck.meta;
+    if (Array.isArray(state.memory)) state.memory = Object.fromEntries(state.memory as [number, number[]][]); // seed-era checkpoints
+    state.epochLossSum ??= 0;
+    state.epochSteps ??= 0;
     log(`resuming ${lastPath}: epoch ${state.epoch}, cache loop ${state.loop}, best R@5 ${state.bestR5.toFixed(2)}`);
   } else {
     await initialiseHead(net, trainDs, config, log);
-    state = { epoch: 0, loop: 0, bestR5: -1, bestEpoch: -1, epochsWithoutImprovement: 0, memory: [], history: [], config };
+    state = { epoch: 0, loop: 0, bestR5: -1, bestEpoch: -1, epochsWithoutImprovement: 0, memory: {}, epochLossSum: 0, epochSteps: 0, history: [], config };
     await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   }
   const summary = net.summary();
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
 
-  const memory: NegativeMemory = new Map(state.memory.map(([q, negs]) => [q, Int32Array.from(negs)]));
+  const memory: NegativeMemory = memoryFromJSON(state.memory, `${lastPath} (negative memory)`);
   const loopsPerEpoch = Math.ceil(config.queriesPerEpoch / config.cacheRefreshRate);
   const tuple = 2 + config.negsNumPerQuery;
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
@@ -200,94 +272,124 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   let loopsRun = 0;
   let stoppedEarly = false;
 
-  const saveLast = () => saveCheckpoint(lastPath, net, opt, { ...state, memory: [...memory].map(([q, n]) => [q, Array.from(n)]) });
+  const saveLast = () => saveCheckpoint(lastPath, net, opt, { ...state, memory: memoryToJSON(memory) } satisfies RunState);
 
-  while (state.epoch < config.epochs) {
-    const losses: number[] = [];
-    for (; state.loop < loopsPerEpoch; state.loop++) {
-      if (hooks.maxLoops !== undefined && loopsRun >= hooks.maxLoops) return finish();
-      const loopSeed = deriveSeed(config.seed, state.epoch, state.loop);
-      // 1. which queries, 2. cache, 3. mine
-      const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed);
-      const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
-        { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
-      const cache = await cacheDescriptors(net, trainDs, training, plan, config, progress);
-      const triplets: Triplet[] = mineTriplets(plan, cache, training, memory);
-      torch.dispose(cache);
-      new Rng(deriveSeed(loopSeed, 0x5eed)).shuffle(triplets);
+  const msSince = (t: number) => Math.round(performance.now() - t);
+  const result = (): TrainResult => ({ outputFolder: out, bestEpoch: state.bestEpoch, bestR5: state.bestR5, history: state.history, stoppedEarly });
 
-      // 4. train on the tuples: query (augmented), best positive, negatives
-      const paths = triplets.flatMap((t) => [training.paths[t.query], trainDs.databasePaths[t.positive], ...Array.from(t.negatives, (n) => trainDs.databasePaths[n])]);
-      const transform = (path: string, i: number) => (i % tuple === 0
-        ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, i), { size, normalization, augment: config.augment })
-        : loadImage(path, { size, normalization }));
-      net.train();
-      const batches = Math.ceil(triplets.length / config.batchSize);
-      const b = bar(`epoch ${state.epoch} loop ${state.loop + 1}/${loopsPerEpoch}`, batches, progress);
-      const started = Date.now();
-      let batchIndex = 0;
-      for await (const batch of loadBatches(paths, transform, { batchSize: config.batchSize * tuple })) {
-        const n = batch.indices.length / tuple;
-        torch.manualSeed(deriveSeed(loopSeed, 0xba7c, batchIndex));
-        const loss = torch.tidy(() => {
-          opt.zeroGrad();
-          const descriptors = net.forward(torch.fromHost(batch.images));
-          const { query, positive, negatives } = splitTuples(descriptors, n);
-          const l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin });
-          const value = l.item();
-          if (!Number.isFinite(value)) return value;
-          l.backward();
-          opt.step();
-          return value;
-        });
-        if (!Number.isFinite(loss)) {
-          await record({ event: 'nonfinite-loss', epoch: state.epoch, loop: state.loop, batch: batchIndex, loss: String(loss) });
-          throw new NonFiniteLossError(`loss became ${loss} at epoch ${state.epoch}, cache loop ${state.loop}, batch ${batchIndex}; ` +
-            `the run stopped without saving this loop — ${existsSync(lastPath) ? `${lastPath} holds the last good state` : 'no checkpoint was written yet'}. ` +
-            'Lower --lr or check the data.');
+  try {
+    while (state.epoch < config.epochs) {
+      for (; state.loop < loopsPerEpoch; state.loop++) {
+        if (hooks.maxLoops !== undefined && loopsRun >= hooks.maxLoops) return result();
+        const loopSeed = deriveSeed(config.seed, state.epoch, state.loop);
+        // 1. which queries, 2. cache their descriptors and the database's
+        let t = performance.now();
+        const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed);
+        const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
+          { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
+        const cache = await cacheDescriptors(net, trainDs, training, plan, config, progress);
+        const cacheMs = msSince(t);
+        // 3. mine best positives and negatives
+        t = performance.now();
+        let triplets: Triplet[];
+        try {
+          triplets = mineTriplets(plan, cache, training, memory);
+        } finally {
+          torch.dispose(cache);
         }
-        losses.push(loss);
-        await record({ event: 'step', epoch: state.epoch, loop: state.loop, batch: batchIndex, loss });
-        batchIndex++;
-        b?.update(batchIndex, { loss: loss.toFixed(4), rate: (batchIndex / ((Date.now() - started) / 1000)).toFixed(2) });
+        new Rng(deriveSeed(loopSeed, 0x5eed)).shuffle(triplets);
+        const mineMs = msSince(t);
+
+        // 4. train on the tuples: query (augmented), best positive, negatives
+        t = performance.now();
+        const paths = triplets.flatMap((tr) => [training.paths[tr.query], trainDs.databasePaths[tr.positive], ...Array.from(tr.negatives, (n) => trainDs.databasePaths[n])]);
+        const transform = (path: string, i: number) => (i % tuple === 0
+          ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, i), { size, normalization, augment: config.augment })
+          : loadImage(path, { size, normalization }));
+        net.train();
+        const batches = Math.ceil(triplets.length / config.batchSize);
+        const b = bar(`epoch ${state.epoch} loop ${state.loop + 1}/${loopsPerEpoch}`, batches, progress);
+        let batchIndex = 0;
+        let loopLossSum = 0;
+        for await (const batch of loadBatches(paths, transform, { batchSize: config.batchSize * tuple })) {
+          const at: StepPosition = { epoch: state.epoch, loop: state.loop, batch: batchIndex };
+          const n = batch.indices.length / tuple;
+          torch.manualSeed(deriveSeed(loopSeed, 0xba7c, batchIndex));
+          hooks.beforeStep?.(net, at);
+          const loss = torch.tidy(() => {
+            opt.zeroGrad();
+            const descriptors = net.forward(torch.fromHost(batch.images));
+            const { query, positive, negatives } = splitTuples(descriptors, n);
+            const l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin });
+            const value = l.item();
+            if (!Number.isFinite(value)) return value; // no step: the weights stay as they were
+            l.backward();
+            opt.step();
+            return value;
+          });
+          if (!Number.isFinite(loss)) {
+            b?.stop();
+            const saved = existsSync(lastPath);
+            await record({ event: 'nonfinite-loss', ...at, loss: String(loss), checkpoint: saved ? lastPath : null });
+            throw new NonFiniteLossError(`training stopped: the ${config.criterion} loss became ${loss} at epoch ${at.epoch}, cache loop ${at.loop}, batch ${at.batch}. ` +
+              (saved ? `${lastPath} keeps the last good state (before cache loop ${at.loop} of epoch ${at.epoch}); resuming restarts from there. `
+                : 'No checkpoint had been written yet. ') +
+              `Lower the learning rate (now ${config.lr}) or check the images of this batch.`, loss, at);
+          }
+          loopLossSum += loss;
+          await record({ event: 'step', ...at, loss });
+          batchIndex++;
+          b?.update(batchIndex, { loss: loss.toFixed(4), rate: (batchIndex / ((performance.now() - t) / 1000)).toFixed(2) });
+        }
+        b?.stop();
+        const trainMs = msSince(t);
+        state.epochLossSum += loopLossSum;
+        state.epochSteps += batchIndex;
+
+        // 5. checkpoint after every cache loop (resume point)
+        t = performance.now();
+        state.loop++;
+        await saveLast();
+        state.loop--;
+        await record({
+          event: 'loop', epoch: state.epoch, loop: state.loop, cacheMs, mineMs, trainMs, checkpointMs: msSince(t),
+          cachedImages: plan.database.length + plan.queries.length, images: paths.length, steps: batchIndex,
+          meanLoss: batchIndex > 0 ? loopLossSum / batchIndex : NaN, mining: summarizeTriplets(triplets),
+        });
+        loopsRun++;
       }
-      b?.stop();
-      // 5. checkpoint after every cache loop (resume point)
-      state.loop++;
+
+      // 6. validate, keep the best, stop early on val R@5
+      const t = performance.now();
+      const recalls = await recallsOn(net, valDs, config, progress);
+      const validateMs = msSince(t);
+      const meanLoss = state.epochSteps > 0 ? state.epochLossSum / state.epochSteps : NaN;
+      state.history.push({ epoch: state.epoch, recalls, meanLoss });
+      await record({ event: 'validation', epoch: state.epoch, recalls, meanLoss, validateMs, images: valDs.databasePaths.length + valDs.queriesPaths.length });
+      const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
+      log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
+      state.epoch++;
+      state.loop = 0;
+      state.epochLossSum = 0;
+      state.epochSteps = 0;
+      if (r5 > state.bestR5) {
+        state.bestR5 = r5;
+        state.bestEpoch = state.epoch - 1;
+        state.epochsWithoutImprovement = 0;
+        await saveCheckpoint(bestPath, net, null, { epoch: state.bestEpoch, recalls, config });
+      } else {
+        state.epochsWithoutImprovement++;
+      }
       await saveLast();
-      state.loop--;
-      loopsRun++;
+      if (state.epochsWithoutImprovement >= config.patience) {
+        log(`early stop: val R@5 did not improve for ${config.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
+        stoppedEarly = true;
+        break;
+      }
     }
-
-    // 6. validate, keep the best, stop early on val R@5
-    const recalls = await recallsOn(net, valDs, config, progress);
-    const meanLoss = losses.length ? losses.reduce((a, x) => a + x, 0) / losses.length : NaN;
-    state.history.push({ epoch: state.epoch, recalls, meanLoss });
-    await record({ event: 'validation', epoch: state.epoch, recalls, meanLoss });
-    const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
-    log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
-    state.epoch++;
-    state.loop = 0;
-    if (r5 > state.bestR5) {
-      state.bestR5 = r5;
-      state.bestEpoch = state.epoch - 1;
-      state.epochsWithoutImprovement = 0;
-      await saveCheckpoint(bestPath, net, null, { epoch: state.bestEpoch, recalls, config });
-    } else {
-      state.epochsWithoutImprovement++;
-    }
-    await saveLast();
-    if (state.epochsWithoutImprovement >= config.patience) {
-      log(`early stop: val R@5 did not improve for ${config.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
-      stoppedEarly = true;
-      break;
-    }
-  }
-  return finish();
-
-  function finish(): TrainResult {
+    return result();
+  } finally {
     opt.dispose();
     net.dispose();
-    return { outputFolder: out, bestEpoch: state.bestEpoch, bestR5: state.bestR5, history: state.history, stoppedEarly };
   }
 }

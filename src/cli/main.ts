@@ -14,6 +14,7 @@ const program = new Command('vgl')
   .showHelpAfterError();
 
 for (const c of [synth, importCmd, dataset, trainCmd, demo, bench]) c.register(program);
+(await import('./commands/eval.ts')).register(program);
 
 try {
   await program.parseAsync(process.argv);

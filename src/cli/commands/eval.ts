@@ -1,0 +1,369 @@
+// `vgl eval`: recall@N of a trained run (or an untrained / ImageNet-initialised network) on one split,
+// with predictions and grids written for people; `vgl eval recall --from DIR` recomputes recall at
+// other radii from those saved predictions, without touching the network again.
+import { writeFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { parseFlags, UsageError } from '../flags.ts';
+import { TEST_METHODS } from '../../eval/test-methods.ts';
+import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
+import { TrainConfigSchema, type TrainConfig } from '../../train/config.ts';
+import type { GeoLocalizationNet } from '../../models/network.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+/** "1,5,10" → [1, 5, 10]; `integer` for recall values, metres otherwise. */
+function numberList(kind: 'integer' | 'metres') {
+  return z.string().transform((s, ctx) => {
+    const parts = s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+    const values = parts.map(Number);
+    const bad = parts.filter((_, i) => !Number.isFinite(values[i]) || (kind === 'integer' ? !Number.isInteger(values[i]) || values[i] < 1 : values[i] < 0));
+    if (parts.length === 0 || bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `expected a comma-separated list of ${kind === 'integer' ? 'positive integers, e.g. 1,5,10,20' : 'distances in metres >= 0, e.g. 10,25,50'}${bad.length ? ` (bad: ${bad.join(', ')})` : ''}` });
+      return z.NEVER;
+    }
+    return [...new Set(values)];
+  });
+}
+
+const size = z.string().transform((s, ctx) => {
+  const m = /^(\d+)x(\d+)$/.exec(s.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
+    ctx.addIssue({ code: 'custom', message: 'expected HxW in pixels, e.g. 480x640' });
+    return z.NEVER;
+  }
+  return { height: Number(m[1]), width: Number(m[2]) };
+});
+
+const positiveInt = z.coerce.number().int().positive();
+const metres = z.coerce.number().finite().nonnegative();
+
+export const EvalFlags = z.object({
+  run: z.string().min(1).optional(),
+  checkpoint: z.string().min(1).optional(),
+  backbone: z.string().min(1).optional(),
+  aggregation: z.string().min(1).optional(),
+  weights: z.string().min(1).optional(),
+  netvladClusters: positiveInt.optional(),
+  datasetsFolder: z.string().min(1).optional(),
+  datasetName: z.string().min(1).optional(),
+  split: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. test').default('test'),
+  resize: size.optional(),
+  testMethod: z.enum(TEST_METHODS).default('hard_resize'),
+  recallValues: numberList('integer').optional(),
+  valPositiveDistThreshold: metres.optional(),
+  radii: numberList('metres').optional(),
+  outputFolder: z.string().min(1).optional(),
+  inferBatchSize: positiveInt.optional(),
+  seed: z.coerce.number().int().min(0).default(0),
+  images: z.boolean().default(true),
+  saveDescriptors: z.boolean().default(false),
+  progress: z.boolean().optional(),
+  json: z.boolean().default(false),
+  /** Not a flag: narrower ResNet widths for tiny networks (tests). */
+  resnetWidths: z.array(positiveInt).optional(),
+});
+export type EvalFlags = z.output<typeof EvalFlags>;
+
+export const RecallFromFlags = z.object({
+  from: z.string().min(1),
+  radii: numberList('metres').optional(),
+  recallValues: numberList('integer').optional(),
+  outputFolder: z.string().min(1).optional(),
+  json: z.boolean().default(false),
+});
+export type RecallFromFlags = z.output<typeof RecallFromFlags>;
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+/** A recall table: one row per radius (the soft-positive radius marked *), one column per N. */
+export function formatRecallTable(byRadius: Record<number, Recalls>, ns: readonly number[], mainRadius?: number): string {
+  const radii = Object.keys(byRadius).map(Number).sort((a, b) => a - b);
+  const lines = [`${'radius (m)'.padEnd(12)}${ns.map((n) => `R@${n}`.padStart(8)).join('')}`];
+  for (const r of radii) {
+    const label = `${r}${r === mainRadius ? ' *' : ''}`;
+    lines.push(`${label.padStart(10)}  ${ns.map((n) => byRadius[r][n].toFixed(2).padStart(8)).join('')}`);
+  }
+  if (mainRadius !== undefined && radii.includes(mainRadius)) lines.push(`(* soft-positive radius of the evaluation; recall in %)`);
+  else lines.push('(recall in %)');
+  return lines.join('\n');
+}
+
+/** recall-by-radius CSV: one row per radius, one column per N. */
+export function recallByRadiusCsv(byRadius: Record<number, Recalls>, ns: readonly number[]): string {
+  const radii = Object.keys(byRadius).map(Number).sort((a, b) => a - b);
+  const lines = [['radius_m', ...ns.map((n) => `recall_at_${n}`)].join(',')];
+  for (const r of radii) lines.push([r, ...ns.map((n) => byRadius[r][n].toFixed(4))].join(','));
+  return lines.join('\n') + '\n';
+}
+
+type Log = (line: string) => void;
+
+// ---------------------------------------------------------------------------------------------
+// vgl eval
+
+export interface EvalSummary {
+  model: { source: 'run' | 'checkpoint' | 'flags'; run?: string; checkpoint?: string; backbone: string; aggregation: string; descriptorDim: number; initialisedFrom?: string };
+  dataset: { root: string; name: string; split: string; database: number; queries: number };
+  method: string;
+  radius: number;
+  recallValues: number[];
+  recalls: Recalls;
+  recallsByRadius: Record<number, Recalls>;
+  timings: Record<string, number>;
+  outputFolder?: string;
+  files?: string[];
+}
+
+/** Runs `vgl eval` with parsed flags; returns what it printed as data. */
+export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(s)): Promise<EvalSummary> {
+  const { networkFor, initialiseHead } = await import('../../train/train.ts');
+  const io = await import('../../eval/model-io.ts');
+  const { openDataset } = await import('../../data/dataset.ts');
+  const { evaluate } = await import('../../eval/evaluate.ts');
+  const { isDataInitialised } = await import('../../models/types.ts');
+
+  const modelFlags = (['backbone', 'aggregation', 'weights', 'netvladClusters'] as const).filter((k) => flags[k] !== undefined);
+  if (flags.run !== undefined && modelFlags.length > 0) {
+    throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${modelFlags.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  }
+  if (flags.run === undefined && flags.checkpoint === undefined && flags.backbone === undefined) {
+    throw new UsageError('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
+  }
+
+  // 1. The model, and the training config it came with (defaults for data flags).
+  let config: Record<string, unknown> | null = null;
+  let source: EvalSummary['model']['source'];
+  let checkpoint: string | undefined;
+  let net: GeoLocalizationNet;
+  if (flags.run !== undefined) {
+    const files = io.runFiles(flags.run, flags.checkpoint);
+    config = await io.readRunConfig(files.config);
+    const parsed = TrainConfigSchema.safeParse(config);
+    if (!parsed.success) throw new Error(`${files.config}: not a vgl training config (${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`);
+    net = networkFor(parsed.data);
+    await loadWeightsNamed(io, net, files.checkpoint);
+    source = 'run';
+    checkpoint = files.checkpoint;
+  } else if (flags.checkpoint !== undefined && flags.backbone === undefined) {
+    if (!existsSync(flags.checkpoint)) throw new Error(`--checkpoint ${flags.checkpoint}: file not found`);
+    const { loadCheckpoint } = await import('../../torch/checkpoint.ts');
+    const meta = (await loadCheckpoint(flags.checkpoint)).meta;
+    config = io.checkpointConfig(meta);
+    const parsed = config === null ? null : TrainConfigSchema.safeParse(config);
+    if (!parsed?.success) {
+      throw new UsageError(`--checkpoint ${flags.checkpoint}: holds no vgl training config; name the model with --backbone and --aggregation, or use --run DIR`);
+    }
+    net = networkFor(parsed.data);
+    await loadWeightsNamed(io, net, flags.checkpoint);
+    source = 'checkpoint';
+    checkpoint = flags.checkpoint;
+  } else {
+    net = await io.buildFromSpec({
+      backbone: flags.backbone!, aggregation: flags.aggregation ?? 'netvlad', netvladClusters: flags.netvladClusters,
+      weights: flags.weights, resnetWidths: flags.resnetWidths,
+    });
+    if (flags.checkpoint !== undefined) {
+      await loadWeightsNamed(io, net, flags.checkpoint);
+      source = 'checkpoint';
+      checkpoint = flags.checkpoint;
+    } else {
+      source = 'flags';
+    }
+  }
+
+  try {
+    // 2. The data: flags first, then the run's config.
+    const datasetsFolder = flags.datasetsFolder ?? (config?.datasetsFolder as string | undefined);
+    const datasetName = flags.datasetName ?? (config?.datasetName as string | undefined);
+    if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
+    if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
+    const cfgResize = config?.resize as [number, number] | undefined;
+    const size = flags.resize ?? (cfgResize ? { height: cfgResize[0], width: cfgResize[1] } : { height: 480, width: 640 });
+    const recallValues = flags.recallValues ?? (config?.recallValues as number[] | undefined) ?? [...DEFAULT_RECALL_VALUES];
+    const radius = flags.valPositiveDistThreshold ?? (config?.valPositiveDistThreshold as number | undefined) ?? 25;
+    const batchSize = flags.inferBatchSize ?? (config?.inferBatchSize as number | undefined) ?? 16;
+    const dataset = await openDataset(datasetsFolder, datasetName, flags.split);
+
+    // 3. An untrained NetVLAD-style head is initialised as the trainer does (k-means on local
+    //    descriptors of training database images; the evaluated split when there is no train split).
+    let initialisedFrom: string | undefined;
+    if (source === 'flags' && isDataInitialised(net.aggregation)) {
+      const initSplit = existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : flags.split;
+      const initDs = initSplit === flags.split ? dataset : await openDataset(datasetsFolder, datasetName, initSplit);
+      const initConfig: TrainConfig = TrainConfigSchema.parse({
+        datasetsFolder, datasetName, outputFolder: flags.outputFolder ?? '.', seed: flags.seed,
+        resize: [size.height, size.width], inferBatchSize: batchSize,
+      });
+      await initialiseHead(net, initDs, initConfig, log);
+      initialisedFrom = `${initSplit} database`;
+    }
+
+    const summaryOfNet = net.summary();
+    log(`evaluating ${summaryOfNet.backbone} + ${summaryOfNet.aggregation} (${summaryOfNet.descriptorDim}-d${checkpoint ? `, ${checkpoint}` : source === 'flags' ? (flags.weights ? ', ImageNet backbone' : ', untrained') : ''}) ` +
+      `on ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database, ${dataset.queriesPaths.length} queries, ${flags.testMethod}, ${size.height}x${size.width}`);
+
+    // 4. Evaluate with the fast inference path.
+    const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), dataset, {
+      method: flags.testMethod, recallValues, radius, extraRadii: flags.radii, size, batchSize,
+      progress: flags.progress, outDir: flags.outputFolder, saveDescriptors: flags.saveDescriptors,
+      images: flags.images ? undefined : false,
+    }));
+
+    const summary: EvalSummary = {
+      model: {
+        source, run: flags.run, checkpoint, backbone: summaryOfNet.backbone, aggregation: summaryOfNet.aggregation,
+        descriptorDim: summaryOfNet.descriptorDim, initialisedFrom,
+      },
+      dataset: { root: dataset.root, name: dataset.name, split: dataset.split, database: result.databaseCount, queries: result.queriesCount },
+      method: result.method, radius: result.radius, recallValues, recalls: result.recalls, recallsByRadius: result.recallsByRadius,
+      timings: { ...result.timings },
+    };
+    if (flags.outputFolder !== undefined && result.files) {
+      const modelFile = join(flags.outputFolder, 'model.json');
+      await writeFile(modelFile, `${JSON.stringify({ ...summary.model, config: config ?? undefined, parameters: summaryOfNet.parameters }, null, 2)}\n`);
+      summary.outputFolder = flags.outputFolder;
+      summary.files = [result.files.recalls, result.files.predictions.json, result.files.predictions.csv, modelFile,
+        ...(result.files.descriptors ? [result.files.descriptors.database, result.files.descriptors.queries] : []), ...result.files.predictions.grids];
+    }
+    return summary;
+  } finally {
+    net.dispose();
+  }
+}
+
+async function loadWeightsNamed(io: typeof import('../../eval/model-io.ts'), net: Parameters<typeof io.loadTrainedWeights>[0], path: string): Promise<void> {
+  try {
+    await io.loadTrainedWeights(net, path);
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new Error(msg.includes(path) ? msg : `${path}: ${msg}`);
+  }
+}
+
+function printEval(s: EvalSummary): void {
+  console.log(`${s.dataset.name}/${s.dataset.split}: ${s.dataset.queries} queries vs ${s.dataset.database} database images, ` +
+    `${s.model.backbone} + ${s.model.aggregation} (${s.model.descriptorDim}-d), ${s.method}`);
+  console.log(formatRecallTable(s.recallsByRadius, s.recallValues, s.radius));
+  const t = s.timings;
+  console.log(`time: database ${(t.databaseMs / 1000).toFixed(1)} s, queries ${(t.queriesMs / 1000).toFixed(1)} s, search ${(t.searchMs / 1000).toFixed(2)} s, total ${(t.totalMs / 1000).toFixed(1)} s`);
+  if (s.outputFolder) {
+    const grids = s.files!.filter((f) => f.endsWith('.png')).length;
+    console.log(`wrote recalls.json, predictions.json, predictions.csv, model.json${grids ? ` and ${grids} grid PNGs` : ''} in ${s.outputFolder}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// vgl eval recall --from DIR
+
+export interface RecallFromSummary {
+  from: string;
+  dataset: { root: string; name: string; split: string };
+  method: string;
+  /** Radius the evaluation judged its predictions at. */
+  evaluatedRadius: number;
+  queries: number;
+  databaseCount: number;
+  /** Ranks per query available in the saved predictions. */
+  ranks: number;
+  positions: 'dataset' | 'predictions';
+  recallValues: number[];
+  radii: number[];
+  recallsByRadius: Record<number, Recalls>;
+  files: { json: string; csv: string };
+  note?: string;
+}
+
+export async function runRecallFrom(flags: RecallFromFlags, log: Log = (s) => console.error(s)): Promise<RecallFromSummary> {
+  const io = await import('../../eval/model-io.ts');
+  const saved = await io.readSavedEvaluation(flags.from);
+  const radii = flags.radii ?? [saved.radius];
+  const recallValues = flags.recallValues ?? (saved.recallValues.length > 0 ? saved.recallValues : [...DEFAULT_RECALL_VALUES]);
+  const ks = saved.predictions;
+  const tooMany = recallValues.filter((n) => n > ks.k && ks.k < ks.databaseCount);
+  if (tooMany.length > 0) {
+    throw new UsageError(`--recall-values: ${flags.from}/predictions.json holds ${ks.k} ranks per query; recall@${tooMany.join(', @')} needs more (evaluate again with larger --recall-values)`);
+  }
+  const { recalls, positions, note } = await io.recallFromSaved(saved, radii, recallValues);
+  if (note) log(note);
+  const out = flags.outputFolder ?? flags.from;
+  await mkdir(out, { recursive: true });
+  const files = { json: join(out, 'recall-by-radius.json'), csv: join(out, 'recall-by-radius.csv') };
+  const summary: RecallFromSummary = {
+    from: flags.from, dataset: saved.dataset, method: saved.method, evaluatedRadius: saved.radius,
+    queries: ks.count, databaseCount: ks.databaseCount, ranks: ks.k, positions, recallValues, radii: [...radii].sort((a, b) => a - b),
+    recallsByRadius: recalls, files, note,
+  };
+  const { files: _f, ...data } = summary;
+  await writeFile(files.json, `${JSON.stringify(data, null, 2)}\n`);
+  await writeFile(files.csv, recallByRadiusCsv(recalls, recallValues));
+  return summary;
+}
+
+function printRecallFrom(s: RecallFromSummary): void {
+  console.log(`${s.dataset.name}/${s.dataset.split}: ${s.queries} queries vs ${s.databaseCount} database images, ${s.method}, ` +
+    `from ${s.from} (${s.ranks} ranks per query; positions from the ${s.positions === 'dataset' ? 'dataset' : 'saved predictions'})`);
+  console.log(formatRecallTable(s.recallsByRadius, s.recallValues, s.evaluatedRadius));
+  console.log(`wrote ${s.files.json} and ${s.files.csv}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+/** Flags of `vgl eval` that `vgl eval recall` reads; any other flag given with recall is an error. */
+const RECALL_KEYS = new Set(['from', 'radii', 'recallValues', 'outputFolder', 'json']);
+const flagOf = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+export function register(program: Command): void {
+  // `recall` is an argument, not a subcommand: both forms share --radii, --recall-values,
+  // --output-folder and --json, and commander would give a parent's options to the parent.
+  program.command('eval')
+    .description('recall@N of a trained run or a network on one split (predictions, CSV and PNG grids with --output-folder); ' +
+      '`vgl eval recall --from DIR --radii 5,10,25,50,100` recomputes recall at other radii from saved predictions, without the network')
+    .argument('[recall]', '"recall": recall at --radii from the predictions a previous vgl eval saved in --from DIR')
+    .option('--run <dir>', 'a vgl train run folder (config.json + best.pth)')
+    .option('--checkpoint <file>', 'weights to load (default <run>/best.pth); alone, the model comes from the checkpoint\'s config')
+    .option('--backbone <name>', 'untrained/pretrained network: resnet18conv4 | resnet18conv5 | resnet50conv4 | resnet50conv5 | vgg16 | mobilenetv2')
+    .option('--aggregation <name>', 'with --backbone: gem | netvlad | crn | mac | spoc | rmac, or attention+<name> (netvlad)')
+    .option('--weights <path>', 'with --backbone: ImageNet weights (.pth for ResNet/VGG, TF.js folder for MobileNetV2)')
+    .option('--netvlad-clusters <k>', 'with --backbone: NetVLAD/CRN clusters (64)')
+    .option('--datasets-folder <dir>', 'root of the datasets_vg layout (default: the run\'s)')
+    .option('--dataset-name <name>', 'dataset folder under the root (default: the run\'s)')
+    .option('--split <name>', 'split to evaluate (test)')
+    .option('--resize <HxW>', 'network input size (default: the run\'s, else 480x640)')
+    .option('--test-method <name>', `${TEST_METHODS.join(' | ')} (hard_resize)`)
+    .option('--recall-values <list>', 'N of recall@N (default: the run\'s / the saved evaluation\'s, else 1,5,10,20)')
+    .option('--val-positive-dist-threshold <m>', 'soft-positive radius in metres (default: the run\'s, else 25)')
+    .option('--radii <list>', 'eval: more radii in metres from the same predictions, e.g. 10,50; eval recall: the radii to report')
+    .option('--output-folder <dir>', 'eval: recalls.json, predictions.json/.csv, model.json, grids/*.png; eval recall: recall-by-radius.json/.csv (default --from)')
+    .option('--infer-batch-size <n>', 'images per forward pass (default: the run\'s, else 16)')
+    .option('--seed <n>', 'seed of the k-means initialisation of an untrained NetVLAD (0)')
+    .option('--no-images', 'skip the PNG grids')
+    .option('--save-descriptors', 'also write database.npy and queries.npy')
+    .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
+    .option('--from <dir>', 'eval recall: output folder of a previous vgl eval (recalls.json + predictions.json)')
+    .option('--json', 'print the summary as JSON')
+    .action(async (what: string | undefined, raw: Record<string, unknown>, cmd: Command) => {
+      // Only flags the user gave (commander fills `images: true` for --no-images itself).
+      const given = Object.fromEntries(Object.entries(raw).filter(([k]) => cmd.getOptionValueSource(k) === 'cli'));
+      if (what === 'recall') {
+        const extra = Object.keys(given).filter((k) => !RECALL_KEYS.has(k));
+        if (extra.length > 0) throw new UsageError(`vgl eval recall reads saved predictions only: ${extra.map(flagOf).join(', ')} do(es) not apply`);
+        const flags = parseFlags(RecallFromFlags, given);
+        const s = await runRecallFrom(flags);
+        if (flags.json) console.log(JSON.stringify(s, null, 2));
+        else printRecallFrom(s);
+        return;
+      }
+      if (what !== undefined) throw new UsageError(`vgl eval: unknown action "${what}" (the only one is "recall")`);
+      if (given.from !== undefined) throw new UsageError('--from: only for vgl eval recall (recall at other radii from saved predictions)');
+      const flags = parseFlags(EvalFlags, given);
+      const s = await runEval(flags);
+      if (flags.json) console.log(JSON.stringify(s, null, 2));
+      else printEval(s);
+    });
+}

@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 ADDON := native/build/Release/vgl_torch.node
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
 
-.PHONY: setup system-deps test typecheck demo bench clean
+.PHONY: setup system-deps reference-deps test typecheck demo bench clean
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
@@ -27,6 +27,20 @@ system-deps:
 	  fi; \
 	fi
 
+# The PyTorch and faiss references the benchmarks measure against (never used at run time).
+reference-deps:
+	@missing=""; \
+	for p in python3-torch python3-faiss; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else \
+	    echo "vgl: the benchmark references need:$$missing (run as root: apt-get install -y$$missing)"; exit 1; \
+	  fi; \
+	fi
+
 $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
@@ -46,8 +60,11 @@ test: setup typecheck
 demo: setup
 	node bin/vgl.js demo
 
-bench: setup
+bench: setup reference-deps
 	node bin/vgl.js bench engine
+	node bin/vgl.js bench model
+	node bin/vgl.js bench search
+	node bin/vgl.js bench epoch
 
 clean:
 	rm -rf native/build

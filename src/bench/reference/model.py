@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_heads import NetVLAD
 from torch_resnet import layer
 
 threads, iters, H, W, B = (int(a) for a in sys.argv[1:6])
@@ -22,28 +23,12 @@ torch.set_num_threads(threads)
 torch.manual_seed(0)
 
 
-class NetVLAD(nn.Module):
-    def __init__(self, k=64, dim=256):
-        super().__init__()
-        self.conv = nn.Conv2d(dim, k, 1, bias=False)
-        self.centroids = nn.Parameter(torch.rand(k, dim))
-
-    def forward(self, x):
-        n, c = x.shape[:2]
-        x = F.normalize(x, p=2, dim=1)
-        a = F.softmax(self.conv(x).view(n, -1, x.shape[2] * x.shape[3]), dim=1)  # [N, K, HW]
-        xf = x.view(n, c, -1)  # [N, C, HW]
-        v = torch.bmm(a, xf.transpose(1, 2)) - a.sum(-1).unsqueeze(-1) * self.centroids  # [N, K, C]
-        v = F.normalize(v, p=2, dim=2)
-        return F.normalize(v.reshape(n, -1), p=2, dim=1)
-
-
 backbone = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
                          layer(64, 64, 1), layer(64, 128, 2), layer(128, 256, 2))
 for m in list(backbone.children())[:6]:
     for p in m.parameters():
         p.requires_grad = False
-model = nn.Sequential(backbone, NetVLAD())
+model = nn.Sequential(backbone, NetVLAD(64, 256))
 opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 criterion = nn.TripletMarginLoss(margin=0.1, p=2, reduction="sum")
 images = torch.randn(12, 3, H, W)

@@ -1,0 +1,89 @@
+// Network assembly: every backbone x every head gives unit descriptors of the advertised dimension,
+// and ResNet-18 conv4 + GeM/NetVLAD with PyTorch's weights reproduces PyTorch's descriptors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as torch from '../../src/torch/index.ts';
+import { loadStateDict as readStateDict } from '../../src/torch/serialization/index.ts';
+import { BACKBONE_NAMES, BACKBONES, buildNetwork } from '../../src/models/network.ts';
+import { HEADS, AGGREGATION_NAMES } from '../../src/models/aggregation/index.ts';
+import type { Backbone } from '../../src/models/types.ts';
+
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/resnet/resnet18_narrow.json', import.meta.url), 'utf8'));
+const pth = new URL('../fixtures/resnet/resnet18_narrow.pth', import.meta.url).pathname;
+
+// Full-width backbones (real channel counts), small images.
+const EXPECTED: Record<string, { channels: number; map: [number, number] }> = {
+  resnet18conv4: { channels: 256, map: [4, 6] }, resnet18conv5: { channels: 512, map: [2, 3] },
+  resnet50conv4: { channels: 1024, map: [4, 6] }, resnet50conv5: { channels: 2048, map: [2, 3] },
+  vgg16: { channels: 512, map: [4, 6] }, mobilenetv2: { channels: 1280, map: [2, 3] },
+};
+
+for (const name of BACKBONE_NAMES) {
+  test(`${name}: feature map shape and every head's descriptor dimension`, () => {
+    torch.manualSeed(0);
+    const backbone: Backbone = BACKBONES[name].create({ backbone: name, aggregation: 'gem' });
+    backbone.eval();
+    torch.tidy(() => {
+      const maps = torch.noGrad(() => backbone.forward(torch.rand([2, 3, 64, 96])));
+      const want = EXPECTED[name];
+      assert.deepEqual(maps.shape, [2, want.channels, ...want.map]);
+      for (const head of AGGREGATION_NAMES) {
+        torch.tidy(() => {
+          const h = HEADS[head](want.channels, { clusters: 8, fcDim: head === 'gem' ? 32 : undefined });
+          h.eval();
+          const d = torch.noGrad(() => h.forward(maps));
+          const dim = head === 'gem' ? 32 : head.endsWith('netvlad') || head.endsWith('crn') ? 8 * want.channels : want.channels;
+          assert.equal(h.dim, dim, `${name} + ${head}: dim`);
+          assert.deepEqual(d.shape, [2, dim], `${name} + ${head}: descriptor shape`);
+          for (const n of d.norm(2, 1).toNumbers()) assert.ok(Math.abs(n - 1) < 1e-4, `${name} + ${head}: norm ${n}`);
+          h.dispose();
+        });
+      }
+    });
+    backbone.dispose();
+  });
+}
+
+test('buildNetwork reports descriptor dimension and trainable parameters after the reference freezing', () => {
+  const net = buildNetwork({ backbone: 'resnet18conv4', aggregation: 'netvlad' });
+  net.freezeReference();
+  const s = net.summary();
+  assert.equal(s.descriptorDim, 64 * 256);
+  // layer3 of ResNet-18 (2 blocks, 128→256) + NetVLAD conv (64·256) + centroids (64·256)
+  const layer3 = (256 * 128 * 9 + 256 * 256 * 9 + 256 * 128 + 3 * 2 * 256) + (2 * 256 * 256 * 9 + 2 * 2 * 256);
+  assert.equal(s.trainableParameters, layer3 + 2 * 64 * 256);
+  assert.deepEqual([...net.stateDict().keys()].slice(0, 2), ['backbone.conv1.weight', 'backbone.bn1.weight']);
+  assert.ok(net.stateDict().has('aggregation.centroids'));
+  net.dispose();
+});
+
+test('ResNet-18 conv4 + GeM / NetVLAD with PyTorch weights reproduce PyTorch descriptors (1e-4)', async () => {
+  const weights = await readStateDict(pth);
+  for (const aggregation of ['gem', 'netvlad'] as const) {
+    const net = buildNetwork({ backbone: 'resnet18conv4', aggregation, resnetWidths: fixture.widths, head: { clusters: 4 } }).eval();
+    const values = new Map<string, torch.HostTensor>();
+    for (const [k, v] of weights) if (!k.startsWith('layer4.') && !k.startsWith('fc.')) values.set(`backbone.${k}`, v);
+    if (aggregation === 'gem') values.set('aggregation.p', { dtype: 'float32', shape: [1], data: Float32Array.of(3) });
+    else {
+      for (const k of ['conv.weight', 'centroids']) {
+        values.set(`aggregation.${k}`, { dtype: 'float32', shape: fixture.netvlad[k].shape, data: Float32Array.from(fixture.netvlad[k].data) });
+      }
+    }
+    torch.loadStateDict(net, values);
+    const want = fixture[aggregation].output;
+    torch.tidy(() => {
+      const x = torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape);
+      for (const d of [torch.inferenceMode(() => net.forward(x)), torch.tidy(() => torch.noGrad(() => net.forward(x)))]) {
+        assert.deepEqual(d.shape, want.shape);
+        const got = d.toFloat32Array();
+        const worst = want.data.reduce((m: number, v: number, i: number) => Math.max(m, Math.abs(v - got[i])), 0);
+        assert.ok(worst < 1e-4, `${aggregation}: max abs difference ${worst}`);
+      }
+    });
+    const fast = await net.fastInference((forward) => torch.tidy(() => forward(torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape)).toFloat32Array()));
+    const worst = want.data.reduce((m: number, v: number, i: number) => Math.max(m, Math.abs(v - fast[i])), 0);
+    assert.ok(worst < 1e-4, `${aggregation} (fast inference path): max abs difference ${worst}`);
+    net.dispose();
+  }
+});

@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { loadCheckpoint } from '../torch/checkpoint.ts';
+import { loadCheckpoint, type Checkpoint } from '../torch/checkpoint.ts';
 import { loadStateDict } from '../torch/index.ts';
 import { buildNetwork, BACKBONE_NAMES, type BackboneName, type GeoLocalizationNet } from '../models/network.ts';
 import { AGGREGATION_NAMES, isAggregationName } from '../models/aggregation/index.ts';
@@ -93,9 +93,9 @@ export async function buildFromSpec(spec: NetworkSpec): Promise<GeoLocalizationN
 }
 
 /** Loads every weight of a checkpoint into `net` (strict: a missing, extra or misshapen key is an error naming the file). */
-export async function loadTrainedWeights<M = unknown>(net: GeoLocalizationNet, path: string): Promise<{ meta: M }> {
-  if (!existsSync(path)) throw new Error(`--checkpoint ${path}: file not found`);
-  const ck = await loadCheckpoint<M>(path);
+export async function loadTrainedWeights<M = unknown>(net: GeoLocalizationNet, path: string, loaded?: Checkpoint<M>): Promise<{ meta: M }> {
+  if (!loaded && !existsSync(path)) throw new Error(`--checkpoint ${path}: file not found`);
+  const ck = loaded ?? (await loadCheckpoint<M>(path));
   loadStateDict(net, ck.stateDict, { strict: true, source: path });
   return { meta: ck.meta };
 }

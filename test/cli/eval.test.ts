@@ -41,11 +41,11 @@ const evalFlags = (o: Record<string, unknown>) => EvalFlags.parse(o);
 let root: string;
 let runDir: string;
 
-test('setup: tiny dataset and a run folder (config.json + best.pth)', async () => {
+test('setup: tiny dataset and a run folder (config.json + best.pth) of a narrow ResNet-18 conv4 + GeM', async () => {
   root = await tinyDataset(database, queries);
   runDir = await mkdtemp(join(tmpdir(), 'vgl-eval-run-'));
   const config = TrainConfigSchema.parse({
-    datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, backbone: 'resnet18conv4', aggregation: 'gem',
+    datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16],
     resize: [32, 32], recallValues: [1, 2, 5], inferBatchSize: 4,
   });
   torch.manualSeed(7);
@@ -94,6 +94,23 @@ test('vgl eval recall --from: recall at new radii from saved predictions equals 
   // Positions stored in predictions.json give the same answer (used when the dataset has moved).
   const fromFile = recallFromSavedPositions(await readSavedEvaluation(from), radii, [1, 2, 5]);
   assert.deepEqual(fromFile, s.recallsByRadius);
+});
+
+test('vgl eval --checkpoint FILE alone: the model and data come from the checkpoint\'s config, same recall as --run', async () => {
+  const viaRun = await runEval(evalFlags({ run: runDir, radii: '10', progress: false }), quiet);
+  const viaCheckpoint = await runEval(evalFlags({ checkpoint: join(runDir, 'best.pth'), radii: '10', progress: false }), quiet);
+  assert.equal(viaCheckpoint.model.source, 'checkpoint');
+  assert.equal(viaCheckpoint.dataset.name, 'tiny');
+  assert.deepEqual(viaCheckpoint.recallsByRadius, viaRun.recallsByRadius);
+  // A checkpoint without a training config needs the model named.
+  const bare = join(runDir, 'weights-only.pth');
+  const net = networkFor(TrainConfigSchema.parse({ datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }));
+  await saveCheckpoint(bare, net, null, { note: 'no config' });
+  net.dispose();
+  await assert.rejects(runEval(evalFlags({ checkpoint: bare }), quiet), /holds no vgl training config; name the model with --backbone/);
+  // A network that does not match the checkpoint: every bad key is named, with the file.
+  await assert.rejects(runEval(evalFlags({ checkpoint: bare, backbone: 'resnet18conv4', aggregation: 'gem', datasetsFolder: root, datasetName: 'tiny' }), quiet),
+    /weights-only\.pth/);
 });
 
 test('vgl eval recall --from falls back to the positions in predictions.json when the dataset is gone', async () => {

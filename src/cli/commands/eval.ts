@@ -152,14 +152,14 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
   } else if (flags.checkpoint !== undefined && flags.backbone === undefined) {
     if (!existsSync(flags.checkpoint)) throw new Error(`--checkpoint ${flags.checkpoint}: file not found`);
     const { loadCheckpoint } = await import('../../torch/checkpoint.ts');
-    const meta = (await loadCheckpoint(flags.checkpoint)).meta;
-    config = io.checkpointConfig(meta);
+    const ck = await loadCheckpoint(flags.checkpoint);
+    config = io.checkpointConfig(ck.meta);
     const parsed = config === null ? null : TrainConfigSchema.safeParse(config);
     if (!parsed?.success) {
       throw new UsageError(`--checkpoint ${flags.checkpoint}: holds no vgl training config; name the model with --backbone and --aggregation, or use --run DIR`);
     }
     net = networkFor(parsed.data);
-    await loadWeightsNamed(io, net, flags.checkpoint);
+    await loadWeightsNamed(io, net, flags.checkpoint, ck);
     source = 'checkpoint';
     checkpoint = flags.checkpoint;
   } else {
@@ -236,9 +236,9 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
   }
 }
 
-async function loadWeightsNamed(io: typeof import('../../eval/model-io.ts'), net: Parameters<typeof io.loadTrainedWeights>[0], path: string): Promise<void> {
+async function loadWeightsNamed(io: typeof import('../../eval/model-io.ts'), net: GeoLocalizationNet, path: string, loaded?: Parameters<typeof io.loadTrainedWeights>[2]): Promise<void> {
   try {
-    await io.loadTrainedWeights(net, path);
+    await io.loadTrainedWeights(net, path, loaded);
   } catch (e) {
     const msg = (e as Error).message;
     throw new Error(msg.includes(path) ? msg : `${path}: ${msg}`);

@@ -1,6 +1,7 @@
 // `vgl`: the command line. Each command lives in commands/<name>.ts and validates its own flags;
 // the engine (libtorch addon) is imported lazily so data commands run without it.
 import { Command } from 'commander';
+import { UsageError } from './flags.ts';
 import * as synth from './commands/synth.ts';
 import * as importCmd from './commands/import.ts';
 import * as dataset from './commands/dataset.ts';
@@ -21,5 +22,5 @@ try {
 } catch (e) {
   if (process.env.VGL_DEBUG) throw e;
   console.error(`vgl: ${(e as Error).message}`);
-  process.exitCode = 1;
+  process.exitCode = e instanceof UsageError ? 2 : 1;
 }

@@ -15,6 +15,7 @@ import { Rng } from '../../src/data/synth/prng.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { parseDatasetFilename } from '../../src/data/filename.ts';
 import { register } from '../../src/cli/commands/synth.ts';
+import { UsageError } from '../../src/cli/flags.ts';
 
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -135,19 +136,15 @@ test('refuses to overwrite a folder without --overwrite, and one it did not make
 test('vgl synth: a bad flag value is reported by flag name, nothing is written', async () => {
   const program = new Command().exitOverride();
   register(program);
-  const written: string[] = [];
-  const orig = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => { written.push(String(s)); return true; }) as typeof process.stderr.write;
-  try {
-    await program.parseAsync(['synth', '--out', root, '--name', 'flags', '--height', '12x', '--queries', '1,2'], { from: 'user' });
-  } finally {
-    process.stderr.write = orig;
-  }
-  assert.equal(process.exitCode, 2);
-  process.exitCode = 0;
-  const text = written.join('');
-  assert.match(text, /--height "12x"/);
-  assert.match(text, /--queries "1,2": expected three/);
+  await assert.rejects(
+    program.parseAsync(['synth', '--out', root, '--name', 'flags', '--height', '12x', '--queries', '1,2'], { from: 'user' }),
+    (e: Error) => {
+      assert.ok(e instanceof UsageError);
+      assert.match(e.message, /--height "12x"/);
+      assert.match(e.message, /--queries "1,2": expected three/);
+      return true;
+    },
+  );
   await assert.rejects(readdir(join(root, 'flags')));
 });
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { join } from 'node:path';
 import { writeDatasetReport } from '../../report/dataset-stats.ts';
 import { openDataset, verifyImages, listSplits } from '../../data/dataset.ts';
+import { parseFlags } from '../flags.ts';
 
 const NAME = /^[A-Za-z0-9._-]+$/;
 const metres = z.coerce.number().finite().nonnegative();
@@ -20,11 +21,6 @@ const StatsFlags = z.object({
   verifyImages: z.boolean().default(false),
 });
 
-/** Turns zod issues into lines naming the flag (camelCase key -> --kebab-case). */
-function flagErrors(error: z.ZodError): string {
-  return error.issues.map((i) => `--${String(i.path[0] ?? '').replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ${i.message}`).join('\n');
-}
-
 /** Registers `vgl dataset stats`. */
 export function register(program: Command): void {
   const dataset = program.command('dataset').description('inspect datasets in the datasets_vg layout');
@@ -40,13 +36,7 @@ export function register(program: Command): void {
     .option('--examples <n>', 'example queries per split in the image grid', '4')
     .option('--verify-images', 'also decode every image header (slower)', false)
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = StatsFlags.safeParse(raw);
-      if (!parsed.success) {
-        process.stderr.write(`vgl dataset stats: invalid options\n${flagErrors(parsed.error)}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      const f = parsed.data;
+      const f = parseFlags(StatsFlags, raw);
       const out = f.out ?? join('runs', `dataset-${f.name}`);
       const splits = f.split ?? (await listSplits(f.root, f.name));
       if (f.verifyImages) for (const split of splits) await verifyImages(await openDataset(f.root, f.name, split));

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { importDataset } from '../../data/importer.ts';
 import { openDataset } from '../../data/dataset.ts';
+import { parseFlags } from '../flags.ts';
 
 const NAME = /^[A-Za-z0-9._-]+$/;
 
@@ -25,11 +26,6 @@ const ImportFlags = z.object({
   utmZone: z.string().regex(/^\d{1,2}[C-HJ-NP-Xc-hj-np-x]?$/, 'like 33W or 33').optional(),
 });
 
-/** Turns zod issues into lines naming the flag (camelCase key -> --kebab-case). */
-function flagErrors(error: z.ZodError): string {
-  return error.issues.map((i) => `--${String(i.path[0] ?? '').replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: ${i.message}`).join('\n');
-}
-
 /** Registers `vgl import`. */
 export function register(program: Command): void {
   program
@@ -51,13 +47,7 @@ export function register(program: Command): void {
     .option('--lon-column <name>', 'CSV column holding longitude (deg, WGS84)')
     .option('--utm-zone <zone>', 'UTM zone of east/north input (e.g. 33W), written into the names; with lat/lon, forces that zone')
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = ImportFlags.safeParse(raw);
-      if (!parsed.success) {
-        process.stderr.write(`vgl import: invalid options\n${flagErrors(parsed.error)}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      const f = parsed.data;
+      const f = parseFlags(ImportFlags, raw);
       const result = await importDataset({
         databaseDir: f.database, queriesDir: f.queries, csv: f.csv, out: f.out, name: f.name, splits: f.split,
         mode: f.copy ? 'copy' : 'symlink', overwrite: f.overwrite, strict: f.strict, utmZone: f.utmZone,

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { generateCity } from '../../data/synth/generate.ts';
 import { SIZE_NAMES, type SizeName } from '../../data/synth/options.ts';
 import { STYLE_NAMES, type StyleName } from '../../data/synth/styles.ts';
+import { parseFlags } from '../flags.ts';
 
 const NAME = /^[A-Za-z0-9._-]+$/;
 /** A flag given as text that must be an integer in [lo, hi]. */
@@ -47,14 +48,6 @@ const SynthFlags = z.object({
   overwrite: z.boolean(),
 });
 
-/** Turns zod issues into lines naming the flag (camelCase key -> --kebab-case) and the value given. */
-function flagErrors(error: z.ZodError, raw: Record<string, unknown>): string {
-  return error.issues.map((i) => {
-    const key = String(i.path[0] ?? '');
-    return `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} ${JSON.stringify(raw[key])}: ${i.message}`;
-  }).join('\n');
-}
-
 export function register(program: Command): void {
   program
     .command('synth')
@@ -78,13 +71,7 @@ export function register(program: Command): void {
     .option('--workers <n>', 'worker threads (0 = this thread; default: one per core)')
     .option('--overwrite', 'replace an existing dataset made by vgl synth', false)
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = SynthFlags.safeParse(raw);
-      if (!parsed.success) {
-        process.stderr.write(`vgl synth: invalid options\n${flagErrors(parsed.error, raw)}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      const f = parsed.data;
+      const f = parseFlags(SynthFlags, raw);
       const summary = await generateCity({
         out: f.out, name: f.name, style: f.style, size: f.size, seed: f.seed, height: f.height, width: f.width,
         spacing: f.spacing, headings: f.headings, blockRows: f.rows, columns: f.columns, queries: f.queries,

@@ -69,7 +69,7 @@ export const EvalFlags = z.object({
 export type EvalFlags = z.output<typeof EvalFlags>;
 
 export const RecallFromFlags = z.object({
-  from: z.string().min(1),
+  from: z.string({ error: 'required: the --output-folder of a previous vgl eval (holds recalls.json and predictions.json)' }).min(1),
   radii: numberList('metres').optional(),
   recallValues: numberList('integer').optional(),
   outputFolder: z.string().min(1).optional(),

@@ -5,7 +5,7 @@
 // (written atomically after every cache loop) continues exactly as if never interrupted.
 // log.jsonl gets one line per step, per cache loop (timings, mining statistics) and per validation.
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile, appendFile } from 'node:fs/promises';
+import { mkdir, writeFile, appendFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import * as torch from '../torch/index.ts';
@@ -203,6 +203,15 @@ export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, co
   descriptors.dispose();
 }
 
+/** Temp files of checkpoint writes a killed run left behind (the checkpoints themselves are intact: writes are atomic). */
+export const STALE_CHECKPOINT_TEMP = /^\.(last|best)\.pth\.\d+\.[0-9a-f]+\.tmp$/;
+
+async function removeStaleTempFiles(out: string, log: (s: string) => void): Promise<void> {
+  const stale = (await readdir(out)).filter((f) => STALE_CHECKPOINT_TEMP.test(f));
+  for (const f of stale) await rm(join(out, f), { force: true });
+  if (stale.length > 0) log(`removed ${stale.length} unfinished checkpoint write(s) of an interrupted run: ${stale.slice(0, 20).join(', ')}`);
+}
+
 /** Cache loop: extract the plan's database and query descriptors with the fast inference path. */
 async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, training: TrainingQueries, plan: ReturnType<typeof planCacheLoop>, config: TrainConfig, progress: boolean) {
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
@@ -245,6 +254,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const opt = optimizerFor(net, config);
   const lastPath = join(out, 'last.pth');
   const bestPath = join(out, 'best.pth');
+  await removeStaleTempFiles(out, log);
   let state: RunState;
   if (existsSync(lastPath)) {
     const ck = await loadCheckpoint<RunState>(lastPath);

@@ -1,0 +1,135 @@
+// One training epoch on the synthetic demo city, timed per phase: caching (descriptor extraction of
+// each cache loop), mining, training (forward + backward + step, image loading included) and
+// evaluation (validation recall). The split comes from the trainer's own log records (train.ts
+// LoopRecord / ValidationRecord), so it measures the code path `vgl train` runs, not a copy of it.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir, availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ensureCity } from '../data/synth/generate.ts';
+import { TrainConfigSchema } from '../train/config.ts';
+import { train, type LogEntry, type LoopRecord, type ValidationRecord } from '../train/train.ts';
+
+export const CITY_NAME = 'synth-city';
+export const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
+
+const count = z.number().int().positive();
+
+export const BenchEpochOptionsSchema = z.object({
+  /** Where the city is (generated with ensureCity when absent). */
+  datasetsFolder: z.string().min(1).default('data/datasets'),
+  /** Run folder; default a temporary folder removed afterwards. Must not hold a run (it would resume). */
+  outputFolder: z.string().min(1).optional(),
+  backbone: TrainConfigSchema.shape.backbone.default('mobilenetv2'),
+  aggregation: z.string().min(1).default('netvlad'),
+  /** ImageNet weights; default the repository's MobileNetV2 for mobilenetv2, none otherwise. */
+  weights: z.string().min(1).optional(),
+  resize: z.tuple([count, count]).default([120, 160]),
+  netvladClusters: count.default(32),
+  mining: z.enum(['full', 'partial', 'random']).default('partial'),
+  /** Training queries of the epoch (the demo city has 600) and per cache loop (default: one loop). */
+  queriesPerEpoch: count.default(600),
+  cacheRefreshRate: count.optional(),
+  negSamplesNum: count.default(300),
+  batchSize: count.default(4),
+  inferBatchSize: count.default(32),
+  seed: z.number().int().min(0).default(0),
+  progress: z.boolean().default(false),
+}).strict();
+
+export type BenchEpochOptions = z.input<typeof BenchEpochOptionsSchema>;
+
+export interface PhaseTiming {
+  ms: number;
+  /** Images the phase processed: described (caching, evaluation), trained on (training), cached descriptors mined over (mining). */
+  images: number;
+  imagesPerSecond: number;
+}
+
+export interface EpochBenchmark {
+  dataset: { dir: string; reused: boolean; trainDatabase: number; trainQueries: number; valDatabase: number; valQueries: number };
+  model: { backbone: string; aggregation: string; resize: [number, number]; weights: string | null };
+  mining: string;
+  queriesPerEpoch: number;
+  cacheLoops: number;
+  threads: number;
+  phases: { caching: PhaseTiming; mining: PhaseTiming; training: PhaseTiming; evaluation: PhaseTiming };
+  /** Checkpoint writes (one per cache loop, plus best/last after validation). */
+  checkpointMs: number;
+  /** The rest: model build, weight loading, head initialisation (k-means for NetVLAD), end-of-epoch checkpoints. */
+  otherMs: number;
+  totalMs: number;
+  /** Validation recall@N after the epoch. */
+  recalls: Record<number, number>;
+  /** The trainer's log lines (this function prints nothing). */
+  log: string[];
+}
+
+const phase = (ms: number, images: number): PhaseTiming => ({ ms, images, imagesPerSecond: ms > 0 ? Math.round((images / ms) * 1000 * 10) / 10 : 0 });
+
+export async function benchEpoch(options: BenchEpochOptions = {}): Promise<EpochBenchmark> {
+  const parsed = BenchEpochOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new Error(`bench epoch: invalid options\n${parsed.error.issues.map((i) => `  ${i.path.join('.') || '(options)'}: ${i.message}`).join('\n')}`);
+  }
+  const o = parsed.data;
+  if (o.outputFolder && existsSync(join(o.outputFolder, 'last.pth'))) {
+    throw new Error(`bench epoch: ${join(o.outputFolder, 'last.pth')} exists — training would resume that run instead of timing a fresh epoch; give an empty --output-folder`);
+  }
+  const weights = o.weights ?? (o.backbone === 'mobilenetv2' ? MOBILENETV2_WEIGHTS : undefined);
+  const city = await ensureCity({ out: o.datasetsFolder, name: CITY_NAME, size: 'demo', seed: o.seed, progress: o.progress });
+  const out = o.outputFolder ?? await mkdtemp(join(tmpdir(), 'vgl-bench-epoch-'));
+  const config = TrainConfigSchema.parse({
+    datasetsFolder: o.datasetsFolder, datasetName: CITY_NAME, outputFolder: out,
+    backbone: o.backbone, aggregation: o.aggregation, netvladClusters: o.netvladClusters, weights, resize: o.resize,
+    lr: 1e-3, epochs: 1, patience: 1, mining: o.mining, queriesPerEpoch: o.queriesPerEpoch,
+    cacheRefreshRate: o.cacheRefreshRate ?? o.queriesPerEpoch, negSamplesNum: o.negSamplesNum,
+    batchSize: o.batchSize, inferBatchSize: o.inferBatchSize, seed: o.seed,
+  });
+
+  const loops: LoopRecord[] = [];
+  const validations: ValidationRecord[] = [];
+  const log: string[] = [];
+  const onRecord = (e: LogEntry) => {
+    if (e.event === 'loop') loops.push(e);
+    else if (e.event === 'validation') validations.push(e);
+  };
+  const t0 = performance.now();
+  let result;
+  try {
+    result = await train(config, { progress: o.progress, log: (line) => log.push(line), onRecord });
+  } finally {
+    if (!o.outputFolder) await rm(out, { recursive: true, force: true });
+  }
+  const totalMs = Math.round(performance.now() - t0);
+
+  const sum = (f: (l: LoopRecord) => number) => loops.reduce((a, l) => a + f(l), 0);
+  const validation = validations[0];
+  const inLoops = sum((l) => l.cacheMs + l.mineMs + l.trainMs + l.checkpointMs);
+  const counts = city.counts;
+  return {
+    dataset: {
+      dir: city.dir, reused: city.reused,
+      trainDatabase: counts.train?.database ?? 0, trainQueries: counts.train?.queries ?? 0,
+      valDatabase: counts.val?.database ?? 0, valQueries: counts.val?.queries ?? 0,
+    },
+    model: { backbone: o.backbone, aggregation: o.aggregation, resize: o.resize, weights: weights ?? null },
+    mining: o.mining,
+    queriesPerEpoch: o.queriesPerEpoch,
+    cacheLoops: loops.length,
+    threads: availableParallelism(),
+    phases: {
+      caching: phase(sum((l) => l.cacheMs), sum((l) => l.cachedImages)),
+      mining: phase(sum((l) => l.mineMs), sum((l) => l.cachedImages)),
+      training: phase(sum((l) => l.trainMs), sum((l) => l.images)),
+      evaluation: phase(validation?.validateMs ?? 0, validation?.images ?? 0),
+    },
+    checkpointMs: sum((l) => l.checkpointMs),
+    otherMs: Math.max(0, totalMs - inLoops - (validation?.validateMs ?? 0)),
+    totalMs,
+    recalls: result.history[0]?.recalls ?? {},
+    log,
+  };
+}

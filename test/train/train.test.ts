@@ -1,0 +1,221 @@
+// The training loop end to end on a tiny synthetic city (rendered into a temp folder): resuming equals
+// never stopping (weights, optimizer, losses), a non-finite loss stops the run and keeps the last good
+// checkpoint, interrupted checkpoint writes leave nothing behind, and a short training raises recall@1.
+// The network is ResNet-18 to conv4 at widths 8/8/16/16 on 48x64 images, so each run takes a second.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../../src/torch/index.ts';
+import { loadCheckpoint } from '../../src/torch/checkpoint.ts';
+import type { HostTensor } from '../../src/torch/dtype.ts';
+import { generateCity } from '../../src/data/synth/generate.ts';
+import { TrainConfigSchema, type TrainConfig, type TrainConfigInput } from '../../src/train/config.ts';
+import { train, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
+
+let root = '';
+const CITY = 'tiny';
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'vgl-train-test-'));
+  await generateCity({ out: root, name: CITY, size: 'tiny', workers: 0, seed: 3, queries: { train: 24, val: 16, test: 24 } });
+});
+
+after(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+let runs = 0;
+/** A fresh output folder and a small, fast configuration (3 cache loops of 4 queries per epoch). */
+function tinyConfig(over: Partial<TrainConfigInput> = {}): TrainConfig {
+  return TrainConfigSchema.parse({
+    datasetsFolder: root, datasetName: CITY, outputFolder: join(root, `run-${runs++}`),
+    backbone: 'resnet18conv4', resnetWidths: [8, 8, 16, 16], aggregation: 'netvlad', netvladClusters: 8, resize: [48, 64],
+    queriesPerEpoch: 12, cacheRefreshRate: 4, negSamplesNum: 20, negsNumPerQuery: 3, batchSize: 2,
+    epochs: 2, patience: 5, lr: 1e-3, recallValues: [1, 5], inferBatchSize: 32, seed: 7,
+    ...over,
+  });
+}
+
+const quiet: TrainHooks = { progress: false, log: () => {} };
+
+function readLog(out: string): (LogEntry & { time: string })[] {
+  return readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+const stepLosses = (out: string) => readLog(out).filter((e) => e.event === 'step')
+  .map((e) => e.event === 'step' && [e.epoch, e.loop, e.batch, e.loss]);
+
+function bytesOf(t: HostTensor): Buffer {
+  return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/** Every tensor bit for bit (names, dtypes, shapes and bytes). */
+function assertSameTensors(a: Map<string, HostTensor>, b: Map<string, HostTensor>, what: string): void {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort(), `${what}: same tensor names`);
+  for (const [name, t] of a) {
+    const u = b.get(name)!;
+    assert.equal(u.dtype, t.dtype, `${what} ${name}: dtype`);
+    assert.deepEqual(u.shape, t.shape, `${what} ${name}: shape`);
+    assert.ok(bytesOf(t).equals(bytesOf(u)), `${what} ${name}: values differ`);
+  }
+}
+
+function countDiffering(a: Map<string, HostTensor>, b: Map<string, HostTensor>): number {
+  let n = 0;
+  for (const [name, t] of a) if (!bytesOf(t).equals(bytesOf(b.get(name)!))) n++;
+  return n;
+}
+
+async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, stops: number[]): Promise<void> {
+  const a = tinyConfig(over);
+  await train(a, quiet);
+
+  const b = tinyConfig(over);
+  const snapshots: Map<string, HostTensor>[] = [];
+  for (const k of stops) {
+    await train(b, { ...quiet, maxLoops: k });
+    snapshots.push((await loadCheckpoint(join(b.outputFolder, 'last.pth'))).stateDict);
+  }
+  const result = await train(b, quiet);
+
+  const lastA = await loadCheckpoint<Record<string, unknown>>(join(a.outputFolder, 'last.pth'));
+  const lastB = await loadCheckpoint<Record<string, unknown>>(join(b.outputFolder, 'last.pth'));
+  assertSameTensors(lastA.stateDict, lastB.stateDict, 'last.pth state dict');
+  assert.ok(lastA.optimizer && lastB.optimizer);
+  assert.equal(lastB.optimizer.state.length, lastA.optimizer.state.length);
+  lastA.optimizer.state.forEach((p, i) => {
+    assert.equal(lastB.optimizer!.state[i].step, p.step, `optimizer parameter ${i}: step`);
+    assertSameTensors(new Map(Object.entries(p.tensors)), new Map(Object.entries(lastB.optimizer!.state[i].tensors)), `optimizer parameter ${i}`);
+  });
+  assertSameTensors((await loadCheckpoint(join(a.outputFolder, 'best.pth'))).stateDict,
+    (await loadCheckpoint(join(b.outputFolder, 'best.pth'))).stateDict, 'best.pth state dict');
+  // Same metadata, including the epoch means and val recalls of the history and full mining's memory.
+  assert.deepEqual({ ...lastB.meta, config: null }, { ...lastA.meta, config: null });
+  assert.deepEqual(result.history, (lastA.meta as { history: unknown }).history);
+
+  const lossesA = stepLosses(a.outputFolder);
+  assert.equal(lossesA.length, 2 * 3 * 2, '2 epochs x 3 loops x 2 batches of 2 queries');
+  assert.deepEqual(stepLosses(b.outputFolder), lossesA);
+  const miningOf = (out: string) => readLog(out).flatMap((e) => (e.event === 'loop' ? [e.mining] : []));
+  assert.deepEqual(miningOf(b.outputFolder), miningOf(a.outputFolder));
+
+  // The test could fail: each stop saw different weights from the final ones.
+  for (const s of snapshots) assert.ok(countDiffering(s, lastA.stateDict) > 0, 'training changed the weights after the stop');
+}
+
+test('resume equals uninterrupted: partial mining, stopped mid-epoch and at an epoch boundary', async () => {
+  // Stops after loops 0-1 (mid epoch 0), then after loop 2 and the epoch-0 validation (before epoch 1).
+  await assertResumeEqualsUninterrupted({ mining: 'partial' }, [2, 1]);
+});
+
+test('resume equals uninterrupted: full mining keeps its negative memory across the restart', async () => {
+  const over: Partial<TrainConfigInput> = { mining: 'full', cacheRefreshRate: 6, queriesPerEpoch: 12, batchSize: 3 };
+  const probe = tinyConfig(over);
+  await train(probe, { ...quiet, maxLoops: 1 });
+  const meta = (await loadCheckpoint<{ memory: Record<string, number[]> }>(join(probe.outputFolder, 'last.pth'))).meta;
+  assert.equal(Object.keys(meta.memory).length, 6, 'one memory entry per query of the first loop');
+  for (const negatives of Object.values(meta.memory)) assert.equal(negatives.length, 3);
+
+  const a = tinyConfig(over);
+  await train(a, quiet);
+  const b = tinyConfig(over);
+  await train(b, { ...quiet, maxLoops: 3 }); // mid epoch 1: its second loop mines with memory from before the stop
+  await train(b, quiet);
+  const lastA = await loadCheckpoint(join(a.outputFolder, 'last.pth'));
+  const lastB = await loadCheckpoint(join(b.outputFolder, 'last.pth'));
+  assertSameTensors(lastA.stateDict, lastB.stateDict, 'last.pth state dict');
+  assert.deepEqual({ ...(lastB.meta as object), config: null }, { ...(lastA.meta as object), config: null });
+  assert.deepEqual(stepLosses(b.outputFolder), stepLosses(a.outputFolder));
+});
+
+test('a non-finite loss stops the run with a clear error and keeps the last good checkpoint', async () => {
+  const config = tinyConfig({ epochs: 1 });
+  let good: Map<string, HostTensor> | null = null;
+  const hooks: TrainHooks = {
+    ...quiet,
+    beforeStep: (net, at) => {
+      if (at.loop !== 1) return;
+      // Before loop 1's first step the weights are those last.pth received after loop 0.
+      if (at.batch === 0) good = new Map([...net.stateDict()].map(([k, t]) => [k, t.toHost()]));
+      // Then a NaN weight in the head: every descriptor, hence the loss, becomes NaN.
+      if (at.batch === 1) torch.noGrad(() => net.aggregation.parameters()[0].fill_(NaN));
+    },
+  };
+  await assert.rejects(train(config, hooks), (err: unknown) => {
+    assert.ok(err instanceof NonFiniteLossError);
+    assert.match(err.message, /the triplet loss became NaN at epoch 0, cache loop 1, batch 1\./);
+    assert.ok(err.message.includes(`${join(config.outputFolder, 'last.pth')} keeps the last good state`), err.message);
+    assert.match(err.message, /Lower the learning rate \(now 0\.001\)/);
+    assert.deepEqual(err.at, { epoch: 0, loop: 1, batch: 1 });
+    assert.ok(Number.isNaN(err.loss));
+    return true;
+  });
+  assert.ok(good, 'the hook saw loop 1');
+  const last = await loadCheckpoint<{ epoch: number; loop: number }>(join(config.outputFolder, 'last.pth'));
+  assertSameTensors(last.stateDict, good!, 'last.pth vs the weights after loop 0');
+  for (const t of last.stateDict.values()) if (t.dtype === 'float32') assert.ok((t.data as Float32Array).every(Number.isFinite));
+  assert.deepEqual([last.meta.epoch, last.meta.loop], [0, 1], 'resume point: epoch 0, loop 1');
+
+  const log = readLog(config.outputFolder);
+  const end = log.at(-1)!;
+  assert.equal(end.event, 'nonfinite-loss');
+  assert.deepEqual(end, { ...end, epoch: 0, loop: 1, batch: 1, loss: 'NaN', checkpoint: join(config.outputFolder, 'last.pth') });
+  assert.deepEqual(log.filter((e) => e.event === 'loop').map((e) => e.event === 'loop' && e.loop), [0], 'loop 1 never completed');
+  assert.deepEqual(log.filter((e) => e.event === 'step' && e.loop === 1).length, 1, 'one good step in loop 1 before the NaN');
+
+  // Resuming (without the corruption) restarts loop 1 from the good state and finishes the epoch.
+  const resumed = await train(config, quiet);
+  assert.equal(resumed.history.length, 1);
+  assert.ok(Number.isFinite(resumed.history[0].meanLoss));
+});
+
+test('an absurd learning rate ends in NonFiniteLossError, not in silently NaN weights', async () => {
+  const config = tinyConfig({ epochs: 1, optimizer: 'sgd', lr: 1e30, momentum: 0 });
+  await assert.rejects(train(config, quiet), NonFiniteLossError);
+  const nonfinite = readLog(config.outputFolder).filter((e) => e.event === 'nonfinite-loss');
+  assert.equal(nonfinite.length, 1);
+});
+
+test('checkpoint writes: no temp files after a run; one left by a killed writer is removed, last.pth intact', async () => {
+  const config = tinyConfig({ epochs: 1 });
+  await train(config, { ...quiet, maxLoops: 1 });
+  const files = () => readdirSync(config.outputFolder).sort();
+  assert.deepEqual(files(), ['config.json', 'last.pth', 'log.jsonl']);
+  const before = await loadCheckpoint(join(config.outputFolder, 'last.pth'));
+  // What a SIGKILL during saveCheckpoint leaves: the complete old last.pth and a partial temp file.
+  const stale = `.last.pth.999999.0badcafe.tmp`;
+  assert.match(stale, STALE_CHECKPOINT_TEMP);
+  writeFileSync(join(config.outputFolder, stale), readFileSync(join(config.outputFolder, 'last.pth')).subarray(0, 1000));
+  const lines: string[] = [];
+  await train(config, { progress: false, log: (s) => lines.push(s), maxLoops: 0 });
+  assert.ok(lines.some((l) => l.includes(`removed 1 unfinished checkpoint write(s) of an interrupted run: ${stale}`)), lines.join('\n'));
+  assert.deepEqual(files(), ['config.json', 'last.pth', 'log.jsonl']);
+  assertSameTensors((await loadCheckpoint(join(config.outputFolder, 'last.pth'))).stateDict, before.stateDict, 'last.pth');
+  await train(config, quiet);
+  assert.deepEqual(files(), ['best.pth', 'config.json', 'last.pth', 'log.jsonl']);
+});
+
+test('log.jsonl: per cache loop timings, sizes and mining statistics; per validation its time', async () => {
+  const config = tinyConfig({ epochs: 1 });
+  const seen: LogEntry[] = [];
+  await train(config, { ...quiet, onRecord: (e) => seen.push(e) });
+  const log = readLog(config.outputFolder);
+  assert.deepEqual(seen, log.map(({ time, ...e }) => e), 'onRecord gets what log.jsonl holds');
+  const loops = log.flatMap((e) => (e.event === 'loop' ? [e] : []));
+  assert.deepEqual(loops.map((l) => l.loop), [0, 1, 2]);
+  for (const l of loops) {
+    for (const k of ['cacheMs', 'mineMs', 'trainMs', 'checkpointMs'] as const) assert.ok(Number.isInteger(l[k]) && l[k] >= 0, `${k} = ${l[k]}`);
+    assert.equal(l.images, 4 * (2 + 3), '4 tuples of query + positive + 3 negatives');
+    assert.equal(l.steps, 2);
+    assert.equal(l.mining.triplets, 4);
+    // Partial mining caches the shared set (20), the loop's 4 queries and their hard positives.
+    assert.ok(l.cachedImages >= 24 && l.cachedImages <= 20 + 4 + 52, `cachedImages ${l.cachedImages}`);
+    const steps = log.filter((e) => e.event === 'step' && e.loop === l.loop).map((e) => (e.event === 'step' ? e.loss : NaN));
+    assert.equal(l.meanLoss, steps.reduce((a, x) => a + x, 0) / steps.length);
+  }
+  const v = log.filter((e) => e.event === 'validation');
+  assert.equal(v.length, 1);
+  assert.ok(v[0].event === 'validation' && v[0].validateMs >= 0 && v[0].images === 40 + 16, JSON.stringify(v[0]));
+});

@@ -6,7 +6,8 @@
 // repository's ImageNet weights, which a few dozen steps can improve.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -201,6 +202,41 @@ test('checkpoint writes: no temp files after a run; one left by a killed writer 
   assertSameTensors((await loadCheckpoint(join(config.outputFolder, 'last.pth'))).stateDict, before.stateDict, 'last.pth');
   await train(config, quiet);
   assert.deepEqual(files(), ['best.pth', 'config.json', 'last.pth', 'log.jsonl']);
+});
+
+test('a run killed (SIGKILL) mid-training leaves a loadable last.pth and resumes to the uninterrupted result', async () => {
+  const a = tinyConfig({ epochs: 1 });
+  await train(a, quiet);
+  const b = tinyConfig({ epochs: 1 });
+  // A separate process trains b; it is killed as soon as its log shows a step of cache loop 1 (the kill
+  // lands wherever that process then is: training, caching or writing a checkpoint).
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    `const { train } = await import(${JSON.stringify(join(repo, 'src/train/train.ts'))});
+     await train(JSON.parse(process.argv[1]), { progress: false, log: () => {} });`, JSON.stringify(b)], { cwd: repo, stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+  const logFile = join(b.outputFolder, 'log.jsonl');
+  let killed = false;
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline && child.exitCode === null;) {
+    if (existsSync(logFile) && readFileSync(logFile, 'utf8').includes('"event":"step","epoch":0,"loop":1')) {
+      child.kill('SIGKILL');
+      killed = true;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(killed, 'the child was still training when loop 1 began');
+  assert.equal(await exited, 'SIGKILL');
+  const atKill = await loadCheckpoint<{ epoch: number; loop: number }>(join(b.outputFolder, 'last.pth'));
+  assert.ok(atKill.meta.epoch === 0 && atKill.meta.loop >= 1, `last.pth after the kill: epoch ${atKill.meta.epoch}, loop ${atKill.meta.loop}`);
+
+  await train(b, quiet);
+  assert.deepEqual(readdirSync(b.outputFolder).sort(), ['best.pth', 'config.json', 'last.pth', 'log.jsonl'], 'no temp files remain');
+  assertSameTensors((await loadCheckpoint(join(b.outputFolder, 'last.pth'))).stateDict,
+    (await loadCheckpoint(join(a.outputFolder, 'last.pth'))).stateDict, 'last.pth after resume vs uninterrupted');
+  // The log keeps the killed loop's steps too; the last value logged for each step is the uninterrupted one.
+  const lastPerStep = (out: string) => [...new Map(stepLosses(out).map((s) => [JSON.stringify((s as number[]).slice(0, 3)), s])).values()];
+  assert.deepEqual(lastPerStep(b.outputFolder), stepLosses(a.outputFolder));
 });
 
 test('log.jsonl: per cache loop timings, sizes and mining statistics; per validation its time', async () => {

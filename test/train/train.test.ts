@@ -105,6 +105,11 @@ async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, 
   const lossesA = stepLosses(a.outputFolder);
   assert.equal(lossesA.length, 2 * 3 * 2, '2 epochs x 3 loops x 2 batches of 2 queries');
   assert.deepEqual(stepLosses(b.outputFolder), lossesA);
+  // Each epoch's mean loss covers all its steps, including those run before a stop.
+  for (const h of result.history) {
+    const losses = lossesA.filter((x) => x && x[0] === h.epoch).map((x) => (x as number[])[3]);
+    assert.ok(Math.abs(h.meanLoss - losses.reduce((s, x) => s + x, 0) / losses.length) < 1e-12, `epoch ${h.epoch} mean loss ${h.meanLoss}`);
+  }
   const miningOf = (out: string) => readLog(out).flatMap((e) => (e.event === 'loop' ? [e.mining] : []));
   assert.deepEqual(miningOf(b.outputFolder), miningOf(a.outputFolder));
 

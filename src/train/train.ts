@@ -122,7 +122,8 @@ export type LogEntry =
   | ({ event: 'step'; loss: number } & StepPosition)
   | LoopRecord
   | ValidationRecord
-  | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition);
+  | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition)
+  | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition);
 
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
@@ -201,6 +202,14 @@ export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, co
   log(`initialising ${net.config.aggregation} from ${descriptors.size(0)} local descriptors of ${images.length} database images`);
   net.aggregation.initFromDescriptors(descriptors, deriveSeed(config.seed, 0x1418));
   descriptors.dispose();
+}
+
+/** The first parameter or buffer holding NaN/±inf, or null. A step can break weights (or BatchNorm statistics) with a finite loss. */
+export function firstNonFiniteTensor(net: GeoLocalizationNet): string | null {
+  return torch.tidy(() => {
+    for (const [name, t] of net.stateDict()) if (t.dtype.startsWith('float') && !t.isfinite().all()) return name;
+    return null;
+  });
 }
 
 /** Temp files of checkpoint writes a killed run left behind (the checkpoints themselves are intact: writes are atomic). */
@@ -356,8 +365,17 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         state.epochLossSum += loopLossSum;
         state.epochSteps += batchIndex;
 
-        // 5. checkpoint after every cache loop (resume point)
+        // 5. checkpoint after every cache loop (resume point), never with broken weights
         t = performance.now();
+        const broken = firstNonFiniteTensor(net);
+        if (broken !== null) {
+          const at: StepPosition = { epoch: state.epoch, loop: state.loop, batch: batchIndex - 1 };
+          const saved = existsSync(lastPath);
+          await record({ event: 'nonfinite-weights', ...at, tensor: broken, checkpoint: saved ? lastPath : null });
+          throw new NonFiniteLossError(`training stopped: ${broken} holds NaN/inf after the last step of epoch ${at.epoch}, cache loop ${at.loop} ` +
+            `(the loss was still finite). ${saved ? `${lastPath} keeps the last good state; ` : 'No checkpoint had been written yet; '}` +
+            `lower the learning rate (now ${config.lr}).`, NaN, at);
+        }
         state.loop++;
         await saveLast();
         state.loop--;

@@ -183,6 +183,30 @@ test('a non-finite loss stops the run with a clear error and keeps the last good
   assert.ok(Number.isFinite(resumed.history[0].meanLoss));
 });
 
+test('weights broken by a step with a finite loss are never checkpointed', async () => {
+  const config = tinyConfig({ epochs: 1 });
+  // A NaN running mean in a trained BatchNorm: train-mode forward uses batch statistics, so the loss stays
+  // finite, but the buffer (what evaluation and the checkpoint use) is broken.
+  const target = 'backbone.layer3.0.bn1.running_mean';
+  const hooks: TrainHooks = {
+    ...quiet,
+    beforeStep: (net, at) => {
+      if (at.loop === 1 && at.batch === 1) torch.noGrad(() => net.stateDict().get(target)!.fill_(NaN));
+    },
+  };
+  await assert.rejects(train(config, hooks), (err: unknown) => {
+    assert.ok(err instanceof NonFiniteLossError);
+    assert.ok(err.message.startsWith(`training stopped: ${target} holds NaN/inf after the last step of epoch 0, cache loop 1 (the loss was still finite).`), err.message);
+    return true;
+  });
+  const log = readLog(config.outputFolder);
+  assert.ok(log.filter((e) => e.event === 'step' && e.loop === 1).every((e) => e.event === 'step' && Number.isFinite(e.loss)));
+  assert.deepEqual(log.at(-1), { ...log.at(-1), event: 'nonfinite-weights', epoch: 0, loop: 1, batch: 1, tensor: target });
+  const last = await loadCheckpoint<{ loop: number }>(join(config.outputFolder, 'last.pth'));
+  assert.equal(last.meta.loop, 1, 'last.pth is still the state after loop 0');
+  assert.ok((last.stateDict.get(target)!.data as Float32Array).every(Number.isFinite));
+});
+
 test('an absurd learning rate ends in NonFiniteLossError, not in silently NaN weights', async () => {
   const config = tinyConfig({ epochs: 1, optimizer: 'sgd', lr: 1e30, momentum: 0 });
   await assert.rejects(train(config, quiet), NonFiniteLossError);

@@ -49,7 +49,8 @@ export interface PhaseTiming {
 }
 
 export interface EpochBenchmark {
-  dataset: { dir: string; reused: boolean; trainDatabase: number; trainQueries: number; valDatabase: number; valQueries: number };
+  /** renderMs: time to render the city (0 when an existing one was reused). */
+  dataset: { dir: string; reused: boolean; renderMs: number; trainDatabase: number; trainQueries: number; valDatabase: number; valQueries: number };
   model: { backbone: string; aggregation: string; resize: [number, number]; weights: string | null };
   mining: string;
   queriesPerEpoch: number;
@@ -111,7 +112,7 @@ export async function benchEpoch(options: BenchEpochOptions = {}): Promise<Epoch
   const counts = city.counts;
   return {
     dataset: {
-      dir: city.dir, reused: city.reused,
+      dir: city.dir, reused: city.reused, renderMs: Math.round(city.seconds * 1000),
       trainDatabase: counts.train?.database ?? 0, trainQueries: counts.train?.queries ?? 0,
       valDatabase: counts.val?.database ?? 0, valQueries: counts.val?.queries ?? 0,
     },

@@ -29,7 +29,7 @@ import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
 import type { TrainConfig } from './config.ts';
 
-/** A loss went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
+/** The loss (or, after a step, a weight or BatchNorm statistic) went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
 export class NonFiniteLossError extends Error {
   constructor(message: string, readonly loss: number, readonly at: StepPosition) {
     super(message);

@@ -73,7 +73,7 @@ export interface TrainHooks {
   /** Progress bars on stderr (default: when stderr is a TTY). */
   progress?: boolean;
   log?: (line: string) => void;
-  /** Stop after this many cache loops in this process (tests: simulate a killed run). */
+  /** Stop right after this many cache loops (their checkpoints written) in this process (tests: simulate a killed run). */
   maxLoops?: number;
   /** Called with every log.jsonl entry after it is written (benchmarks read the timings from here). */
   onRecord?: (entry: LogEntry) => void;
@@ -385,6 +385,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           meanLoss: batchIndex > 0 ? loopLossSum / batchIndex : NaN, mining: summarizeTriplets(triplets),
         });
         loopsRun++;
+        if (hooks.maxLoops !== undefined && loopsRun >= hooks.maxLoops) return result(); // before validation, as a kill here would
       }
 
       // 6. validate, keep the best, stop early on val R@5

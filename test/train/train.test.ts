@@ -75,17 +75,22 @@ function countDiffering(a: Map<string, HostTensor>, b: Map<string, HostTensor>):
   return n;
 }
 
-async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, stops: number[]): Promise<void> {
+/** Run A uninterrupted; run B stopped after each count of `stops` loops (resume points `resumePoints`: epoch, next loop), then finished. */
+async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, stops: number[], resumePoints: [number, number][]): Promise<void> {
   const a = tinyConfig(over);
   await train(a, quiet);
 
   const b = tinyConfig(over);
   const snapshots: Map<string, HostTensor>[] = [];
+  const stoppedAt: [number, number][] = [];
   for (const k of stops) {
     await train(b, { ...quiet, maxLoops: k });
-    snapshots.push((await loadCheckpoint(join(b.outputFolder, 'last.pth'))).stateDict);
+    const ck = await loadCheckpoint<{ epoch: number; loop: number }>(join(b.outputFolder, 'last.pth'));
+    snapshots.push(ck.stateDict);
+    stoppedAt.push([ck.meta.epoch, ck.meta.loop]);
   }
   const result = await train(b, quiet);
+  assert.deepEqual(stoppedAt, resumePoints, 'resume points (epoch, next loop)');
 
   const lastA = await loadCheckpoint<Record<string, unknown>>(join(a.outputFolder, 'last.pth'));
   const lastB = await loadCheckpoint<Record<string, unknown>>(join(b.outputFolder, 'last.pth'));
@@ -118,8 +123,9 @@ async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, 
 }
 
 test('resume equals uninterrupted: partial mining, stopped mid-epoch and at an epoch boundary', async () => {
-  // Stops after loops 0-1 (mid epoch 0), then after loop 2 and the epoch-0 validation (before epoch 1).
-  await assertResumeEqualsUninterrupted({ mining: 'partial' }, [2, 1]);
+  // Stops after loops 0-1 (mid epoch 0), then after loop 2 (its checkpoint written, the epoch-0 validation
+  // not yet run: the resumed run validates first), then after epoch 1's first loop.
+  await assertResumeEqualsUninterrupted({ mining: 'partial' }, [2, 1, 1], [[0, 2], [0, 3], [1, 1]]);
 });
 
 test('resume equals uninterrupted: full mining keeps its negative memory across the restart', async () => {

@@ -204,6 +204,7 @@ const std::vector<OpEntry>& OpTable() {
       INPLACE(mul_, a.t(0).mul_(a.t(1))),
       INPLACE(mul_scalar_, a.t(0).mul_(a.scalar(1))),
       INPLACE(div_, a.t(0).div_(a.t(1))),
+      INPLACE(div_scalar_, a.t(0).div_(a.scalar(1))),
       INPLACE(addcmul_, a.t(0).addcmul_(a.t(1), a.t(2), a.scalar(3))),
       INPLACE(addcdiv_, a.t(0).addcdiv_(a.t(1), a.t(2), a.scalar(3))),
       INPLACE(lerp_, a.t(0).lerp_(a.t(1), a.scalar(2))),

@@ -375,8 +375,9 @@ export class Tensor implements Disposable {
     else call(OP.mul_, this.h, o.h);
     return this;
   }
-  div_(o: Tensor): this {
-    call(OP.div_, this.h, o.h);
+  div_(o: TensorLike): this {
+    if (typeof o === 'number') call(OP.div_scalar_, this.h, o);
+    else call(OP.div_, this.h, o.h);
     return this;
   }
   addcmul_(a: Tensor, b: Tensor, value = 1): this {

@@ -28,11 +28,12 @@ export class Adam extends Optimizer<AdamOptions> {
     }
     const m = this.stateTensor(s, 'exp_avg', () => p.mul(0));
     const v = this.stateTensor(s, 'exp_avg_sq', () => p.mul(0));
-    m.mul_(o.beta1).add_(g, 1 - o.beta1);
+    // The same in-place sequence as torch.optim.Adam (one temporary: denom).
+    m.lerp_(g, 1 - o.beta1);
     v.mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
     const bc1 = 1 - o.beta1 ** s.step;
     const bc2 = 1 - o.beta2 ** s.step;
-    const denom = v.sqrt().div(Math.sqrt(bc2)).add(o.eps);
+    const denom = v.sqrt().div_(Math.sqrt(bc2)).add_(o.eps);
     p.addcdiv_(m, denom, -o.lr / bc1);
   }
 }

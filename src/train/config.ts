@@ -65,6 +65,9 @@ export const TrainConfigSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['trainPositivesDistThreshold'],
       message: `must not exceed valPositiveDistThreshold (${c.valPositiveDistThreshold} m): hard positives are a subset of soft positives` });
   }
+  if (c.resnetWidths && !c.backbone.startsWith('resnet')) {
+    ctx.addIssue({ code: 'custom', path: ['resnetWidths'], message: `applies to ResNet backbones only, not ${c.backbone}` });
+  }
   if (c.cacheRefreshRate > c.queriesPerEpoch) {
     ctx.addIssue({ code: 'custom', path: ['cacheRefreshRate'], message: `must not exceed queriesPerEpoch (${c.queriesPerEpoch})` });
   }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../torch/index.ts';
 import { optim, nn } from '../torch/index.ts';
 import { BasicBlock } from '../models/resnet.ts';
-import { medianMs, runReference, ratio } from './timing.ts';
+import { medianMs, runReference, ratio, bestOf } from './timing.ts';
 
 export interface EngineBench {
   threads: number;
@@ -13,23 +13,30 @@ export interface EngineBench {
   ratio: { train: number; forward: number };
 }
 
-export function benchEngine(iters = 10): EngineBench {
+/** `rounds` alternate the reference and vgl; each side's best median is kept. */
+export function benchEngine(iters = 10, rounds = 3): EngineBench {
   const threads = torch.getNumThreads();
-  const reference = runReference<{ train_ms: number; forward_ms: number; torch: string }>(
-    fileURLToPath(new URL('./reference/engine.py', import.meta.url)), [String(threads), String(iters)]);
-
   torch.manualSeed(0);
   const layer = new nn.Sequential(new BasicBlock(128, 256, 2), new BasicBlock(256, 256, 1));
   const opt = new optim.Adam(layer.parameters(), { lr: 1e-5 });
   const x = torch.keep(torch.randn([1, 128, 60, 80]));
-  layer.train();
-  const train = medianMs(() => torch.tidy(() => {
-    opt.zeroGrad();
-    layer.forward(x).pow(2).mean().backward();
-    opt.step();
-  }), iters);
-  layer.eval();
-  const forward = medianMs(() => torch.tidy(() => torch.inferenceMode(() => { layer.forward(x); })), iters);
+  const references: EngineBench['pytorch'][] = [];
+  const ours: EngineBench['vgl'][] = [];
+  for (let round = 0; round < rounds; round++) {
+    references.push(runReference<EngineBench['pytorch']>(
+      fileURLToPath(new URL('./reference/engine.py', import.meta.url)), [String(threads), String(iters)]));
+    layer.train();
+    const train_ms = medianMs(() => torch.tidy(() => {
+      opt.zeroGrad();
+      layer.forward(x).pow(2).mean().backward();
+      opt.step();
+    }), iters);
+    layer.eval();
+    const forward_ms = medianMs(() => torch.tidy(() => torch.inferenceMode(() => { layer.forward(x); })), iters);
+    ours.push({ train_ms, forward_ms });
+  }
+  const reference = bestOf(references);
+  const { train_ms: train, forward_ms: forward } = bestOf(ours);
   opt.dispose();
   layer.dispose();
   x.dispose();

@@ -6,14 +6,13 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ensureCity } from '../data/synth/generate.ts';
 import { TrainConfigSchema } from '../train/config.ts';
+import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
+import { DEMO_CITY as CITY_NAME } from '../experiments/demo.ts';
 import { train, type LogEntry, type LoopRecord, type ValidationRecord } from '../train/train.ts';
 
-export const CITY_NAME = 'synth-city';
-export const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
 
 const count = z.number().int().positive();
 

@@ -3,18 +3,17 @@
 // evaluate untrained, train, evaluate trained — on the city's test split and on the other style.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as torch from '../torch/index.ts';
 import { loadCheckpoint } from '../torch/checkpoint.ts';
 import { ensureCity } from '../data/synth/generate.ts';
 import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
+import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
 import { TrainConfigSchema, type TrainConfig } from '../train/config.ts';
 import { train, networkFor, initialiseHead } from '../train/train.ts';
 
-export const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
 
 export interface DemoOptions {
   datasetsFolder: string;
@@ -34,7 +33,9 @@ export interface DemoRow {
   trained: Recalls;
 }
 
-const CITY = 'synth-city';
+/** The demo's datasets: the synthetic city, and a city in another style for cross-dataset tests. */
+export const DEMO_CITY = 'synth-city';
+const CITY = DEMO_CITY;
 const OTHER = 'synth-stlucia';
 
 function demoConfig(o: DemoOptions, head: 'gem' | 'netvlad'): TrainConfig {

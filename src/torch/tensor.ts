@@ -396,6 +396,10 @@ export class Tensor implements Disposable {
     call(OP.sqrt_, this.h);
     return this;
   }
+  relu_(): this {
+    call(OP.relu_, this.h);
+    return this;
+  }
   clamp_(min?: number | null, max?: number | null): this {
     call(OP.clamp_, this.h, min ?? null, max ?? null);
     return this;

@@ -31,6 +31,13 @@ const size = z.string().transform((s, ctx) => {
   return [Number(m[1]), Number(m[2])] as const;
 });
 
+const EpochFlags = z.object({
+  datasetsFolder: z.string().min(1),
+  aggregation: z.string().min(1),
+  mining: z.enum(['full', 'partial', 'random']),
+  json: z.boolean().optional(),
+});
+
 const ModelFlags = z.object({
   iters: iters.default(5),
   resize: size.default([480, 640]),
@@ -62,7 +69,7 @@ export function register(program: Command): void {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
-      console.log(benchTable(`engine benchmark (${r.threads} threads, PyTorch ${r.pytorch.torch}), median of ${flags.iters}:`, 'ms', 'PyTorch', [
+      console.log(benchTable(`engine benchmark (${r.threads} threads, PyTorch ${r.pytorch.torch}), best median of ${flags.iters} over 3 alternating rounds:`, 'ms', 'PyTorch', [
         ['train step (Adam)', r.vgl.train_ms, r.pytorch.train_ms, r.ratio.train],
         ['forward', r.vgl.forward_ms, r.pytorch.forward_ms, r.ratio.forward],
       ]));
@@ -110,14 +117,34 @@ export function register(program: Command): void {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
-      console.log(benchTable(`model benchmark: ResNet-18 conv4 + NetVLAD at ${height}x${width} (${r.threads} threads, PyTorch ${r.reference.torch}), median of ${flags.iters}:`,
+      console.log(benchTable(`model benchmark: ResNet-18 conv4 + NetVLAD at ${height}x${width} (${r.threads} threads, PyTorch ${r.reference.torch}), best median of ${flags.iters} over 2 alternating rounds:`,
         'ms', 'PyTorch', [
           ['train step (12-image tuple)', r.train_ms, r.reference.train_ms, r.ratio.train],
           [`extraction per image (batch ${flags.extractBatch})`, r.extract_ms_per_image, r.reference.extract_ms_per_image, r.ratio.extract],
         ]));
     });
 
-  // `vgl bench epoch` (one training epoch against the reference) is registered here by the lead once
-  // src/bench/epoch.ts lands: bench.command('epoch') ... await import('../../bench/epoch.ts'), printed
-  // with benchTable like the others.
+  bench.command('epoch')
+    .description('one training epoch on the synthetic demo city (MobileNetV2 + NetVLAD at 120x160), time split into caching, mining, training and evaluation')
+    .option('--datasets-folder <dir>', 'where the synthetic city is (rendered when absent)', 'data/datasets')
+    .option('--aggregation <name>', 'aggregation head', 'netvlad')
+    .option('--mining <method>', 'full | partial | random', 'partial')
+    .option('--json', 'print JSON only')
+    .action(async (raw) => {
+      const flags = parseFlags(EpochFlags, raw);
+      const { benchEpoch } = await import('../../bench/epoch.ts');
+      const r = await benchEpoch({ datasetsFolder: flags.datasetsFolder, aggregation: flags.aggregation, mining: flags.mining });
+      if (flags.json) {
+        console.log(JSON.stringify(r, null, 2));
+        return;
+      }
+      console.log(`one epoch: ${r.model.backbone} + ${r.model.aggregation} at ${r.model.resize.join('x')}, ${r.queriesPerEpoch} queries, ` +
+        `${r.mining} mining, ${r.threads} threads (total ${(r.totalMs / 1000).toFixed(1)} s)`);
+      console.log(`  phase         seconds   share   images/s`);
+      for (const [name, p] of Object.entries(r.phases)) {
+        console.log(`  ${name.padEnd(12)} ${(p.ms / 1000).toFixed(1).padStart(8)} ${`${((100 * p.ms) / r.totalMs).toFixed(0)}%`.padStart(7)} ${String(p.imagesPerSecond).padStart(10)}`);
+      }
+      console.log(`  checkpoints  ${(r.checkpointMs / 1000).toFixed(1).padStart(8)}; other (model, weights, k-means) ${(r.otherMs / 1000).toFixed(1)} s`);
+      console.log(`  val recall: ${Object.entries(r.recalls).map(([n, v]) => `R@${n} ${v.toFixed(1)}`).join(', ')}`);
+    });
 }

@@ -14,6 +14,7 @@ const FLAGS: [string, Kind, string][] = [
   ['output-folder', 'string', 'run folder (checkpoints, log.jsonl, config.json); an existing run resumes'],
   ['backbone', 'string', 'resnet18conv4 | resnet18conv5 | resnet50conv4 | resnet50conv5 | vgg16 | mobilenetv2'],
   ['aggregation', 'string', 'gem | netvlad | crn | mac | spoc | rmac'],
+  ['resnet-widths', 'list', 'narrower ResNet stage widths, e.g. 16,32,64,128 (experiments from scratch)'],
   ['netvlad-clusters', 'number', 'NetVLAD/CRN clusters (64)'],
   ['attention', 'bool', 'CBAM attention before the head'],
   ['fc-output-dim', 'number', 'learned whitening: Linear to this dimension + L2'],

@@ -81,7 +81,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRow[]> {
     untrained.dispose();
     o.log(`${name}: untrained evaluated [${since()}]`);
 
-    await train(config, { progress: o.progress, log: o.log });
+    await train(config, { progress: o.progress, log: o.log, test: false }); // the demo tests below, on two cities
     o.log(`${name}: trained [${since()}]`);
     const trained = networkFor(config);
     const best = await loadCheckpoint(join(config.outputFolder, 'best.pth'));

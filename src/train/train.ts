@@ -11,7 +11,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import * as torch from '../torch/index.ts';
 import { optim, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
-import { openDataset, type GeoDataset } from '../data/dataset.ts';
+import { openDataset, listSplits, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
 import { loadImage, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
@@ -67,12 +67,16 @@ export interface TrainResult {
   bestR5: number;
   history: RunState['history'];
   stoppedEarly: boolean;
+  /** recall@N of the best model on the test split (when the dataset has one and hooks.test is not false). */
+  testRecalls?: Recalls;
 }
 
 export interface TrainHooks {
   /** Progress bars on stderr (default: when stderr is a TTY). */
   progress?: boolean;
   log?: (line: string) => void;
+  /** Test the best model on the test split after training, as the reference does (default true). */
+  test?: boolean;
   /** Stop right after this many cache loops (their checkpoints written) in this process (tests: simulate a killed run). */
   maxLoops?: number;
   /** Called with every log.jsonl entry after it is written (benchmarks read the timings from here). */
@@ -123,8 +127,8 @@ export type LogEntry =
   | LoopRecord
   | ValidationRecord
   | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition)
-  | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition);
-
+  | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
+  | { event: 'test'; epoch: number; recalls: Recalls };
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
 
@@ -270,7 +274,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     torch.loadStateDict(net, ck.stateDict, { source: lastPath });
     if (ck.optimizer) opt.loadStateDict(ck.optimizer);
     state = ck.meta;
-    if (Array.isArray(state.memory)) state.memory = Object.fromEntries(state.memory as [number, number[]][]); // seed-era checkpoints
+    if (Array.isArray(state.memory)) state.memory = Object.fromEntries(state.memory as [number, number[]][]); // checkpoints written before memoryToJSON
     state.epochLossSum ??= 0;
     state.epochSteps ??= 0;
     log(`resuming ${lastPath}: epoch ${state.epoch}, cache loop ${state.loop}, best R@5 ${state.bestR5.toFixed(2)}`);
@@ -415,6 +419,15 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         stoppedEarly = true;
         break;
       }
+    }
+    if (hooks.test !== false && existsSync(bestPath) && (await listSplits(config.datasetsFolder, config.datasetName)).includes('test')) {
+      const testDs = await openDataset(config.datasetsFolder, config.datasetName, 'test');
+      torch.loadStateDict(net, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
+      const testRecalls = await recallsOn(net, testDs, config, progress);
+      await record({ event: 'test', epoch: state.bestEpoch, recalls: testRecalls });
+      await writeFile(join(out, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
+      log(`test (best model, epoch ${state.bestEpoch}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
+      return { ...result(), testRecalls };
     }
     return result();
   } finally {

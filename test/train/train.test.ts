@@ -235,8 +235,13 @@ test('checkpoint writes: no temp files after a run; one left by a killed writer 
   assert.ok(lines.some((l) => l.includes(`removed 1 unfinished checkpoint write(s) of an interrupted run: ${stale}`)), lines.join('\n'));
   assert.deepEqual(files(), ['config.json', 'last.pth', 'log.jsonl']);
   assertSameTensors((await loadCheckpoint(join(config.outputFolder, 'last.pth'))).stateDict, before.stateDict, 'last.pth');
-  await train(config, quiet);
-  assert.deepEqual(files(), ['best.pth', 'config.json', 'last.pth', 'log.jsonl']);
+  const result = await train(config, quiet);
+  assert.deepEqual(files(), ['best.pth', 'config.json', 'last.pth', 'log.jsonl', 'results.json']);
+  // the best model is tested on the test split, as the reference does; results.json says so
+  const saved = JSON.parse(readFileSync(join(config.outputFolder, 'results.json'), 'utf8'));
+  assert.deepEqual(saved.test, result.testRecalls);
+  assert.deepEqual(Object.keys(result.testRecalls ?? {}).map(Number), config.recallValues);
+  assert.equal(readLog(config.outputFolder).filter((e) => e.event === 'test').length, 1);
 });
 
 test('a run killed (SIGKILL) mid-training leaves a loadable last.pth and resumes to the uninterrupted result', async () => {
@@ -266,7 +271,7 @@ test('a run killed (SIGKILL) mid-training leaves a loadable last.pth and resumes
   assert.ok(atKill.meta.epoch === 0 && atKill.meta.loop >= 1, `last.pth after the kill: epoch ${atKill.meta.epoch}, loop ${atKill.meta.loop}`);
 
   await train(b, quiet);
-  assert.deepEqual(readdirSync(b.outputFolder).sort(), ['best.pth', 'config.json', 'last.pth', 'log.jsonl'], 'no temp files remain');
+  assert.deepEqual(readdirSync(b.outputFolder).sort(), ['best.pth', 'config.json', 'last.pth', 'log.jsonl', 'results.json'], 'no temp files remain');
   assertSameTensors((await loadCheckpoint(join(b.outputFolder, 'last.pth'))).stateDict,
     (await loadCheckpoint(join(a.outputFolder, 'last.pth'))).stateDict, 'last.pth after resume vs uninterrupted');
   // The log keeps the killed loop's steps too; the last value logged for each step is the uninterrupted one.

@@ -209,6 +209,7 @@ const std::vector<OpEntry>& OpTable() {
       INPLACE(addcdiv_, a.t(0).addcdiv_(a.t(1), a.t(2), a.scalar(3))),
       INPLACE(lerp_, a.t(0).lerp_(a.t(1), a.scalar(2))),
       INPLACE(sqrt_, a.t(0).sqrt_()),
+      INPLACE(relu_, a.t(0).relu_()),
       INPLACE(clamp_, a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt,
                                     a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt)),
       INPLACE(copy_, a.t(0).copy_(a.t(1))),

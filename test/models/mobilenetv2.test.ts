@@ -3,8 +3,7 @@
 // layout conversions, loader errors and freezing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import * as torch from '../../src/torch/index.ts';
@@ -13,6 +12,7 @@ import { MobileNetV2, makeDivisible } from '../../src/models/mobilenetv2.ts';
 import {
   depthwiseToTorch, hwioToOihw, loadKerasWeights, MOBILENETV2_035_WEIGHTS_DIR,
 } from '../../src/models/weights/keras-mobilenetv2.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 interface Tap { keras: string; features_index: number; shape: number[]; sum: number; abs_sum: number }
 interface Run { output_shape: number[]; pooled: number[]; taps: Tap[] }
@@ -130,7 +130,7 @@ test('loader reports the weights it ignored (the Teachable Machine head) and loa
 });
 
 test('loader errors name model.json and list missing Keras weights / shape mismatches', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vgl-mnv2-'));
+  const dir = tempDir('vgl-mnv2-');
   const json = JSON.parse(readFileSync(join(MOBILENETV2_035_WEIGHTS_DIR, 'model.json'), 'utf8'));
   for (const w of json.weightsManifest[0].weights) {
     if (w.name === 'block_5_expand/kernel') w.name = 'block_5_expand_renamed/kernel';

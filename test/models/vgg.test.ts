@@ -2,13 +2,13 @@
 // classifier keys ignored) and parity with PyTorch (scripts/fixtures/make_mobilenet_fixture.py).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.ts';
 import { stateDictToHost, type HostTensor } from '../../src/torch/index.ts';
 import { savePth } from '../../src/torch/serialization/index.ts';
 import { Vgg16, loadVggStateDict, loadVggWeights } from '../../src/models/vgg.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const FIXTURE = JSON.parse(readFileSync('test/fixtures/vgg/vgg16_tiny.json', 'utf8'));
 const TINY_PTH = 'test/fixtures/vgg/vgg16_tiny.pth';
@@ -79,7 +79,7 @@ test('.pth round trip through savePth keeps every value; extra classifier keys a
   const b = new Vgg16({ widths: [2, 3, 4, 4, 5] });
   const saved = new Map<string, HostTensor>(stateDictToHost(a));
   saved.set('classifier.6.weight', { dtype: 'float32', shape: [2, 3], data: new Float32Array(6) });
-  const path = join(mkdtempSync(join(tmpdir(), 'vgl-vgg-')), 'vgg.pth');
+  const path = join(tempDir('vgl-vgg-'), 'vgg.pth');
   await savePth(path, saved);
   const r = await loadVggWeights(b, path);
   assert.deepEqual(r.ignored, ['classifier.6.weight']);

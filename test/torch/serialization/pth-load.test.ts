@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor } from '../../../src/torch/dtype.ts';
 import { halfToFloat, loadPth, loadStateDict } from '../../../src/torch/serialization/index.ts';
+import { tempDir } from '../../helpers/tmp.ts';
 
 const DIR = 'test/fixtures/pth';
 interface Expected { shape: number[]; dtype: string; values: Array<number | string | boolean>; sum: number | string; bits?: number[] }
@@ -125,7 +125,7 @@ test('refuses a forbidden global without running it, naming the global and the f
 test('bare pickles, non-checkpoints, truncated and missing files give clear errors naming the file', async () => {
   const bare = join(DIR, 'bare_pickle.pth');
   await assert.rejects(loadPth(bare), new RegExp(`^Error: ${bare}: is a bare pickle, not a torch.save file`));
-  const dir = mkdtempSync(join(tmpdir(), 'vgl-pth-'));
+  const dir = tempDir('vgl-pth-');
   const text = join(dir, 'notes.pth');
   writeFileSync(text, 'hello, this is not a checkpoint\n');
   await assert.rejects(loadPth(text), new RegExp(`^Error: ${text}: is not a PyTorch checkpoint`));

@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor } from '../../../src/torch/dtype.ts';
 import { loadPth, loadStateDict, savePth, tuple, writeFileAtomic, writeFileAtomicSync, type SaveValue } from '../../../src/torch/serialization/index.ts';
+import { tempDir } from '../../helpers/tmp.ts';
 
 const f32 = (shape: number[], values: number[]): HostTensor => ({ dtype: 'float32', shape, data: Float32Array.from(values) });
 
@@ -42,7 +42,7 @@ function sample() {
 }
 
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'vgl-pth-save-'));
+  return tempDir('vgl-pth-save-');
 }
 
 test('savePth → loadPth round trip keeps values, dtypes, shapes, ints vs floats, tuples', async () => {

@@ -2,10 +2,10 @@
 // (scripts/fixtures/make_tfjs_fixtures.py), plus hand-made quantized models and broken folders.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadTfjsLayersModel } from '../../../src/torch/serialization/index.ts';
+import { tempDir } from '../../helpers/tmp.ts';
 
 const SHARED = resolve('..', 'shared', 'weights', 'mobilenet_v2_0.35_imagenet');
 const EXPECTED = JSON.parse(readFileSync('test/fixtures/tfjs/mobilenet_v2_0.35.json', 'utf8'));
@@ -37,7 +37,7 @@ test('reads the shared MobileNetV2 0.35 weights exactly as numpy does', async (t
 });
 
 function writeModel(weights: object[], shards: Record<string, Uint8Array>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vgl-tfjs-'));
+  const dir = tempDir('vgl-tfjs-');
   const paths = Object.keys(shards);
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ modelTopology: { name: 'tiny' }, weightsManifest: [{ paths, weights }] }));
   for (const [p, b] of Object.entries(shards)) writeFileSync(join(dir, p), b);
@@ -90,7 +90,7 @@ test('missing shard, wrong shard size, missing model.json and unsupported dtypes
   await assert.rejects(loadTfjsLayersModel(shortDir),
     new RegExp(`${join(shortDir, 'weights.bin')} \\(12 bytes\\): shards hold 12 bytes but .*model\\.json describes 16 bytes`));
 
-  const nothing = mkdtempSync(join(tmpdir(), 'vgl-tfjs-'));
+  const nothing = tempDir('vgl-tfjs-');
   await assert.rejects(loadTfjsLayersModel(nothing), new RegExp(`^Error: ${join(nothing, 'model.json')}: file not found`));
 
   const strDir = writeModel([{ name: 's', shape: [1], dtype: 'string' }], { 'w.bin': new Uint8Array(0) });

@@ -3,7 +3,7 @@
 import { readdir, stat, access, constants } from 'node:fs/promises';
 import { join, relative, extname, resolve } from 'node:path';
 import sharp from 'sharp';
-import { SingleBar, Presets } from 'cli-progress';
+import { progressBar } from './progress.ts';
 import { parseDatasetFilename, FilenameError, IMAGE_EXTENSIONS } from './filename.ts';
 
 /** One split of a datasets_vg dataset: image paths and their UTM positions. */
@@ -170,13 +170,7 @@ export interface VerifyImagesOptions {
 /** Decodes every image header with sharp (in parallel); throws one DatasetError listing the undecodable files. */
 export async function verifyImages(dataset: GeoDataset, options: VerifyImagesOptions = {}): Promise<void> {
   const all = [...dataset.databasePaths, ...dataset.queriesPaths];
-  const showProgress = options.progress ?? process.stderr.isTTY === true;
-  const bar = showProgress
-    ? new SingleBar({ format: 'verify images |{bar}| {value}/{total} {percentage}% | {speed} img/s | ETA {eta_formatted}', stream: process.stderr }, Presets.shades_classic)
-    : null;
-  const start = Date.now();
-  bar?.start(all.length, 0, { speed: '0' });
-  let done = 0;
+  const bar = progressBar('verify images', all.length, { show: options.progress, unit: 'img' });
   const problems = await mapLimit(all, options.concurrency ?? 8, async (p) => {
     let problem: string | null = null;
     try {
@@ -185,11 +179,10 @@ export async function verifyImages(dataset: GeoDataset, options: VerifyImagesOpt
     } catch (e) {
       problem = `${p}: not a decodable image (${(e as Error).message})`;
     }
-    done++;
-    bar?.update(done, { speed: (done / Math.max(1e-3, (Date.now() - start) / 1000)).toFixed(0) });
+    bar.tick();
     return problem;
   });
-  bar?.stop();
+  bar.stop();
   const bad = problems.filter((p): p is string => p !== null);
   if (bad.length > 0) throw new DatasetError(`dataset "${dataset.name}" split "${dataset.split}" has images that do not decode`, bad);
 }

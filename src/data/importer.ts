@@ -3,7 +3,7 @@
 // Positions come as UTM east/north or as WGS84 lat/lon (converted to one shared UTM zone).
 import { readFile, mkdir, symlink, copyFile, rm, readdir, realpath, writeFile, stat } from 'node:fs/promises';
 import { join, resolve, dirname, relative, basename, extname } from 'node:path';
-import { SingleBar, Presets } from 'cli-progress';
+import { progressBar } from './progress.ts';
 import { formatDatasetFilename } from './filename.ts';
 import { latLonToUtm, utmZoneNumber, utmZoneLetter } from './geo.ts';
 import { listImages, formatProblems, DatasetError, mapLimit } from './dataset.ts';
@@ -347,21 +347,16 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
 
   const mode = options.mode ?? 'symlink';
   const total = planned.length * splits.length;
-  const showProgress = options.progress ?? process.stderr.isTTY === true;
-  const bar = showProgress
-    ? new SingleBar({ format: `import (${mode}) |{bar}| {value}/{total} {percentage}% | ETA {eta_formatted}`, stream: process.stderr }, Presets.shades_classic)
-    : null;
-  bar?.start(total, 0);
-  let done = 0;
+  const bar = progressBar(`import (${mode})`, total, { show: options.progress, unit: 'img' });
   const jobs = splits.flatMap((split) => planned.map((p) => ({ split, p })));
   await mapLimit(jobs, 16, async ({ split, p }) => {
     const target = join(datasetDir, 'images', split, p.im.part, p.name);
     // Link to the real file so the link stays valid wherever the dataset folder is read from.
     if (mode === 'symlink') await symlink(await realpath(p.im.abs), target);
     else await copyFile(p.im.abs, target);
-    bar?.update(++done);
+    bar.tick();
   });
-  bar?.stop();
+  bar.stop();
 
   const reportPath = join(datasetDir, 'import-report.json');
   const result: ImportResult = {

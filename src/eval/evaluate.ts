@@ -8,7 +8,8 @@ import * as torch from '../torch/index.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import type { ImageSize, Interpolation } from '../data/image.ts';
 import { DEFAULT_SOFT_POSITIVE_RADIUS, PositionIndex, radiusPositives } from '../data/positives.ts';
-import { extractDescriptors, saveDescriptors, progressBar, type DescriptorModel } from './extract.ts';
+import { extractDescriptors, saveDescriptors, type DescriptorModel } from './extract.ts';
+import { progressBar } from '../data/progress.ts';
 import { searchExact, type Neighbours } from './search.ts';
 import { DEFAULT_RECALL_VALUES, recallAtN, type Recalls } from './recall.ts';
 import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, queryResizeMode, searchesEachCrop, type TestMethod } from './test-methods.ts';
@@ -113,15 +114,15 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
     const t2 = performance.now();
 
     const k = Math.min(Math.max(...recallValues), dataset.databasePaths.length);
-    const bar = progressBar('search', queries.size(0), options.progress);
+    const bar = progressBar('search', queries.size(0), { show: options.progress, unit: 'query' });
     let predictions: Neighbours;
     try {
       predictions = searchExact(database, queries, {
         k, queryBlock: options.queryBlock, databaseBlock: options.databaseBlock,
-        onProgress: bar ? (() => { let last = 0; return (done: number) => { bar.tick(done - last); last = done; }; })() : undefined,
+        onProgress: (() => { let last = 0; return (done: number) => { bar.tick(done - last); last = done; }; })(),
       });
     } finally {
-      bar?.stop();
+      bar.stop();
     }
     if (searchesEachCrop(method)) {
       predictions = mergeCropNeighbours(predictions, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT);

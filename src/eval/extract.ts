@@ -2,11 +2,11 @@
 // one [rows, D] float32 matrix, filled in place (no per-batch copies kept). Saved as NumPy .npy v1.0
 // so `numpy.load` reads it.
 import { open, readFile } from 'node:fs/promises';
-import { SingleBar, Presets } from 'cli-progress';
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import { loadImage, type ImageSize, type Interpolation, type Normalization, type ResizeMode } from '../data/image.ts';
 import { loadBatches, type ImageTransform } from '../data/loader.ts';
+import { progressBar } from '../data/progress.ts';
 
 /** What evaluation needs of a network (the lead's network class satisfies it structurally). */
 export interface DescriptorModel {
@@ -44,26 +44,6 @@ export function imageNormalization(model: Pick<DescriptorModel, 'inputNormalizat
   return model.inputNormalization;
 }
 
-/** Progress bar with rate and ETA on stderr, or null when off. */
-export function progressBar(label: string, total: number, show: boolean | undefined): { tick(n: number): void; stop(): void } | null {
-  if (!(show ?? process.stderr.isTTY === true)) return null;
-  const bar = new SingleBar({
-    format: `${label} |{bar}| {value}/{total} {percentage}% | {speed} img/s | ETA {eta_formatted}`,
-    stream: process.stderr,
-    etaBuffer: 50,
-  }, Presets.shades_classic);
-  const start = Date.now();
-  let done = 0;
-  bar.start(total, 0, { speed: '0.0' });
-  return {
-    tick(n) {
-      done += n;
-      bar.update(done, { speed: (done / Math.max(1e-3, (Date.now() - start) / 1000)).toFixed(1) });
-    },
-    stop: () => bar.stop(),
-  };
-}
-
 /**
  * Descriptors of `paths` in order: [paths.length * c, model.dim] float32 on the CPU, where c is 5 for
  * five_crops without meanOfCrops (rows 5i..5i+4 are image i's crops in five-crop order), else 1.
@@ -83,7 +63,7 @@ export async function extractDescriptors(model: DescriptorModel, paths: readonly
   model.eval();
 
   let out: Tensor | null = null;
-  const bar = progressBar(options.label ?? 'extract', paths.length, options.progress);
+  const bar = progressBar(options.label ?? 'extract', paths.length, { show: options.progress, unit: 'img' });
   try {
     for await (const batch of loadBatches(paths, transform, { batchSize, concurrency: options.concurrency, signal: options.signal })) {
       const c = batch.itemsPerImage;
@@ -105,13 +85,13 @@ export async function extractDescriptors(model: DescriptorModel, paths: readonly
         else if (out.size(0) !== paths.length * perImage) throw new Error(`extract: ${paths[batch.indices[0]]} gave ${c} inputs per image, unlike earlier batches`);
         out.narrow(0, batch.indices[0] * perImage, images * perImage).copy_(y);
       }));
-      bar?.tick(images);
+      bar.tick(images);
     }
   } catch (e) {
     (out as Tensor | null)?.dispose();
     throw e;
   } finally {
-    bar?.stop();
+    bar.stop();
   }
   return out ?? torch.empty([0, dim]);
 }

@@ -7,7 +7,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, appendFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SingleBar, Presets } from 'cli-progress';
 import * as torch from '../torch/index.ts';
 import { optim, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
@@ -16,6 +15,7 @@ import { computePositives, trainingQueries, type TrainingQueries } from '../data
 import { loadImage, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
 import { loadBatches } from '../data/loader.ts';
+import { progressBar } from '../data/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import { buildNetwork, type GeoLocalizationNet } from '../models/network.ts';
 import { isDataInitialised } from '../models/types.ts';
@@ -150,16 +150,6 @@ function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optim
   return config.optimizer === 'adam'
     ? new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 0 })
     : new optim.SGD(groups, { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay ?? 1e-3 });
-}
-
-function bar(label: string, total: number, show: boolean): SingleBar | null {
-  if (!show) return null;
-  const b = new SingleBar({
-    format: `${label} [{bar}] {value}/{total} | {rate} it/s | ETA {eta_formatted} | loss {loss}`,
-    etaBuffer: 20, clearOnComplete: true, stream: process.stderr,
-  }, Presets.shades_classic);
-  b.start(total, 0, { rate: '-', loss: '-' });
-  return b;
 }
 
 /** Recall@N of the model on a split (database vs queries, soft positives at the val radius). */
@@ -331,7 +321,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           : loadImage(path, { size, normalization }));
         net.train();
         const batches = Math.ceil(triplets.length / config.batchSize);
-        const b = bar(`epoch ${state.epoch} loop ${state.loop + 1}/${loopsPerEpoch}`, batches, progress);
+        const bar = progressBar(`epoch ${state.epoch} loop ${state.loop + 1}/${loopsPerEpoch}`, batches, { show: progress, unit: 'step', fields: ['loss'] });
         let batchIndex = 0;
         let loopLossSum = 0;
         for await (const batch of loadBatches(paths, transform, { batchSize: config.batchSize * tuple })) {
@@ -351,7 +341,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
             return value;
           });
           if (!Number.isFinite(loss)) {
-            b?.stop();
+            bar.stop();
             const saved = existsSync(lastPath);
             await record({ event: 'nonfinite-loss', ...at, loss: String(loss), checkpoint: saved ? lastPath : null });
             throw new NonFiniteLossError(`training stopped: the ${config.criterion} loss became ${loss} at epoch ${at.epoch}, cache loop ${at.loop}, batch ${at.batch}. ` +
@@ -362,9 +352,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           loopLossSum += loss;
           await record({ event: 'step', ...at, loss });
           batchIndex++;
-          b?.update(batchIndex, { loss: loss.toFixed(4), rate: (batchIndex / ((performance.now() - t) / 1000)).toFixed(2) });
+          bar.tick(1, { loss: loss.toFixed(4) });
         }
-        b?.stop();
+        bar.stop();
         const trainMs = msSince(t);
         state.epochLossSum += loopLossSum;
         state.epochSteps += batchIndex;

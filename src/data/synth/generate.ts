@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { SingleBar } from 'cli-progress';
+import { progressBar } from '../progress.ts';
 import { SynthOptionsSchema, resolveParams, type ResolvedSynthOptions, type SynthOptions, type SynthParams } from './options.ts';
 import { planDataset, type SynthPlan, type UtmDistrict } from './plan.ts';
 import { writeJob, type RenderJob } from './write.ts';
@@ -86,16 +86,16 @@ async function render(plan: SynthPlan, o: ResolvedSynthOptions, t0: number): Pro
   const jobs: RenderJob[] = plan.images.map((im) => ({
     path: join(dir, im.file), camera: im.view.camera, conditions: im.view.conditions, occluders: im.view.occluders,
   }));
-  const bar = o.progress ? progressBar(jobs.length) : undefined;
+  const bar = progressBar('synth', jobs.length, { show: o.progress, unit: 'img' });
   if (o.workers === 0) {
     for (const job of jobs) {
       await writeJob(plan.city, job, params);
-      bar?.tick(1);
+      bar.tick(1);
     }
   } else {
-    await renderOnWorkers(jobs, params, o.workers, (n) => bar?.tick(n));
+    await renderOnWorkers(jobs, params, o.workers, (n) => bar.tick(n));
   }
-  bar?.stop();
+  bar.stop();
   await writePreview(plan, join(dir, 'synth-preview.png'));
   await writeFile(join(dir, 'synth.json'), recordText(plan, true));
   return {
@@ -135,24 +135,6 @@ async function prepareFolder(dir: string, overwrite: boolean): Promise<void> {
     throw new Error(`synth: ${dir} exists but has no synth.json (not made by vgl synth); refusing to delete it with --overwrite`);
   }
   await rm(dir, { recursive: true, force: true });
-}
-
-function progressBar(total: number): { tick(n: number): void; stop(): void } {
-  const bar = new SingleBar({
-    format: 'synth {bar} {percentage}% | {value}/{total} images | {rate} img/s | ETA {eta_formatted}',
-    stream: process.stderr,
-    hideCursor: true,
-  });
-  const t0 = performance.now();
-  let done = 0;
-  bar.start(total, 0, { rate: '0' });
-  return {
-    tick(n) {
-      done += n;
-      bar.update(done, { rate: (done / Math.max(1e-3, (performance.now() - t0) / 1000)).toFixed(0) });
-    },
-    stop() { bar.stop(); },
-  };
 }
 
 // Workers do not inherit the tsx loader that `bin/vgl.js` registers in-process (and node 20 ignores

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ensureCity } from '../data/synth/generate.ts';
 import { TrainConfigSchema } from '../train/config.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
-import { DEMO_CITY as CITY_NAME } from '../experiments/demo.ts';
+import { DEMO_CITY_NAME as CITY_NAME } from '../data/synth/options.ts';
 import { train, type LogEntry, type LoopRecord, type ValidationRecord } from '../train/train.ts';
 
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { loadCheckpoint } from '../torch/checkpoint.ts';
 import { ensureCity } from '../data/synth/generate.ts';
+import { DEMO_CITY_NAME } from '../data/synth/options.ts';
 import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
@@ -33,9 +34,8 @@ export interface DemoRow {
   trained: Recalls;
 }
 
-/** The demo's datasets: the synthetic city, and a city in another style for cross-dataset tests. */
-export const DEMO_CITY = 'synth-city';
-const CITY = DEMO_CITY;
+// The demo's datasets: the synthetic city, and a city in another style for cross-dataset tests.
+const CITY = DEMO_CITY_NAME;
 const OTHER = 'synth-stlucia';
 
 function demoConfig(o: DemoOptions, head: 'gem' | 'netvlad'): TrainConfig {

@@ -99,3 +99,6 @@ export function resolveParams(o: ResolvedSynthOptions): SynthParams {
     splits: SPLITS.filter((s) => (o.splits ?? SPLITS).includes(s)),
   };
 }
+
+/** The dataset name the demo and the epoch benchmark render and read. */
+export const DEMO_CITY_NAME = 'synth-city';

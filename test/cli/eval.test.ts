@@ -73,6 +73,18 @@ test('vgl eval --run: files written, recall equal to brute force at the radius a
   for (const r of [10, 25, 50]) assert.deepEqual(s.recallsByRadius[r], bruteRecall(ranked, r, [1, 2, 5]), `radius ${r}`);
 });
 
+test('vgl eval --pca-dim: PCA fitted on the database, saved, recall still equal to brute force on its predictions', async () => {
+  const out = join(runDir, 'eval-pca');
+  const s = await runEval(evalFlags({ run: runDir, outputFolder: out, pcaDim: '4', images: false, progress: false }), quiet);
+  assert.equal(s.model.pca?.dim, 4);
+  assert.match(s.model.pca?.fittedOn ?? '', /test database/); // the tiny dataset has no train split
+  assert.ok(existsSync(join(out, 'pca.pth')));
+  const saved = JSON.parse(await readFile(join(out, 'predictions.json'), 'utf8')) as { queries: { predictions: { database: number }[] }[] };
+  const ranked = saved.queries.map((q) => q.predictions.map((p) => p.database));
+  assert.deepEqual(s.recalls, bruteRecall(ranked, 25, [1, 2, 5]));
+  await assert.rejects(runEval(evalFlags({ run: runDir, pcaDim: '100000', images: false }), quiet), /--pca-dim 100000: must be below the descriptor dimension/);
+});
+
 test('vgl eval recall --from: recall at new radii from saved predictions equals brute force and a direct evaluation', async () => {
   const from = join(runDir, 'eval');
   const radii = [5, 10, 25, 50, 100];

@@ -1,11 +1,11 @@
 // Shared by the eval tests: a trivial descriptor model and a tiny datasets_vg layout on disk.
-import { mkdtemp, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Tensor } from '../../src/torch/index.ts';
 import type { DescriptorModel } from '../../src/eval/extract.ts';
 import { formatDatasetFilename } from '../../src/data/filename.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 /** Average colour of the image, L2-normalised: descriptors [B, 3]. */
 export class MeanColourModel implements DescriptorModel {
@@ -47,7 +47,7 @@ export async function writeImage(path: string, img: TinyImage): Promise<void> {
 
 /** A temp `<root>/tiny/images/test/{database,queries}` with the given images; returns the root. */
 export async function tinyDataset(database: TinyImage[], queries: TinyImage[]): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'vgl-eval-'));
+  const root = tempDir('vgl-eval-');
   for (const [part, list] of [['database', database], ['queries', queries]] as const) {
     const dir = join(root, 'tiny', 'images', 'test', part);
     await mkdir(dir, { recursive: true });

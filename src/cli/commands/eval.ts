@@ -61,6 +61,9 @@ export const EvalFlags = z.object({
   seed: z.coerce.number().int().min(0).default(0),
   images: z.boolean().default(true),
   saveDescriptors: z.boolean().default(false),
+  pcaDim: positiveInt.optional(),
+  pcaWhiten: z.boolean().default(false),
+  pcaSplit: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. train').optional(),
   progress: z.boolean().optional(),
   json: z.boolean().default(false),
   /** Not a flag: narrower ResNet widths for tiny networks (tests). */
@@ -107,7 +110,8 @@ type Log = (line: string) => void;
 // vgl eval
 
 export interface EvalSummary {
-  model: { source: 'run' | 'checkpoint' | 'flags'; run?: string; checkpoint?: string; backbone: string; aggregation: string; descriptorDim: number; initialisedFrom?: string };
+  model: { source: 'run' | 'checkpoint' | 'flags'; run?: string; checkpoint?: string; backbone: string; aggregation: string; descriptorDim: number; initialisedFrom?: string;
+    pca?: { dim: number; whiten: boolean; fittedOn: string; explainedVariance: number } };
   dataset: { root: string; name: string; split: string; database: number; queries: number };
   method: string;
   radius: number;
@@ -207,17 +211,36 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
     log(`evaluating ${summaryOfNet.backbone} + ${summaryOfNet.aggregation} (${summaryOfNet.descriptorDim}-d${checkpoint ? `, ${checkpoint}` : source === 'flags' ? (flags.weights ? ', ImageNet backbone' : ', untrained') : ''}) ` +
       `on ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database, ${dataset.queriesPaths.length} queries, ${flags.testMethod}, ${size.height}x${size.width}`);
 
-    // 4. Evaluate with the fast inference path.
-    const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), dataset, {
-      method: flags.testMethod, recallValues, radius, extraRadii: flags.radii, size, batchSize,
-      progress: flags.progress, outDir: flags.outputFolder, saveDescriptors: flags.saveDescriptors,
-      images: flags.images ? undefined : false,
-    }));
+    // 4. Evaluate with the fast inference path (after PCA, when asked, fitted on a database split).
+    let pcaInfo: EvalSummary['model']['pca'];
+    const result = await net.fastInference(async (forward) => {
+      let model = net.asDescriptorModel(forward);
+      if (flags.pcaDim !== undefined) {
+        const { fitPca, withPca } = await import('../../eval/pca.ts');
+        const pcaSplit = flags.pcaSplit ?? (existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : flags.split);
+        const pcaDs = pcaSplit === flags.split ? dataset : await openDataset(datasetsFolder, datasetName, pcaSplit);
+        const pca = await fitPca(model, pcaDs.databasePaths, { dim: flags.pcaDim, whiten: flags.pcaWhiten, size, batchSize, progress: flags.progress });
+        const kept = pca.explainedVarianceRatio().reduce((a, b) => a + b, 0);
+        pcaInfo = { dim: flags.pcaDim, whiten: flags.pcaWhiten, fittedOn: `${pcaSplit} database (${pcaDs.databasePaths.length} images)`, explainedVariance: kept };
+        log(`PCA ${model.dim} → ${flags.pcaDim}${flags.pcaWhiten ? ' (whitened)' : ''} fitted on ${pcaInfo.fittedOn}: ${(100 * kept).toFixed(1)}% of the variance kept`);
+        if (flags.outputFolder !== undefined) {
+          const { savePth } = await import('../../torch/serialization/index.ts');
+          await mkdir(flags.outputFolder, { recursive: true });
+          await savePth(join(flags.outputFolder, 'pca.pth'), pca.stateDict());
+        }
+        model = withPca(model, pca);
+      }
+      return evaluate(model, dataset, {
+        method: flags.testMethod, recallValues, radius, extraRadii: flags.radii, size, batchSize,
+        progress: flags.progress, outDir: flags.outputFolder, saveDescriptors: flags.saveDescriptors,
+        images: flags.images ? undefined : false,
+      });
+    });
 
     const summary: EvalSummary = {
       model: {
         source, run: flags.run, checkpoint, backbone: summaryOfNet.backbone, aggregation: summaryOfNet.aggregation,
-        descriptorDim: summaryOfNet.descriptorDim, initialisedFrom,
+        descriptorDim: summaryOfNet.descriptorDim, initialisedFrom, pca: pcaInfo,
       },
       dataset: { root: dataset.root, name: dataset.name, split: dataset.split, database: result.databaseCount, queries: result.queriesCount },
       method: result.method, radius: result.radius, recallValues, recalls: result.recalls, recallsByRadius: result.recallsByRadius,
@@ -344,6 +367,9 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the k-means initialisation of an untrained NetVLAD (0)')
     .option('--no-images', 'skip the PNG grids')
     .option('--save-descriptors', 'also write database.npy and queries.npy')
+    .option('--pca-dim <d>', 'PCA to d dimensions, fitted on database descriptors (of --pca-split), before search')
+    .option('--pca-whiten', 'whiten the PCA coordinates')
+    .option('--pca-split <name>', 'split whose database fits the PCA (default train, else the evaluated split)')
     .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
     .option('--from <dir>', 'eval recall: output folder of a previous vgl eval (recalls.json + predictions.json)')
     .option('--json', 'print the summary as JSON')

@@ -213,6 +213,7 @@ const std::vector<OpEntry>& OpTable() {
       INPLACE(clamp_, a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt,
                                     a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt)),
       INPLACE(copy_, a.t(0).copy_(a.t(1))),
+      INPLACE(set_data, a.t(0).set_data(a.t(1))),
       INPLACE(zero_, a.t(0).zero_()),
       INPLACE(fill_, a.t(0).fill_(a.scalar(1))),
       INPLACE(index_copy_, a.t(0).index_copy_(a.i(1), a.t(2), a.t(3))),

@@ -13,12 +13,13 @@ export interface PcaFitOptions {
   batchSize?: number;
   progress?: boolean;
   seed?: number;
+  device?: torch.Device;
 }
 
 /** Extracts the descriptors of `databasePaths` with model and fits a PCA of `dim` components on them. */
 export async function fitPca(model: DescriptorModel, databasePaths: readonly string[], o: PcaFitOptions): Promise<Pca> {
   if (o.dim >= model.dim) throw new Error(`--pca-dim ${o.dim}: must be below the descriptor dimension ${model.dim}`);
-  const descriptors = await extractDescriptors(model, databasePaths, { size: o.size, batchSize: o.batchSize, progress: o.progress, label: 'PCA database' });
+  const descriptors = await extractDescriptors(model, databasePaths, { size: o.size, batchSize: o.batchSize, progress: o.progress, device: o.device, label: 'PCA database' });
   try {
     return Pca.fit(descriptors, { dim: o.dim, whiten: o.whiten, seed: o.seed });
   } finally {

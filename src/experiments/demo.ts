@@ -49,7 +49,7 @@ function demoConfig(o: DemoOptions, head: 'gem' | 'netvlad'): TrainConfig {
 
 async function recallsOf(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, outDir: string, progress: boolean): Promise<Recalls> {
   const r = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize,
+    size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, device: torch.defaultDevice(),
     radius: config.valPositiveDistThreshold, recallValues: config.recallValues, outDir, progress,
     images: { sample: 8, wrong: 8, topN: 5 },
   }));
@@ -75,6 +75,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRow[]> {
     torch.manualSeed(config.seed);
     const untrained = networkFor(config);
     await untrained.loadPretrained(MOBILENETV2_WEIGHTS);
+    untrained.to(torch.defaultDevice());
     await initialiseHead(untrained, await openDataset(o.datasetsFolder, CITY, 'train'), config, o.log);
     const before: Recalls[] = [];
     for (const [label, ds] of tests) before.push(await recallsOf(untrained, ds, config, join(config.outputFolder, 'untrained', label.split(' ')[0]), o.progress));
@@ -86,6 +87,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRow[]> {
     const trained = networkFor(config);
     const best = await loadCheckpoint(join(config.outputFolder, 'best.pth'));
     torch.loadStateDict(trained, best.stateDict, { source: join(config.outputFolder, 'best.pth') });
+    trained.to(torch.defaultDevice());
     tests.forEach(([label], i) => rows.push({ model: name, dataset: label, untrained: before[i], trained: {} }));
     for (let i = 0; i < tests.length; i++) {
       const [label, ds] = tests[i];

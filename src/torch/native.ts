@@ -64,7 +64,7 @@ const OP_NAMES = [
   'squeeze', 'unsqueeze', 'expand', 'repeat', 'slice', 'narrow', 'select', 'index_select', 'gather',
   'scatter', 'masked_fill', 'masked_select', 'nonzero', 'cat', 'stack', 'split', 'flip', 'topk', 'sort',
   'argsort', 'add_', 'add_scalar_', 'mul_', 'mul_scalar_', 'div_', 'div_scalar_', 'addcmul_', 'addcdiv_', 'lerp_', 'sqrt_', 'relu_',
-  'clamp_', 'copy_', 'zero_', 'fill_', 'index_copy_',
+  'clamp_', 'copy_', 'set_data', 'zero_', 'fill_', 'index_copy_',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 

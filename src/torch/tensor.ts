@@ -408,6 +408,12 @@ export class Tensor implements Disposable {
     call(OP.copy_, this.h, src.h);
     return this;
   }
+  /** Makes this tensor use src's data (any dtype/device), keeping its identity (torch's `p.data = src`). */
+  setData_(src: Tensor): this {
+    call(OP.set_data, this.h, src.h);
+    this.#shape = null;
+    return this;
+  }
   zero_(): this {
     call(OP.zero_, this.h);
     return this;

@@ -132,6 +132,10 @@ export type LogEntry =
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
 
+/** Where the network computes: CUDA when the linked libtorch has it (VGL_DEVICE=cpu to stay on the CPU). */
+const device = torch.defaultDevice();
+const toDevice = (x: Tensor): Tensor => (device === 'cpu' ? x : x.to(device));
+
 export function networkFor(config: TrainConfig): GeoLocalizationNet {
   const aggregation = (config.attention ? `attention+${config.aggregation}` : config.aggregation) as AggregationName;
   return buildNetwork({
@@ -158,7 +162,7 @@ export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config:
   const softPositives = computePositives(ds, { valPositiveDistThreshold: config.valPositiveDistThreshold }).soft;
   return net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
-    const opts = { size, batchSize: config.inferBatchSize, progress };
+    const opts = { size, batchSize: config.inferBatchSize, progress, device };
     const db = await extractDescriptors(model, ds.databasePaths, { ...opts, label: `${ds.split} database` });
     const q = await extractDescriptors(model, ds.queriesPaths, { ...opts, label: `${ds.split} queries` });
     const k = Math.max(...config.recallValues);
@@ -180,7 +184,7 @@ export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, co
   net.eval();
   for await (const batch of loadBatches(images, (p) => loadImage(p, { size, normalization: imageNormalization(net) }), { batchSize: config.inferBatchSize })) {
     chunks.push(torch.keep(torch.tidy(() => torch.inferenceMode(() => {
-      const maps = net.features(torch.fromHost(batch.images)); // [B, C, h, w]
+      const maps = net.features(toDevice(torch.fromHost(batch.images))); // [B, C, h, w]
       const [b, c, h, w] = maps.shape;
       const locals = maps.permute(0, 2, 3, 1).reshape(b * h * w, c);
       const pick: number[] = [];
@@ -220,7 +224,7 @@ async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, trainin
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
   return net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
-    const opts = { size, batchSize: config.inferBatchSize, progress };
+    const opts = { size, batchSize: config.inferBatchSize, progress, device };
     const database = await extractDescriptors(model, Array.from(plan.database, (i) => ds.databasePaths[i]), { ...opts, label: 'cache database' });
     const queries = await extractDescriptors(model, Array.from(plan.queries, (j) => training.paths[j]), { ...opts, label: 'cache queries' });
     return { database, queries };
@@ -253,6 +257,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   torch.manualSeed(config.seed);
   const net = networkFor(config);
   if (config.weights) await net.loadPretrained(config.weights);
+  if (device !== 'cpu') net.to(device);
   net.freezeReference();
   const opt = optimizerFor(net, config);
   const lastPath = join(out, 'last.pth');
@@ -331,7 +336,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           hooks.beforeStep?.(net, at);
           const loss = torch.tidy(() => {
             opt.zeroGrad();
-            const descriptors = net.forward(torch.fromHost(batch.images));
+            const descriptors = net.forward(toDevice(torch.fromHost(batch.images)));
             const { query, positive, negatives } = splitTuples(descriptors, n);
             const l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin });
             const value = l.item();

@@ -89,3 +89,18 @@ test('BatchNorm folding + channels-last gives the same conv4 features and is und
   });
   trunk.dispose();
 });
+
+test('gradcheck: BasicBlock and Bottleneck in training mode (in-place ReLU and residual add) against finite differences', async () => {
+  const { gradcheck } = await import('../../src/torch/gradcheck.ts');
+  const { BasicBlock, Bottleneck } = await import('../../src/models/resnet.ts');
+  torch.manualSeed(4);
+  for (const block of [new BasicBlock(3, 4, 2), new Bottleneck(4, 2, 1), new BasicBlock(4, 4, 1)]) {
+    block.to('float64').train();
+    torch.tidy(() => {
+      const cin = block instanceof Bottleneck ? 4 : (block.conv1.weight.shape[1]);
+      const r = gradcheck(([x]) => block.forward(x), [torch.rand([2, cin, 5, 5], { dtype: 'float64' }).sub(0.5)]);
+      assert.ok(r.maxAbsError < 1e-5, `${block.constructor.name}: max error ${r.maxAbsError} at ${JSON.stringify(r.worst)}`);
+    });
+    block.dispose();
+  }
+});

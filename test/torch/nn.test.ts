@@ -135,3 +135,24 @@ test('manualSeed makes random draws reproducible', () => {
     assert.equal(torch.randperm(10).toNumbers().sort((x, y) => x - y).join(','), '0,1,2,3,4,5,6,7,8,9');
   });
 });
+
+test('Module.to(dtype) casts floating-point parameters and buffers in place; optimizers keep working', () => {
+  torch.tidy(() => {
+    const b = new Block();
+    const opt = new torch.optim.SGD(b.parameters(), { lr: 0.1 });
+    const w = b.conv1.weight;
+    const before = w.toNumbers();
+    b.to('float64');
+    assert.equal(b.conv1.weight, w, 'same tensor object');
+    assert.equal(w.dtype, 'float64');
+    assert.equal(b.bn1.runningVar.dtype, 'float64');
+    assert.equal(b.bn1.numBatchesTracked.dtype, 'int64', 'integer buffers are not cast');
+    assert.deepEqual(w.toNumbers(), before, 'values survive the cast');
+    const x = torch.rand([2, 3, 5, 5], { dtype: 'float64' });
+    b.forward(x).sum().backward();
+    const g = w.grad!.toNumbers();
+    opt.step();
+    w.toNumbers().forEach((v, i) => assert.ok(Math.abs(v - (before[i] - 0.1 * g[i])) < 1e-6));
+    b.dispose();
+  });
+});

@@ -180,6 +180,9 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
     }
   }
 
+  const { defaultDevice } = await import('../../torch/index.ts');
+  const device = defaultDevice();
+  if (device !== 'cpu') net.to(device);
   try {
     // 2. The data: flags first, then the run's config.
     const datasetsFolder = flags.datasetsFolder ?? (config?.datasetsFolder as string | undefined);
@@ -219,7 +222,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
         const { fitPca, withPca } = await import('../../eval/pca.ts');
         const pcaSplit = flags.pcaSplit ?? (existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : flags.split);
         const pcaDs = pcaSplit === flags.split ? dataset : await openDataset(datasetsFolder, datasetName, pcaSplit);
-        const pca = await fitPca(model, pcaDs.databasePaths, { dim: flags.pcaDim, whiten: flags.pcaWhiten, size, batchSize, progress: flags.progress });
+        const pca = await fitPca(model, pcaDs.databasePaths, { dim: flags.pcaDim, whiten: flags.pcaWhiten, size, batchSize, progress: flags.progress, device });
         const kept = pca.explainedVarianceRatio().reduce((a, b) => a + b, 0);
         pcaInfo = { dim: flags.pcaDim, whiten: flags.pcaWhiten, fittedOn: `${pcaSplit} database (${pcaDs.databasePaths.length} images)`, explainedVariance: kept };
         log(`PCA ${model.dim} → ${flags.pcaDim}${flags.pcaWhiten ? ' (whitened)' : ''} fitted on ${pcaInfo.fittedOn}: ${(100 * kept).toFixed(1)}% of the variance kept`);
@@ -231,7 +234,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
         model = withPca(model, pca);
       }
       return evaluate(model, dataset, {
-        method: flags.testMethod, recallValues, radius, extraRadii: flags.radii, size, batchSize,
+        method: flags.testMethod, recallValues, radius, extraRadii: flags.radii, size, batchSize, device,
         progress: flags.progress, outDir: flags.outputFolder, saveDescriptors: flags.saveDescriptors,
         images: flags.images ? undefined : false,
       });

@@ -2,7 +2,8 @@
 // with dots (`layer3.1.conv2.weight`), so state dicts keep the torchvision layout.
 import { Tensor } from '../tensor.ts';
 import { keep } from '../scope.ts';
-import { noGrad } from '../factory.ts';
+import { noGrad, type Device } from '../factory.ts';
+import { SCALAR_TYPE, type DType } from '../dtype.ts';
 
 export abstract class Module {
   training = true;
@@ -77,6 +78,23 @@ export abstract class Module {
   /** Hook for modules whose mode differs from the tree's (frozen BatchNorm stays in eval). */
   protected setTraining(on: boolean): void {
     this.training = on;
+  }
+
+  /**
+   * Moves parameters and buffers to a device, or casts the floating-point ones to a dtype, in place:
+   * the tensors keep their identity, so an optimizer built before still updates them.
+   */
+  to(target: DType | Device): this {
+    const isDtype = target in SCALAR_TYPE;
+    noGrad(() => {
+      for (const t of this.stateDict().values()) {
+        if (isDtype && !['float16', 'float32', 'float64'].includes(t.dtype)) continue; // counters stay integers
+        const moved = t.to(target as DType);
+        t.setData_(moved);
+        moved.dispose();
+      }
+    });
+    return this;
   }
 
   requiresGrad_(on = true): this {

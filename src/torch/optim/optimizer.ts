@@ -4,7 +4,7 @@ import { Tensor } from '../tensor.ts';
 import { noGrad } from '../factory.ts';
 import { tidy, keep } from '../scope.ts';
 import type { HostTensor } from '../dtype.ts';
-import { fromHost } from '../factory.ts';
+import { fromHost, type Device } from '../factory.ts';
 
 export interface ParamGroup<H> {
   params: Tensor[];
@@ -18,6 +18,14 @@ export interface OptimizerState {
   groups: { options: Record<string, number | boolean>; size: number }[];
   /** Per parameter, in group order: its state tensors and step count. */
   state: { step: number; tensors: Record<string, HostTensor> }[];
+}
+
+/** A host-loaded state tensor placed next to its parameter (CUDA parameters keep CUDA state). */
+function onDeviceOf(p: Tensor, t: Tensor): Tensor {
+  if (p.device === 'cpu') return t;
+  const moved = t.to(p.device as Device);
+  t.dispose();
+  return moved;
 }
 
 export abstract class Optimizer<H extends object> {
@@ -103,7 +111,7 @@ export abstract class Optimizer<H extends object> {
         if (old) for (const t of Object.values(old.tensors)) t.dispose();
         this.state.set(p, {
           step: saved.step,
-          tensors: Object.fromEntries(Object.entries(saved.tensors).map(([name, h]) => [name, keep(fromHost(h))])),
+          tensors: Object.fromEntries(Object.entries(saved.tensors).map(([name, h]) => [name, keep(onDeviceOf(p, fromHost(h)))])),
         });
       }
     });

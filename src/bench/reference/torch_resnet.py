@@ -23,3 +23,28 @@ class BasicBlock(nn.Module):
 def layer(cin, planes, stride):
     """A ResNet-18 stage: two BasicBlocks, the first one strided."""
     return nn.Sequential(BasicBlock(cin, planes, stride), BasicBlock(planes, planes, 1))
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 module tree (same names, same creation order), with configurable
+    stage widths, classes and stem kernel so fixtures can stay small."""
+
+    def __init__(self, widths=(64, 128, 256, 512), classes=1000, stem_kernel=7):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], stem_kernel, 2, stem_kernel // 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = widths[0]
+        for i, w in enumerate(widths):
+            setattr(self, f"layer{i + 1}", layer(cin, w, 1 if i == 0 else 2))
+            cin = w
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def trunk(self, x, stages):
+        """The feature map after `stages` stages: 3 = conv4 (layer3), 4 = conv5 (layer4)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return x

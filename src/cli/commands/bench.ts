@@ -2,7 +2,7 @@
 // ratios (vgl time / reference time: below 1, vgl is faster).
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseFlags } from '../flags.ts';
+import { parseFlags, imageSizeFlag } from '../flags.ts';
 
 const iters = z.coerce.number().int().min(1).max(1000);
 const count = z.coerce.number().int().positive();
@@ -22,14 +22,7 @@ const SearchFlags = z.object({
   json: z.boolean().optional(),
 });
 
-const size = z.string().transform((s, ctx) => {
-  const m = /^(\d+)x(\d+)$/.exec(s.trim());
-  if (!m || Number(m[1]) < 32 || Number(m[2]) < 32) {
-    ctx.addIssue({ code: 'custom', message: 'expected HxW in pixels (each at least 32), e.g. 480x640' });
-    return z.NEVER;
-  }
-  return [Number(m[1]), Number(m[2])] as const;
-});
+const size = imageSizeFlag(32);
 
 const EpochFlags = z.object({
   datasetsFolder: z.string().min(1),

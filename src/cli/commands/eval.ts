@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseFlags, UsageError } from '../flags.ts';
+import { parseFlags, UsageError, flagName, imageSizeFlag } from '../flags.ts';
 import { TEST_METHODS } from '../../eval/test-methods.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
 import { TrainConfigSchema, type TrainConfig } from '../../train/config.ts';
@@ -29,14 +29,7 @@ function numberList(kind: 'integer' | 'metres') {
   });
 }
 
-const size = z.string().transform((s, ctx) => {
-  const m = /^(\d+)x(\d+)$/.exec(s.trim());
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
-    ctx.addIssue({ code: 'custom', message: 'expected HxW in pixels, e.g. 480x640' });
-    return z.NEVER;
-  }
-  return { height: Number(m[1]), width: Number(m[2]) };
-});
+const size = imageSizeFlag().transform(([height, width]) => ({ height, width }));
 
 const positiveInt = z.coerce.number().int().positive();
 const metres = z.coerce.number().finite().nonnegative();
@@ -133,7 +126,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
 
   const modelFlags = (['backbone', 'aggregation', 'weights', 'netvladClusters'] as const).filter((k) => flags[k] !== undefined);
   if (flags.run !== undefined && modelFlags.length > 0) {
-    throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${modelFlags.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+    throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${modelFlags.map(flagName).join(', ')}`);
   }
   if (flags.run === undefined && flags.checkpoint === undefined && flags.backbone === undefined) {
     throw new UsageError('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
@@ -342,7 +335,6 @@ function printRecallFrom(s: RecallFromSummary): void {
 
 /** Flags of `vgl eval` that `vgl eval recall` reads; any other flag given with recall is an error. */
 const RECALL_KEYS = new Set(['from', 'radii', 'recallValues', 'outputFolder', 'json']);
-const flagOf = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function register(program: Command): void {
   // `recall` is an argument, not a subcommand: both forms share --radii, --recall-values,
@@ -381,7 +373,7 @@ export function register(program: Command): void {
       const given = Object.fromEntries(Object.entries(raw).filter(([k]) => cmd.getOptionValueSource(k) === 'cli'));
       if (what === 'recall') {
         const extra = Object.keys(given).filter((k) => !RECALL_KEYS.has(k));
-        if (extra.length > 0) throw new UsageError(`vgl eval recall reads saved predictions only: ${extra.map(flagOf).join(', ')} do(es) not apply`);
+        if (extra.length > 0) throw new UsageError(`vgl eval recall reads saved predictions only: ${extra.map(flagName).join(', ')} do(es) not apply`);
         const flags = parseFlags(RecallFromFlags, given);
         const s = await runRecallFrom(flags);
         if (flags.json) console.log(JSON.stringify(s, null, 2));

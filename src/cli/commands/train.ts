@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import { TrainConfigSchema, camelKeys, camelCase } from '../../train/config.ts';
-import { parseFlags } from '../flags.ts';
+import { parseFlags, imageSizeFlag } from '../flags.ts';
 
 type Kind = 'number' | 'string' | 'size' | 'list' | 'bool';
 /** flag, kind, help — the option key is the flag in camelCase. */
@@ -61,9 +61,9 @@ function convert(kind: Kind, flag: string, v: string | boolean): unknown {
     return n;
   }
   if (kind === 'list') return s.split(',').map((x) => convert('number', flag, x));
-  const m = /^(\d+)x(\d+)$/.exec(s);
-  if (!m) throw new Error(`--${flag} "${s}": expected HxW, e.g. 480x640`);
-  return [Number(m[1]), Number(m[2])];
+  const size = imageSizeFlag().safeParse(s);
+  if (!size.success) throw new Error(`--${flag} "${s}": ${size.error.issues[0].message}`);
+  return size.data;
 }
 
 /** Reads a config file (JSON or YAML; keys camelCase or kebab-case). */

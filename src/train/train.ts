@@ -22,8 +22,8 @@ import { isDataInitialised } from '../models/types.ts';
 import { isCrnParameterName } from '../models/aggregation/index.ts';
 import type { AggregationName } from '../models/aggregation/index.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
-import { searchExact } from '../eval/search.ts';
-import { recallAtN, type Recalls } from '../eval/recall.ts';
+import { evaluate } from '../eval/evaluate.ts';
+import type { Recalls } from '../eval/recall.ts';
 import { computeLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
@@ -158,19 +158,11 @@ function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optim
 
 /** Recall@N of the model on a split (database vs queries, soft positives at the val radius). */
 export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean): Promise<Recalls> {
-  const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
-  const softPositives = computePositives(ds, { valPositiveDistThreshold: config.valPositiveDistThreshold }).soft;
-  return net.fastInference(async (forward) => {
-    const model = net.asDescriptorModel(forward);
-    const opts = { size, batchSize: config.inferBatchSize, progress, device };
-    const db = await extractDescriptors(model, ds.databasePaths, { ...opts, label: `${ds.split} database` });
-    const q = await extractDescriptors(model, ds.queriesPaths, { ...opts, label: `${ds.split} queries` });
-    const k = Math.max(...config.recallValues);
-    const neighbours = torch.tidy(() => searchExact(db, q, { k, metric: 'unit' }));
-    db.dispose();
-    q.dispose();
-    return recallAtN(neighbours, softPositives, config.recallValues.filter((n) => n <= Math.max(k, ds.databasePaths.length)));
-  });
+  const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
+    size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, device, progress,
+    radius: config.valPositiveDistThreshold, recallValues: config.recallValues,
+  }));
+  return result.recalls;
 }
 
 /** NetVLAD-style heads: k-means over local descriptors of random training database images. */

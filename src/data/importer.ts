@@ -1,12 +1,15 @@
 // Turns a user's folders of images plus a CSV of positions into the datasets_vg layout:
 // <out>/<name>/images/<split>/{database,queries}/@east@north@...@note@.<ext>, as symlinks or copies.
 // Positions come as UTM east/north or as WGS84 lat/lon (converted to one shared UTM zone).
+// Images go either to every named split, or each to one split by ranges of a numeric CSV column
+// (a frame number along a route), refused when two splits would share a place.
 import { readFile, mkdir, symlink, copyFile, rm, readdir, realpath, writeFile, stat } from 'node:fs/promises';
 import { join, resolve, dirname, relative, basename, extname } from 'node:path';
 import { progressBar } from './progress.ts';
 import { formatDatasetFilename } from './filename.ts';
 import { latLonToUtm, utmZoneNumber, utmZoneLetter } from './geo.ts';
 import { listImages, formatProblems, DatasetError, mapLimit } from './dataset.ts';
+import { PositionIndex, DEFAULT_SOFT_POSITIVE_RADIUS } from './positives.ts';
 
 /** CSV column names to use instead of auto-detection (case-insensitive). */
 export interface ImportColumns {
@@ -21,15 +24,24 @@ export interface ImportColumns {
 export interface ImportOptions {
   /** Folder of database images (searched recursively for jpg/jpeg/png). */
   databaseDir: string;
-  /** Folder of query images (searched recursively). */
-  queriesDir: string;
+  /**
+   * Folder(s) of query images (searched recursively). With several folders, each note is prefixed with
+   * its folder's base name (`day_right__Image100`) so same-named images at one position stay distinct.
+   */
+  queriesDir: string | readonly string[];
   /** CSV with a header row: a file column plus utm_east/utm_north or lat/lon columns. */
   csv: string;
   /** Datasets root to write into; the dataset lands in `<out>/<name>/images/<split>/`. */
   out: string;
   name: string;
-  /** Split names that each receive every image (default ["test"]). */
+  /** Split names that each receive every image (default ["test"]); not together with splitRanges. */
   splits?: string[];
+  /** Route-based splits: each image goes to the split whose inclusive range holds its rangeColumn value. */
+  splitRanges?: readonly SplitRange[];
+  /** Numeric CSV column the ranges refer to (default "frame"). */
+  rangeColumn?: string;
+  /** With splitRanges: refuse when images of two splits lie within this many metres (default 25, the soft-positive radius). */
+  minSplitGap?: number;
   /** Symlink to the originals (default) or copy them. */
   mode?: 'symlink' | 'copy';
   columns?: ImportColumns;
@@ -42,6 +54,25 @@ export interface ImportOptions {
   /** Show a progress bar on stderr (default: when stderr is a TTY). */
   progress?: boolean;
 }
+
+/** Images whose range-column value lies in [min, max] (inclusive) go to `split`. */
+export interface SplitRange {
+  split: string;
+  min: number;
+  max: number;
+}
+
+/** What one split received. */
+export interface SplitCounts {
+  database: number;
+  queries: number;
+  /** Smallest and largest range-column value among the split's images (with splitRanges only). */
+  rangeMin?: number;
+  rangeMax?: number;
+}
+
+/** Default range column for splitRanges. */
+export const DEFAULT_RANGE_COLUMN = 'frame';
 
 /** A CSV row that was not used, with the reason. */
 export interface UnmatchedRow {
@@ -56,8 +87,13 @@ export interface ImportResult {
   /** Absolute `<out>/<name>`. */
   datasetDir: string;
   splits: string[];
+  /** Images imported (per split, or each once with splitRanges). */
   database: number;
   queries: number;
+  /** Per split: its database and query counts (and range-column extent with splitRanges). */
+  perSplit: Record<string, SplitCounts>;
+  /** Positioned images that fell in no split range (skipped; always 0 without splitRanges). */
+  outsideRanges: number;
   /** How positions were obtained: given UTM, or converted from lat/lon (with the zone used). */
   positionSource: 'utm' | 'latlon';
   utmZone?: string;
@@ -129,13 +165,22 @@ function findColumns(header: string[], csv: string, given: ImportColumns): Parti
 
 const NUMBER = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 
-interface Row { line: number; file: string; east?: number; north?: number; lat?: number; lon?: number }
+interface Row { line: number; file: string; east?: number; north?: number; lat?: number; lon?: number; range?: number }
 
-/** Reads the CSV rows, collecting per-row problems (bad numbers, empty file) instead of failing on the first. */
-function readRows(text: string, csv: string, columns: ImportColumns, unmatched: UnmatchedRow[]): { rows: Row[]; source: 'utm' | 'latlon'; hasLatLon: boolean } {
+/**
+ * Reads the CSV rows, collecting per-row problems (bad numbers, empty file) instead of failing on the first.
+ * A bad range value is an error, not a skip: silently dropping images would shift the splits.
+ */
+function readRows(text: string, csv: string, columns: ImportColumns, rangeColumn: string | undefined, unmatched: UnmatchedRow[]): { rows: Row[]; source: 'utm' | 'latlon'; hasLatLon: boolean } {
   const table = parseCsv(text);
   if (table.length === 0) throw new Error(`${csv}: empty CSV (expected a header row)`);
   const cols = findColumns(table[0], csv, columns);
+  let rangeIndex = -1;
+  if (rangeColumn !== undefined) {
+    rangeIndex = table[0].map((h) => h.trim().replace(/^\uFEFF/, '').toLowerCase()).indexOf(rangeColumn.trim().toLowerCase());
+    if (rangeIndex < 0) throw new Error(`${csv}: no column "${rangeColumn}" (--range-column, used by --split-ranges) in the header [${table[0].join(', ')}]`);
+  }
+  const badRange: string[] = [];
   const source = cols.east !== undefined && cols.north !== undefined ? 'utm' : 'latlon';
   const hasLatLon = cols.lat !== undefined && cols.lon !== undefined;
   const rows: Row[] = [];
@@ -159,8 +204,14 @@ function readRows(text: string, csv: string, columns: ImportColumns, unmatched: 
       row[key] = Number(cell);
     }
     if (bad) { unmatched.push({ line, file, reason: bad }); continue; }
+    if (rangeIndex >= 0) {
+      const cell = cells[rangeIndex] ?? '';
+      if (!NUMBER.test(cell)) { badRange.push(`${csv} line ${line} (${file}): ${rangeColumn} "${cell}" is not a number`); continue; }
+      row.range = Number(cell);
+    }
     rows.push(row);
   }
+  if (badRange.length > 0) throw new DatasetError(`--range-column ${rangeColumn}: values that are not numbers`, badRange);
   return { rows, source, hasLatLon };
 }
 
@@ -169,7 +220,8 @@ function normalise(p: string): string {
   return p.replace(/\\/g, '/').replace(/^(\.\/)+/, '');
 }
 
-interface Image { abs: string; part: 'database' | 'queries'; rel: string }
+/** An image found on disk; `rel` is relative to its folder, `prefix` goes before its note (several query folders). */
+interface Image { abs: string; part: 'database' | 'queries'; rel: string; prefix: string }
 
 /** Matches CSV rows to images: by path relative to the CSV, then relative to its image folder, then by unique path ending (base name, parent/base name, ...). */
 function matchRows(rows: Row[], images: Image[], csvDir: string, unmatched: UnmatchedRow[]): Map<Image, Row> {
@@ -212,9 +264,9 @@ function parseZone(zone: string): { zoneNumber: number; zoneLetter?: string } {
 }
 
 /** Folder-safe note from an image's path relative to its folder (keeps names unique and traceable). */
-function noteFor(rel: string): string {
+function noteFor(rel: string, prefix = ''): string {
   const stem = rel.slice(0, rel.length - extname(rel).length);
-  return stem.split(/[\\/]/).join('__').replace(/@/g, '_');
+  return (prefix + stem).split(/[\\/]/).join('__').replace(/@/g, '_');
 }
 
 async function nonEmptyDir(p: string): Promise<boolean> {
@@ -233,18 +285,107 @@ async function requireDir(p: string, flag: string): Promise<string> {
   return abs;
 }
 
-/** Imports two image folders and a position CSV into the datasets_vg layout; see ImportOptions. */
+
+const SPLIT_NAME = /^[A-Za-z0-9._-]+$/;
+const RANGE_ENTRY = /^\s*([A-Za-z0-9._-]+)\s*:\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*-\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$/;
+
+/** "train:100-139" style text of a range, for messages and reports. */
+export function formatSplitRange(r: SplitRange): string {
+  return `${r.split}:${r.min}-${r.max}`;
+}
+
+/** Parses "train:100-139,val:144-153,test:158-199" (inclusive bounds) and checks it; `flag` names the source in errors. */
+export function parseSplitRanges(text: string, flag = '--split-ranges'): SplitRange[] {
+  const entries = text.split(',').filter((e) => e.trim() !== '');
+  if (entries.length === 0) throw new Error(`${flag} "${text}": no ranges (expected e.g. train:100-139,val:144-153,test:158-199)`);
+  const ranges = entries.map((e) => {
+    const m = RANGE_ENTRY.exec(e);
+    if (!m) throw new Error(`${flag} "${text}": "${e.trim()}" is not split:from-to (e.g. train:100-139)`);
+    return { split: m[1], min: Number(m[2]), max: Number(m[3]) };
+  });
+  checkSplitRanges(ranges, flag);
+  return ranges;
+}
+
+/** Refuses bad split names, reversed or non-finite bounds and overlapping ranges (naming both). */
+export function checkSplitRanges(ranges: readonly SplitRange[], flag = '--split-ranges'): void {
+  if (ranges.length === 0) throw new Error(`${flag}: no ranges given`);
+  for (const r of ranges) {
+    if (!SPLIT_NAME.test(r.split) || r.split === '.' || r.split === '..') throw new Error(`${flag} ${formatSplitRange(r)}: split name "${r.split}" must use only letters, digits, ".", "_" and "-"`);
+    if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) throw new Error(`${flag} ${formatSplitRange(r)}: bounds must be finite numbers`);
+    if (r.min > r.max) throw new Error(`${flag} ${formatSplitRange(r)}: from ${r.min} is above to ${r.max}`);
+  }
+  for (let i = 0; i < ranges.length; i++) {
+    for (let j = i + 1; j < ranges.length; j++) {
+      const a = ranges[i], b = ranges[j];
+      if (a.min <= b.max && b.min <= a.max) {
+        throw new Error(`${flag}: ranges ${formatSplitRange(a)} and ${formatSplitRange(b)} overlap (${Math.max(a.min, b.min)}-${Math.min(a.max, b.max)}); each value must belong to at most one split`);
+      }
+    }
+  }
+}
+
+/** Distinct split names of the ranges, in order of first appearance (a split may own several ranges). */
+function rangeSplits(ranges: readonly SplitRange[]): string[] {
+  return [...new Set(ranges.map((r) => r.split))];
+}
+
+interface Placed { abs: string; part: 'database' | 'queries'; split: string; east: number; north: number; range?: number }
+
+/**
+ * Every pair of images of different splits within `gap` metres, closest first, as messages.
+ * A k-d tree radius search per image: linear in the images times their few neighbours.
+ */
+function crossSplitLeaks(placed: readonly Placed[], gap: number, rangeColumn: string): string[] {
+  const positions = new Float64Array(placed.length * 2);
+  placed.forEach((p, i) => { positions[2 * i] = p.east; positions[2 * i + 1] = p.north; });
+  const index = new PositionIndex(positions);
+  const pairs: { i: number; j: number; d: number }[] = [];
+  for (let i = 0; i < placed.length; i++) {
+    const { indices, distances } = index.withinWithDistances(placed[i].east, placed[i].north, gap);
+    for (let k = 0; k < indices.length; k++) {
+      const j = indices[k];
+      if (j > i && placed[j].split !== placed[i].split) pairs.push({ i, j, d: distances[k] });
+    }
+  }
+  pairs.sort((a, b) => a.d - b.d || a.i - b.i || a.j - b.j);
+  const describe = (p: Placed) => `${p.abs} (${p.split} ${p.part}, ${rangeColumn} ${p.range})`;
+  return pairs.map(({ i, j, d }) => `${describe(placed[i])} and ${describe(placed[j])}: ${d.toFixed(2)} m apart`);
+}
+
+/** Imports a database folder, one or more query folders and a position CSV into the datasets_vg layout; see ImportOptions. */
 export async function importDataset(options: ImportOptions): Promise<ImportResult> {
-  const splits = options.splits ?? ['test'];
+  const ranges = options.splitRanges;
+  if (ranges !== undefined && options.splits !== undefined) {
+    throw new Error(`--split ${options.splits.join(',')} and --split-ranges ${ranges.map(formatSplitRange).join(',')} are mutually exclusive: give one`);
+  }
+  if (ranges !== undefined) checkSplitRanges(ranges);
+  const rangeColumn = ranges !== undefined ? (options.rangeColumn ?? DEFAULT_RANGE_COLUMN) : undefined;
+  const minSplitGap = options.minSplitGap ?? DEFAULT_SOFT_POSITIVE_RADIUS;
+  if (!Number.isFinite(minSplitGap) || minSplitGap < 0) throw new Error(`--min-split-gap ${options.minSplitGap}: must be a finite number of metres >= 0`);
+  const splits = ranges !== undefined ? rangeSplits(ranges) : options.splits ?? ['test'];
   if (splits.length === 0) throw new Error('at least one split name is needed');
   for (const s of [options.name, ...splits]) {
-    if (!/^[A-Za-z0-9._-]+$/.test(s) || s === '.' || s === '..') throw new Error(`name/split "${s}" must use only letters, digits, ".", "_" and "-"`);
+    if (!SPLIT_NAME.test(s) || s === '.' || s === '..') throw new Error(`name/split "${s}" must use only letters, digits, ".", "_" and "-"`);
   }
   const databaseDir = await requireDir(options.databaseDir, '--database');
-  const queriesDir = await requireDir(options.queriesDir, '--queries');
+  const queriesGiven = typeof options.queriesDir === 'string' ? [options.queriesDir] : options.queriesDir;
+  if (queriesGiven.length === 0) throw new Error('--queries: at least one folder is needed');
+  const queriesDirs: string[] = [];
+  for (const q of queriesGiven) queriesDirs.push(await requireDir(q, '--queries'));
   const inside = (a: string, b: string) => a === b || a.startsWith(b + '/');
-  if (inside(databaseDir, queriesDir) || inside(queriesDir, databaseDir)) {
-    throw new Error(`--database ${databaseDir} and --queries ${queriesDir} overlap; give two separate folders`);
+  const folders = [{ flag: '--database', dir: databaseDir }, ...queriesDirs.map((dir) => ({ flag: '--queries', dir }))];
+  for (let i = 0; i < folders.length; i++) {
+    for (let j = i + 1; j < folders.length; j++) {
+      const a = folders[i], b = folders[j];
+      if (inside(a.dir, b.dir) || inside(b.dir, a.dir)) throw new Error(`${a.flag} ${a.dir} and ${b.flag} ${b.dir} overlap; give two separate folders`);
+    }
+  }
+  // The folder name tells apart same-named queries of several folders, so it must itself be unique.
+  const prefixes = queriesDirs.length > 1 ? queriesDirs.map((d) => `${basename(d)}/`) : [''];
+  for (let i = 0; i < prefixes.length; i++) {
+    const j = prefixes.indexOf(prefixes[i]);
+    if (j !== i) throw new Error(`--queries ${queriesDirs[j]} and ${queriesDirs[i]} have the same folder name "${basename(queriesDirs[i])}", which prefixes the query notes; rename one`);
   }
   const csv = resolve(options.csv);
   let text: string;
@@ -252,13 +393,14 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
 
   const unmatchedRows: UnmatchedRow[] = [];
   const warnings: string[] = [];
-  const { rows, source, hasLatLon } = readRows(text, csv, options.columns ?? {}, unmatchedRows);
+  const { rows, source, hasLatLon } = readRows(text, csv, options.columns ?? {}, rangeColumn, unmatchedRows);
 
   const images: Image[] = [];
-  for (const [part, dir] of [['database', databaseDir], ['queries', queriesDir]] as const) {
+  const sourceFolders = [{ part: 'database' as const, dir: databaseDir, prefix: '' }, ...queriesDirs.map((dir, i) => ({ part: 'queries' as const, dir, prefix: prefixes[i] }))];
+  for (const { part, dir, prefix } of sourceFolders) {
     const found = await listImages(dir);
     if (found.length === 0) throw new Error(`--${part} ${dir}: no .jpg/.jpeg/.png images found (searched recursively)`);
-    for (const abs of found) images.push({ abs, part, rel: normalise(relative(dir, abs)) });
+    for (const abs of found) images.push({ abs, part, rel: normalise(relative(dir, abs)), prefix });
   }
   const matched = matchRows(rows, images, dirname(csv), unmatchedRows);
   const imagesWithoutPosition = images.filter((im) => !matched.has(im)).map((im) => im.abs);
@@ -281,7 +423,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
     }
   }
 
-  interface Planned { im: Image; name: string }
+  interface Planned { im: Image; name: string; east: number; north: number; range?: number }
   const planned: Planned[] = [];
   const badPositions: string[] = [];
   for (const im of images) {
@@ -299,10 +441,10 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
       }
     }
     planned.push({
-      im,
+      im, east: east!, north: north!, range: row.range,
       name: formatDatasetFilename({
         east: east!, north: north!, zoneNumber: zn, zoneLetter: zl, lat: hasLatLon ? row.lat : undefined, lon: hasLatLon ? row.lon : undefined,
-        note: noteFor(im.rel), extension: extname(im.abs).toLowerCase(),
+        note: noteFor(im.rel, im.prefix), extension: extname(im.abs).toLowerCase(),
       }),
     });
   }
@@ -333,6 +475,43 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
     seen.set(key, p.im.abs);
   }
 
+  // Where each image goes: every split, or the one split whose range holds its value.
+  const jobs: { split: string; p: Planned }[] = [];
+  let outsideRanges = 0;
+  if (ranges === undefined) {
+    for (const split of splits) for (const p of planned) jobs.push({ split, p });
+  } else {
+    for (const p of planned) {
+      const r = ranges.find((x) => p.range! >= x.min && p.range! <= x.max);
+      if (r) jobs.push({ split: r.split, p });
+      else outsideRanges++;
+    }
+  }
+  const perSplit: Record<string, SplitCounts> = {};
+  for (const split of splits) perSplit[split] = { database: 0, queries: 0 };
+  for (const { split, p } of jobs) {
+    const c = perSplit[split];
+    c[p.im.part]++;
+    if (p.range !== undefined) {
+      c.rangeMin = Math.min(c.rangeMin ?? Infinity, p.range);
+      c.rangeMax = Math.max(c.rangeMax ?? -Infinity, p.range);
+    }
+  }
+  if (ranges !== undefined) {
+    const empty: string[] = [];
+    for (const split of splits) {
+      for (const part of ['database', 'queries'] as const) {
+        if (perSplit[split][part] === 0) empty.push(`split ${split} (${ranges.filter((r) => r.split === split).map(formatSplitRange).join(', ')}): no ${part} image has a ${rangeColumn} in range`);
+      }
+    }
+    if (empty.length > 0) throw new DatasetError(`--split-ranges leave splits without images (a datasets_vg split needs both database and queries)`, empty);
+    if (outsideRanges > 0) warnings.push(`${outsideRanges} images have a ${rangeColumn} in no split range (skipped): ${ranges.map(formatSplitRange).join(', ')}`);
+    const leaks = crossSplitLeaks(jobs.map(({ split, p }) => ({ abs: p.im.abs, part: p.im.part, split, east: p.east, north: p.north, range: p.range })), minSplitGap, rangeColumn!);
+    if (leaks.length > 0) {
+      throw new DatasetError(`import refused: ${leaks.length} pairs of images in different splits lie within --min-split-gap ${minSplitGap} m, so a place would be in two splits; widen the gaps between the --split-ranges`, leaks);
+    }
+  }
+
   const datasetDir = join(resolve(options.out), options.name);
   for (const split of splits) {
     for (const part of ['database', 'queries'] as const) {
@@ -346,9 +525,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
   }
 
   const mode = options.mode ?? 'symlink';
-  const total = planned.length * splits.length;
-  const bar = progressBar(`import (${mode})`, total, { show: options.progress, unit: 'img' });
-  const jobs = splits.flatMap((split) => planned.map((p) => ({ split, p })));
+  const bar = progressBar(`import (${mode})`, jobs.length, { show: options.progress, unit: 'img' });
   await mapLimit(jobs, 16, async ({ split, p }) => {
     const target = join(datasetDir, 'images', split, p.im.part, p.name);
     // Link to the real file so the link stays valid wherever the dataset folder is read from.
@@ -359,15 +536,24 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
   bar.stop();
 
   const reportPath = join(datasetDir, 'import-report.json');
+  const imported = { database: 0, queries: 0 };
+  for (const c of Object.values(perSplit)) { imported.database += c.database; imported.queries += c.queries; }
   const result: ImportResult = {
-    datasetDir, splits, database: counts.database, queries: counts.queries, positionSource: source,
+    datasetDir, splits,
+    // With ranges each image is imported once; without, each split holds every image.
+    database: ranges === undefined ? counts.database : imported.database,
+    queries: ranges === undefined ? counts.queries : imported.queries,
+    perSplit, outsideRanges, positionSource: source,
     utmZone: zoneNumber !== undefined ? `${zoneNumber}${zoneLetter ?? ''}` : undefined,
     unmatchedRows, imagesWithoutPosition, warnings, reportPath,
   };
   const report = {
     ...result, mode, createdAt: new Date().toISOString(),
-    sources: { database: databaseDir, queries: queriesDir, csv },
-    files: planned.map((p) => ({ part: p.im.part, source: p.im.abs, name: p.name })),
+    ...(ranges !== undefined ? { splitRanges: ranges, rangeColumn, minSplitGap } : {}),
+    sources: { database: databaseDir, queries: queriesDirs.length === 1 ? queriesDirs[0] : queriesDirs, csv },
+    files: ranges === undefined
+      ? planned.map((p) => ({ part: p.im.part, source: p.im.abs, name: p.name }))
+      : jobs.map(({ split, p }) => ({ split, part: p.im.part, source: p.im.abs, name: p.name, [rangeColumn!]: p.range })),
   };
   await writeFile(reportPath, JSON.stringify(report, null, 2) + '\n');
   return result;

@@ -1,13 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, rm, lstat, readdir } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, rm, lstat, readdir, readFile, realpath } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, basename } from 'node:path';
 import sharp from 'sharp';
-import { importDataset, parseCsv } from '../../src/data/importer.ts';
+import { Command } from 'commander';
+import { importDataset, parseCsv, parseSplitRanges } from '../../src/data/importer.ts';
+import { ImportFlags, register } from '../../src/cli/commands/import.ts';
+import { parseFlags, UsageError } from '../../src/cli/flags.ts';
 import { openDataset, DatasetError } from '../../src/data/dataset.ts';
 import { parseDatasetFilename } from '../../src/data/filename.ts';
 import { latLonToUtm, utmZoneNumber, utmZoneLetter, utmToLatLon } from '../../src/data/geo.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 async function png(path: string, shade: number): Promise<void> {
   const buf = await sharp({ create: { width: 8, height: 6, channels: 3, background: { r: shade, g: 255 - shade, b: 90 } } }).png().toBuffer();
@@ -162,4 +167,167 @@ test('import with a lat/lon CSV writes UTM positions and zone fields', async () 
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+});
+
+// ---- route-based splits, several query folders ----
+
+/** Frame f stands at east 500000 + 10 f (10 m apart), as along a route. */
+const eastOf = (frame: number) => 500000 + 10 * frame;
+const pad = (frame: number) => String(frame).padStart(2, '0');
+
+/** Writes <root>/<folder>/fNN.png for each folder and frame, and <root>/positions.csv with a frame column. */
+async function route(root: string, folders: Record<string, number[]>, csvExtra: string[] = []): Promise<string> {
+  const lines = ['file,frame,utm_east,utm_north'];
+  for (const [folder, frames] of Object.entries(folders)) {
+    await mkdir(join(root, folder), { recursive: true });
+    for (const f of frames) {
+      await png(join(root, folder, `f${pad(f)}.png`), (f * 13) % 256);
+      lines.push(`${folder}/f${pad(f)}.png,${f},${eastOf(f)},7000000`);
+    }
+  }
+  await writeFile(join(root, 'positions.csv'), [...lines, ...csvExtra].join('\n') + '\n');
+  return join(root, 'positions.csv');
+}
+
+const frames0to19 = Array.from({ length: 20 }, (_, i) => i);
+
+test('split ranges: each image lands in the split its frame range says, positions parse back, skipped ones counted', async () => {
+  const root = tempDir('vgl-import-ranges-');
+  const csv = await route(join(root, 'src'), { db: frames0to19, q: frames0to19 });
+  const ranges = parseSplitRanges('train:0-7,val:11-13,test:17-19');
+  const r = await importDataset({
+    databaseDir: join(root, 'src', 'db'), queriesDir: join(root, 'src', 'q'), csv, out: join(root, 'out'), name: 'route',
+    splitRanges: ranges, progress: false,
+  });
+  // Independently: which split a frame belongs to, by reading the ranges by hand.
+  const splitOf = (f: number) => (f <= 7 ? 'train' : f >= 11 && f <= 13 ? 'val' : f >= 17 ? 'test' : undefined);
+  const skipped = frames0to19.filter((f) => splitOf(f) === undefined).length * 2; // frames 8-10 and 14-16, database and queries
+  assert.equal(r.outsideRanges, skipped);
+  assert.equal(r.outsideRanges, 12);
+  assert.ok(r.warnings.some((w) => w.startsWith('12 images have a frame in no split range')));
+  assert.deepEqual(r.splits, ['train', 'val', 'test']);
+  assert.equal(r.database + r.queries, 40 - skipped);
+  for (const split of ['train', 'val', 'test']) {
+    const want = frames0to19.filter((f) => splitOf(f) === split);
+    const ds = await openDataset(join(root, 'out'), 'route', split);
+    for (const [paths, positions] of [[ds.databasePaths, ds.databasePositions], [ds.queriesPaths, ds.queriesPositions]] as const) {
+      const got = paths.map((p, i) => ({ frame: Number(parseDatasetFilename(p).note!.slice(1)), east: positions[2 * i], north: positions[2 * i + 1] }));
+      assert.deepEqual(got.map((g) => g.frame).sort((a, b) => a - b), want, split);
+      for (const g of got) assert.deepEqual([g.east, g.north], [eastOf(g.frame), 7000000]);
+    }
+    assert.deepEqual(r.perSplit[split], { database: want.length, queries: want.length, rangeMin: want[0], rangeMax: want[want.length - 1] });
+  }
+  const report = JSON.parse(await readFile(r.reportPath, 'utf8'));
+  assert.deepEqual(report.splitRanges, ranges);
+  assert.equal(report.rangeColumn, 'frame');
+  assert.equal(report.minSplitGap, 25);
+  assert.deepEqual(report.perSplit.val, { database: 3, queries: 3, rangeMin: 11, rangeMax: 13 });
+  assert.equal(report.files.length, 40 - skipped);
+});
+
+test('split ranges closer than --min-split-gap are refused naming the two files; overlapping ranges are refused', async () => {
+  const root = tempDir('vgl-import-gap-');
+  const csv = await route(join(root, 'src'), { db: frames0to19, q: frames0to19 });
+  const opts = { databaseDir: join(root, 'src', 'db'), queriesDir: join(root, 'src', 'q'), csv, out: join(root, 'out'), name: 'route', progress: false };
+  // Frames 7 and 8 are 10 m apart, well inside 25 m.
+  await assert.rejects(importDataset({ ...opts, splitRanges: parseSplitRanges('train:0-7,test:8-19') }), (e: unknown) => {
+    assert.ok(e instanceof DatasetError);
+    assert.match(e.message, /within --min-split-gap 25 m/);
+    // Closest first: frame 7 and 8 of the same folder or across folders, 10 m apart.
+    assert.match(e.problems[0], /f07\.png \(train (database|queries), frame 7\) and .*f08\.png \(test (database|queries), frame 8\): 10\.00 m apart/);
+    assert.ok(e.problems.some((p) => /f06\.png \(train .*f08\.png \(test .*: 20\.00 m apart/.test(p)));
+    assert.ok(!e.problems.some((p) => /f05\.png/.test(p)), 'frames 5 and 8 are 30 m apart: no leak');
+    return true;
+  });
+  assert.equal(existsSync(join(root, 'out')), false, 'a refused import writes nothing');
+  // A smaller gap accepts the same layout: the check follows the flag, not a fixed rule.
+  const ok = await importDataset({ ...opts, splitRanges: parseSplitRanges('train:0-7,test:8-19'), minSplitGap: 9.5 });
+  assert.deepEqual(ok.perSplit, { train: { database: 8, queries: 8, rangeMin: 0, rangeMax: 7 }, test: { database: 12, queries: 12, rangeMin: 8, rangeMax: 19 } });
+
+  assert.throws(() => parseSplitRanges('train:0-10,test:10-19'), /ranges train:0-10 and test:10-19 overlap \(10-10\)/);
+  await assert.rejects(importDataset({ ...opts, splitRanges: [{ split: 'a', min: 0, max: 5 }, { split: 'b', min: 9, max: 12 }, { split: 'c', min: 3, max: 4 }] }),
+    /ranges a:0-5 and c:3-4 overlap/);
+  assert.throws(() => parseSplitRanges('train:9-3'), /train:9-3: from 9 is above to 3/);
+  assert.throws(() => parseSplitRanges('train=0-3'), /"train=0-3" is not split:from-to/);
+  await assert.rejects(importDataset({ ...opts, splits: ['test'], splitRanges: parseSplitRanges('train:0-7') }), /--split test and --split-ranges train:0-7 are mutually exclusive/);
+  // A split whose range holds no image would not open as a dataset.
+  await assert.rejects(importDataset({ ...opts, overwrite: true, splitRanges: parseSplitRanges('train:0-7,test:50-60') }), /split test \(test:50-60\): no database image/);
+});
+
+test('split ranges: a missing range column names the CSV and header; a non-number names the line', async () => {
+  const root = tempDir('vgl-import-col-');
+  const csv = await route(join(root, 'src'), { db: [0, 1], q: [0, 1] }, ['q/f01.png,one,500010,7000000']);
+  const opts = { databaseDir: join(root, 'src', 'db'), queriesDir: join(root, 'src', 'q'), csv, out: join(root, 'out'), name: 'route', progress: false };
+  await assert.rejects(importDataset({ ...opts, splitRanges: parseSplitRanges('test:0-1'), rangeColumn: 'km' }),
+    new RegExp(`${csv.replace(/[.]/g, '\\.')}: no column "km" \\(--range-column.*header \\[file, frame, utm_east, utm_north\\]`));
+  await assert.rejects(importDataset({ ...opts, splitRanges: parseSplitRanges('test:0-1') }), (e: unknown) => {
+    assert.ok(e instanceof DatasetError);
+    assert.deepEqual(e.problems, [`${csv} line 6 (q/f01.png): frame "one" is not a number`]);
+    return true;
+  });
+});
+
+test('several query folders: same-named images at one position import without collision; overlaps refused', async () => {
+  const root = tempDir('vgl-import-multi-');
+  const csv = await route(join(root, 'src'), { day_left: [0, 1, 2, 9], day_right: [0, 1, 2, 9], night_right: [0, 1, 2, 9] });
+  const src = (f: string) => join(root, 'src', f);
+  const r = await importDataset({
+    databaseDir: src('day_left'), queriesDir: [src('day_right'), src('night_right')], csv, out: join(root, 'out'), name: 'gp',
+    splitRanges: parseSplitRanges('train:0-2,test:9-9'), progress: false,
+  });
+  assert.deepEqual(r.perSplit.train, { database: 3, queries: 6, rangeMin: 0, rangeMax: 2 });
+  const ds = await openDataset(join(root, 'out'), 'gp', 'train');
+  const notes = ds.queriesPaths.map((p) => parseDatasetFilename(p).note).sort();
+  assert.deepEqual(notes, ['day_right__f00', 'day_right__f01', 'day_right__f02', 'night_right__f00', 'night_right__f01', 'night_right__f02']);
+  // Each query keeps its own position (the two folders agree here) and links to its own file.
+  for (const [i, p] of ds.queriesPaths.entries()) {
+    const f = parseDatasetFilename(p);
+    const frame = Number(f.note!.slice(-2));
+    assert.equal(ds.queriesPositions[2 * i], eastOf(frame));
+    assert.equal(await realpath(p), await realpath(src(`${f.note!.split('__')[0]}/f${pad(frame)}.png`)));
+  }
+  // A single query folder keeps the plain notes (existing behaviour).
+  const single = await importDataset({ databaseDir: src('day_left'), queriesDir: [src('night_right')], csv, out: join(root, 'out'), name: 'one', progress: false });
+  assert.equal(single.queries, 4);
+  assert.equal(parseDatasetFilename((await openDataset(join(root, 'out'), 'one', 'test')).queriesPaths[0]).note, 'f00');
+
+  const base = { databaseDir: src('day_left'), csv, out: join(root, 'out'), name: 'bad', progress: false };
+  await assert.rejects(importDataset({ ...base, queriesDir: [src('day_right'), src('day_right')] }), /--queries .*day_right and --queries .*day_right overlap/);
+  await assert.rejects(importDataset({ ...base, queriesDir: [src('day_right'), src('day_left')] }), /--database .*day_left and --queries .*day_left overlap/);
+  await mkdir(join(root, 'other', 'day_right'), { recursive: true });
+  await png(join(root, 'other', 'day_right', 'f00.png'), 1);
+  await assert.rejects(importDataset({ ...base, queriesDir: [src('day_right'), join(root, 'other', 'day_right')] }), /same folder name "day_right"/);
+});
+
+test('vgl import: --queries repeatable and comma-separated, --split-ranges end to end, --split with --split-ranges refused', async () => {
+  const root = tempDir('vgl-import-cli-');
+  const csv = await route(join(root, 'src'), { db: frames0to19, qa: frames0to19, qb: frames0to19 });
+  const src = (f: string) => join(root, 'src', f);
+  const base = { database: src('db'), csv, out: join(root, 'out'), name: 'cli' };
+  assert.deepEqual(ImportFlags.parse({ ...base, queries: [src('qa'), `${src('qb')},${src('qa')}`] }).queries, [src('qa'), src('qb'), src('qa')]);
+  assert.deepEqual(ImportFlags.parse({ ...base, queries: src('qa') }).queries, [src('qa')]);
+  assert.throws(() => parseFlags(ImportFlags, { ...base, queries: src('qa'), split: 'test', splitRanges: 'train:0-7,test:11-19' }),
+    (e: unknown) => e instanceof UsageError && /--split-ranges "train:0-7,test:11-19": --split and --split-ranges are mutually exclusive/.test(e.message));
+  assert.throws(() => parseFlags(ImportFlags, { ...base, queries: src('qa'), splitRanges: 'train:0-7,test:5-19' }),
+    (e: unknown) => e instanceof UsageError && /--split-ranges .*ranges train:0-7 and test:5-19 overlap/.test(e.message));
+  assert.throws(() => parseFlags(ImportFlags, { ...base, queries: src('qa'), minSplitGap: '10' }),
+    (e: unknown) => e instanceof UsageError && /--min-split-gap "10": only applies with --split-ranges/.test(e.message));
+
+  const program = new Command().exitOverride();
+  register(program);
+  const lines: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((s: string) => { lines.push(s); return true; }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['import', '--database', src('db'), '--queries', src('qa'), '--queries', src('qb'), '--csv', csv,
+      '--out', join(root, 'out'), '--name', 'cli', '--split-ranges', 'train:0-7,test:11-19', '--min-split-gap', '30'], { from: 'user' });
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.ok(lines.some((l) => l.startsWith('cli/train: 8 database, 16 queries (frame 0..7)')), lines.join(''));
+  assert.ok(lines.some((l) => l.startsWith('cli/test: 9 database, 18 queries (frame 11..19)')), lines.join(''));
+  assert.ok(lines.some((l) => /9 images in no range \(skipped\); no two splits closer than 30 m/.test(l)), lines.join(''));
+  const report = JSON.parse(await readFile(join(root, 'out', 'cli', 'import-report.json'), 'utf8'));
+  assert.equal(report.minSplitGap, 30);
+  assert.deepEqual(report.sources.queries, [src('qa'), src('qb')]);
 });

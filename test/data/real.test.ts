@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { lstat, readlink, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openDataset, type GeoDataset } from '../../src/data/dataset.ts';
+import { parseDatasetFilename } from '../../src/data/filename.ts';
+import { ensureRealDatasets, REAL_DATA_DIR, REAL_DATASETS, NORDLAND_RANGES } from '../../src/data/real.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const root = tempDir('vgl-real-');
+const SPLITS = ['train', 'val', 'test'];
+
+/** Every (east, north) of a split, database and queries. */
+function positionsOf(ds: GeoDataset): [number, number][] {
+  const out: [number, number][] = [];
+  for (const p of [ds.databasePositions, ds.queriesPositions]) for (let i = 0; i < p.length; i += 2) out.push([p[i], p[i + 1]]);
+  return out;
+}
+
+/** Smallest distance between any point of a and any point of b (brute force, independent of the importer's k-d tree). */
+function minDistance(a: [number, number][], b: [number, number][]): number {
+  let best = Infinity;
+  for (const [x, y] of a) for (const [u, v] of b) best = Math.min(best, Math.hypot(x - u, y - v));
+  return best;
+}
+
+test('the embedded photographs are in the repository', () => {
+  assert.ok(REAL_DATA_DIR.endsWith(join('assets', 'real')));
+  for (const f of ['gardens_point/positions.csv', 'gardens_point/day_left/Image100.jpg', 'gardens_point/night_right/Image199.jpg',
+    'nordland/positions.csv', 'nordland/summer/images-00010.jpg', 'nordland/winter/images-35760.jpg']) {
+    assert.ok(existsSync(join(REAL_DATA_DIR, f)), f);
+  }
+});
+
+test('ensureRealDatasets imports every defined set with route-based splits', async () => {
+  const summaries = await ensureRealDatasets(root, { progress: false });
+  assert.deepEqual(summaries.map((s) => [s.name, s.reused]), REAL_DATASETS.map((d) => [d.name, false]));
+  assert.deepEqual(summaries.map((s) => s.name), ['gardens_point', 'gardens_point_day', 'gardens_point_night', 'nordland']);
+
+  // Gardens Point: 1 database + 2 query traverses per frame; train 100-139, val 144-153, test 158-199.
+  const gp: Record<string, GeoDataset> = {};
+  for (const split of SPLITS) gp[split] = await openDataset(root, 'gardens_point', split);
+  assert.deepEqual(SPLITS.map((s) => [gp[s].databasePaths.length, gp[s].queriesPaths.length]), [[40, 80], [10, 20], [42, 84]]);
+  const frameOf = (p: string) => (parseDatasetFilename(p).east - 500000) / 10;
+  assert.deepEqual(gp.train.databasePaths.map(frameOf), Array.from({ length: 40 }, (_, i) => 100 + i));
+  assert.equal(gp.test.queriesPaths.filter((p) => parseDatasetFilename(p).note!.startsWith('night_right__')).length, 42);
+  assert.ok((await lstat(gp.test.databasePaths[0])).isSymbolicLink());
+  assert.ok((await readlink(gp.test.databasePaths[0])).startsWith(REAL_DATA_DIR));
+  // No place of a train image within 25 m of a val or test image (and val/test apart too).
+  const trainPos = positionsOf(gp.train);
+  assert.ok(minDistance(trainPos, positionsOf(gp.val)) > 25);
+  assert.ok(minDistance(trainPos, positionsOf(gp.test)) > 25);
+  assert.ok(minDistance(positionsOf(gp.val), positionsOf(gp.test)) > 25);
+  await assert.rejects(openDataset(root, 'gardens_point_night', 'train'), /folder missing/);
+
+  const night = await openDataset(root, 'gardens_point_night', 'test');
+  assert.deepEqual([night.databasePaths.length, night.queriesPaths.length], [42, 42]);
+  assert.ok(night.queriesPaths.every((p) => parseDatasetFilename(p).note!.startsWith('Image')), 'one query folder: plain notes');
+  const day = await openDataset(root, 'gardens_point_day', 'val');
+  assert.deepEqual([day.databasePaths.length, day.queriesPaths.length], [10, 10]);
+
+  // Nordland: frames 10, 20, ..., 35760 in each season; count per range by hand.
+  const frames = Array.from({ length: 3576 }, (_, i) => 10 * (i + 1));
+  const nl: Record<string, GeoDataset> = {};
+  for (const r of NORDLAND_RANGES) {
+    const want = frames.filter((f) => f >= r.min && f <= r.max).length;
+    nl[r.split] = await openDataset(root, 'nordland', r.split);
+    assert.deepEqual([nl[r.split].databasePaths.length, nl[r.split].queriesPaths.length], [want, want], r.split);
+  }
+  assert.deepEqual(SPLITS.map((s) => nl[s].databasePaths.length), [2100, 291, 1167]);
+  // Along one line (north fixed), the gap between splits is the gap between their extreme easts.
+  const easts = (ds: GeoDataset) => positionsOf(ds).map(([e]) => e);
+  assert.ok(Math.min(...easts(nl.val)) - Math.max(...easts(nl.train)) > 25);
+  assert.ok(Math.min(...easts(nl.test)) - Math.max(...easts(nl.val)) > 25);
+  assert.ok(positionsOf(nl.train).every(([, n]) => n === 7000000));
+});
+
+test('ensureRealDatasets again is a no-op; a damaged dataset is imported again', async () => {
+  const logs: string[] = [];
+  const again = await ensureRealDatasets(root, { progress: false, log: (s) => logs.push(s) });
+  assert.deepEqual(again.map((s) => s.reused), [true, true, true, true]);
+  assert.equal(logs.length, 4);
+  assert.ok(logs.every((l) => /already in/.test(l)));
+  assert.deepEqual(again[0].splits, { train: { database: 40, queries: 80 }, val: { database: 10, queries: 20 }, test: { database: 42, queries: 84 } });
+
+  // Remove one link: that dataset alone is imported again, with overwrite.
+  const ds = await openDataset(root, 'gardens_point_day', 'test');
+  await rm(ds.queriesPaths[0]);
+  const repaired = await ensureRealDatasets(root, { progress: false });
+  assert.deepEqual(repaired.map((s) => [s.name, s.reused]), [['gardens_point', true], ['gardens_point_day', false], ['gardens_point_night', true], ['nordland', true]]);
+  const fixed = await openDataset(root, 'gardens_point_day', 'test');
+  assert.equal(fixed.queriesPaths.length, 42);
+});

@@ -1,6 +1,7 @@
 // Query-only augmentations of the benchmark reference, on planar [0,1] float images, seeded.
 // Order (reference): colour jitter -> random perspective -> random resized crop -> random rotation
-// -> resize; then horizontal flip. Definitions follow torchvision's (blend-based colour ops clamped
+// -> resize; then horizontal flip. Camera augmentations of our own slot in: gamma and grey after the
+// colour jitter, blur and noise after the resize. Definitions follow torchvision's (blend-based colour ops clamped
 // to [0,1], HSV hue shift, perspective from four jittered corners, crop area/ratio sampling).
 // The random draws are our own stream (src/data/random.ts), not torch's: same seed, same bytes.
 
@@ -35,6 +36,16 @@ export interface AugmentOptions {
   randomRotation?: number;
   /** Probability of a horizontal flip. */
   horizontalFlip?: number;
+  // Camera augmentations (not in the reference): what separates a night or winter photo from the
+  // day database besides the scene — grey, dark-adapted, blurred and noisy images.
+  /** Probability of turning the image grey (luma in all three channels). */
+  grayscale?: number;
+  /** Gamma exponent drawn log-uniformly from [1/(1+v), 1+v] (exposure and tone curve). */
+  gamma?: number;
+  /** Gaussian blur with sigma drawn from [0, v] pixels of the output size (focus, motion, JPEG). */
+  blur?: number;
+  /** Sensor noise at the output size: std drawn from [0, v] (of the [0,1] range), half luma and half per-channel. */
+  noise?: number;
 }
 
 export function validateAugmentOptions(o: AugmentOptions): void {
@@ -54,6 +65,10 @@ export function validateAugmentOptions(o: AugmentOptions): void {
   inRange('randomResizedCrop', 0, 1 - 1e-9);
   inRange('randomRotation', 0, 360);
   inRange('horizontalFlip', 0, 1);
+  inRange('grayscale', 0, 1);
+  inRange('gamma', 0, 10);
+  inRange('blur', 0, 20);
+  inRange('noise', 0, 1);
   if (o.jitterOrder !== undefined && o.jitterOrder !== 'fixed' && o.jitterOrder !== 'random') {
     throw new Error(`augmentation jitterOrder must be 'fixed' or 'random', got ${String(o.jitterOrder)}`);
   }
@@ -61,7 +76,7 @@ export function validateAugmentOptions(o: AugmentOptions): void {
 
 export function hasAugmentation(o: AugmentOptions): boolean {
   return Boolean(o.brightness || o.contrast || o.saturation || o.hue || o.randPerspective
-    || o.randomResizedCrop || o.randomRotation || o.horizontalFlip);
+    || o.randomResizedCrop || o.randomRotation || o.horizontalFlip || o.grayscale || o.gamma || o.blur || o.noise);
 }
 
 // ---------------------------------------------------------------- colour
@@ -320,6 +335,67 @@ export function rotate(img: FloatImage, degrees: number): FloatImage {
   return { width: w, height: h, data: out };
 }
 
+// ---------------------------------------------------------------- camera
+
+/** Luma (PIL weights) in all three planes. */
+export function toGrayscale(img: FloatImage): FloatImage {
+  const n = img.width * img.height, src = img.data;
+  const out = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    const y = grey(src[i], src[n + i], src[2 * n + i]);
+    out[i] = y; out[n + i] = y; out[2 * n + i] = y;
+  }
+  return { width: img.width, height: img.height, data: out };
+}
+
+/** x^exponent per value (inputs are in [0,1], so the range is kept). */
+export function adjustGamma(img: FloatImage, exponent: number): FloatImage {
+  const src = img.data, out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = Math.pow(src[i] < 0 ? 0 : src[i], exponent);
+  return { width: img.width, height: img.height, data: out };
+}
+
+/** Separable Gaussian blur (kernel radius ceil(3 sigma), edges clamped); sigma <= 0 returns the input. */
+export function gaussianBlur(img: FloatImage, sigma: number): FloatImage {
+  if (!(sigma > 0)) return img;
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = new Float32Array(2 * r + 1);
+  let sum = 0;
+  for (let i = -r; i <= r; i++) sum += k[i + r] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = 0; i < k.length; i++) k[i] /= sum;
+  const { width: w, height: h } = img;
+  const tmp = new Float32Array(img.data.length), out = new Float32Array(img.data.length);
+  for (let c = 0; c < 3; c++) {
+    const o = c * w * h;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        let acc = 0;
+        for (let i = -r; i <= r; i++) acc += k[i + r] * img.data[o + y * w + Math.min(w - 1, Math.max(0, x + i))];
+        tmp[o + y * w + x] = acc;
+      }
+    }
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        let acc = 0;
+        for (let i = -r; i <= r; i++) acc += k[i + r] * tmp[o + Math.min(h - 1, Math.max(0, y + i)) * w + x];
+        out[o + y * w + x] = acc;
+      }
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
+/** Adds zero-mean Gaussian noise of this std: half of the variance shared by the three channels (luma grain), half per channel; clamped to [0,1]. */
+export function addNoise(img: FloatImage, std: number, rng: Rng): FloatImage {
+  const n = img.width * img.height, src = img.data, out = new Float32Array(src.length);
+  const s = std * Math.SQRT1_2;
+  for (let i = 0; i < n; i++) {
+    const shared = rng.normal(0, s);
+    for (let c = 0; c < 3; c++) out[c * n + i] = clamp01(src[c * n + i] + shared + rng.normal(0, s));
+  }
+  return { width: img.width, height: img.height, data: out };
+}
+
 // ---------------------------------------------------------------- pipeline
 
 const jitterFactor = (rng: Rng, v: number) => rng.uniform(Math.max(0, 1 - v), 1 + v);
@@ -333,6 +409,8 @@ export function augmentImage(img: FloatImage, size: ImageSize, o: AugmentOptions
   if (o.hue) jitters.push((x) => adjustHue(x, rng.uniform(-o.hue!, o.hue!)));
   if (o.jitterOrder === 'random') rng.shuffle(jitters);
   for (const j of jitters) img = j(img);
+  if (o.gamma) img = adjustGamma(img, Math.exp(rng.uniform(-Math.log1p(o.gamma), Math.log1p(o.gamma))));
+  if (o.grayscale && rng.bernoulli(o.grayscale)) img = toGrayscale(img);
 
   if (o.randPerspective && rng.bernoulli(o.perspectiveProbability ?? 0.5)) {
     const { startpoints, endpoints } = perspectiveParams(rng, img.width, img.height, o.randPerspective);
@@ -344,6 +422,9 @@ export function augmentImage(img: FloatImage, size: ImageSize, o: AugmentOptions
   }
   if (o.randomRotation) img = rotate(img, rng.uniform(-o.randomRotation, o.randomRotation));
   if (img.width !== size.width || img.height !== size.height) img = resizeFloat(img, size.width, size.height);
+  // Blur and noise at the network's resolution, where the sensor's grain survives downscaling.
+  if (o.blur) img = gaussianBlur(img, rng.uniform(0, o.blur));
+  if (o.noise) img = addNoise(img, rng.uniform(0, o.noise), rng);
   if (o.horizontalFlip && rng.bernoulli(o.horizontalFlip)) img = hflip(img);
   return img;
 }

@@ -22,6 +22,22 @@ export interface GeoDataset {
   databasePositions: Float64Array;
   /** Query positions, row-major M x 2: [east0, north0, ...] in metres. */
   queriesPositions: Float64Array;
+  /** For a concatenation (concatDatasets): where each dataset's images lie in the lists. */
+  parts?: readonly DatasetPart[];
+}
+
+/** One dataset inside a concatenation: its name and its index ranges [start, end) in the lists. */
+export interface DatasetPart {
+  name: string;
+  database: readonly [number, number];
+  queries: readonly [number, number];
+}
+
+/** The part index of every item of one list (database or queries); all 0 for a single dataset. */
+export function partOf(ds: Pick<GeoDataset, 'parts' | 'databasePaths' | 'queriesPaths'>, list: 'database' | 'queries'): Int32Array {
+  const out = new Int32Array(list === 'database' ? ds.databasePaths.length : ds.queriesPaths.length);
+  (ds.parts ?? []).forEach((p, i) => out.fill(i, p[list][0], p[list][1]));
+  return out;
 }
 
 /** Invalid dataset input; `problems` lists every offending path with its fault. */
@@ -185,4 +201,54 @@ export async function verifyImages(dataset: GeoDataset, options: VerifyImagesOpt
   bar.stop();
   const bad = problems.filter((p): p is string => p !== null);
   if (bad.length > 0) throw new DatasetError(`dataset "${dataset.name}" split "${dataset.split}" has images that do not decode`, bad);
+}
+
+/**
+ * Apart by this many metres (north), the datasets of a concatenation never share a positive at any
+ * radius a user would set, whatever their own coordinates (UTM northings stay below 10,000 km).
+ */
+export const CONCATENATION_OFFSET = 1e8;
+
+/**
+ * One dataset made of several (e.g. synthetic and real training sets mixed): paths concatenated in
+ * order, positions of the i-th part moved i x CONCATENATION_OFFSET metres north so that positives
+ * and negatives are only ever found within a part. Positions of the result are for radius searches,
+ * not for display.
+ */
+export function concatDatasets(parts: readonly GeoDataset[]): GeoDataset {
+  if (parts.length === 0) throw new Error('concatDatasets: no dataset given');
+  if (parts.length === 1) return parts[0];
+  const shifted = (pos: Float64Array, i: number) => {
+    const out = Float64Array.from(pos);
+    for (let k = 1; k < out.length; k += 2) out[k] += i * CONCATENATION_OFFSET;
+    return out;
+  };
+  const join2 = (arrays: Float64Array[]) => {
+    const out = new Float64Array(arrays.reduce((s, a) => s + a.length, 0));
+    let at = 0;
+    for (const a of arrays) { out.set(a, at); at += a.length; }
+    return out;
+  };
+  const ranges: DatasetPart[] = [];
+  let db = 0, q = 0;
+  for (const p of parts) {
+    ranges.push({ name: p.name, database: [db, db + p.databasePaths.length], queries: [q, q + p.queriesPaths.length] });
+    db += p.databasePaths.length;
+    q += p.queriesPaths.length;
+  }
+  return {
+    root: parts[0].root, name: parts.map((p) => p.name).join(','), split: parts[0].split, parts: ranges,
+    dir: parts.map((p) => p.dir).join(','),
+    databasePaths: parts.flatMap((p) => p.databasePaths),
+    queriesPaths: parts.flatMap((p) => p.queriesPaths),
+    databasePositions: join2(parts.map((p, i) => shifted(p.databasePositions, i))),
+    queriesPositions: join2(parts.map((p, i) => shifted(p.queriesPositions, i))),
+  };
+}
+
+/** Several names ("a,b"): each opened at `split` and concatenated (see concatDatasets). */
+export async function openDatasets(root: string, names: readonly string[], split: string, options: OpenDatasetOptions = {}): Promise<GeoDataset> {
+  const parts: GeoDataset[] = [];
+  for (const name of names) parts.push(await openDataset(root, name, split, options));
+  return concatDatasets(parts);
 }

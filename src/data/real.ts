@@ -12,9 +12,12 @@ export const REAL_DATA_DIR = fileURLToPath(new URL('../../assets/real', import.m
 
 // Gardens Point: frames 100-199, 10 m apart. Four frames are left out between stretches, so two
 // splits are at least 50 m apart: beyond the 25 m soft-positive radius, no place is in two splits.
-export const GARDENS_POINT_TRAIN: SplitRange = { split: 'train', min: 100, max: 139 };
-export const GARDENS_POINT_VAL: SplitRange = { split: 'val', min: 144, max: 153 };
-export const GARDENS_POINT_TEST: SplitRange = { split: 'test', min: 158, max: 199 };
+// The test stretch is the longest (52 places): with 42, one query moved R@1 by 2.4 points, more than
+// the 2-point loss a recipe may show there; training on Gardens Point itself matters less (see
+// docs/real-places.md).
+export const GARDENS_POINT_TRAIN: SplitRange = { split: 'train', min: 100, max: 129 };
+export const GARDENS_POINT_VAL: SplitRange = { split: 'val', min: 134, max: 143 };
+export const GARDENS_POINT_TEST: SplitRange = { split: 'test', min: 148, max: 199 };
 export const GARDENS_POINT_RANGES: readonly SplitRange[] = [GARDENS_POINT_TRAIN, GARDENS_POINT_VAL, GARDENS_POINT_TEST];
 /** Val and test only: the single-condition sets are for evaluation. */
 export const GARDENS_POINT_EVAL_RANGES: readonly SplitRange[] = [GARDENS_POINT_VAL, GARDENS_POINT_TEST];

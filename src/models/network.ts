@@ -3,12 +3,15 @@
 // torchvision names inside the backbone.
 import { nn, tidy, Tensor, inferenceMode } from '../torch/index.ts';
 import { loadStateDict as readStateDict } from '../torch/serialization/index.ts';
-import type { Backbone, AggregationHead } from './types.ts';
+import { freezeModules, type Backbone, type AggregationHead } from './types.ts';
 import { ResNetTrunk, loadResNetWeights, type ResNetName, type Cut } from './resnet.ts';
 import { MobileNetV2 } from './mobilenetv2.ts';
 import { Vgg16, loadVggWeights } from './vgg.ts';
 import { loadKerasWeights } from './weights/keras-mobilenetv2.ts';
 import { HEADS, AGGREGATION_NAMES, type AggregationName, type HeadOptions } from './aggregation/index.ts';
+
+export const BACKBONE_FREEZE = ['reference', 'none', 'all'] as const;
+export type BackboneFreeze = (typeof BACKBONE_FREEZE)[number];
 
 export const BACKBONE_NAMES = ['resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2'] as const;
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
@@ -87,6 +90,14 @@ export class GeoLocalizationNet extends nn.Module {
   }
   freezeReference(): void {
     this.backbone.freezeReference();
+  }
+  /**
+   * Which backbone layers train: 'reference' (the reference's choice per backbone, e.g. ResNet from
+   * layer3, MobileNetV2 from block_13), 'none' frozen (all train), 'all' frozen (only the head trains).
+   */
+  freezeBackbone(which: BackboneFreeze): void {
+    if (which === 'reference') this.backbone.freezeReference();
+    else if (which === 'all') freezeModules([this.backbone]);
   }
   summary(): { backbone: BackboneName; aggregation: AggregationName; descriptorDim: number; parameters: number; trainableParameters: number } {
     return {

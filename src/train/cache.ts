@@ -49,13 +49,29 @@ export const STREAM = { loopQueries: 1, sharedNegatives: 2, queryNegatives: 3 } 
  * The training queries of one cache loop: `cacheRefreshRate` distinct indices drawn uniformly from
  * [0, trainingCount) (all of them, shuffled, when there are fewer), in draw order.
  */
-export function sampleLoopQueries(trainingCount: number, cacheRefreshRate: number, seed: number): Int32Array {
+export function sampleLoopQueries(trainingCount: number, cacheRefreshRate: number, seed: number, groups?: Int32Array): Int32Array {
   if (!Number.isInteger(trainingCount) || trainingCount < 1) throw new Error(`sampleLoopQueries: need at least one training query, got ${trainingCount}`);
   if (!Number.isInteger(cacheRefreshRate) || cacheRefreshRate < 1) {
     throw new Error(`sampleLoopQueries: cacheRefreshRate must be an integer >= 1, got ${cacheRefreshRate}`);
   }
   const rng = new Rng(deriveSeed(seed, STREAM.loopQueries));
-  return Int32Array.from(rng.sample(trainingCount, Math.min(cacheRefreshRate, trainingCount)));
+  const k = Math.min(cacheRefreshRate, trainingCount);
+  if (groups === undefined || groups.length === 0) return Int32Array.from(rng.sample(trainingCount, k));
+  if (groups.length !== trainingCount) throw new Error(`sampleLoopQueries: ${groups.length} group labels for ${trainingCount} queries`);
+  // Balanced: each group (training dataset) gets an equal share of the loop; a group smaller than
+  // its share gives all its queries and the rest is shared among the larger ones.
+  const members = new Map<number, number[]>();
+  groups.forEach((g, i) => { const m = members.get(g); if (m) m.push(i); else members.set(g, [i]); });
+  const lists = [...members.keys()].sort((a, b) => a - b).map((g) => members.get(g)!).sort((a, b) => a.length - b.length);
+  const picked: number[] = [];
+  let left = k;
+  lists.forEach((list, j) => {
+    const share = Math.min(list.length, Math.floor(left / (lists.length - j)));
+    for (const i of rng.sample(list.length, share)) picked.push(list[i]);
+    left -= share;
+  });
+  rng.shuffle(picked);
+  return Int32Array.from(picked);
 }
 
 /** What one cache loop extracts, and the loop's seed for mining. */

@@ -14,12 +14,20 @@ export const AugmentSchema = z.object({
   randomResizedCrop: z.number().min(0).lt(1).optional(),
   randomRotation: z.number().min(0).max(360).optional(),
   horizontalFlip: z.number().min(0).max(1).optional(),
+  grayscale: z.number().min(0).max(1).optional(),
+  gamma: z.number().min(0).max(10).optional(),
+  blur: z.number().min(0).max(20).optional(),
+  noise: z.number().min(0).max(1).optional(),
 }).strict();
 
 export const TrainConfigSchema = z.object({
   // data
   datasetsFolder: z.string().min(1),
-  datasetName: z.string().min(1),
+  /** One dataset, or several separated by commas whose training sets are mixed (see datasetNames). */
+  datasetName: z.string().min(1).refine((s) => s.split(',').every((n) => /^[A-Za-z0-9._-]+$/.test(n.trim())),
+    'one dataset name, or several separated by commas (letters, digits, ".", "_" and "-")'),
+  /** Several training datasets: each cache loop draws queries equally from each ('balanced') or in proportion to their sizes. */
+  mixing: z.enum(['balanced', 'proportional']).default('balanced'),
   /** Image size H x W for training and testing. */
   resize: z.tuple([count, count]).default([480, 640]),
   trainPositivesDistThreshold: positive.default(10),
@@ -33,6 +41,8 @@ export const TrainConfigSchema = z.object({
   fcOutputDim: count.optional(),
   /** Narrower ResNet stage widths (4 values; tests and tiny experiments); default torchvision's 64,128,256,512. */
   resnetWidths: z.array(count).length(4).optional(),
+  /** Frozen backbone layers: the reference's, none (all train) or all (only the head trains). */
+  freezeBackbone: z.enum(['reference', 'none', 'all']).default('reference'),
   /** ImageNet weights: a .pth (ResNet/VGG) or a TF.js folder (MobileNetV2). */
   weights: z.string().optional(),
   // optimisation
@@ -74,6 +84,9 @@ export const TrainConfigSchema = z.object({
 });
 
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
+
+/** The datasets a run trains on: `datasetName` split at commas ("synth-city,gardens_point" mixes both). */
+export const datasetNames = (c: Pick<TrainConfig, 'datasetName'>): string[] => c.datasetName.split(',').map((n) => n.trim());
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 
 /** kebab-case → camelCase (config-file keys, CLI flags). */

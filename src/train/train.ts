@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { optim, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
-import { openDataset, listSplits, type GeoDataset } from '../data/dataset.ts';
+import { openDatasets, listSplits, partOf, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
 import { loadImage, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
@@ -27,7 +27,7 @@ import type { Recalls } from '../eval/recall.ts';
 import { computeLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
-import type { TrainConfig } from './config.ts';
+import { datasetNames, type TrainConfig } from './config.ts';
 
 /** The loss (or, after a step, a weight or BatchNorm statistic) went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
 export class NonFiniteLossError extends Error {
@@ -86,6 +86,11 @@ export interface TrainHooks {
    * produce a genuinely non-finite loss at a chosen step).
    */
   beforeStep?: (net: GeoLocalizationNet, at: StepPosition) => void;
+  /**
+   * Called after each epoch's validation with the network as trained so far (experiments: recall on
+   * other test sets per epoch). Must not change the weights; it runs before the epoch's checkpoints.
+   */
+  afterValidation?: (net: GeoLocalizationNet, epoch: number, recalls: Recalls) => Promise<void>;
 }
 
 /** One cache loop's record in log.jsonl: wall-clock times of its phases, sizes, mining statistics. */
@@ -165,11 +170,26 @@ export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config:
   return result.recalls;
 }
 
+/** 500 random database images; of several training datasets, as many from each as it can give (a large one must not set every cluster). */
+function headInitImages(ds: GeoDataset, rng: Rng, count = 500): string[] {
+  const parts = ds.parts ?? [{ name: ds.name, database: [0, ds.databasePaths.length] as const, queries: [0, 0] as const }];
+  const sorted = [...parts].sort((a, b) => (a.database[1] - a.database[0]) - (b.database[1] - b.database[0]));
+  const images: string[] = [];
+  let left = Math.min(count, ds.databasePaths.length);
+  sorted.forEach((p, j) => {
+    const size = p.database[1] - p.database[0];
+    const share = Math.min(size, Math.floor(left / (sorted.length - j)));
+    for (const i of rng.sample(size, share)) images.push(ds.databasePaths[p.database[0] + i]);
+    left -= share;
+  });
+  return images;
+}
+
 /** NetVLAD-style heads: k-means over local descriptors of random training database images. */
 export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, log: (s: string) => void): Promise<void> {
   if (!isDataInitialised(net.aggregation)) return;
   const rng = new Rng(deriveSeed(config.seed, 0x1417));
-  const images = rng.sample(ds.databasePaths.length, Math.min(500, ds.databasePaths.length)).map((i) => ds.databasePaths[i]);
+  const images = headInitImages(ds, rng);
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
   const perImage = 100;
   const chunks: Tensor[] = [];
@@ -235,8 +255,10 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   };
 
   // Data: what exists and where (validated up front, before any model work).
-  const trainDs = await openDataset(config.datasetsFolder, config.datasetName, 'train');
-  const valDs = await openDataset(config.datasetsFolder, config.datasetName, 'val');
+  // Several datasets: their training sets are mixed (tuples never cross datasets), validation covers every val split.
+  const names = datasetNames(config);
+  const trainDs = await openDatasets(config.datasetsFolder, names, 'train');
+  const valDs = await openDatasets(config.datasetsFolder, names, 'val');
   const positives = computePositives(trainDs, {
     valPositiveDistThreshold: config.valPositiveDistThreshold, trainPositivesDistThreshold: config.trainPositivesDistThreshold,
   });
@@ -250,7 +272,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const net = networkFor(config);
   if (config.weights) await net.loadPretrained(config.weights);
   if (device !== 'cpu') net.to(device);
-  net.freezeReference();
+  net.freezeBackbone(config.freezeBackbone);
   const opt = optimizerFor(net, config);
   const lastPath = join(out, 'last.pth');
   const bestPath = join(out, 'best.pth');
@@ -275,6 +297,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
 
   const memory: NegativeMemory = memoryFromJSON(state.memory, `${lastPath} (negative memory)`);
+  // Several training datasets, balanced: every cache loop draws its queries equally from each.
+  const queryPart = partOf(trainDs, 'queries');
+  const queryGroups = config.mixing === 'balanced' && trainDs.parts ? Int32Array.from(training.originalIndices, (q) => queryPart[q]) : undefined;
   const loopsPerEpoch = Math.ceil(config.queriesPerEpoch / config.cacheRefreshRate);
   const tuple = 2 + config.negsNumPerQuery;
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
@@ -294,7 +319,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         const loopSeed = deriveSeed(config.seed, state.epoch, state.loop);
         // 1. which queries, 2. cache their descriptors and the database's
         let t = performance.now();
-        const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed);
+        const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed, queryGroups);
         const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
           { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
         const cache = await cacheDescriptors(net, trainDs, training, plan, config, progress);
@@ -388,6 +413,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       await record({ event: 'validation', epoch: state.epoch, recalls, meanLoss, validateMs, images: valDs.databasePaths.length + valDs.queriesPaths.length });
       const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
       log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
+      await hooks.afterValidation?.(net, state.epoch, recalls);
       state.epoch++;
       state.loop = 0;
       state.epochLossSum = 0;
@@ -407,8 +433,10 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         break;
       }
     }
-    if (hooks.test !== false && existsSync(bestPath) && (await listSplits(config.datasetsFolder, config.datasetName)).includes('test')) {
-      const testDs = await openDataset(config.datasetsFolder, config.datasetName, 'test');
+    const withTest: string[] = [];
+    for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
+    if (hooks.test !== false && existsSync(bestPath) && withTest.length > 0) {
+      const testDs = await openDatasets(config.datasetsFolder, withTest, 'test');
       torch.loadStateDict(net, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
       const testRecalls = await recallsOn(net, testDs, config, progress);
       await record({ event: 'test', epoch: state.bestEpoch, recalls: testRecalls });

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import {
   adjustBrightness, adjustContrast, adjustHue, adjustSaturation, augmentImage, hasAugmentation, hflip,
   homography, loadAugmentedImage, perspective, perspectiveParams, queryTransform, resizedCropParams,
-  rotate, solveLinear, validateAugmentOptions, type AugmentOptions,
+  rotate, solveLinear, validateAugmentOptions, toGrayscale, adjustGamma, gaussianBlur, addNoise, type AugmentOptions,
 } from '../../src/data/augment.ts';
 import { loadImage, resizeFloat, type FloatImage } from '../../src/data/image.ts';
 import { Rng, deriveSeed } from '../../src/data/random.ts';
@@ -194,4 +194,44 @@ test('options are validated and off by default', () => {
   assert.throws(() => validateAugmentOptions({ randomResizedCrop: 1 }), /randomResizedCrop/);
   assert.throws(() => validateAugmentOptions({ brightness: -1 }), /brightness/);
   assert.throws(() => queryTransform({ seed: 0, augment: { horizontalFlip: 2 } }), /horizontalFlip/);
+});
+
+test('camera augmentations: grey, gamma, blur and noise by hand', () => {
+  // PIL luma: 0.299 r + 0.587 g + 0.114 b
+  assertPixel(pixel(toGrayscale(constant(2, 2, [1, 0.5, 0])), 1, 1), [0.5925, 0.5925, 0.5925]);
+  assertPixel(pixel(adjustGamma(constant(1, 1, [0.25, 1, 0]), 0.5), 0, 0), [0.5, 1, 0]);
+  // Blur: a constant image stays constant; an impulse spreads into the normalised Gaussian
+  // (sigma 1, radius 3: centre weight 1 / sum_{i=-3..3} exp(-i^2/2) = 0.39905 per axis).
+  assertPixel(pixel(gaussianBlur(constant(5, 4, [0.3, 0.6, 0.9]), 1.5), 2, 1), [0.3, 0.6, 0.9], 1e-6);
+  const impulse = image(7, 7, Array.from({ length: 49 }, (_, i) => (i === 24 ? [1, 1, 1] : [0, 0, 0])));
+  const b = gaussianBlur(impulse, 1);
+  const w0 = 1 / [-3, -2, -1, 0, 1, 2, 3].reduce((s, i) => s + Math.exp(-(i * i) / 2), 0);
+  assertPixel(pixel(b, 3, 3), [w0 * w0, w0 * w0, w0 * w0], 1e-6);
+  assertPixel(pixel(b, 4, 3), [w0 * w0 * Math.exp(-0.5), w0 * w0 * Math.exp(-0.5), w0 * w0 * Math.exp(-0.5)], 1e-6);
+  assert.ok(Math.abs(b.data.slice(0, 49).reduce((s, v) => s + v, 0) - 1) < 1e-5, 'blur keeps the mass');
+  // Noise on mid-grey (no clamping): zero mean, the asked std, channels correlated by the shared half.
+  const n = addNoise(constant(200, 200, [0.5, 0.5, 0.5]), 0.05, new Rng(3));
+  const plane = 200 * 200;
+  let m = 0, v = 0, cov = 0;
+  for (let i = 0; i < plane; i++) { const d0 = n.data[i]! - 0.5, d1 = n.data[plane + i]! - 0.5; m += d0; v += d0 * d0; cov += d0 * d1; }
+  m /= plane; v /= plane; cov /= plane;
+  assert.ok(Math.abs(m) < 1e-3, `mean ${m}`);
+  assert.ok(Math.abs(Math.sqrt(v) - 0.05) < 2e-3, `std ${Math.sqrt(v)}`);
+  assert.ok(Math.abs(cov / v - 0.5) < 0.03, `channel correlation ${cov / v} (half the variance is shared)`);
+});
+
+test('camera augmentations run in the pipeline, seeded, and count as augmentation', () => {
+  const o: AugmentOptions = { grayscale: 1, gamma: 0.5, blur: 1, noise: 0.1 };
+  assert.ok(hasAugmentation(o));
+  assert.throws(() => validateAugmentOptions({ noise: 2 }), /noise must be a number in \[0, 1\]/);
+  const src = indexed(8, 6);
+  const a = augmentImage(src, { height: 6, width: 8 }, o, new Rng(5));
+  const again = augmentImage(src, { height: 6, width: 8 }, o, new Rng(5));
+  assert.deepEqual(a.data, again.data);
+  // grey before the noise, so channels differ only by the per-channel half of the noise
+  const plane = 48;
+  let diff = 0;
+  for (let i = 0; i < plane; i++) diff += Math.abs(a.data[i]! - a.data[plane + i]!);
+  assert.ok(diff > 0 && diff / plane < 0.2, `mean channel difference ${diff / plane}`);
+  assert.notDeepEqual(a.data, augmentImage(src, { height: 6, width: 8 }, o, new Rng(6)).data);
 });

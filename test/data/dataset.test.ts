@@ -4,7 +4,8 @@ import { mkdtemp, mkdir, writeFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { openDataset, verifyImages, listSplits, DatasetError } from '../../src/data/dataset.ts';
+import { openDataset, openDatasets, verifyImages, listSplits, DatasetError, CONCATENATION_OFFSET } from '../../src/data/dataset.ts';
+import { computePositives } from '../../src/data/positives.ts';
 
 async function tempRoot(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'vgl-dataset-'));
@@ -101,6 +102,31 @@ test('verifyImages decodes headers and lists files that are not images', async (
     });
     await writeFile(join(q, '@1@2@.jpg'), png);
     await openDataset(root, 'toy', 'test', { verifyImages: { progress: false } });
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('several datasets concatenate: paths in order, positives never cross datasets', async () => {
+  const root = await tempRoot();
+  try {
+    // Two datasets at the same coordinates: without the offset, a's queries would find b's images.
+    for (const name of ['a', 'b']) {
+      for (const part of ['database', 'queries']) {
+        const d = join(root, name, 'images', 'train', part);
+        await mkdir(d, { recursive: true });
+        await writeFile(join(d, `@0000010.00@0000020.00@@@@@@@@@@@@${name}1@.jpg`), 'x');
+        await writeFile(join(d, `@0000015.00@0000020.00@@@@@@@@@@@@${name}2@.jpg`), 'x');
+      }
+    }
+    const ds = await openDatasets(root, ['a', 'b'], 'train');
+    assert.equal(ds.name, 'a,b');
+    assert.deepEqual(ds.databasePaths.map((p) => p.split('@').at(-2)), ['a1', 'a2', 'b1', 'b2']);
+    assert.deepEqual(Array.from(ds.databasePositions), [10, 20, 15, 20, 10, 20 + CONCATENATION_OFFSET, 15, 20 + CONCATENATION_OFFSET]);
+    const positives = computePositives(ds, { valPositiveDistThreshold: 25, trainPositivesDistThreshold: 10 });
+    assert.deepEqual(positives.soft.map((p) => Array.from(p)), [[0, 1], [1, 0], [2, 3], [3, 2]]);
+    assert.deepEqual((await openDatasets(root, ['b'], 'train')).databasePaths, (await openDataset(root, 'b', 'train')).databasePaths);
+    await assert.rejects(openDatasets(root, ['a', 'missing'], 'train'), /dataset "missing"/);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -38,13 +38,13 @@ test('ensureRealDatasets imports every defined set with route-based splits', asy
   assert.deepEqual(summaries.map((s) => [s.name, s.reused]), REAL_DATASETS.map((d) => [d.name, false]));
   assert.deepEqual(summaries.map((s) => s.name), ['gardens_point', 'gardens_point_day', 'gardens_point_night', 'nordland']);
 
-  // Gardens Point: 1 database + 2 query traverses per frame; train 100-139, val 144-153, test 158-199.
+  // Gardens Point: 1 database + 2 query traverses per frame; train 100-129, val 134-143, test 148-199.
   const gp: Record<string, GeoDataset> = {};
   for (const split of SPLITS) gp[split] = await openDataset(root, 'gardens_point', split);
-  assert.deepEqual(SPLITS.map((s) => [gp[s].databasePaths.length, gp[s].queriesPaths.length]), [[40, 80], [10, 20], [42, 84]]);
+  assert.deepEqual(SPLITS.map((s) => [gp[s].databasePaths.length, gp[s].queriesPaths.length]), [[30, 60], [10, 20], [52, 104]]);
   const frameOf = (p: string) => (parseDatasetFilename(p).east - 500000) / 10;
-  assert.deepEqual(gp.train.databasePaths.map(frameOf), Array.from({ length: 40 }, (_, i) => 100 + i));
-  assert.equal(gp.test.queriesPaths.filter((p) => parseDatasetFilename(p).note!.startsWith('night_right__')).length, 42);
+  assert.deepEqual(gp.train.databasePaths.map(frameOf), Array.from({ length: 30 }, (_, i) => 100 + i));
+  assert.equal(gp.test.queriesPaths.filter((p) => parseDatasetFilename(p).note!.startsWith('night_right__')).length, 52);
   assert.ok((await lstat(gp.test.databasePaths[0])).isSymbolicLink());
   assert.ok((await readlink(gp.test.databasePaths[0])).startsWith(REAL_DATA_DIR));
   // No place of a train image within 25 m of a val or test image (and val/test apart too).
@@ -55,7 +55,7 @@ test('ensureRealDatasets imports every defined set with route-based splits', asy
   await assert.rejects(openDataset(root, 'gardens_point_night', 'train'), /folder missing/);
 
   const night = await openDataset(root, 'gardens_point_night', 'test');
-  assert.deepEqual([night.databasePaths.length, night.queriesPaths.length], [42, 42]);
+  assert.deepEqual([night.databasePaths.length, night.queriesPaths.length], [52, 52]);
   assert.ok(night.queriesPaths.every((p) => parseDatasetFilename(p).note!.startsWith('Image')), 'one query folder: plain notes');
   const day = await openDataset(root, 'gardens_point_day', 'val');
   assert.deepEqual([day.databasePaths.length, day.queriesPaths.length], [10, 10]);
@@ -82,7 +82,7 @@ test('ensureRealDatasets again is a no-op; a damaged dataset is imported again',
   assert.deepEqual(again.map((s) => s.reused), [true, true, true, true]);
   assert.equal(logs.length, 4);
   assert.ok(logs.every((l) => /already in/.test(l)));
-  assert.deepEqual(again[0].splits, { train: { database: 40, queries: 80 }, val: { database: 10, queries: 20 }, test: { database: 42, queries: 84 } });
+  assert.deepEqual(again[0].splits, { train: { database: 30, queries: 60 }, val: { database: 10, queries: 20 }, test: { database: 52, queries: 104 } });
 
   // Remove one link: that dataset alone is imported again, with overwrite.
   const ds = await openDataset(root, 'gardens_point_day', 'test');
@@ -90,5 +90,5 @@ test('ensureRealDatasets again is a no-op; a damaged dataset is imported again',
   const repaired = await ensureRealDatasets(root, { progress: false });
   assert.deepEqual(repaired.map((s) => [s.name, s.reused]), [['gardens_point', true], ['gardens_point_day', false], ['gardens_point_night', true], ['nordland', true]]);
   const fixed = await openDataset(root, 'gardens_point_day', 'test');
-  assert.equal(fixed.queriesPaths.length, 42);
+  assert.equal(fixed.queriesPaths.length, 52);
 });

@@ -87,6 +87,20 @@ test('sampleLoopQueries: distinct training-query indices, seeded, all of them wh
   assert.throws(() => sampleLoopQueries(0, 10, 1), /need at least one training query/);
 });
 
+test('sampleLoopQueries balanced over groups: equal shares, a small group gives all it has', () => {
+  // 3 groups of 5, 100 and 1,000 queries; a loop of 90: group 0 gives its 5, the other two 42 and 43.
+  const groups = Int32Array.from([...Array(5).fill(0), ...Array(100).fill(1), ...Array(1000).fill(2)]);
+  const picked = sampleLoopQueries(groups.length, 90, 3, groups);
+  assert.equal(picked.length, 90);
+  assert.equal(new Set(picked).size, 90);
+  const per = [0, 0, 0];
+  for (const q of picked) per[groups[q]]++;
+  assert.deepEqual(per, [5, 42, 43]);
+  assert.deepEqual(sampleLoopQueries(groups.length, 90, 3, groups), picked);
+  // Without groups the same loop is proportional: group 0 would get 90 * 5/1105 < 1 on average.
+  assert.throws(() => sampleLoopQueries(10, 5, 1, new Int32Array(3)), /3 group labels for 10 queries/);
+});
+
 test('cache plan: which database images each method extracts', () => {
   const hardUnion = new Set(Array.from(loopQueries, (q) => [...scene.training.hardPositives[q]]).flat());
   const full = planCacheLoop(scene.training, scene.N, loopQueries, { method: 'full' }, 1);

@@ -302,6 +302,22 @@ test('log.jsonl: per cache loop timings, sizes and mining statistics; per valida
   assert.ok(v[0].event === 'validation' && v[0].validateMs >= 0 && v[0].images === 40 + 16, JSON.stringify(v[0]));
 });
 
+test('two training datasets mix: validation covers both val splits, full mining caches both databases', async () => {
+  await generateCity({ out: root, name: 'tinyB', size: 'tiny', workers: 0, seed: 5, queries: { train: 8, val: 16, test: 8 } });
+  const config = tinyConfig({ datasetName: `${CITY},tinyB`, epochs: 1, queriesPerEpoch: 8, cacheRefreshRate: 8, mining: 'full' });
+  const seen: LogEntry[] = [];
+  await train(config, { ...quiet, onRecord: (e) => seen.push(e) });
+  const [loop] = seen.flatMap((e) => (e.event === 'loop' ? [e] : []));
+  const [validation] = seen.flatMap((e) => (e.event === 'validation' ? [e] : []));
+  const a = await openDataset(root, CITY, 'val'), b = await openDataset(root, 'tinyB', 'val');
+  assert.equal(validation.images, a.databasePaths.length + a.queriesPaths.length + b.databasePaths.length + b.queriesPaths.length);
+  // Full mining caches both training databases whole, plus the loop's 8 queries.
+  const ta = await openDataset(root, CITY, 'train'), tb = await openDataset(root, 'tinyB', 'train');
+  assert.equal(loop.cachedImages, ta.databasePaths.length + tb.databasePaths.length + 8);
+  assert.equal(JSON.parse(readFileSync(join(config.outputFolder, 'config.json'), 'utf8')).datasetName, `${CITY},tinyB`);
+  assert.throws(() => tinyConfig({ datasetName: `${CITY},,x` }), /one dataset name, or several separated by commas/);
+});
+
 test('a short training raises val recall@1 over the untrained model', async (t) => {
   // A city with twice the training area, more queries; MobileNetV2 (ImageNet) + GeM at 48x64, 3 epochs of
   // 96 queries. Measured with seeds 0-3: val R@1 50 → 60.4 / 58.3 / 58.3 / 58.3 (of 48 queries); seed 0 here.

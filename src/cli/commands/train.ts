@@ -10,7 +10,7 @@ type Kind = 'number' | 'string' | 'size' | 'list' | 'bool';
 /** flag, kind, help — the option key is the flag in camelCase. */
 const FLAGS: [string, Kind, string][] = [
   ['datasets-folder', 'string', 'root of the datasets_vg layout'],
-  ['dataset-name', 'string', 'dataset folder under the root'],
+  ['dataset-name', 'string', 'dataset folder under the root; several separated by commas train on their mixed training sets'],
   ['output-folder', 'string', 'run folder (checkpoints, log.jsonl, config.json); an existing run resumes'],
   ['backbone', 'string', 'resnet18conv4 | resnet18conv5 | resnet50conv4 | resnet50conv5 | vgg16 | mobilenetv2'],
   ['aggregation', 'string', 'gem | netvlad | crn | mac | spoc | rmac'],
@@ -18,6 +18,8 @@ const FLAGS: [string, Kind, string][] = [
   ['netvlad-clusters', 'number', 'NetVLAD/CRN clusters (64)'],
   ['attention', 'bool', 'CBAM attention before the head'],
   ['fc-output-dim', 'number', 'learned whitening: Linear to this dimension + L2'],
+  ['mixing', 'string', 'several --dataset-name a,b: queries per cache loop balanced across datasets (default) | proportional'],
+  ['freeze-backbone', 'string', 'frozen backbone layers: reference (default) | none (all train) | all (head only)'],
   ['weights', 'string', 'ImageNet weights: .pth (ResNet, VGG) or TF.js folder (MobileNetV2)'],
   ['optimizer', 'string', 'adam | sgd'],
   ['lr', 'number', 'learning rate (1e-5)'],
@@ -48,8 +50,12 @@ const FLAGS: [string, Kind, string][] = [
   ['random-resized-crop', 'number', 'augmentation: random resized crop, scale in [1-v, 1]'],
   ['random-rotation', 'number', 'augmentation: random rotation in degrees'],
   ['horizontal-flip', 'number', 'augmentation: horizontal flip probability'],
+  ['grayscale', 'number', 'augmentation: probability of a grey query (night, winter)'],
+  ['gamma', 'number', 'augmentation: gamma exponent in [1/(1+v), 1+v]'],
+  ['blur', 'number', 'augmentation: Gaussian blur, sigma in [0, v] pixels'],
+  ['noise', 'number', 'augmentation: sensor noise, std in [0, v] of the [0,1] range'],
 ];
-const AUGMENT = new Set(['brightness', 'contrast', 'saturation', 'hue', 'randPerspective', 'randomResizedCrop', 'randomRotation', 'horizontalFlip']);
+const AUGMENT = new Set(['brightness', 'contrast', 'saturation', 'hue', 'randPerspective', 'randomResizedCrop', 'randomRotation', 'horizontalFlip', 'grayscale', 'gamma', 'blur', 'noise']);
 
 function convert(kind: Kind, flag: string, v: string | boolean): unknown {
   if (kind === 'bool') return v === true || v === 'true';

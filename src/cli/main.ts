@@ -12,7 +12,8 @@ import * as trainCmd from './commands/train.ts';
 const program = new Command('vgl')
   .description('visual geo-localization: train and evaluate place-recognition models on libtorch')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .enablePositionalOptions(); // a subcommand's options (vgl demo curves --epochs) are its own, not its parent's
 
 for (const c of [synth, importCmd, dataset, trainCmd, demo, bench]) c.register(program);
 (await import('./commands/eval.ts')).register(program);

@@ -1,31 +1,66 @@
-// `vgl demo`: the main job on the embedded default (the synthetic city), see src/experiments/demo.ts.
+// `vgl demo`: the main job on the embedded default (synthetic cities + real photographs), see
+// src/experiments/demo.ts; `vgl demo curves`: recall@1 on the real test sets per epoch for each
+// training-data choice, see src/experiments/real-curves.ts.
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags } from '../flags.ts';
+
+const TRAIN_ON = ['real', 'synthetic', 'mixed'] as const;
 
 const DemoFlags = z.object({
   datasetsFolder: z.string().min(1),
   outputFolder: z.string().min(1),
   heads: z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(['gem', 'netvlad'])).min(1)),
+  trainOn: z.enum(TRAIN_ON),
   epochs: z.coerce.number().int().min(1).max(100),
   queriesPerEpoch: z.coerce.number().int().min(4),
   seed: z.coerce.number().int().min(0),
 });
 
+const CurvesFlags = z.object({
+  datasetsFolder: z.string().min(1),
+  outputFolder: z.string().min(1),
+  head: z.enum(['gem', 'netvlad']),
+  choices: z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(TRAIN_ON)).min(1)),
+  epochs: z.coerce.number().int().min(1).max(100),
+  queriesPerEpoch: z.coerce.number().int().min(4),
+  seed: z.coerce.number().int().min(0),
+});
+
+const DEFAULT_EPOCHS = '4';
+const DEFAULT_QUERIES = '200';
+
 export function register(program: Command): void {
-  program.command('demo')
-    .description('render the synthetic city, train MobileNetV2 + GeM and + NetVLAD, and print untrained vs trained recall')
-    .option('--datasets-folder <dir>', 'where the synthetic cities go', 'data/datasets')
+  const demo = program.command('demo').enablePositionalOptions()
+    .description('render the synthetic cities, link the real photographs, train MobileNetV2 + GeM and + NetVLAD, and print untrained vs trained recall on every test set')
+    .option('--datasets-folder <dir>', 'where the datasets go', 'data/datasets')
     .option('--output-folder <dir>', 'runs, predictions and results', 'runs/demo')
     .option('--heads <list>', 'aggregation heads to train', 'gem,netvlad')
-    .option('--epochs <n>', 'training epochs per model', '5')
-    .option('--queries-per-epoch <n>', 'training queries per epoch', '400')
+    .option('--train-on <data>', `training data: ${TRAIN_ON.join(' | ')} (real = Gardens Point + Nordland train splits)`, 'real')
+    .option('--epochs <n>', 'training epochs per model', DEFAULT_EPOCHS)
+    .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
     .option('--seed <n>', 'random seed', '0')
     .action(async (raw) => {
       const flags = parseFlags(DemoFlags, raw);
-      const { runDemo, formatTable } = await import('../../experiments/demo.ts');
+      const { runDemo, formatTable, judgeRealGains, formatVerdicts } = await import('../../experiments/demo.ts');
       const rows = await runDemo({ ...flags, progress: Boolean(process.stderr.isTTY), log: (s) => console.error(s) });
-      console.log(`\nrecall@N on the test sets (percent), untrained → trained:\n\n${formatTable(rows)}\n`);
-      console.log(`results: ${flags.outputFolder}/results.json, predictions and grids under ${flags.outputFolder}/*/`);
+      console.log(`\nrecall@N on the test sets (percent, 25 m), untrained → trained:\n\n${formatTable(rows)}\n`);
+      console.log(`${formatVerdicts(judgeRealGains(rows))}\n`);
+      console.log(`results: ${flags.outputFolder}/results.{json,md}, predictions and grids under ${flags.outputFolder}/*/`);
+    });
+  demo.command('curves')
+    .description('recall@1 on the real test sets against training epoch, one line per training data (synthetic, real, mixed): curves.json/.csv and a PNG/SVG per test set')
+    .option('--datasets-folder <dir>', 'where the datasets go', 'data/datasets')
+    .option('--output-folder <dir>', 'runs and figures', 'runs/curves')
+    .option('--head <name>', 'aggregation head: gem | netvlad', 'gem')
+    .option('--choices <list>', `training data choices: ${TRAIN_ON.join(',')}`, 'synthetic,real,mixed')
+    .option('--epochs <n>', 'training epochs per choice', DEFAULT_EPOCHS)
+    .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
+    .option('--seed <n>', 'random seed', '0')
+    .action(async (raw) => {
+      const flags = parseFlags(CurvesFlags, raw);
+      const { runCurves } = await import('../../experiments/real-curves.ts');
+      await runCurves({ ...flags, progress: Boolean(process.stderr.isTTY), log: (s) => console.error(s) });
+      console.log(`curves: ${flags.outputFolder}/curves.{json,csv}, figures ${flags.outputFolder}/curves-*.{png,svg}`);
     });
 }

@@ -120,7 +120,7 @@ export interface EvalSummary {
 export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(s)): Promise<EvalSummary> {
   const { networkFor, initialiseHead } = await import('../../train/train.ts');
   const io = await import('../../eval/model-io.ts');
-  const { openDataset } = await import('../../data/dataset.ts');
+  const { openDataset, openDatasets } = await import('../../data/dataset.ts');
   const { evaluate } = await import('../../eval/evaluate.ts');
   const { isDataInitialised } = await import('../../models/types.ts');
 
@@ -187,7 +187,8 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
     const recallValues = flags.recallValues ?? (config?.recallValues as number[] | undefined) ?? [...DEFAULT_RECALL_VALUES];
     const radius = flags.valPositiveDistThreshold ?? (config?.valPositiveDistThreshold as number | undefined) ?? 25;
     const batchSize = flags.inferBatchSize ?? (config?.inferBatchSize as number | undefined) ?? 16;
-    const dataset = await openDataset(datasetsFolder, datasetName, flags.split);
+    // A run trained on several datasets ("a,b") is evaluated on their splits together, as training tests it.
+    const dataset = await openDatasets(datasetsFolder, datasetName.split(','), flags.split);
 
     // 3. An untrained NetVLAD-style head is initialised as the trainer does (k-means on local
     //    descriptors of training database images; the evaluated split when there is no train split).

@@ -87,3 +87,27 @@ test('ResNet-18 conv4 + GeM / NetVLAD with PyTorch weights reproduce PyTorch des
     net.dispose();
   }
 });
+
+test('freezeBackbone: none trains everything, all only the head, reference as freezeReference', () => {
+  const count = (net: ReturnType<typeof buildNetwork>, which: 'backbone' | 'aggregation', trainable: boolean) =>
+    [...net.namedParameters()].filter(([n, p]) => n.startsWith(`${which}.`) && (!trainable || p.requiresGrad)).reduce((s, [, p]) => s + p.numel, 0);
+  for (const aggregation of ['gem', 'netvlad'] as const) {
+    const none = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    none.freezeBackbone('none');
+    assert.equal(none.parameterCount(true), none.parameterCount());
+    const all = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    all.freezeBackbone('all');
+    assert.equal(count(all, 'backbone', true), 0);
+    assert.equal(all.parameterCount(true), count(all, 'aggregation', false));
+    // BatchNorm of a frozen backbone keeps its running statistics in train mode
+    all.train();
+    assert.ok([...all.backbone.namedModules()].every(([, m]) => !(m instanceof torch.nn.BatchNorm2d) || !m.training));
+    const ref = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    ref.freezeBackbone('reference');
+    const viaReference = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    viaReference.freezeReference();
+    assert.equal(ref.parameterCount(true), viaReference.parameterCount(true));
+    assert.ok(count(ref, 'backbone', true) > 0 && count(ref, 'backbone', true) < count(ref, 'backbone', false));
+    for (const n of [none, all, ref, viaReference]) n.dispose();
+  }
+});

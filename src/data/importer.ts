@@ -286,7 +286,8 @@ async function requireDir(p: string, flag: string): Promise<string> {
 }
 
 
-const SPLIT_NAME = /^[A-Za-z0-9._-]+$/;
+/** A dataset or split name: a plain folder name. */
+const isFolderName = (s: string) => /^[A-Za-z0-9._-]+$/.test(s) && s !== '.' && s !== '..';
 const RANGE_ENTRY = /^\s*([A-Za-z0-9._-]+)\s*:\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*-\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$/;
 
 /** "train:100-139" style text of a range, for messages and reports. */
@@ -311,7 +312,7 @@ export function parseSplitRanges(text: string, flag = '--split-ranges'): SplitRa
 export function checkSplitRanges(ranges: readonly SplitRange[], flag = '--split-ranges'): void {
   if (ranges.length === 0) throw new Error(`${flag}: no ranges given`);
   for (const r of ranges) {
-    if (!SPLIT_NAME.test(r.split) || r.split === '.' || r.split === '..') throw new Error(`${flag} ${formatSplitRange(r)}: split name "${r.split}" must use only letters, digits, ".", "_" and "-"`);
+    if (!isFolderName(r.split)) throw new Error(`${flag} ${formatSplitRange(r)}: split name "${r.split}" must use only letters, digits, ".", "_" and "-"`);
     if (!Number.isFinite(r.min) || !Number.isFinite(r.max)) throw new Error(`${flag} ${formatSplitRange(r)}: bounds must be finite numbers`);
     if (r.min > r.max) throw new Error(`${flag} ${formatSplitRange(r)}: from ${r.min} is above to ${r.max}`);
   }
@@ -366,7 +367,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
   const splits = ranges !== undefined ? rangeSplits(ranges) : options.splits ?? ['test'];
   if (splits.length === 0) throw new Error('at least one split name is needed');
   for (const s of [options.name, ...splits]) {
-    if (!SPLIT_NAME.test(s) || s === '.' || s === '..') throw new Error(`name/split "${s}" must use only letters, digits, ".", "_" and "-"`);
+    if (!isFolderName(s)) throw new Error(`name/split "${s}" must use only letters, digits, ".", "_" and "-"`);
   }
   const databaseDir = await requireDir(options.databaseDir, '--database');
   const queriesGiven = typeof options.queriesDir === 'string' ? [options.queriesDir] : options.queriesDir;

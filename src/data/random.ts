@@ -98,4 +98,21 @@ export class Rng {
     }
     return pool.slice(0, k);
   }
+
+  /**
+   * Up to `count` distinct items drawn from `groups` in equal shares, smallest group first: a group
+   * smaller than its share gives all it has and the rest is shared among the larger ones. Returns the
+   * items group by group (smallest first), each group's in draw order.
+   */
+  sampleBalanced(groups: readonly (readonly number[])[], count: number): number[] {
+    const sorted = [...groups].sort((a, b) => a.length - b.length);
+    const picked: number[] = [];
+    let left = Math.min(count, sorted.reduce((s, g) => s + g.length, 0));
+    sorted.forEach((group, j) => {
+      const share = Math.min(group.length, Math.floor(left / (sorted.length - j)));
+      for (const i of this.sample(group.length, share)) picked.push(group[i]!);
+      left -= share;
+    });
+    return picked;
+  }
 }

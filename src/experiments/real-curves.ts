@@ -5,6 +5,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../torch/serialization/atomic.ts';
 import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import { train } from '../train/train.ts';
 import { linePlot, writeFigure } from '../report/svg.ts';
@@ -37,14 +38,12 @@ export interface CurvePoint {
 
 const REAL_TESTS = DEMO_TESTS.filter((t) => t.real);
 
-async function appendPoints(file: string, points: CurvePoint[]): Promise<CurvePoint[]> {
-  const all = existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as CurvePoint[]) : [];
+/** Points of `known` with `found` added, a rerun's measurement replacing the old one of the same choice, epoch and test set. */
+function mergePoints(known: readonly CurvePoint[], found: readonly CurvePoint[]): CurvePoint[] {
   const key = (p: CurvePoint) => `${p.choice}/${p.epoch}/${p.dataset}`;
-  const merged = new Map(all.map((p) => [key(p), p]));
-  for (const p of points) merged.set(key(p), p);
-  const out = [...merged.values()];
-  await writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
-  return out;
+  const merged = new Map(known.map((p) => [key(p), p]));
+  for (const p of found) merged.set(key(p), p);
+  return [...merged.values()];
 }
 
 /**
@@ -68,7 +67,8 @@ export async function runCurves(o: CurvesOptions): Promise<CurvePoint[]> {
         found.push({ choice, epoch, dataset: t.dataset, r1: r[1], r5: r[5], r10: r[10] });
       }
       o.log(`${choice}, epoch ${epoch}: ${found.map((p) => `${p.dataset} R@1 ${p.r1.toFixed(1)}`).join(', ')}`);
-      points = await appendPoints(file, found);
+      points = mergePoints(points, found);
+      await writeFileAtomic(file, `${JSON.stringify(points, null, 2)}\n`); // a killed rerun keeps the epochs measured
     };
     if (!points.some((p) => p.choice === choice && p.epoch === 0)) {
       const untrained = await untrainedNetwork(config, o.log);

@@ -58,18 +58,10 @@ export function sampleLoopQueries(trainingCount: number, cacheRefreshRate: numbe
   const k = Math.min(cacheRefreshRate, trainingCount);
   if (groups === undefined || groups.length === 0) return Int32Array.from(rng.sample(trainingCount, k));
   if (groups.length !== trainingCount) throw new Error(`sampleLoopQueries: ${groups.length} group labels for ${trainingCount} queries`);
-  // Balanced: each group (training dataset) gets an equal share of the loop; a group smaller than
-  // its share gives all its queries and the rest is shared among the larger ones.
+  // Balanced: each group (training dataset) gets an equal share of the loop.
   const members = new Map<number, number[]>();
   groups.forEach((g, i) => { const m = members.get(g); if (m) m.push(i); else members.set(g, [i]); });
-  const lists = [...members.keys()].sort((a, b) => a - b).map((g) => members.get(g)!).sort((a, b) => a.length - b.length);
-  const picked: number[] = [];
-  let left = k;
-  lists.forEach((list, j) => {
-    const share = Math.min(list.length, Math.floor(left / (lists.length - j)));
-    for (const i of rng.sample(list.length, share)) picked.push(list[i]);
-    left -= share;
-  });
+  const picked = rng.sampleBalanced([...members.keys()].sort((a, b) => a - b).map((g) => members.get(g)!), k);
   rng.shuffle(picked);
   return Int32Array.from(picked);
 }

@@ -172,17 +172,9 @@ export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config:
 
 /** 500 random database images; of several training datasets, as many from each as it can give (a large one must not set every cluster). */
 function headInitImages(ds: GeoDataset, rng: Rng, count = 500): string[] {
-  const parts = ds.parts ?? [{ name: ds.name, database: [0, ds.databasePaths.length] as const, queries: [0, 0] as const }];
-  const sorted = [...parts].sort((a, b) => (a.database[1] - a.database[0]) - (b.database[1] - b.database[0]));
-  const images: string[] = [];
-  let left = Math.min(count, ds.databasePaths.length);
-  sorted.forEach((p, j) => {
-    const size = p.database[1] - p.database[0];
-    const share = Math.min(size, Math.floor(left / (sorted.length - j)));
-    for (const i of rng.sample(size, share)) images.push(ds.databasePaths[p.database[0] + i]);
-    left -= share;
-  });
-  return images;
+  const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const }];
+  const groups = parts.map(({ database: [start, end] }) => Array.from({ length: end - start }, (_, i) => start + i));
+  return rng.sampleBalanced(groups, count).map((i) => ds.databasePaths[i]);
 }
 
 /** NetVLAD-style heads: k-means over local descriptors of random training database images. */
@@ -298,8 +290,11 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   const memory: NegativeMemory = memoryFromJSON(state.memory, `${lastPath} (negative memory)`);
   // Several training datasets, balanced: every cache loop draws its queries equally from each.
-  const queryPart = partOf(trainDs, 'queries');
-  const queryGroups = config.mixing === 'balanced' && trainDs.parts ? Int32Array.from(training.originalIndices, (q) => queryPart[q]) : undefined;
+  let queryGroups: Int32Array | undefined;
+  if (config.mixing === 'balanced' && trainDs.parts) {
+    const queryPart = partOf(trainDs, 'queries');
+    queryGroups = Int32Array.from(training.originalIndices, (q) => queryPart[q]);
+  }
   const loopsPerEpoch = Math.ceil(config.queriesPerEpoch / config.cacheRefreshRate);
   const tuple = 2 + config.negsNumPerQuery;
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
@@ -434,8 +429,10 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       }
     }
     const withTest: string[] = [];
-    for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
-    if (hooks.test !== false && existsSync(bestPath) && withTest.length > 0) {
+    if (hooks.test !== false && existsSync(bestPath)) {
+      for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
+    }
+    if (withTest.length > 0) {
       const testDs = await openDatasets(config.datasetsFolder, withTest, 'test');
       torch.loadStateDict(net, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
       const testRecalls = await recallsOn(net, testDs, config, progress);

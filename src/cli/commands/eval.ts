@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { parseFlags, UsageError, flagName, imageSizeFlag } from '../flags.ts';
 import { TEST_METHODS } from '../../eval/test-methods.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
-import { TrainConfigSchema, type TrainConfig } from '../../train/config.ts';
+import { TrainConfigSchema, datasetNames, type TrainConfig } from '../../train/config.ts';
 import type { GeoLocalizationNet } from '../../models/network.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
     const radius = flags.valPositiveDistThreshold ?? (config?.valPositiveDistThreshold as number | undefined) ?? 25;
     const batchSize = flags.inferBatchSize ?? (config?.inferBatchSize as number | undefined) ?? 16;
     // A run trained on several datasets ("a,b") is evaluated on their splits together, as training tests it.
-    const dataset = await openDatasets(datasetsFolder, datasetName.split(','), flags.split);
+    const dataset = await openDatasets(datasetsFolder, datasetNames({ datasetName }), flags.split);
 
     // 3. An untrained NetVLAD-style head is initialised as the trainer does (k-means on local
     //    descriptors of training database images; the evaluated split when there is no train split).

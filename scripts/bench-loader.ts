@@ -91,7 +91,7 @@ try {
   console.log(`generated ${paths.length} JPEGs of ${W}x${H} in ${((performance.now() - t0) / 1000).toFixed(1)} s; batch ${batchSize}, concurrency ${concurrency}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(default 4)'}`);
   const size = { height: H, width: W };
   const colour: AugmentOptions = { brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.1 };
-  const all: AugmentOptions = { ...colour, randPerspective: 0.3, perspectiveProbability: 1, randomResizedCrop: 0.3, randomRotation: 10, horizontalFlip: 0.5 };
+  const all: AugmentOptions = { ...colour, randPerspective: 0.3, perspectiveProbability: 1, randomResizedCrop: 0.3, randomRotation: 10, queryHorizontalFlip: 0.5 };
   const results: Record<string, number> = {};
   results['hard_resize (no augmentation)'] = await measure('hard_resize (no augmentation)', paths, imageTransform({ size }));
   results['five_crops'] = await measure('five_crops', paths, imageTransform({ size, mode: 'five_crops' }));

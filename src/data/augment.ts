@@ -34,8 +34,8 @@ export interface AugmentOptions {
   randomResizedCrop?: number;
   /** Rotation by an angle drawn from [-v, v] degrees (counter-clockwise positive). */
   randomRotation?: number;
-  /** Probability of a horizontal flip. */
-  horizontalFlip?: number;
+  /** Probability of mirroring the query alone (ours; the reference mirrors whole batches of tuples: TrainConfig.horizontalFlip). */
+  queryHorizontalFlip?: number;
   // Camera augmentations (not in the reference): what separates a night or winter photo from the
   // day database besides the scene — grey, dark-adapted, blurred and noisy images.
   /** Probability of turning the image grey (luma in all three channels). */
@@ -64,7 +64,7 @@ export function validateAugmentOptions(o: AugmentOptions): void {
   inRange('perspectiveProbability', 0, 1);
   inRange('randomResizedCrop', 0, 1 - 1e-9);
   inRange('randomRotation', 0, 360);
-  inRange('horizontalFlip', 0, 1);
+  inRange('queryHorizontalFlip', 0, 1);
   inRange('grayscale', 0, 1);
   inRange('gamma', 0, 10);
   inRange('blur', 0, 20);
@@ -76,7 +76,7 @@ export function validateAugmentOptions(o: AugmentOptions): void {
 
 export function hasAugmentation(o: AugmentOptions): boolean {
   return Boolean(o.brightness || o.contrast || o.saturation || o.hue || o.randPerspective
-    || o.randomResizedCrop || o.randomRotation || o.horizontalFlip || o.grayscale || o.gamma || o.blur || o.noise);
+    || o.randomResizedCrop || o.randomRotation || o.queryHorizontalFlip || o.grayscale || o.gamma || o.blur || o.noise);
 }
 
 // ---------------------------------------------------------------- colour
@@ -425,7 +425,7 @@ export function augmentImage(img: FloatImage, size: ImageSize, o: AugmentOptions
   // Blur and noise at the network's resolution, where the sensor's grain survives downscaling.
   if (o.blur) img = gaussianBlur(img, rng.uniform(0, o.blur));
   if (o.noise) img = addNoise(img, rng.uniform(0, o.noise), rng);
-  if (o.horizontalFlip && rng.bernoulli(o.horizontalFlip)) img = hflip(img);
+  if (o.queryHorizontalFlip && rng.bernoulli(o.queryHorizontalFlip)) img = hflip(img);
   return img;
 }
 

@@ -10,7 +10,7 @@ import type { ImageSize, Interpolation } from '../data/image.ts';
 import { DEFAULT_SOFT_POSITIVE_RADIUS, PositionIndex, radiusPositives } from '../data/positives.ts';
 import { extractDescriptors, saveDescriptors, type DescriptorModel } from './extract.ts';
 import { progressBar } from '../data/progress.ts';
-import { searchExact, type Neighbours } from './search.ts';
+import { mergeNeighbours, searchExact, type Neighbours } from './search.ts';
 import { DEFAULT_RECALL_VALUES, recallAtN, type Recalls } from './recall.ts';
 import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, queryResizeMode, searchesEachCrop, type TestMethod } from './test-methods.ts';
 import { buildPredictions, writePredictions, type PredictionFiles, type PredictionImagesOptions } from './predictions.ts';
@@ -47,6 +47,12 @@ export interface EvaluateOptions {
   predictionsTopN?: number;
   /** PNG grids of predictions; false to skip (default: 20 spread queries and up to 50 wrong ones). */
   images?: PredictionImagesOptions | false;
+  /**
+   * Low-memory evaluation (the reference's --efficient_ram_testing): the database is described and
+   * searched this many images at a time, its descriptors never held whole. Not with saveDescriptors,
+   * returnDescriptors or PCA (which need them all).
+   */
+  databaseChunk?: number;
   /** Return the descriptor tensors (the caller then disposes them); default false (they are freed). */
   returnDescriptors?: boolean;
   signal?: AbortSignal;
@@ -93,6 +99,9 @@ function validate(options: EvaluateOptions): { method: TestMethod; recallValues:
   return { method, recallValues, radius, radii };
 }
 
+/** Database images per chunk of low-memory evaluation (--efficient-ram-testing): 1,000 NetVLAD-16k descriptors are 64 MB. */
+export const EFFICIENT_RAM_CHUNK = 1000;
+
 /** Evaluates `model` on `dataset` (database vs queries of one split). */
 export async function evaluate(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
   const { method, recallValues, radius, radii } = validate(options);
@@ -101,6 +110,7 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
     size: options.size, interpolation: options.interpolation, concurrency: options.concurrency,
     device: options.device, progress: options.progress, signal: options.signal,
   };
+  if (options.databaseChunk !== undefined) return evaluateInChunks(model, dataset, options, options.databaseChunk);
   const database = await extractDescriptors(model, dataset.databasePaths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: 'database' });
   const t1 = performance.now();
   let queries: Tensor | null = null;
@@ -129,9 +139,7 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
     }
     const t3 = performance.now();
 
-    const index = new PositionIndex(dataset.databasePositions);
-    const recallsByRadius: Record<number, Recalls> = {};
-    for (const r of radii) recallsByRadius[r] = recallAtN(predictions, radiusPositives(index, dataset.queriesPositions, r), recallValues);
+    const recallsByRadius = recallsAtRadii(predictions, dataset, recallValues, radii);
     const t4 = performance.now();
 
     const result: EvaluateResult = {
@@ -139,7 +147,7 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
       timings: { databaseMs: t1 - t0, queriesMs: t2 - t1, searchMs: t3 - t2, recallMs: t4 - t3, writeMs: 0, totalMs: 0 },
       databaseCount: dataset.databasePaths.length, queriesCount: dataset.queriesPaths.length,
     };
-    if (options.outDir !== undefined) result.files = await writeResults(options.outDir, result, dataset, database, queries, options);
+    if (options.outDir !== undefined) result.files = await writeResults(options.outDir, result, dataset, options, { database, queries });
     const t5 = performance.now();
     result.timings.writeMs = t5 - t4;
     result.timings.totalMs = t5 - t0;
@@ -157,6 +165,68 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
   }
 }
 
+function recallsAtRadii(predictions: Neighbours, dataset: GeoDataset, recallValues: number[], radii: number[]): Record<number, Recalls> {
+  const index = new PositionIndex(dataset.databasePositions);
+  const out: Record<number, Recalls> = {};
+  for (const r of radii) out[r] = recallAtN(predictions, radiusPositives(index, dataset.queriesPositions, r), recallValues);
+  return out;
+}
+
+/** evaluate() with the database described and searched `chunk` images at a time (merged top-k lists). */
+async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions, chunk: number): Promise<EvaluateResult> {
+  const { method, recallValues, radius, radii } = validate(options);
+  if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`evaluate: databaseChunk must be a positive integer, got ${chunk}`);
+  if (options.saveDescriptors || options.returnDescriptors) throw new Error('evaluate: low-memory evaluation (databaseChunk) never holds the database descriptors, so it cannot save or return them');
+  const common = {
+    size: options.size, interpolation: options.interpolation, concurrency: options.concurrency,
+    device: options.device, progress: options.progress, signal: options.signal,
+  };
+  const t0 = performance.now();
+  const mode = queryResizeMode(method);
+  const queries = await extractDescriptors(model, dataset.queriesPaths, {
+    ...common, mode, label: 'queries', meanOfCrops: method === 'five_crops', batchSize: mode === 'single_query' ? 1 : options.batchSize,
+  });
+  const t1 = performance.now();
+  const n = dataset.databasePaths.length;
+  const k = Math.min(Math.max(...recallValues), n);
+  let predictions: Neighbours | null = null;
+  let searchMs = 0;
+  try {
+    for (let d0 = 0; d0 < n; d0 += chunk) {
+      const paths = dataset.databasePaths.slice(d0, d0 + chunk);
+      const part = await extractDescriptors(model, paths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: `database ${d0 + paths.length}/${n}` });
+      const ts = performance.now();
+      try {
+        const found = searchExact(part, queries, { k: Math.min(k, paths.length), queryBlock: options.queryBlock, databaseBlock: options.databaseBlock });
+        predictions = predictions === null ? found : mergeNeighbours(predictions, found, d0, k);
+      } finally {
+        part.dispose();
+      }
+      searchMs += performance.now() - ts;
+    }
+  } finally {
+    queries.dispose();
+  }
+  if (predictions === null) throw new Error('search: the database is empty');
+  if (searchesEachCrop(method)) {
+    predictions = mergeCropNeighbours(predictions, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT);
+  }
+  const t2 = performance.now();
+  const recallsByRadius = recallsAtRadii(predictions, dataset, recallValues, radii);
+  const t3 = performance.now();
+  const result: EvaluateResult = {
+    method, radius, recalls: recallsByRadius[radius], recallsByRadius, predictions,
+    timings: { databaseMs: t2 - t1 - searchMs, queriesMs: t1 - t0, searchMs, recallMs: t3 - t2, writeMs: 0, totalMs: 0 },
+    databaseCount: n, queriesCount: dataset.queriesPaths.length,
+  };
+  if (options.outDir !== undefined) result.files = await writeResults(options.outDir, result, dataset, options, null);
+  const t4 = performance.now();
+  result.timings.writeMs = t4 - t3;
+  result.timings.totalMs = t4 - t0;
+  if (options.outDir !== undefined) await writeFile(result.files!.recalls, recallsJson(result, dataset, options));
+  return result;
+}
+
 function recallsJson(result: EvaluateResult, dataset: GeoDataset, options: EvaluateOptions): string {
   const { predictions: _p, descriptors: _d, files: _f, ...summary } = result;
   return JSON.stringify({
@@ -167,7 +237,8 @@ function recallsJson(result: EvaluateResult, dataset: GeoDataset, options: Evalu
   }, null, 2) + '\n';
 }
 
-async function writeResults(outDir: string, result: EvaluateResult, dataset: GeoDataset, database: Tensor, queries: Tensor, options: EvaluateOptions): Promise<NonNullable<EvaluateResult['files']>> {
+async function writeResults(outDir: string, result: EvaluateResult, dataset: GeoDataset, options: EvaluateOptions,
+  descriptors: { database: Tensor; queries: Tensor } | null): Promise<NonNullable<EvaluateResult['files']>> {
   await mkdir(outDir, { recursive: true });
   const perQuery = buildPredictions(result.predictions, dataset, result.radius, options.predictionsTopN);
   const predictions = await writePredictions(outDir, perQuery, dataset, result.radius, {
@@ -175,10 +246,10 @@ async function writeResults(outDir: string, result: EvaluateResult, dataset: Geo
     images: options.images,
   });
   const files: NonNullable<EvaluateResult['files']> = { recalls: join(outDir, 'recalls.json'), predictions };
-  if (options.saveDescriptors) {
+  if (options.saveDescriptors && descriptors !== null) {
     files.descriptors = { database: join(outDir, 'database.npy'), queries: join(outDir, 'queries.npy') };
-    await saveDescriptors(files.descriptors.database, database);
-    await saveDescriptors(files.descriptors.queries, queries);
+    await saveDescriptors(files.descriptors.database, descriptors.database);
+    await saveDescriptors(files.descriptors.queries, descriptors.queries);
   }
   return files;
 }

@@ -10,7 +10,7 @@ import { progressBar } from '../data/progress.ts';
 
 /** What evaluation needs of a network (the lead's network class satisfies it structurally). */
 export interface DescriptorModel {
-  /** Images [B, 3, H, W] -> L2-normalised descriptors [B, dim]. */
+  /** Images [B, 3, H, W] -> descriptors [B, dim] (searched by plain L2 distance, so any length). */
   forward(images: Tensor): Tensor;
   readonly dim: number;
   readonly inputNormalization: 'imagenet' | 'minus_one_one';

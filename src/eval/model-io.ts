@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { loadCheckpoint, type Checkpoint } from '../torch/checkpoint.ts';
 import { loadStateDict } from '../torch/index.ts';
 import { buildNetwork, BACKBONE_NAMES, type BackboneName, type GeoLocalizationNet } from '../models/network.ts';
-import { AGGREGATION_NAMES, isAggregationName } from '../models/aggregation/index.ts';
+import { AGGREGATION_NAMES, isAggregationName, type L2Placement } from '../models/aggregation/index.ts';
 import { openDataset } from '../data/dataset.ts';
 import { recallAtRadii, type RankedPredictions, type Recalls } from './recall.ts';
 
@@ -67,6 +67,10 @@ export interface NetworkSpec {
   netvladClusters?: number;
   /** Learned whitening to this dimension. */
   fcOutputDim?: number;
+  /** Shallow heads: where to L2-normalise (before_pool). */
+  l2?: L2Placement;
+  /** GeM exponent (3). */
+  gemP?: number;
   /** ImageNet weights for the backbone (.pth for ResNet/VGG, TF.js folder for MobileNetV2). */
   weights?: string;
   /** Narrower ResNet widths (tests, tiny experiments). */
@@ -85,7 +89,7 @@ export async function buildFromSpec(spec: NetworkSpec): Promise<GeoLocalizationN
   const net = buildNetwork({
     backbone: spec.backbone as BackboneName,
     aggregation: spec.aggregation,
-    head: { clusters: spec.netvladClusters, fcDim: spec.fcOutputDim },
+    head: { clusters: spec.netvladClusters, fcDim: spec.fcOutputDim, l2: spec.l2, gemP: spec.gemP },
     resnetWidths: spec.resnetWidths,
   });
   if (spec.weights !== undefined) await net.loadPretrained(spec.weights);

@@ -1,10 +1,30 @@
-// PCA at evaluation time (DESIGN.md §4): fitted on database descriptors after training, then every
+// PCA at evaluation time: fitted on database descriptors after training, then every
 // descriptor the model produces is projected (optionally whitened) and L2-normalised before search.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import { Pca } from '../models/pca.ts';
 import type { ImageSize } from '../data/image.ts';
 import { extractDescriptors, type DescriptorModel } from './extract.ts';
+import { Rng } from '../data/random.ts';
+
+/** The reference's PCA sample: at most 2^14 images. */
+export const PCA_MAX_IMAGES = 1 << 14;
+
+/** The images (.jpg, also .png) under `folder` (recursively, sorted), a seeded sample of PCA_MAX_IMAGES when there are more. */
+export async function pcaFolderImages(folder: string, seed = 0): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = (await readdir(folder, { recursive: true })).map(String);
+  } catch (e) {
+    throw new Error(`--pca-dataset-folder ${folder}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message}`);
+  }
+  const images = entries.filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => join(folder, f));
+  if (images.length === 0) throw new Error(`--pca-dataset-folder ${folder}: no .jpg images under it`);
+  if (images.length <= PCA_MAX_IMAGES) return images;
+  return new Rng(seed).sample(images.length, PCA_MAX_IMAGES).sort((a, b) => a - b).map((i) => images[i]!);
+}
 
 export interface PcaFitOptions {
   dim: number;

@@ -167,3 +167,26 @@ export function neighboursOf(result: Neighbours, q: number): { indices: Int32Arr
   const { k } = result;
   return { indices: result.indices.subarray(q * k, (q + 1) * k), distances: result.distances.subarray(q * k, (q + 1) * k) };
 }
+
+/**
+ * Merges the neighbours of the same queries in two database parts: `b` searched rows that sit at
+ * `bOffset` onwards of the whole database. Each row keeps the k nearest by distance, then database
+ * index — so searching a database part by part and merging gives what one search of it gives.
+ */
+export function mergeNeighbours(a: Neighbours, b: Neighbours, bOffset: number, k: number): Neighbours {
+  if (a.count !== b.count) throw new Error(`mergeNeighbours: ${a.count} and ${b.count} query rows`);
+  const kk = Math.min(k, a.k + b.k);
+  const out: Neighbours = { count: a.count, k: kk, databaseCount: a.databaseCount + b.databaseCount, indices: new Int32Array(a.count * kk), distances: new Float32Array(a.count * kk) };
+  for (let q = 0; q < a.count; q++) {
+    let i = 0, j = 0;
+    for (let r = 0; r < kk; r++) {
+      const ai = i < a.k ? a.indices[q * a.k + i] : -1, ad = i < a.k ? a.distances[q * a.k + i] : Infinity;
+      const bi = j < b.k ? b.indices[q * b.k + j] + bOffset : -1, bd = j < b.k ? b.distances[q * b.k + j] : Infinity;
+      const takeA = j >= b.k || (i < a.k && (ad < bd || (ad === bd && ai < bi)));
+      out.indices[q * kk + r] = takeA ? ai : bi;
+      out.distances[q * kk + r] = takeA ? ad : bd;
+      if (takeA) i++; else j++;
+    }
+  }
+  return out;
+}

@@ -77,7 +77,7 @@ export class GeoLocalizationNet extends nn.Module {
   get inputNormalization(): Backbone['inputNormalization'] {
     return this.backbone.inputNormalization;
   }
-  /** Images [B, 3, H, W] → unit descriptors [B, D]. */
+  /** Images [B, 3, H, W] → descriptors [B, D] (unit length, except shallow heads under --l2 before_pool / none). */
   forward(images: Tensor): Tensor {
     return tidy(() => this.aggregation.forward(this.backbone.forward(images)));
   }
@@ -108,7 +108,7 @@ export class GeoLocalizationNet extends nn.Module {
 
   /**
    * Runs fn with the fastest inference path: eval mode, inference mode, BatchNorm folded into the
-   * convolutions and channels-last inputs. The given forward returns unit descriptors like forward().
+   * convolutions and channels-last inputs. The given forward returns the descriptors forward() does.
    * The trained weights are untouched; the previous train/eval mode is restored afterwards.
    */
   async fastInference<T>(fn: (forward: (images: Tensor) => Tensor) => T | Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 // Training options: one validated schema shared by the CLI flags (kebab-case) and config files
 // (JSON or YAML, camelCase or kebab-case keys). Defaults are the reference's (DESIGN.md §5).
 import { z } from 'zod';
+import { TEST_METHODS } from '../eval/test-methods.ts';
 
 const positive = z.number().positive();
 const count = z.number().int().positive();
@@ -13,7 +14,7 @@ export const AugmentSchema = z.object({
   randPerspective: z.number().min(0).max(1).optional(),
   randomResizedCrop: z.number().min(0).lt(1).optional(),
   randomRotation: z.number().min(0).max(360).optional(),
-  horizontalFlip: z.number().min(0).max(1).optional(),
+  queryHorizontalFlip: z.number().min(0).max(1).optional(),
   grayscale: z.number().min(0).max(1).optional(),
   gamma: z.number().min(0).max(10).optional(),
   blur: z.number().min(0).max(20).optional(),
@@ -33,10 +34,17 @@ export const TrainConfigSchema = z.object({
   trainPositivesDistThreshold: positive.default(10),
   valPositiveDistThreshold: positive.default(25),
   augment: AugmentSchema.default({}),
+  /** The reference's --horizontal_flip: each batch of tuples mirrored as a whole with probability 0.5. */
+  horizontalFlip: z.boolean().default(false),
   // model
   backbone: z.enum(['resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2']).default('resnet18conv4'),
   aggregation: z.string().min(1).default('netvlad'),
   netvladClusters: count.default(64),
+  /** GeM, MAC, SPoC/avg, R-MAC: L2 of the local features before pooling (the reference's default), of the pooled descriptor, or none. */
+  l2: z.enum(['before_pool', 'after_pool', 'none']).default('before_pool'),
+  /** GeM exponent: initial value, and whether it learns. */
+  gemP: positive.default(3),
+  gemPTrainable: z.boolean().default(true),
   attention: z.boolean().default(false),
   fcOutputDim: count.optional(),
   /** Narrower ResNet stage widths (4 values; tests and tiny experiments); default torchvision's 64,128,256,512. */
@@ -48,16 +56,28 @@ export const TrainConfigSchema = z.object({
   // optimisation
   optimizer: z.enum(['adam', 'sgd']).default('adam'),
   lr: positive.default(1e-5),
-  /** Learning rate of the CRN layers (CRN only). */
-  lrCrn: positive.default(5e-3),
+  /** CRN only: learning rate of the CRN layers, and of every other parameter (the reference's lr_crn_layer, lr_crn_net). */
+  lrCrnLayer: positive.default(5e-3),
+  lrCrnNet: positive.default(5e-4),
   momentum: z.number().min(0).max(1).default(0.9),
   weightDecay: z.number().min(0).optional(),
   epochs: count.default(1000),
   patience: count.default(3),
   batchSize: count.default(4),
   // mining
-  criterion: z.enum(['triplet', 'sare-ind', 'sare-joint']).default('triplet'),
+  /** 'none': no tuples, no mining; only the invariance term trains (invarianceWeight > 0). */
+  criterion: z.enum(['triplet', 'sare-ind', 'sare-joint', 'none']).default('triplet'),
   margin: positive.default(0.1),
+  /**
+   * Camera-invariance distillation (ours, not in the reference): weight of a term that asks the
+   * backbone to map each image augmented with `augment` to the feature map the starting network
+   * (frozen: `weights`, or the seeded initialisation) gives the clean image. 0 = off.
+   */
+  invarianceWeight: z.number().min(0).default(0),
+  /** Training images (database and queries, drawn equally from each training dataset) per step for that term. */
+  invarianceBatch: count.default(16),
+  /** Loss normalisation: the reference's sum / (batch x negatives) for every criterion, or the mean per query (the SARE paper's). */
+  lossReduction: z.enum(['per-triplet', 'per-query']).default('per-triplet'),
   mining: z.enum(['full', 'partial', 'random']).default('partial'),
   queriesPerEpoch: count.default(5000),
   cacheRefreshRate: count.default(1000),
@@ -66,20 +86,38 @@ export const TrainConfigSchema = z.object({
   // evaluation during training
   recallValues: z.array(count).default([1, 5, 10, 20]),
   inferBatchSize: count.default(16),
+  /**
+   * Start from these weights (a vgl checkpoint, e.g. another run's best.pth) instead of `weights`; the
+   * run's own last.pth, when present, still takes precedence (automatic resume). CRN needs a trained
+   * NetVLAD here, as in the reference.
+   */
+  resume: z.string().min(1).optional(),
+  /** How the final test describes queries (hard_resize, single_query, central_crop, five_crops, nearest_crop, maj_voting). */
+  testMethod: z.enum(TEST_METHODS).default('hard_resize'),
+  /** Validation and test describe and search the database in chunks, never holding its descriptors whole (the reference's flag). */
+  efficientRamTesting: z.boolean().default(false),
   // run
   seed: z.number().int().min(0).default(0),
   outputFolder: z.string().min(1),
   numWorkers: count.optional(),
 }).strict().superRefine((c, ctx) => {
-  if (c.trainPositivesDistThreshold > c.valPositiveDistThreshold) {
-    ctx.addIssue({ code: 'custom', path: ['trainPositivesDistThreshold'],
-      message: `must not exceed valPositiveDistThreshold (${c.valPositiveDistThreshold} m): hard positives are a subset of soft positives` });
+  if (c.criterion === 'none' && c.invarianceWeight === 0) {
+    ctx.addIssue({ code: 'custom', path: ['criterion'], message: "'none' trains the invariance term alone: set invarianceWeight > 0" });
+  }
+  if (c.invarianceWeight > 0 && !Object.values(c.augment).some((v) => typeof v === 'number' && v > 0)) {
+    ctx.addIssue({ code: 'custom', path: ['invarianceWeight'], message: 'needs an augmentation (e.g. noise, blur, gamma, grayscale): it teaches invariance to it' });
+  }
+  if (c.invarianceWeight > 0 && c.freezeBackbone === 'all') {
+    ctx.addIssue({ code: 'custom', path: ['invarianceWeight'], message: "acts on the backbone, which freezeBackbone 'all' freezes" });
   }
   if (c.resnetWidths && !c.backbone.startsWith('resnet')) {
     ctx.addIssue({ code: 'custom', path: ['resnetWidths'], message: `applies to ResNet backbones only, not ${c.backbone}` });
   }
-  if (c.cacheRefreshRate > c.queriesPerEpoch) {
-    ctx.addIssue({ code: 'custom', path: ['cacheRefreshRate'], message: `must not exceed queriesPerEpoch (${c.queriesPerEpoch})` });
+  if (c.queriesPerEpoch % c.cacheRefreshRate !== 0) {
+    ctx.addIssue({ code: 'custom', path: ['queriesPerEpoch'], message: `must be a multiple of cacheRefreshRate (${c.cacheRefreshRate}), as in the reference: an epoch is whole cache loops` });
+  }
+  if (c.aggregation === 'crn' && c.resume === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['resume'], message: 'CRN starts from a trained NetVLAD checkpoint (the reference refuses CRN without --resume): train NetVLAD first, then pass its best.pth' });
   }
 });
 
@@ -89,9 +127,20 @@ export type TrainConfig = z.output<typeof TrainConfigSchema>;
 export const datasetNames = (c: Pick<TrainConfig, 'datasetName'>): string[] => c.datasetName.split(',').map((n) => n.trim());
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 
-/** kebab-case → camelCase (config-file keys, CLI flags). */
-export const camelCase = (s: string): string => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+/** kebab-case or snake_case → camelCase (config-file keys, CLI flags). */
+export const camelCase = (s: string): string => s.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
+/** The reference's option names that vgl spells differently (after camelCase). */
+export const REFERENCE_NAMES: Readonly<Record<string, string>> = { trainBatchSize: 'batchSize', epochsNum: 'epochs', optim: 'optimizer' };
+
+/** Config-file keys in any spelling (camelCase, kebab-case, the reference's snake_case names) → the schema's. */
 export function camelKeys(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [camelCase(k), v]));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    const c = camelCase(k);
+    const key = REFERENCE_NAMES[c] ?? c;
+    if (key in out) throw new Error(`option ${key} is given twice (as ${k} and another spelling)`);
+    out[key] = v;
+  }
+  return out;
 }

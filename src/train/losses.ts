@@ -1,5 +1,5 @@
 // Training losses over (query, positive, negatives) descriptor tuples: pure functions of tensors that
-// return a scalar with autograd. Descriptors are expected to be unit vectors (the heads L2-normalise).
+// return a scalar with autograd. Descriptors are usually unit vectors (NetVLAD, GeM with --l2 after_pool), but need not be.
 //
 // Shapes: query [B, D], positive [B, D], negatives [B, K, D] (B queries, K negatives each).
 //
@@ -11,8 +11,8 @@
 //   'per-query'    the per-query loss (summed over its K negatives for triplet and SARE-ind, the one
 //                  joint term for SARE-joint) averaged over the B queries.
 //   'none'         the per-query losses, shape [B].
-// Defaults: triplet 'per-triplet' (the benchmark's value), SARE 'per-query' (mean over the batch, the
-// SARE paper's form). SARE under 'per-triplet' equals the benchmark's SARE value, i.e. 'per-query' / K.
+// Default for every criterion: 'per-triplet', the benchmark's, so one lr means the same training
+// whatever the loss. 'per-query' is the SARE paper's form (mean over the batch), K times larger.
 import { Tensor, tidy, cat, zeros, type Device } from '../torch/index.ts';
 
 export type LossName = 'triplet' | 'sare_ind' | 'sare_joint';
@@ -30,7 +30,7 @@ export interface TripletLossOptions {
 }
 
 export interface SareLossOptions {
-  /** Default 'per-query'. */
+  /** Default 'per-triplet' (the benchmark's). */
   reduction?: LossReduction;
 }
 
@@ -105,19 +105,32 @@ function squaredDistanceGaps(query: Tensor, positive: Tensor, negatives: Tensor)
 /** SARE-ind (Liu et al. 2019): Σ_k log(1 + exp(d_p − d_nk)) per query, via softplus (stable). */
 export function sareIndLoss(query: Tensor, positive: Tensor, negatives: Tensor, options: SareLossOptions = {}): Tensor {
   const shape = checkTupleShapes(query, positive, negatives);
-  const reduction = checkReduction(options.reduction ?? 'per-query');
+  const reduction = checkReduction(options.reduction ?? 'per-triplet');
   return tidy(() => reduce(squaredDistanceGaps(query, positive, negatives).softplus().sum(1), reduction, shape));
 }
 
 /** SARE-joint: log(1 + Σ_k exp(d_p − d_nk)) per query, as logsumexp over [0, gaps] (stable). */
 export function sareJointLoss(query: Tensor, positive: Tensor, negatives: Tensor, options: SareLossOptions = {}): Tensor {
   const shape = checkTupleShapes(query, positive, negatives);
-  const reduction = checkReduction(options.reduction ?? 'per-query');
+  const reduction = checkReduction(options.reduction ?? 'per-triplet');
   return tidy(() => {
     const gaps = squaredDistanceGaps(query, positive, negatives);
     const zero = zeros([shape.batch, 1], { dtype: gaps.dtype, device: gaps.device as Device });
     return reduce(cat([zero, gaps], 1).logsumexp(1), reduction, shape);
   });
+}
+
+/**
+ * Camera-invariance distillation: ‖student − teacher‖² / ‖teacher‖² over feature maps of the same
+ * images, the student seeing them augmented (noise, blur, exposure, grey) and the frozen teacher
+ * (the starting network) seeing them clean. Scale-free, so one weight suits every backbone.
+ */
+export function featureInvarianceLoss(student: Tensor, teacher: Tensor): Tensor {
+  const s = student.shape, t = teacher.shape;
+  if (s.length !== t.length || s.some((d, i) => d !== t[i])) {
+    throw new Error(`featureInvarianceLoss: student [${s.join(', ')}] and teacher [${t.join(', ')}] feature maps differ in shape`);
+  }
+  return tidy(() => student.sub(teacher).pow(2).mean().div(teacher.pow(2).mean().clampMin(1e-12)));
 }
 
 /** The loss named `name` (the trainer's registry). Triplet options are ignored by the SARE losses. */

@@ -100,7 +100,7 @@ export function mineTriplets(plan: CachePlan, descriptors: CachedDescriptors, po
   const rowOf = new Int32Array(N).fill(-1);
   plan.database.forEach((d, i) => (rowOf[d] = i));
 
-  const softMark = new Int32Array(N); // softMark[d] === j + 1: d is a soft positive of query j
+  const softMark = new Int32Array(N); // softMark[d] === j + 1: d is a positive (soft or hard) of query j
   const candMark = new Int32Array(N); // candMark[d] === j + 1: d is already a candidate of query j
   const triplets = new Array<Triplet>(plan.queries.length);
 
@@ -125,18 +125,21 @@ export function mineTriplets(plan: CachePlan, descriptors: CachedDescriptors, po
       }
     }
 
+    // Never a negative: a soft positive, nor a hard one (the hard radius may exceed the soft one, as
+    // in a train-threshold sweep to 50 m; the reference would then mine a positive as a negative).
     const stamp = j + 1;
-    const soft = positives.softPositives[q];
-    let softCount = 0; // distinct soft positives
-    for (const s of soft) {
-      if (softMark[s] !== stamp) {
-        softMark[s] = stamp;
-        softCount++;
+    let softCount = 0; // distinct positives, soft or hard
+    for (const list of [positives.softPositives[q], hard]) {
+      for (const s of list) {
+        if (softMark[s] !== stamp) {
+          softMark[s] = stamp;
+          softCount++;
+        }
       }
     }
     const available = N - softCount;
     if (available < K) {
-      throw new MiningError(`mineTriplets: ${who} has ${softCount} soft positives among ${N} database images, so only ${available} can be negatives; ${K} are needed (lower negsNumPerQuery)`);
+      throw new MiningError(`mineTriplets: ${who} has ${softCount} positives among ${N} database images, so only ${available} can be negatives; ${K} are needed (lower negsNumPerQuery)`);
     }
 
     const rng = new Rng(deriveSeed(plan.seed, STREAM.queryNegatives, q));

@@ -12,7 +12,7 @@ import { optim, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import { openDatasets, listSplits, partOf, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
-import { loadImage, type ImageSize } from '../data/image.ts';
+import { loadImage, type Float32HostTensor, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
 import { loadBatches } from '../data/loader.ts';
 import { progressBar } from '../data/progress.ts';
@@ -22,9 +22,10 @@ import { isDataInitialised } from '../models/types.ts';
 import { isCrnParameterName } from '../models/aggregation/index.ts';
 import type { AggregationName } from '../models/aggregation/index.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
-import { evaluate } from '../eval/evaluate.ts';
+import { evaluate, EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
-import { computeLoss, splitTuples, type LossName } from './losses.ts';
+import type { TestMethod } from '../eval/test-methods.ts';
+import { computeLoss, featureInvarianceLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
 import { datasetNames, type TrainConfig } from './config.ts';
@@ -91,6 +92,8 @@ export interface TrainHooks {
    * other test sets per epoch). Must not change the weights; it runs before the epoch's checkpoints.
    */
   afterValidation?: (net: GeoLocalizationNet, epoch: number, recalls: Recalls) => Promise<void>;
+  /** Where the network computes (default: CUDA when the linked libtorch has it, VGL_DEVICE=cpu to stay on the CPU). */
+  device?: torch.Device;
 }
 
 /** One cache loop's record in log.jsonl: wall-clock times of its phases, sizes, mining statistics. */
@@ -112,7 +115,8 @@ export interface LoopRecord {
   images: number;
   steps: number;
   meanLoss: number;
-  mining: ReturnType<typeof summarizeTriplets>;
+  /** Null when the loop mined nothing (criterion 'none'). */
+  mining: ReturnType<typeof summarizeTriplets> | null;
 }
 
 /** One validation's record in log.jsonl. */
@@ -128,25 +132,23 @@ export interface ValidationRecord {
 }
 
 export type LogEntry =
-  | ({ event: 'step'; loss: number } & StepPosition)
+  | ({ event: 'step'; loss: number; flipped?: boolean; invariance?: number } & StepPosition)
   | LoopRecord
   | ValidationRecord
   | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition)
   | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
-  | { event: 'test'; epoch: number; recalls: Recalls };
+  | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls };
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
 
-/** Where the network computes: CUDA when the linked libtorch has it (VGL_DEVICE=cpu to stay on the CPU). */
-const device = torch.defaultDevice();
-const toDevice = (x: Tensor): Tensor => (device === 'cpu' ? x : x.to(device));
+const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' ? x : x.to(device));
 
 export function networkFor(config: TrainConfig): GeoLocalizationNet {
   const aggregation = (config.attention ? `attention+${config.aggregation}` : config.aggregation) as AggregationName;
   return buildNetwork({
     backbone: config.backbone,
     aggregation,
-    head: { clusters: config.netvladClusters, fcDim: config.fcOutputDim },
+    head: { clusters: config.netvladClusters, fcDim: config.fcOutputDim, l2: config.l2, gemP: config.gemP, gemPTrainable: config.gemPTrainable },
     resnetWidths: config.resnetWidths,
   });
 }
@@ -155,16 +157,19 @@ function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optim
   const named = [...net.namedParameters()].filter(([, p]) => p.requiresGrad);
   const crn = named.filter(([n]) => isCrnParameterName(n)).map(([, p]) => p);
   const rest = named.filter(([n]) => !isCrnParameterName(n)).map(([, p]) => p);
-  const groups = crn.length > 0 ? [{ params: rest }, { params: crn, options: { lr: config.lrCrn } }] : [{ params: rest }];
+  // CRN as the reference trains it: the CRN layers at lr_crn_layer, the rest (the NetVLAD it starts from) at lr_crn_net.
+  const groups = crn.length > 0 ? [{ params: rest, options: { lr: config.lrCrnNet } }, { params: crn, options: { lr: config.lrCrnLayer } }] : [{ params: rest }];
   return config.optimizer === 'adam'
     ? new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 0 })
     : new optim.SGD(groups, { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay ?? 1e-3 });
 }
 
 /** Recall@N of the model on a split (database vs queries, soft positives at the val radius). */
-export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean): Promise<Recalls> {
+export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean, method: TestMethod = 'hard_resize',
+  device: torch.Device = torch.defaultDevice()): Promise<Recalls> {
   const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, device, progress,
+    size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, device, progress, method,
+    databaseChunk: config.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
     radius: config.valPositiveDistThreshold, recallValues: config.recallValues,
   }));
   return result.recalls;
@@ -178,7 +183,8 @@ function headInitImages(ds: GeoDataset, rng: Rng, count = 500): string[] {
 }
 
 /** NetVLAD-style heads: k-means over local descriptors of random training database images. */
-export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, log: (s: string) => void): Promise<void> {
+export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, log: (s: string) => void,
+  device: torch.Device = torch.defaultDevice()): Promise<void> {
   if (!isDataInitialised(net.aggregation)) return;
   const rng = new Rng(deriveSeed(config.seed, 0x1417));
   const images = headInitImages(ds, rng);
@@ -188,7 +194,7 @@ export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, co
   net.eval();
   for await (const batch of loadBatches(images, (p) => loadImage(p, { size, normalization: imageNormalization(net) }), { batchSize: config.inferBatchSize })) {
     chunks.push(torch.keep(torch.tidy(() => torch.inferenceMode(() => {
-      const maps = net.features(toDevice(torch.fromHost(batch.images))); // [B, C, h, w]
+      const maps = net.features(toDevice(torch.fromHost(batch.images), device)); // [B, C, h, w]
       const [b, c, h, w] = maps.shape;
       const locals = maps.permute(0, 2, 3, 1).reshape(b * h * w, c);
       const pick: number[] = [];
@@ -204,6 +210,31 @@ export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, co
   log(`initialising ${net.config.aggregation} from ${descriptors.size(0)} local descriptors of ${images.length} database images`);
   net.aggregation.initFromDescriptors(descriptors, deriveSeed(config.seed, 0x1418));
   descriptors.dispose();
+}
+
+/**
+ * A fresh run starting from another checkpoint's weights (the reference's --resume). The backbone must
+ * match key for key. The head loads too when it is the same head; a CRN run may start from a NetVLAD
+ * checkpoint (its CRN layers start fresh); any other head starts as a fresh run's does (NetVLAD by
+ * k-means on the loaded backbone's features): e.g. NetVLAD on a backbone fine-tuned with GeM.
+ */
+async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds: GeoDataset, log: (s: string) => void, device: torch.Device): Promise<void> {
+  const path = config.resume!;
+  if (!existsSync(path)) throw new Error(`--resume ${path}: file not found`);
+  const ck = await loadCheckpoint(path);
+  const part = (prefix: string) => new Map([...ck.stateDict].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const backbone = torch.loadStateDict(net.backbone, part('backbone.'), { source: `--resume ${path} (backbone)` });
+  const head = part('aggregation.');
+  const own = net.aggregation.stateDict();
+  const missing = [...own.keys()].filter((k) => !head.has(k));
+  const sameHead = [...head].every(([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join()) && missing.every(isCrnParameterName);
+  if (sameHead) {
+    const loaded = torch.loadStateDict(net.aggregation, head, { strict: false, source: path });
+    log(`starting from ${path}: ${backbone.loaded.length + loaded.loaded.length} tensors loaded${missing.length > 0 ? `, ${missing.length} CRN tensors start fresh` : ''}`);
+  } else {
+    log(`starting from ${path}: ${backbone.loaded.length} backbone tensors loaded; its head is not a ${config.aggregation}, so the head starts fresh`);
+    await initialiseHead(net, ds, config, log, device);
+  }
 }
 
 /** The first parameter or buffer holding NaN/±inf, or null. A step can break weights (or BatchNorm statistics) with a finite loss. */
@@ -224,7 +255,8 @@ async function removeStaleTempFiles(out: string, log: (s: string) => void): Prom
 }
 
 /** Cache loop: extract the plan's database and query descriptors with the fast inference path. */
-async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, training: TrainingQueries, plan: ReturnType<typeof planCacheLoop>, config: TrainConfig, progress: boolean) {
+async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, training: TrainingQueries, plan: ReturnType<typeof planCacheLoop>, config: TrainConfig,
+  progress: boolean, device: torch.Device) {
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
   return net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
@@ -233,6 +265,29 @@ async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, trainin
     const queries = await extractDescriptors(model, Array.from(plan.queries, (j) => training.paths[j]), { ...opts, label: 'cache queries' });
     return { database, queries };
   });
+}
+
+/** Everything one run's phases share. */
+interface Run {
+  config: TrainConfig;
+  hooks: TrainHooks;
+  progress: boolean;
+  log: (s: string) => void;
+  record: (entry: LogEntry) => Promise<void>;
+  net: GeoLocalizationNet;
+  opt: optim.Optimizer<object>;
+  state: RunState;
+  memory: NegativeMemory;
+  trainDs: GeoDataset;
+  training: TrainingQueries;
+  /** Dataset of each training query (balanced mixing of several datasets), else undefined. */
+  queryGroups: Int32Array | undefined;
+  invariance: InvarianceTeacher | null;
+  size: ImageSize;
+  normalization: ReturnType<typeof imageNormalization>;
+  lastPath: string;
+  bestPath: string;
+  device: torch.Device;
 }
 
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -245,6 +300,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     await appendFile(logFile, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
     hooks.onRecord?.(entry);
   };
+  const device = hooks.device ?? torch.defaultDevice();
 
   // Data: what exists and where (validated up front, before any model work).
   // Several datasets: their training sets are mixed (tuples never cross datasets), validation covers every val split.
@@ -280,7 +336,12 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     state.epochSteps ??= 0;
     log(`resuming ${lastPath}: epoch ${state.epoch}, cache loop ${state.loop}, best R@5 ${state.bestR5.toFixed(2)}`);
   } else {
-    await initialiseHead(net, trainDs, config, log);
+    if (config.resume !== undefined) await startFrom(net, config, trainDs, log, device);
+    else await initialiseHead(net, trainDs, config, log, device);
+    if (config.weights === undefined && config.resume === undefined) {
+      log(`WARNING: the ${config.backbone} backbone starts from RANDOM weights (no --weights, no --resume): ` +
+        'place recognition from scratch needs far more data and epochs than fine-tuning ImageNet weights');
+    }
     state = { epoch: 0, loop: 0, bestR5: -1, bestEpoch: -1, epochsWithoutImprovement: 0, memory: {}, epochLossSum: 0, epochSteps: 0, history: [], config };
     await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   }
@@ -288,23 +349,23 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
 
-  const memory: NegativeMemory = memoryFromJSON(state.memory, `${lastPath} (negative memory)`);
+  const invariance = config.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device) : null;
+  if (invariance) log(`camera invariance: weight ${config.invarianceWeight}, ${config.invarianceBatch} images per step, teacher: the starting backbone${config.weights ? ` (${config.weights})` : ''}`);
   // Several training datasets, balanced: every cache loop draws its queries equally from each.
   let queryGroups: Int32Array | undefined;
   if (config.mixing === 'balanced' && trainDs.parts) {
     const queryPart = partOf(trainDs, 'queries');
     queryGroups = Int32Array.from(training.originalIndices, (q) => queryPart[q]);
   }
-  const loopsPerEpoch = Math.ceil(config.queriesPerEpoch / config.cacheRefreshRate);
-  const tuple = 2 + config.negsNumPerQuery;
-  const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
-  const normalization = imageNormalization(net);
+  const run: Run = {
+    config, hooks, progress, log, record, net, opt, state, trainDs, training, queryGroups, invariance, lastPath, bestPath, device,
+    memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`),
+    size: { height: config.resize[0], width: config.resize[1] },
+    normalization: imageNormalization(net),
+  };
+  const loopsPerEpoch = config.queriesPerEpoch / config.cacheRefreshRate; // a whole number (validated)
   let loopsRun = 0;
   let stoppedEarly = false;
-
-  const saveLast = () => saveCheckpoint(lastPath, net, opt, { ...state, memory: memoryToJSON(memory) } satisfies RunState);
-
-  const msSince = (t: number) => Math.round(performance.now() - t);
   const result = (): TrainResult => ({ outputFolder: out, bestEpoch: state.bestEpoch, bestR5: state.bestR5, history: state.history, stoppedEarly });
 
   try {
@@ -312,138 +373,243 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       for (; state.loop < loopsPerEpoch; state.loop++) {
         if (hooks.maxLoops !== undefined && loopsRun >= hooks.maxLoops) return result();
         const loopSeed = deriveSeed(config.seed, state.epoch, state.loop);
-        // 1. which queries, 2. cache their descriptors and the database's
-        let t = performance.now();
-        const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed, queryGroups);
-        const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
-          { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
-        const cache = await cacheDescriptors(net, trainDs, training, plan, config, progress);
-        const cacheMs = msSince(t);
-        // 3. mine best positives and negatives
-        t = performance.now();
-        let triplets: Triplet[];
-        try {
-          triplets = mineTriplets(plan, cache, training, memory);
-        } finally {
-          torch.dispose(cache);
-        }
-        new Rng(deriveSeed(loopSeed, 0x5eed)).shuffle(triplets);
-        const mineMs = msSince(t);
-
-        // 4. train on the tuples: query (augmented), best positive, negatives
-        t = performance.now();
-        const paths = triplets.flatMap((tr) => [training.paths[tr.query], trainDs.databasePaths[tr.positive], ...Array.from(tr.negatives, (n) => trainDs.databasePaths[n])]);
-        const transform = (path: string, i: number) => (i % tuple === 0
-          ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, i), { size, normalization, augment: config.augment })
-          : loadImage(path, { size, normalization }));
-        net.train();
-        const batches = Math.ceil(triplets.length / config.batchSize);
-        const bar = progressBar(`epoch ${state.epoch} loop ${state.loop + 1}/${loopsPerEpoch}`, batches, { show: progress, unit: 'step', fields: ['loss'] });
-        let batchIndex = 0;
-        let loopLossSum = 0;
-        for await (const batch of loadBatches(paths, transform, { batchSize: config.batchSize * tuple })) {
-          const at: StepPosition = { epoch: state.epoch, loop: state.loop, batch: batchIndex };
-          const n = batch.indices.length / tuple;
-          torch.manualSeed(deriveSeed(loopSeed, 0xba7c, batchIndex));
-          hooks.beforeStep?.(net, at);
-          const loss = torch.tidy(() => {
-            opt.zeroGrad();
-            const descriptors = net.forward(toDevice(torch.fromHost(batch.images)));
-            const { query, positive, negatives } = splitTuples(descriptors, n);
-            const l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin });
-            const value = l.item();
-            if (!Number.isFinite(value)) return value; // no step: the weights stay as they were
-            l.backward();
-            opt.step();
-            return value;
-          });
-          if (!Number.isFinite(loss)) {
-            bar.stop();
-            const saved = existsSync(lastPath);
-            await record({ event: 'nonfinite-loss', ...at, loss: String(loss), checkpoint: saved ? lastPath : null });
-            throw new NonFiniteLossError(`training stopped: the ${config.criterion} loss became ${loss} at epoch ${at.epoch}, cache loop ${at.loop}, batch ${at.batch}. ` +
-              (saved ? `${lastPath} keeps the last good state (before cache loop ${at.loop} of epoch ${at.epoch}); resuming restarts from there. `
-                : 'No checkpoint had been written yet. ') +
-              `Lower the learning rate (now ${config.lr}) or check the images of this batch.`, loss, at);
-          }
-          loopLossSum += loss;
-          await record({ event: 'step', ...at, loss });
-          batchIndex++;
-          bar.tick(1, { loss: loss.toFixed(4) });
-        }
-        bar.stop();
-        const trainMs = msSince(t);
-        state.epochLossSum += loopLossSum;
-        state.epochSteps += batchIndex;
-
-        // 5. checkpoint after every cache loop (resume point), never with broken weights
-        t = performance.now();
-        const broken = firstNonFiniteTensor(net);
-        if (broken !== null) {
-          const at: StepPosition = { epoch: state.epoch, loop: state.loop, batch: batchIndex - 1 };
-          const saved = existsSync(lastPath);
-          await record({ event: 'nonfinite-weights', ...at, tensor: broken, checkpoint: saved ? lastPath : null });
-          throw new NonFiniteLossError(`training stopped: ${broken} holds NaN/inf after the last step of epoch ${at.epoch}, cache loop ${at.loop} ` +
-            `(the loss was still finite). ${saved ? `${lastPath} keeps the last good state; ` : 'No checkpoint had been written yet; '}` +
-            `lower the learning rate (now ${config.lr}).`, NaN, at);
-        }
-        state.loop++;
-        await saveLast();
-        state.loop--;
+        const tuples = config.criterion === 'none' ? null : await cacheAndMine(run, loopSeed); // 1-3. queries, cache, mining
+        const trained = await trainSteps(run, loopSeed, tuples); //                                4. train on the tuples
+        const checkpointMs = await guardedCheckpoint(run, trained.steps); //                        5. checkpoint (resume point)
         await record({
-          event: 'loop', epoch: state.epoch, loop: state.loop, cacheMs, mineMs, trainMs, checkpointMs: msSince(t),
-          cachedImages: plan.database.length + plan.queries.length, images: paths.length, steps: batchIndex,
-          meanLoss: batchIndex > 0 ? loopLossSum / batchIndex : NaN, mining: summarizeTriplets(triplets),
+          event: 'loop', epoch: state.epoch, loop: state.loop, cacheMs: tuples?.cacheMs ?? 0, mineMs: tuples?.mineMs ?? 0, trainMs: trained.ms, checkpointMs,
+          cachedImages: tuples?.cachedImages ?? 0, images: trained.images, steps: trained.steps,
+          meanLoss: trained.steps > 0 ? trained.lossSum / trained.steps : NaN, mining: tuples ? summarizeTriplets(tuples.triplets) : null,
         });
         loopsRun++;
         if (hooks.maxLoops !== undefined && loopsRun >= hooks.maxLoops) return result(); // before validation, as a kill here would
       }
-
-      // 6. validate, keep the best, stop early on val R@5
-      const t = performance.now();
-      const recalls = await recallsOn(net, valDs, config, progress);
-      const validateMs = msSince(t);
-      const meanLoss = state.epochSteps > 0 ? state.epochLossSum / state.epochSteps : NaN;
-      state.history.push({ epoch: state.epoch, recalls, meanLoss });
-      await record({ event: 'validation', epoch: state.epoch, recalls, meanLoss, validateMs, images: valDs.databasePaths.length + valDs.queriesPaths.length });
-      const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
-      log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
-      await hooks.afterValidation?.(net, state.epoch, recalls);
-      state.epoch++;
-      state.loop = 0;
-      state.epochLossSum = 0;
-      state.epochSteps = 0;
-      if (r5 > state.bestR5) {
-        state.bestR5 = r5;
-        state.bestEpoch = state.epoch - 1;
-        state.epochsWithoutImprovement = 0;
-        await saveCheckpoint(bestPath, net, null, { epoch: state.bestEpoch, recalls, config });
-      } else {
-        state.epochsWithoutImprovement++;
-      }
-      await saveLast();
-      if (state.epochsWithoutImprovement >= config.patience) {
-        log(`early stop: val R@5 did not improve for ${config.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
+      if (await validateEpoch(run, valDs)) { //                                                    6. validate, keep the best, stop early
         stoppedEarly = true;
         break;
       }
     }
-    const withTest: string[] = [];
-    if (hooks.test !== false && existsSync(bestPath)) {
-      for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
-    }
-    if (withTest.length > 0) {
-      const testDs = await openDatasets(config.datasetsFolder, withTest, 'test');
-      torch.loadStateDict(net, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
-      const testRecalls = await recallsOn(net, testDs, config, progress);
-      await record({ event: 'test', epoch: state.bestEpoch, recalls: testRecalls });
-      await writeFile(join(out, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
-      log(`test (best model, epoch ${state.bestEpoch}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
-      return { ...result(), testRecalls };
-    }
-    return result();
+    const testRecalls = hooks.test === false ? null : await testBest(run, names); //               7. test the best model
+    return testRecalls === null ? result() : { ...result(), testRecalls };
   } finally {
     opt.dispose();
     net.dispose();
+    invariance?.teacher.dispose();
   }
+}
+
+/** Phases 1-3: the loop's queries, their descriptors and the database's (fast inference path), mined tuples. */
+async function cacheAndMine(run: Run, loopSeed: number): Promise<{ triplets: Triplet[]; cacheMs: number; mineMs: number; cachedImages: number }> {
+  const { config, net, trainDs, training } = run;
+  let t = performance.now();
+  const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed, run.queryGroups);
+  const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
+    { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
+  const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device);
+  const cacheMs = msSince(t);
+  t = performance.now();
+  let triplets: Triplet[];
+  try {
+    triplets = mineTriplets(plan, cache, training, run.memory);
+  } finally {
+    torch.dispose(cache);
+  }
+  new Rng(deriveSeed(loopSeed, 0x5eed)).shuffle(triplets);
+  return { triplets, cacheMs, mineMs: msSince(t), cachedImages: plan.database.length + plan.queries.length };
+}
+
+/**
+ * Phase 4: optimizer steps over the loop's tuples (query augmented, best positive, negatives), each
+ * with the invariance term when asked; with criterion 'none', steps of the invariance term alone.
+ */
+async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triplet[] } | null): Promise<{ steps: number; lossSum: number; images: number; ms: number }> {
+  const { config, net, opt, state, hooks, invariance, size, normalization } = run;
+  const t = performance.now();
+  const tuple = 2 + config.negsNumPerQuery;
+  const triplets = tuples?.triplets ?? [];
+  const paths = triplets.flatMap((tr) => [run.training.paths[tr.query], run.trainDs.databasePaths[tr.positive], ...Array.from(tr.negatives, (n) => run.trainDs.databasePaths[n])]);
+  const transform = (path: string, i: number) => (i % tuple === 0
+    ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, i), { size, normalization, augment: config.augment })
+    : loadImage(path, { size, normalization }));
+  const batches = tuples ? Math.ceil(triplets.length / config.batchSize) : Math.ceil(config.cacheRefreshRate / config.batchSize);
+  // Tuples train BatchNorm as the reference does; invariance steps alone keep its statistics, which
+  // would otherwise drift toward the augmented images.
+  if (tuples) net.train();
+  else net.eval();
+  const bar = progressBar(`epoch ${state.epoch} loop ${state.loop + 1}`, batches, { show: run.progress, unit: 'step', fields: ['loss'] });
+  const tupleBatches = tuples ? loadBatches(paths, transform, { batchSize: config.batchSize * tuple }) : null;
+  let lossSum = 0;
+  let images = paths.length;
+  try {
+    for (let batchIndex = 0; batchIndex < batches; batchIndex++) {
+      const batch = tupleBatches ? (await tupleBatches.next()).value : null;
+      if (tupleBatches && !batch) break;
+      const at: StepPosition = { epoch: state.epoch, loop: state.loop, batch: batchIndex };
+      torch.manualSeed(deriveSeed(loopSeed, 0xba7c, batchIndex));
+      hooks.beforeStep?.(net, at);
+      // The reference's flip: the whole batch of tuples mirrored, or none of it.
+      const flipped = tuples !== null && config.horizontalFlip && new Rng(deriveSeed(loopSeed, 0xf11b, batchIndex)).bernoulli(0.5);
+      const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex), size, normalization, config) : null;
+      if (views) images += views.shape[0];
+      let invarianceValue: number | undefined;
+      const loss = torch.tidy(() => {
+        opt.zeroGrad();
+        let l: Tensor | null = null;
+        if (batch) {
+          const x = torch.fromHost(batch.images);
+          const descriptors = net.forward(toDevice(flipped ? x.flip(3) : x, run.device));
+          const { query, positive, negatives } = splitTuples(descriptors, batch.indices.length / tuple);
+          l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin, reduction: config.lossReduction });
+        }
+        if (invariance && views) {
+          const both = toDevice(torch.fromHost(views), run.device);
+          const b = both.size(0) / 2;
+          const teacher = torch.noGrad(() => invariance.teacher.features(both.narrow(0, 0, b)));
+          const term = featureInvarianceLoss(net.features(both.narrow(0, b, b)), teacher);
+          invarianceValue = term.item();
+          l = l === null ? term.mul(config.invarianceWeight) : l.add(term.mul(config.invarianceWeight));
+        }
+        const value = l!.item();
+        if (!Number.isFinite(value)) return value; // no step: the weights stay as they were
+        l!.backward();
+        opt.step();
+        return value;
+      });
+      if (!Number.isFinite(loss)) {
+        bar.stop();
+        const saved = existsSync(run.lastPath);
+        await run.record({ event: 'nonfinite-loss', ...at, loss: String(loss), checkpoint: saved ? run.lastPath : null });
+        throw new NonFiniteLossError(`training stopped: the ${config.criterion === 'none' ? 'invariance' : config.criterion} loss became ${loss} at epoch ${at.epoch}, cache loop ${at.loop}, batch ${at.batch}. ` +
+          (saved ? `${run.lastPath} keeps the last good state (before cache loop ${at.loop} of epoch ${at.epoch}); resuming restarts from there. `
+            : 'No checkpoint had been written yet. ') +
+          `Lower the learning rate (now ${config.lr}) or check the images of this batch.`, loss, at);
+      }
+      lossSum += loss;
+      await run.record({ event: 'step', ...at, loss, ...(config.horizontalFlip && tuples ? { flipped } : {}), ...(invarianceValue !== undefined ? { invariance: invarianceValue } : {}) });
+      bar.tick(1, { loss: loss.toFixed(4) });
+      state.epochLossSum += loss;
+      state.epochSteps++;
+    }
+  } finally {
+    bar.stop();
+    await tupleBatches?.return(undefined);
+  }
+  return { steps: batches, lossSum, images, ms: msSince(t) };
+}
+
+/** Phase 5: last.pth after every cache loop (the resume point), never with broken weights. Returns its time. */
+async function guardedCheckpoint(run: Run, steps: number): Promise<number> {
+  const { net, state, config, lastPath } = run;
+  const t = performance.now();
+  const broken = firstNonFiniteTensor(net);
+  if (broken !== null) {
+    const at: StepPosition = { epoch: state.epoch, loop: state.loop, batch: steps - 1 };
+    const saved = existsSync(lastPath);
+    await run.record({ event: 'nonfinite-weights', ...at, tensor: broken, checkpoint: saved ? lastPath : null });
+    throw new NonFiniteLossError(`training stopped: ${broken} holds NaN/inf after the last step of epoch ${at.epoch}, cache loop ${at.loop} ` +
+      `(the loss was still finite). ${saved ? `${lastPath} keeps the last good state; ` : 'No checkpoint had been written yet; '}` +
+      `lower the learning rate (now ${config.lr}).`, NaN, at);
+  }
+  state.loop++;
+  await saveLast(run);
+  state.loop--;
+  return msSince(t);
+}
+
+function saveLast(run: Run): Promise<void> {
+  return saveCheckpoint(run.lastPath, run.net, run.opt, { ...run.state, memory: memoryToJSON(run.memory) } satisfies RunState);
+}
+
+/** Phase 6: recall on val, best.pth when R@5 improves, early stopping. Returns whether to stop. */
+async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
+  const { net, state, config, log } = run;
+  // Trained by no place-recognition loss, a NetVLAD-style head follows the backbone by k-means on its current features.
+  if (config.criterion === 'none') await initialiseHead(net, run.trainDs, config, log, run.device);
+  const t = performance.now();
+  const recalls = await recallsOn(net, valDs, config, run.progress, 'hard_resize', run.device);
+  const validateMs = msSince(t);
+  const meanLoss = state.epochSteps > 0 ? state.epochLossSum / state.epochSteps : NaN;
+  state.history.push({ epoch: state.epoch, recalls, meanLoss });
+  await run.record({ event: 'validation', epoch: state.epoch, recalls, meanLoss, validateMs, images: valDs.databasePaths.length + valDs.queriesPaths.length });
+  const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
+  log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
+  await run.hooks.afterValidation?.(net, state.epoch, recalls);
+  state.epoch++;
+  state.loop = 0;
+  state.epochLossSum = 0;
+  state.epochSteps = 0;
+  if (r5 > state.bestR5) {
+    state.bestR5 = r5;
+    state.bestEpoch = state.epoch - 1;
+    state.epochsWithoutImprovement = 0;
+    await saveCheckpoint(run.bestPath, net, null, { epoch: state.bestEpoch, recalls, config });
+  } else {
+    state.epochsWithoutImprovement++;
+  }
+  await saveLast(run);
+  if (state.epochsWithoutImprovement < config.patience) return false;
+  log(`early stop: val R@5 did not improve for ${config.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
+  return true;
+}
+
+/** Phase 7: the best model on the test splits of the training datasets that have one (null: none has). */
+async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
+  const { net, state, config, bestPath } = run;
+  if (!existsSync(bestPath)) return null;
+  const withTest: string[] = [];
+  for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
+  if (withTest.length === 0) return null;
+  const testDs = await openDatasets(config.datasetsFolder, withTest, 'test');
+  torch.loadStateDict(net, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
+  const testRecalls = await recallsOn(net, testDs, config, run.progress, config.testMethod, run.device);
+  await run.record({ event: 'test', epoch: state.bestEpoch, method: config.testMethod, recalls: testRecalls });
+  await writeFile(join(config.outputFolder, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
+  run.log(`test (best model, epoch ${state.bestEpoch}, ${config.testMethod}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
+  return testRecalls;
+}
+
+const msSince = (t: number) => Math.round(performance.now() - t);
+
+interface InvarianceTeacher {
+  teacher: GeoLocalizationNet;
+  views(seed: number, size: ImageSize, normalization: ReturnType<typeof imageNormalization>, c: TrainConfig): Promise<Float32HostTensor>;
+}
+
+/**
+ * The camera-invariance term's frozen teacher (the starting network) and its images: every training
+ * image, database and queries, drawn equally from each training dataset. views() loads a step's
+ * images twice, [clean; augmented], as one [2B, 3, H, W] batch.
+ */
+async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: torch.Device): Promise<InvarianceTeacher> {
+  // Built as the student was at the start of the run (same seed, same weights), so a resumed run
+  // gets the same teacher. Steps reseed torch themselves, so reseeding here changes nothing after.
+  torch.manualSeed(config.seed);
+  const teacher = networkFor(config);
+  if (config.weights) await teacher.loadPretrained(config.weights);
+  if (device !== 'cpu') teacher.to(device);
+  teacher.freezeBackbone('all');
+  teacher.eval();
+  const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const, queries: [0, ds.queriesPaths.length] as const }];
+  const all = [...ds.databasePaths, ...ds.queriesPaths];
+  const groups = parts.map(({ database: [d0, d1], queries: [q0, q1] }) => [
+    ...Array.from({ length: d1 - d0 }, (_, i) => d0 + i),
+    ...Array.from({ length: q1 - q0 }, (_, i) => ds.databasePaths.length + q0 + i),
+  ]);
+  return {
+    teacher,
+    async views(seed: number, size: ImageSize, normalization: ReturnType<typeof imageNormalization>, c: TrainConfig): Promise<Float32HostTensor> {
+      const rng = new Rng(seed);
+      // Each group in turn, so a batch smaller than the number of datasets still varies across them.
+      const offset = rng.int(0, groups.length);
+      const paths = Array.from({ length: c.invarianceBatch }, (_, i) => {
+        const g = groups[(i + offset) % groups.length]!;
+        return all[g[rng.int(0, g.length)]!]!;
+      });
+      const transform = (p: string, i: number) => (i < paths.length
+        ? loadImage(p, { size, normalization })
+        : loadAugmentedImage(p, deriveSeed(seed, i), { size, normalization, augment: c.augment }));
+      for await (const batch of loadBatches([...paths, ...paths], transform, { batchSize: 2 * paths.length })) return batch.images;
+      throw new Error('invariance views: no batch loaded');
+    },
+  };
 }

@@ -85,6 +85,22 @@ test('vgl eval --pca-dim: PCA fitted on the database, saved, recall still equal 
   await assert.rejects(runEval(evalFlags({ run: runDir, pcaDim: '100000', images: false }), quiet), /--pca-dim 100000: must be below the descriptor dimension/);
 });
 
+test('vgl eval --pca-dataset-folder (the reference\'s PCA images) and --efficient-ram-testing (database in chunks) give the same recalls', async () => {
+  const bySplit = await runEval(evalFlags({ run: runDir, pcaDim: '4', images: false, progress: false }), quiet);
+  // The folder holding the same database images as the split: the same PCA, the same recalls.
+  const byFolder = await runEval(evalFlags({ run: runDir, pcaDim: '4', pcaDatasetFolder: 'tiny/images/test/database', images: false, progress: false }), quiet);
+  assert.match(byFolder.model.pca?.fittedOn ?? '', /tiny\/images\/test\/database \(8 images\)/);
+  assert.deepEqual(byFolder.recalls, bySplit.recalls);
+  await assert.rejects(runEval(evalFlags({ run: runDir, pcaDim: '4', pcaDatasetFolder: 'nowhere', images: false }), quiet), /--pca-dataset-folder .*nowhere: not found/);
+
+  const out = join(runDir, 'eval-ram');
+  const plain = await runEval(evalFlags({ run: runDir, images: false, progress: false }), quiet);
+  const lowRam = await runEval(evalFlags({ run: runDir, efficientRamTesting: true, outputFolder: out, images: false, progress: false }), quiet);
+  assert.deepEqual(lowRam.recallsByRadius, plain.recallsByRadius);
+  const saved = JSON.parse(await readFile(join(out, 'predictions.json'), 'utf8')) as { queries: { predictions: { database: number }[] }[] };
+  assert.deepEqual(lowRam.recalls, bruteRecall(saved.queries.map((q) => q.predictions.map((p) => p.database)), 25, [1, 2, 5]));
+});
+
 test('vgl eval recall --from: recall at new radii from saved predictions equals brute force and a direct evaluation', async () => {
   const from = join(runDir, 'eval');
   const radii = [5, 10, 25, 50, 100];

@@ -77,7 +77,7 @@ test('horizontal flip of a gradient', () => {
   const grad = image(4, 2, [0, 1, 2, 3, 0, 1, 2, 3].map((x) => [x / 3, 1 - x / 3, 0.5]));
   const f = hflip(grad);
   for (let y = 0; y < 2; y++) for (let x = 0; x < 4; x++) assertPixel(pixel(f, x, y), [(3 - x) / 3, 1 - (3 - x) / 3, 0.5]);
-  const out = augmentImage(grad, { height: 2, width: 4 }, { horizontalFlip: 1 }, new Rng(0));
+  const out = augmentImage(grad, { height: 2, width: 4 }, { queryHorizontalFlip: 1 }, new Rng(0));
   assert.deepEqual(out.data, f.data);
 });
 
@@ -154,7 +154,7 @@ test('perspective: identical corners are the identity; a 1-pixel shift moves the
 
 const ALL: AugmentOptions = {
   brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, randPerspective: 0.3, perspectiveProbability: 1,
-  randomResizedCrop: 0.4, randomRotation: 10, horizontalFlip: 0.5,
+  randomResizedCrop: 0.4, randomRotation: 10, queryHorizontalFlip: 0.5,
 };
 
 test('seeded: same seed gives identical bytes, another seed different ones', async () => {
@@ -193,7 +193,7 @@ test('options are validated and off by default', () => {
   assert.throws(() => validateAugmentOptions({ hue: 0.7 }), /hue must be a number in \[0, 0.5\]/);
   assert.throws(() => validateAugmentOptions({ randomResizedCrop: 1 }), /randomResizedCrop/);
   assert.throws(() => validateAugmentOptions({ brightness: -1 }), /brightness/);
-  assert.throws(() => queryTransform({ seed: 0, augment: { horizontalFlip: 2 } }), /horizontalFlip/);
+  assert.throws(() => queryTransform({ seed: 0, augment: { queryHorizontalFlip: 2 } }), /queryHorizontalFlip/);
 });
 
 test('camera augmentations: grey, gamma, blur and noise by hand', () => {

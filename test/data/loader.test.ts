@@ -133,7 +133,7 @@ test('worker threads: same bytes as in-process, errors still name the file', asy
     }
     const spec: TransformSpec = {
       kind: 'query',
-      options: { seed: 4, size: { height: 24, width: 32 }, augment: { brightness: 0.4, hue: 0.1, randPerspective: 0.3, randomResizedCrop: 0.3, randomRotation: 10, horizontalFlip: 0.5 } },
+      options: { seed: 4, size: { height: 24, width: 32 }, augment: { brightness: 0.4, hue: 0.1, randPerspective: 0.3, randomResizedCrop: 0.3, randomRotation: 10, queryHorizontalFlip: 0.5 } },
     };
     const viaWorkers = await collect(loadBatches(paths, spec, { batchSize: 4, workers: 2 }));
     const inline = await collect(loadBatches(paths, spec, { batchSize: 4 }));

@@ -111,3 +111,18 @@ test('every test-time method gives the same recalls on solid images (all crops l
   await assert.rejects(evaluate(model, dataset, { recallValues: [1, 0] }), /recall values must be positive integers, got \[1, 0\]/);
   await assert.rejects(evaluate(model, dataset, { radius: -1 }), /got -1/);
 });
+
+test('low-memory evaluation (database in chunks) gives the same predictions and recalls; refuses to save descriptors it never holds', async (t) => {
+  const { root, dataset } = await makeDataset();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const options = { recallValues: [1, 2, 4], extraRadii: [100], size: { height: 24, width: 32 }, batchSize: 3, progress: false, images: false as const };
+  const whole = await evaluate(new MeanColourModel(), dataset, options);
+  for (const chunk of [1, 3]) {
+    const live = torch.liveTensors();
+    const parts = await evaluate(new MeanColourModel(), dataset, { ...options, databaseChunk: chunk });
+    assert.equal(torch.liveTensors(), live, 'descriptors are freed');
+    assert.deepEqual(Array.from(parts.predictions.indices), Array.from(whole.predictions.indices), `chunks of ${chunk}`);
+    assert.deepEqual(parts.recallsByRadius, whole.recallsByRadius);
+  }
+  await assert.rejects(evaluate(new MeanColourModel(), dataset, { ...options, databaseChunk: 2, saveDescriptors: true }), /never holds the database descriptors/);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.ts';
-import { searchExact, neighboursOf } from '../../src/eval/search.ts';
+import { searchExact, neighboursOf, mergeNeighbours } from '../../src/eval/search.ts';
 import { Rng } from '../../src/data/random.ts';
 
 /** Deterministic uniform numbers in [0, 1). */
@@ -112,4 +112,32 @@ test('k is capped at the database size; empty queries; progress; errors name the
   dup.dispose();
   assert.throws(() => torch.tidy(() => searchExact(torch.tensor(db, [4, 8]), torch.tensor(qs.subarray(0, 12), [3, 4]), { k: 1 })), /database descriptors have 8 dims but queries have 4/);
   assert.throws(() => run(db, qs, 8, { k: 0 }), /k must be a positive integer, got 0/);
+});
+
+test('a database searched part by part and merged (low-memory evaluation) equals brute force over the whole', () => {
+  const dim = 12, n = 103, m = 17, k = 9;
+  const rand = rng(31);
+  const db = randomRows(n, dim, rand, false), qs = randomRows(m, dim, rand, false);
+  const want = bruteForce(db, qs, dim, k);
+  for (const part of [1, 7, 40, 103, 500]) {
+    let merged: ReturnType<typeof searchExact> | null = null;
+    for (let d0 = 0; d0 < n; d0 += part) {
+      const rows = Math.min(part, n - d0);
+      const found = run(db.subarray(d0 * dim, (d0 + rows) * dim), qs, dim, { k: Math.min(k, rows) });
+      merged = merged === null ? found : mergeNeighbours(merged, found, d0, k);
+    }
+    assert.equal(merged!.k, k);
+    assert.equal(merged!.databaseCount, n);
+    for (let q = 0; q < m; q++) {
+      const got = neighboursOf(merged!, q);
+      assert.deepEqual(Array.from(got.indices), want.indices[q], `parts of ${part}: query ${q}`);
+      got.distances.forEach((d, r) => assert.ok(Math.abs(d - want.distances[q][r]) < 1e-4));
+    }
+  }
+  // Equal distances in two parts: the lower database index first.
+  const a = { count: 1, k: 2, databaseCount: 2, indices: Int32Array.from([1, 0]), distances: Float32Array.from([0.5, 0.7]) };
+  const b = { count: 1, k: 2, databaseCount: 2, indices: Int32Array.from([0, 1]), distances: Float32Array.from([0.5, 0.6]) };
+  const ab = mergeNeighbours(a, b, 2, 3);
+  assert.deepEqual(Array.from(ab.indices), [1, 2, 3]);
+  assert.throws(() => mergeNeighbours(a, { ...b, count: 2 }, 2, 3), /1 and 2 query rows/);
 });

@@ -9,7 +9,7 @@ import * as torch from '../../src/torch/index.ts';
 import { Tensor } from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
 import {
-  HEADS, AGGREGATION_NAMES, buildHead, splitCrnParameters, CBAM, CRN, NetVLAD, type HeadOptions,
+  HEADS, AGGREGATION_NAMES, buildHead, splitCrnParameters, CBAM, CRN, GeM, NetVLAD, AttentionHead, ProjectedHead, type HeadOptions,
 } from '../../src/models/aggregation/index.ts';
 import { rmacRegions, netvlad, l2n } from '../../src/models/functional.ts';
 import { isDataInitialised, type AggregationHead } from '../../src/models/types.ts';
@@ -39,20 +39,22 @@ function assertClose(got: Tensor, want: Enc, what: string, tol = 1e-5): void {
   assert.ok(worst <= tol, `${what}: max relative difference ${worst} > ${tol}`);
 }
 
+// The fixtures' GeM L2-normalises before and after pooling (vgl's GeM class can do both; --l2 picks one).
+const gemBoth = (c: number) => new GeM(c, { normalizeInput: true, normalizeOutput: true });
 type Build = () => { module: torch.nn.Module & { forward(x: Tensor): Tensor } };
 const builders: Record<string, Build> = {
-  gem: () => ({ module: HEADS.gem(8, {}) }),
-  gem_raw: () => ({ module: HEADS.gem(6, { normalizeInput: false, normalizeOutput: false }) }),
+  gem: () => ({ module: gemBoth(8) }),
+  gem_raw: () => ({ module: HEADS.gem(6, { l2: 'none' }) }),
   netvlad: () => ({ module: HEADS.netvlad(16, { clusters: 8 }) }),
   crn: () => ({ module: HEADS.crn(4, { clusters: 6 }) }),
   cbam: () => ({ module: new CBAM(16, { reduction: 4 }) }),
-  attention_gem: () => ({ module: HEADS['attention+gem'](8, { attentionReduction: 2 }) }),
-  gem_fc: () => ({ module: HEADS.gem(8, { fcDim: 5 }) }),
-  mac: () => ({ module: HEADS.mac(6, {}) }),
-  spoc: () => ({ module: HEADS.spoc(6, {}) }),
-  rmac_wide: () => ({ module: HEADS.rmac(6, {}) }),
-  rmac_tall: () => ({ module: HEADS.rmac(5, {}) }),
-  rmac_square: () => ({ module: HEADS.rmac(4, {}) }),
+  attention_gem: () => ({ module: new AttentionHead(8, gemBoth(8), { reduction: 2 }) }),
+  gem_fc: () => ({ module: new ProjectedHead(gemBoth(8), 5) }),
+  mac: () => ({ module: HEADS.mac(6, { l2: 'after_pool' }) }),
+  spoc: () => ({ module: HEADS.spoc(6, { l2: 'after_pool' }) }),
+  rmac_wide: () => ({ module: HEADS.rmac(6, { l2: 'after_pool' }) }),
+  rmac_tall: () => ({ module: HEADS.rmac(5, { l2: 'after_pool' }) }),
+  rmac_square: () => ({ module: HEADS.rmac(4, { l2: 'after_pool' }) }),
 };
 
 for (const c of fixture.cases) {
@@ -100,14 +102,14 @@ test('R-MAC regions match the reference grid (and hand-counted cases)', () => {
   }
 });
 
-test('every registered head: descriptor shape [B, dim], unit length, dims as documented', () => {
+test('every registered head: descriptor shape [B, dim], unit length (L2 after pooling), dims as documented', () => {
   const c = 12;
   const k = 4;
   const x = torch.rand([3, c, 6, 8]);
   const expected = (name: string): number => (name.endsWith('netvlad') || name.endsWith('crn') ? k * c : c);
   for (const name of AGGREGATION_NAMES) {
     for (const fcDim of [undefined, 7]) {
-      const options: HeadOptions = { clusters: k, attentionReduction: 4, fcDim };
+      const options: HeadOptions = { clusters: k, attentionReduction: 4, fcDim, l2: 'after_pool' };
       const head = HEADS[name](c, options);
       const dim = fcDim ?? expected(name);
       assert.equal(head.dim, dim, `${name} fcDim=${fcDim}: dim`);
@@ -138,6 +140,54 @@ test('GeM: p is a parameter named p, initialised to 3, and receives a gradient',
     assert.ok(g && Number.isFinite(g.item()) && g.item() !== 0, `grad of p: ${g?.item()}`);
   });
   head.dispose();
+});
+
+test("--l2 as in the reference: shallow heads L2 the local features before pooling by default, the descriptor after pooling, or neither", () => {
+  // Hand computation in JS numbers on a [1, C, H, W] map: per-position L2 over channels, then mean / max / power mean.
+  const C = 4, H = 3, W = 2, n = H * W;
+  const xs = torch.randn([1, C, H, W]);
+  const v = xs.toNumbers();
+  const at = (c: number, i: number) => v[c * n + i];
+  const norms = Array.from({ length: n }, (_, i) => Math.hypot(...Array.from({ length: C }, (_, c) => at(c, i))));
+  const unit = (c: number, i: number) => at(c, i) / norms[i];
+  const l2 = (u: number[]) => u.map((e) => e / Math.hypot(...u));
+  const mean = (f: (c: number, i: number) => number) => Array.from({ length: C }, (_, c) => Array.from({ length: n }, (_, i) => f(c, i)).reduce((a, b) => a + b) / n);
+  const max = (f: (c: number, i: number) => number) => Array.from({ length: C }, (_, c) => Math.max(...Array.from({ length: n }, (_, i) => f(c, i))));
+  const gem3 = (f: (c: number, i: number) => number) => mean((c, i) => Math.max(f(c, i), 1e-6) ** 3).map((m) => m ** (1 / 3));
+  const cases: [string, HeadOptions['l2'], number[]][] = [
+    ['avg', undefined, mean(unit)], // the student report's head: L2 of the feature map, then the average
+    ['spoc', 'before_pool', mean(unit)],
+    ['spoc', 'after_pool', l2(mean(at))],
+    ['spoc', 'none', mean(at)],
+    ['mac', undefined, max(unit)],
+    ['mac', 'after_pool', l2(max(at))],
+    ['gem', undefined, gem3(unit)],
+    ['gem', 'after_pool', l2(gem3(at))],
+    ['gem', 'none', gem3(at)],
+  ];
+  for (const [name, placement, want] of cases) {
+    const head = buildHead(name, C, { l2: placement });
+    const got = torch.tidy(() => torch.noGrad(() => head.forward(xs).toNumbers()));
+    want.forEach((w, c) => assert.ok(Math.abs(got[c] - w) < 1e-5, `${name} l2=${placement}: [${c}] ${got[c]} vs ${w}`));
+    head.dispose();
+  }
+  // before_pool leaves the descriptor's length free (the reference adds no L2 after pooling)
+  assert.ok(Math.abs(Math.hypot(...mean(unit)) - 1) > 1e-3);
+  assert.throws(() => buildHead('gem', C, { l2: 'both' as never }), /l2 must be one of before_pool, after_pool, none, got 'both'/);
+  xs.dispose();
+});
+
+test('GeM p: --gem-p sets its value; --gem-p-trainable false keeps it fixed under the same state-dict key', () => {
+  const fixed = HEADS.gem(5, { gemP: 4.5, gemPTrainable: false });
+  assert.deepEqual([...fixed.stateDict().keys()], ['p']);
+  assert.deepEqual(fixed.stateDict().get('p')!.toNumbers(), [4.5]);
+  const x = torch.rand([2, 5, 3, 3]).requiresGrad_(true);
+  torch.tidy(() => fixed.forward(x).sum().backward());
+  assert.equal(fixed.stateDict().get('p')!.grad, null, 'a fixed p gets no gradient');
+  assert.ok(x.grad !== null, 'the features still do');
+  assert.equal([...fixed.namedParameters()].filter(([, p]) => p.requiresGrad).length, 0);
+  fixed.dispose();
+  x.dispose();
 });
 
 test('NetVLAD parameter names follow the reference; the batched aggregation equals the per-cluster sum', () => {

@@ -30,7 +30,8 @@ for (const name of BACKBONE_NAMES) {
       assert.deepEqual(maps.shape, [2, want.channels, ...want.map]);
       for (const head of AGGREGATION_NAMES) {
         torch.tidy(() => {
-          const h = HEADS[head](want.channels, { clusters: 8, fcDim: head === 'gem' ? 32 : undefined });
+          // after_pool: every head ends with L2 (before_pool, the reference's default, leaves shallow heads' length free).
+          const h = HEADS[head](want.channels, { clusters: 8, fcDim: head === 'gem' ? 32 : undefined, l2: 'after_pool' });
           h.eval();
           const d = torch.noGrad(() => h.forward(maps));
           const dim = head === 'gem' ? 32 : head.endsWith('netvlad') || head.endsWith('crn') ? 8 * want.channels : want.channels;
@@ -74,14 +75,19 @@ test('ResNet-18 conv4 + GeM / NetVLAD with PyTorch weights reproduce PyTorch des
     const want = fixture[aggregation].output;
     torch.tidy(() => {
       const x = torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape);
+      // The fixture's GeM also L2-normalises after pooling; vgl's GeM (--l2 before_pool, the reference's) does not.
+      const unit = (d: torch.Tensor) => (aggregation === 'gem' ? d.div(d.norm(2, 1, true)) : d);
       for (const d of [torch.inferenceMode(() => net.forward(x)), torch.tidy(() => torch.noGrad(() => net.forward(x)))]) {
         assert.deepEqual(d.shape, want.shape);
-        const got = d.toFloat32Array();
+        const got = unit(d).toFloat32Array();
         const worst = want.data.reduce((m: number, v: number, i: number) => Math.max(m, Math.abs(v - got[i])), 0);
         assert.ok(worst < 1e-4, `${aggregation}: max abs difference ${worst}`);
       }
     });
-    const fast = await net.fastInference((forward) => torch.tidy(() => forward(torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape)).toFloat32Array()));
+    const fast = await net.fastInference((forward) => torch.tidy(() => {
+      const d = forward(torch.tensor(Float32Array.from(fixture.input.data), fixture.input.shape));
+      return (aggregation === 'gem' ? d.div(d.norm(2, 1, true)) : d).toFloat32Array();
+    }));
     const worst = want.data.reduce((m: number, v: number, i: number) => Math.max(m, Math.abs(v - fast[i])), 0);
     assert.ok(worst < 1e-4, `${aggregation} (fast inference path): max abs difference ${worst}`);
     net.dispose();

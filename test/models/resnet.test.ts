@@ -104,3 +104,29 @@ test('gradcheck: BasicBlock and Bottleneck in training mode (in-place ReLU and r
     block.dispose();
   }
 });
+
+test('ResNet-50 (Bottleneck) against PyTorch: torchvision key names, conv4 map (1e-4) and conv5 sums', async () => {
+  const f50 = JSON.parse(readFileSync(new URL('resnet50_narrow.json', dir), 'utf8')) as typeof fixture;
+  const pth50 = new URL('resnet50_narrow.pth', dir).pathname;
+  const weights = await readStateDict(pth50);
+  const full = new ResNetTrunk('resnet50', 'conv5', { widths: f50.widths }).eval();
+  assert.deepEqual([...full.stateDict().keys()], f50.keys.filter((k) => !k.startsWith('fc.')));
+  loadResNetWeights(full, weights, pth50);
+  const conv4 = new ResNetTrunk('resnet50', 'conv4', { widths: f50.widths }).eval();
+  loadResNetWeights(conv4, weights, pth50);
+  torch.tidy(() => {
+    const x = torch.tensor(Float32Array.from(f50.input.data), f50.input.shape);
+    const y4 = torch.inferenceMode(() => conv4.forward(x));
+    assert.deepEqual(y4.shape, f50.conv4.shape);
+    const got = y4.toFloat32Array();
+    let worst = 0;
+    f50.conv4.data.forEach((v, i) => { worst = Math.max(worst, Math.abs(got[i] - v)); });
+    assert.ok(worst < 1e-4, `conv4 max abs difference ${worst}`);
+    const y5 = torch.inferenceMode(() => full.forward(x));
+    assert.deepEqual(y5.shape, f50.conv5.shape);
+    assert.ok(Math.abs(y5.sum().item() - f50.conv5.sum) < 1e-3 * (1 + Math.abs(f50.conv5.sum)), `conv5 sum ${y5.sum().item()} vs ${f50.conv5.sum}`);
+    assert.ok(Math.abs(y5.abs().sum().item() - f50.conv5.abs_sum) < 1e-3 * f50.conv5.abs_sum);
+  });
+  full.dispose();
+  conv4.dispose();
+});

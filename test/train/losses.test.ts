@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.ts';
 import type { Tensor } from '../../src/torch/index.ts';
-import { tripletLoss, sareIndLoss, sareJointLoss, computeLoss, splitTuples, type LossName } from '../../src/train/losses.ts';
+import { tripletLoss, sareIndLoss, sareJointLoss, computeLoss, featureInvarianceLoss, splitTuples, type LossName } from '../../src/train/losses.ts';
 
 const f64 = { dtype: 'float64' as const };
 const EPS = 1e-6;
@@ -77,11 +77,13 @@ test('triplet: margin, reduction and eps options', () => {
   });
 });
 
+const perQuery = { reduction: 'per-query' } as const;
+
 test('SARE-ind and SARE-joint: hand-worked 2-D example and gradients', () => {
   torch.tidy(() => {
     // Squared distances: d_p = 2, d_n0 = 4, d_n1 = 2 → gaps x = [−2, 0].
     const [q, p, n] = inputs();
-    const ind = sareIndLoss(q, p, n);
+    const ind = sareIndLoss(q, p, n, perQuery);
     close(ind.item(), Math.log1p(Math.exp(-2)) + Math.log(2), 1e-15, 'SARE-ind');
     ind.backward();
     // dL/dx_k = σ(x_k); dx_k/dq = 2(q−p) − 2(q−n_k) = 2(n_k − p).
@@ -90,7 +92,7 @@ test('SARE-ind and SARE-joint: hand-worked 2-D example and gradients', () => {
     closeAll(q.grad!.toNumbers(), gq, 1e-15, 'SARE-ind dL/dq');
 
     const [q2, p2, n2] = inputs();
-    const joint = sareJointLoss(q2, p2, n2);
+    const joint = sareJointLoss(q2, p2, n2, perQuery);
     close(joint.item(), Math.log(1 + Math.exp(-2) + 1), 1e-15, 'SARE-joint');
     joint.backward();
     // dL/dx_k = exp(x_k) / (1 + Σ exp(x_j)).
@@ -108,8 +110,12 @@ test('SARE: reductions over a batch of two queries', () => {
     const p = torch.tensor([P[0], rot(P[0])], undefined, f64);
     const n = torch.tensor([N[0], N[0].map(rot)], undefined, f64);
     const one = Math.log1p(Math.exp(-2)) + Math.log(2);
-    close(sareIndLoss(q, p, n).item(), one, 1e-15, 'per-query (mean over batch)');
+    close(sareIndLoss(q, p, n, perQuery).item(), one, 1e-15, 'per-query (mean over batch)');
     close(sareIndLoss(q, p, n, { reduction: 'per-triplet' }).item(), (2 * one) / 4, 1e-15, 'per-triplet (sum / B·K)');
+    // The default is the benchmark's: sum over the batch / (B·K), for SARE-joint too.
+    close(sareIndLoss(q, p, n).item(), (2 * one) / 4, 1e-15, 'default = per-triplet');
+    const joint = Math.log(1 + Math.exp(-2) + 1);
+    close(sareJointLoss(q, p, n).item(), (2 * joint) / 4, 1e-15, 'SARE-joint default = per-triplet');
     closeAll(sareIndLoss(q, p, n, { reduction: 'none' }).toNumbers(), [one, one], 1e-15, 'none');
   });
 });
@@ -121,8 +127,8 @@ test('SARE stays finite for extreme gaps (no overflow in exp)', () => {
     const p = torch.tensor([[1000, 0]], undefined, f64);
     const n = torch.tensor([[[1, 0], [0, 2000]]], undefined, f64);
     const gapNear = 1e6 - 1; // the other gap, 1e6 − 4e6, contributes exp(−3e6) = 0
-    close(sareIndLoss(q, p, n).item(), gapNear, 1e-6, 'SARE-ind ≈ softplus(1e6 − 1) + 0');
-    close(sareJointLoss(q, p, n).item(), gapNear, 1e-6, 'SARE-joint ≈ log(1 + e^(1e6−1) + e^(−3e6))');
+    close(sareIndLoss(q, p, n, perQuery).item(), gapNear, 1e-6, 'SARE-ind ≈ softplus(1e6 − 1) + 0');
+    close(sareJointLoss(q, p, n, perQuery).item(), gapNear, 1e-6, 'SARE-joint ≈ log(1 + e^(1e6−1) + e^(−3e6))');
   });
 });
 
@@ -193,4 +199,19 @@ test('losses release their intermediate tensors', () => {
     for (const name of ['triplet', 'sare_ind', 'sare_joint'] as const) computeLoss(name, q, p, n).backward();
   });
   assert.equal(torch.liveTensors(), before);
+});
+
+test('featureInvarianceLoss: squared difference over squared teacher, both averaged (hand-computed), gradient to the student only', () => {
+  torch.tidy(() => {
+    // teacher [1, 2, 1, 2] = [1, 2, 3, 4] → mean square 7.5; student = teacher + [1, 0, -1, 2] → mean square diff 1.5
+    const teacher = torch.tensor([1, 2, 3, 4], [1, 2, 1, 2], f64);
+    const student = torch.tensor([2, 2, 2, 6], [1, 2, 1, 2], f64).requiresGrad_(true);
+    const l = featureInvarianceLoss(student, teacher);
+    close(l.item(), 1.5 / 7.5, 1e-15, 'value');
+    l.backward();
+    // d/ds mean((s - t)^2) / 7.5 = 2 (s - t) / (4 · 7.5)
+    closeAll(student.grad!.toNumbers(), [1, 0, -1, 2].map((d) => (2 * d) / 30), 1e-15, 'gradient');
+    close(featureInvarianceLoss(teacher, teacher).item(), 0, 0, 'zero when the student matches');
+    assert.throws(() => featureInvarianceLoss(student, torch.zeros([1, 2, 2, 1], f64)), /student \[1, 2, 1, 2\] and teacher \[1, 2, 2, 1\]/);
+  });
 });

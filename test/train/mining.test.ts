@@ -274,7 +274,7 @@ test('too few non-positives: an error naming the query and why', () => {
   const s = tinyScene(30, [[0, 1], range(0, 25)], [[0], [1]]);
   for (const method of ['full', 'partial', 'random'] as const) {
     assert.throws(() => mine(s, { method, negSamplesNum: 30 }, 1, [0, 1], new Map()),
-      /training query 1 \(query 101 of the split\) has 25 soft positives among 30 database images, so only 5 can be negatives; 10 are needed/);
+      /training query 1 \(query 101 of the split\) has 25 positives among 30 database images, so only 5 can be negatives; 10 are needed/);
   }
   // Partial: enough non-positives exist, but not among the shared set.
   const p = tinyScene(60, [range(0, 45)], [[3]]);
@@ -339,4 +339,28 @@ test('negative memory survives a JSON round trip (checkpoint resume) and bad JSO
   assert.throws(() => memoryFromJSON({ '1.5': [1] }, 'last.pth'), /last.pth: key '1.5' is not a training-query index/);
   assert.throws(() => memoryFromJSON({ 3: [1, -2] }, 'last.pth'), /last.pth: negatives of query 3 must be a list of database indices/);
   assert.throws(() => memoryFromJSON([], 'last.pth'), /last.pth: expected an object/);
+});
+
+test('a hard radius beyond the soft one (train threshold 50 m, val 25 m): no positive is ever mined as a negative', () => {
+  const rng = new Rng(23);
+  const N = 300, M = 120;
+  const pos = (n: number): Float64Array => Float64Array.from({ length: 2 * n }, () => rng.uniform(0, 250));
+  const dataset = { databasePositions: pos(N), queriesPositions: pos(M), queriesPaths: Array.from({ length: M }, (_, i) => `q${i}.jpg`) };
+  const training = trainingQueries(dataset, computePositives(dataset, { valPositiveDistThreshold: 25, trainPositivesDistThreshold: 50 }));
+  const s: Scene = { N, training, db: unitRows(rng, N), qs: unitRows(rng, training.count) };
+  // The scene must contain what the test is about: hard positives farther than the soft radius.
+  const beyondSoft = training.hardPositives.reduce((n, h, q) => n + h.filter((d) => !training.softPositives[q].includes(d)).length, 0);
+  assert.ok(beyondSoft > 100, `${beyondSoft} hard positives beyond 25 m`);
+  for (const method of ['full', 'partial', 'random'] as const) {
+    const queries = sampleLoopQueries(training.count, 80, 3);
+    const { triplets } = mine(s, { method, negsNumPerQuery: 10, negSamplesNum: 200 }, 7, queries, new Map());
+    for (const t of triplets) {
+      // Brute force on positions: every negative lies beyond both radii.
+      for (const n of t.negatives) {
+        const q = training.originalIndices[t.query];
+        const d = Math.hypot(dataset.queriesPositions[2 * q] - dataset.databasePositions[2 * n], dataset.queriesPositions[2 * q + 1] - dataset.databasePositions[2 * n + 1]);
+        assert.ok(d > 50, `${method}: query ${q} got negative ${n} at ${d.toFixed(1)} m`);
+      }
+    }
+  }
 });

@@ -148,6 +148,40 @@ test('resume equals uninterrupted: full mining keeps its negative memory across 
   assert.deepEqual(stepLosses(b.outputFolder), stepLosses(a.outputFolder));
 });
 
+test("the reference's horizontal flip mirrors whole batches: identical to no flip until the first mirrored batch, different from it on", async () => {
+  const over: Partial<TrainConfigInput> = { epochs: 1 };
+  const plain = tinyConfig(over);
+  const flip = tinyConfig({ ...over, horizontalFlip: true });
+  await train(plain, quiet);
+  await train(flip, quiet);
+  const steps = (out: string) => readLog(out).filter((e) => e.event === 'step') as (LogEntry & { loss: number; flipped?: boolean })[];
+  const a = steps(plain.outputFolder), b = steps(flip.outputFolder);
+  assert.equal(a.length, b.length);
+  const flips = b.map((e) => e.flipped);
+  assert.ok(flips.includes(true) && flips.includes(false), `some batches mirrored, some not: ${flips.join(',')}`);
+  assert.ok(a.every((e) => e.flipped === undefined), 'no flip record without --horizontal-flip');
+  const first = flips.indexOf(true);
+  for (let i = 0; i < first; i++) assert.equal(b[i].loss, a[i].loss, `step ${i} (not mirrored) as without the flip`);
+  assert.notEqual(b[first].loss, a[first].loss, `step ${first} (mirrored) differs`);
+});
+
+test('camera invariance: each step adds weight x the feature term (logged), and a resumed run rebuilds the same teacher', async () => {
+  const augment = { noise: 0.2, blur: 1 };
+  const plain = tinyConfig({ epochs: 1, augment });
+  const inv = tinyConfig({ epochs: 1, augment, invarianceWeight: 2, invarianceBatch: 3 });
+  await train(plain, { ...quiet, maxLoops: 1 });
+  await train(inv, { ...quiet, maxLoops: 1 });
+  const steps = (out: string) => readLog(out).filter((e) => e.event === 'step') as (LogEntry & { loss: number; invariance?: number })[];
+  const a = steps(plain.outputFolder), b = steps(inv.outputFolder);
+  assert.ok(a.every((e) => e.invariance === undefined));
+  assert.ok(b.every((e) => typeof e.invariance === 'number' && e.invariance > 0), 'the augmented view differs from the clean one');
+  // Step 0: same weights, same tuples, so the loss is the triplet loss plus 2 x the invariance term.
+  assert.ok(Math.abs(b[0].loss - (a[0].loss + 2 * b[0].invariance!)) < 1e-5, `${b[0].loss} vs ${a[0].loss} + 2 x ${b[0].invariance}`);
+  await assertResumeEqualsUninterrupted({ augment, invarianceWeight: 1, invarianceBatch: 2 }, [1, 2], [[0, 1], [0, 3]]);
+  assert.throws(() => tinyConfig({ invarianceWeight: 1 }), /invarianceWeight.*needs an augmentation/s);
+  assert.throws(() => tinyConfig({ invarianceWeight: 1, augment, freezeBackbone: 'all' }), /freezeBackbone 'all'/);
+});
+
 test('a non-finite loss stops the run with a clear error and keeps the last good checkpoint', async () => {
   const config = tinyConfig({ epochs: 1 });
   let good: Map<string, HostTensor> | null = null;
@@ -291,7 +325,7 @@ test('log.jsonl: per cache loop timings, sizes and mining statistics; per valida
     for (const k of ['cacheMs', 'mineMs', 'trainMs', 'checkpointMs'] as const) assert.ok(Number.isInteger(l[k]) && l[k] >= 0, `${k} = ${l[k]}`);
     assert.equal(l.images, 4 * (2 + 3), '4 tuples of query + positive + 3 negatives');
     assert.equal(l.steps, 2);
-    assert.equal(l.mining.triplets, 4);
+    assert.equal(l.mining?.triplets, 4);
     // Partial mining caches the shared set (20), the loop's 4 queries and their hard positives.
     assert.ok(l.cachedImages >= 24 && l.cachedImages <= 20 + 4 + 52, `cachedImages ${l.cachedImages}`);
     const steps = log.filter((e) => e.event === 'step' && e.loop === l.loop).map((e) => (e.event === 'step' ? e.loss : NaN));
@@ -343,4 +377,86 @@ test('a short training raises val recall@1 over the untrained model', async (t) 
   trained.dispose();
   t.diagnostic(`val (${val.queriesPaths.length} queries, ${val.databasePaths.length} database): R@1 ${before[1].toFixed(1)} → ${after[1].toFixed(1)}, R@5 ${before[5].toFixed(1)} → ${after[5].toFixed(1)}`);
   assert.ok(after[1] > before[1], `val R@1 untrained ${before[1]} → trained ${after[1]}`);
+});
+
+test('--resume starts a new run from another run\'s weights; CRN starts from a NetVLAD run, its layers at lr_crn_layer and the rest at lr_crn_net', async () => {
+  const netvlad = tinyConfig({ epochs: 1 });
+  await train(netvlad, quiet);
+  const best = (await loadCheckpoint(join(netvlad.outputFolder, 'best.pth'))).stateDict;
+
+  // A plain resume: the first step sees exactly the checkpoint's weights (no NetVLAD re-initialisation).
+  let first: Map<string, HostTensor> | null = null;
+  const logs: string[] = [];
+  await train(tinyConfig({ epochs: 1, resume: join(netvlad.outputFolder, 'best.pth') }), {
+    ...quiet, maxLoops: 1, log: (s) => logs.push(s),
+    beforeStep: (net, at) => { if (at.batch === 0 && first === null) first = torch.stateDictToHost(net); },
+  });
+  assertSameTensors(first!, best, 'weights at the first step');
+  assert.ok(logs.some((l) => /starting from .*best\.pth: \d+ tensors loaded/.test(l)), logs.join('\n'));
+
+  // CRN: refused without --resume, as in the reference; from the NetVLAD checkpoint the CRN layers start fresh.
+  assert.throws(() => tinyConfig({ aggregation: 'crn' }), /resume.*CRN starts from a trained NetVLAD checkpoint/s);
+  const snaps: Map<string, HostTensor>[] = [];
+  const crnLogs: string[] = [];
+  const crn = tinyConfig({ aggregation: 'crn', epochs: 1, resume: join(netvlad.outputFolder, 'best.pth'), lrCrnLayer: 5e-3, lrCrnNet: 5e-4 });
+  await train(crn, { ...quiet, maxLoops: 1, log: (s) => crnLogs.push(s), beforeStep: (net, at) => { if (snaps.length < 2 && at.batch <= 1) snaps.push(torch.stateDictToHost(net)); } });
+  assert.ok(crnLogs.some((l) => /8 CRN tensors start fresh/.test(l)), crnLogs.join('\n'));
+  for (const [k, v] of best) assert.ok(bytesOf(v).equals(bytesOf(snaps[0].get(k)!)), `${k} from the NetVLAD run`);
+  // Adam's first step moves each weight with a gradient by lr · g/(|g| + eps) ≈ ±lr: the largest move of a group is its lr.
+  const largestMove = (keep: (k: string) => boolean) => Math.max(...[...snaps[0]].filter(([k]) => keep(k) && !k.includes('running_') && !k.includes('num_batches') && !k.includes('acc_w'))
+    .flatMap(([k, a]) => Array.from(a.data as Float32Array, (x, i) => Math.abs((snaps[1].get(k)!.data as Float32Array)[i] - x))));
+  const crnMove = largestMove((k) => k.includes('.crn.')), netMove = largestMove((k) => !k.includes('.crn.'));
+  assert.ok(Math.abs(crnMove - 5e-3) < 5e-3 * 0.02, `CRN layers moved by at most ${crnMove}`);
+  assert.ok(Math.abs(netMove - 5e-4) < 5e-4 * 0.02, `the rest moved by at most ${netMove}`);
+
+  await assert.rejects(train(tinyConfig({ resume: join(root, 'nothing.pth') }), quiet), /--resume .*nothing\.pth: file not found/);
+});
+
+test('reference options: queries per epoch in whole cache loops, the final test method, a loud warning for random weights', async () => {
+  assert.throws(() => tinyConfig({ queriesPerEpoch: 10, cacheRefreshRate: 4 }), /queriesPerEpoch.*multiple of cacheRefreshRate \(4\)/s);
+  const logs: string[] = [];
+  const seen: LogEntry[] = [];
+  const config = tinyConfig({ epochs: 1, testMethod: 'central_crop' });
+  await train(config, { ...quiet, log: (s) => logs.push(s), onRecord: (e) => seen.push(e) });
+  assert.ok(logs.some((l) => /WARNING: the resnet18conv4 backbone starts from RANDOM weights/.test(l)));
+  const tested = seen.find((e) => e.event === 'test');
+  assert.ok(tested && tested.event === 'test' && tested.method === 'central_crop', JSON.stringify(tested));
+});
+
+test("criterion 'none': invariance steps alone (no cache, no mining), NetVLAD re-fitted to the backbone before each validation, resumable", async () => {
+  const augment = { noise: 0.2, gamma: 0.5 };
+  const logs: string[] = [];
+  const config = tinyConfig({ epochs: 2, augment, criterion: 'none', invarianceWeight: 2, invarianceBatch: 3 });
+  await train(config, { ...quiet, log: (s) => logs.push(s) });
+  const log = readLog(config.outputFolder);
+  const loops = log.flatMap((e) => (e.event === 'loop' ? [e] : []));
+  assert.equal(loops.length, 2 * 3);
+  for (const l of loops) {
+    assert.equal(l.mining, null);
+    assert.equal(l.cachedImages, 0);
+    assert.equal(l.steps, 2, 'cacheRefreshRate / batchSize steps per loop');
+    assert.equal(l.images, 2 * 2 * 3, 'each step: 3 images, clean and augmented');
+  }
+  for (const e of log) if (e.event === 'step') assert.equal(e.loss, 2 * (e as { invariance: number }).invariance);
+  // The initial k-means, then one before each of the 2 validations.
+  assert.equal(logs.filter((l) => /^initialising netvlad from/.test(l)).length, 3, logs.join('\n'));
+  await assertResumeEqualsUninterrupted({ augment, criterion: 'none', invarianceWeight: 1, invarianceBatch: 2 }, [2, 1, 1], [[0, 2], [0, 3], [1, 1]]);
+  assert.throws(() => tinyConfig({ criterion: 'none' }), /'none' trains the invariance term alone/);
+});
+
+test('--resume from a run with another head: the backbone loads, the head starts fresh (NetVLAD by k-means on that backbone)', async () => {
+  const gem = tinyConfig({ epochs: 1, aggregation: 'gem' });
+  await train(gem, quiet);
+  const best = (await loadCheckpoint(join(gem.outputFolder, 'best.pth'))).stateDict;
+  let first: Map<string, HostTensor> | null = null;
+  const logs: string[] = [];
+  await train(tinyConfig({ epochs: 1, resume: join(gem.outputFolder, 'best.pth') }), {
+    ...quiet, maxLoops: 1, log: (s) => logs.push(s),
+    beforeStep: (net) => { first ??= torch.stateDictToHost(net); },
+  });
+  for (const [k, v] of best) if (k.startsWith('backbone.')) assert.ok(bytesOf(v).equals(bytesOf(first!.get(k)!)), `${k} from the GeM run`);
+  assert.ok(logs.some((l) => /backbone tensors loaded; its head is not a netvlad, so the head starts fresh/.test(l)), logs.join('\n'));
+  assert.ok(logs.some((l) => /^initialising netvlad from/.test(l)));
+  // A checkpoint of another backbone is refused, naming the file.
+  await assert.rejects(train(tinyConfig({ resnetWidths: [8, 8, 24, 16], resume: join(gem.outputFolder, 'best.pth') }), quiet), /--resume .*best\.pth \(backbone\)/);
 });

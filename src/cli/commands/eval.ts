@@ -3,11 +3,12 @@
 // other radii from those saved predictions, without touching the network again.
 import { writeFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags, UsageError, flagName, imageSizeFlag } from '../flags.ts';
 import { TEST_METHODS } from '../../eval/test-methods.ts';
+import { EFFICIENT_RAM_CHUNK } from '../../eval/evaluate.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../../train/config.ts';
 import type { GeoLocalizationNet } from '../../models/network.ts';
@@ -41,6 +42,8 @@ export const EvalFlags = z.object({
   aggregation: z.string().min(1).optional(),
   weights: z.string().min(1).optional(),
   netvladClusters: positiveInt.optional(),
+  l2: z.enum(['before_pool', 'after_pool', 'none']).optional(),
+  gemP: z.coerce.number().positive().optional(),
   datasetsFolder: z.string().min(1).optional(),
   datasetName: z.string().min(1).optional(),
   split: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. test').default('test'),
@@ -57,6 +60,8 @@ export const EvalFlags = z.object({
   pcaDim: positiveInt.optional(),
   pcaWhiten: z.boolean().default(false),
   pcaSplit: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. train').optional(),
+  pcaDatasetFolder: z.string().min(1).optional(),
+  efficientRamTesting: z.boolean().default(false),
   progress: z.boolean().optional(),
   json: z.boolean().default(false),
   /** Not a flag: narrower ResNet widths for tiny networks (tests). */
@@ -124,7 +129,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
   const { evaluate } = await import('../../eval/evaluate.ts');
   const { isDataInitialised } = await import('../../models/types.ts');
 
-  const modelFlags = (['backbone', 'aggregation', 'weights', 'netvladClusters'] as const).filter((k) => flags[k] !== undefined);
+  const modelFlags = (['backbone', 'aggregation', 'weights', 'netvladClusters', 'l2', 'gemP'] as const).filter((k) => flags[k] !== undefined);
   if (flags.run !== undefined && modelFlags.length > 0) {
     throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${modelFlags.map(flagName).join(', ')}`);
   }
@@ -162,7 +167,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
   } else {
     net = await io.buildFromSpec({
       backbone: flags.backbone!, aggregation: flags.aggregation ?? 'netvlad', netvladClusters: flags.netvladClusters,
-      weights: flags.weights, resnetWidths: flags.resnetWidths,
+      l2: flags.l2, gemP: flags.gemP, weights: flags.weights, resnetWidths: flags.resnetWidths,
     });
     if (flags.checkpoint !== undefined) {
       await loadWeightsNamed(io, net, flags.checkpoint);
@@ -214,11 +219,23 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
       let model = net.asDescriptorModel(forward);
       if (flags.pcaDim !== undefined) {
         const { fitPca, withPca } = await import('../../eval/pca.ts');
-        const pcaSplit = flags.pcaSplit ?? (existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : flags.split);
-        const pcaDs = pcaSplit === flags.split ? dataset : await openDataset(datasetsFolder, datasetName, pcaSplit);
-        const pca = await fitPca(model, pcaDs.databasePaths, { dim: flags.pcaDim, whiten: flags.pcaWhiten, size, batchSize, progress: flags.progress, device });
+        let pcaPaths: string[];
+        let fittedOn: string;
+        if (flags.pcaDatasetFolder !== undefined) {
+          // As the reference: every .jpg under the folder (relative to the datasets folder), at most 2^14 of them.
+          const { pcaFolderImages } = await import('../../eval/pca.ts');
+          const folder = resolve(datasetsFolder, flags.pcaDatasetFolder);
+          pcaPaths = await pcaFolderImages(folder, flags.seed);
+          fittedOn = `${folder} (${pcaPaths.length} images)`;
+        } else {
+          const pcaSplit = flags.pcaSplit ?? (existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : flags.split);
+          const pcaDs = pcaSplit === flags.split ? dataset : await openDataset(datasetsFolder, datasetName, pcaSplit);
+          pcaPaths = pcaDs.databasePaths;
+          fittedOn = `${pcaSplit} database (${pcaPaths.length} images)`;
+        }
+        const pca = await fitPca(model, pcaPaths, { dim: flags.pcaDim, whiten: flags.pcaWhiten, size, batchSize, progress: flags.progress, device });
         const kept = pca.explainedVarianceRatio().reduce((a, b) => a + b, 0);
-        pcaInfo = { dim: flags.pcaDim, whiten: flags.pcaWhiten, fittedOn: `${pcaSplit} database (${pcaDs.databasePaths.length} images)`, explainedVariance: kept };
+        pcaInfo = { dim: flags.pcaDim, whiten: flags.pcaWhiten, fittedOn, explainedVariance: kept };
         log(`PCA ${model.dim} → ${flags.pcaDim}${flags.pcaWhiten ? ' (whitened)' : ''} fitted on ${pcaInfo.fittedOn}: ${(100 * kept).toFixed(1)}% of the variance kept`);
         if (flags.outputFolder !== undefined) {
           const { savePth } = await import('../../torch/serialization/index.ts');
@@ -231,6 +248,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
         method: flags.testMethod, recallValues, radius, extraRadii: flags.radii, size, batchSize, device,
         progress: flags.progress, outDir: flags.outputFolder, saveDescriptors: flags.saveDescriptors,
         images: flags.images ? undefined : false,
+        databaseChunk: flags.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
       });
     });
 
@@ -350,6 +368,8 @@ export function register(program: Command): void {
     .option('--aggregation <name>', 'with --backbone: gem | netvlad | crn | mac | spoc | rmac, or attention+<name> (netvlad)')
     .option('--weights <path>', 'with --backbone: ImageNet weights (.pth for ResNet/VGG, TF.js folder for MobileNetV2)')
     .option('--netvlad-clusters <k>', 'with --backbone: NetVLAD/CRN clusters (64)')
+    .option('--l2 <placement>', 'with --backbone: GeM/MAC/SPoC/avg/R-MAC L2 before_pool (default) | after_pool | none')
+    .option('--gem-p <p>', 'with --backbone: GeM exponent (3)')
     .option('--datasets-folder <dir>', 'root of the datasets_vg layout (default: the run\'s)')
     .option('--dataset-name <name>', 'dataset folder under the root (default: the run\'s)')
     .option('--split <name>', 'split to evaluate (test)')
@@ -366,6 +386,8 @@ export function register(program: Command): void {
     .option('--pca-dim <d>', 'PCA to d dimensions, fitted on database descriptors (of --pca-split), before search')
     .option('--pca-whiten', 'whiten the PCA coordinates')
     .option('--pca-split <name>', 'split whose database fits the PCA (default train, else the evaluated split)')
+    .option('--pca-dataset-folder <dir>', 'fit the PCA on the images (.jpg, .png) under this folder instead (relative to --datasets-folder, at most 16384, as the reference)')
+    .option('--efficient-ram-testing', `describe and search the database ${EFFICIENT_RAM_CHUNK} images at a time (the database descriptors are never held whole)`)
     .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
     .option('--from <dir>', 'eval recall: output folder of a previous vgl eval (recalls.json + predictions.json)')
     .option('--json', 'print the summary as JSON')

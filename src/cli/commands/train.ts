@@ -13,9 +13,12 @@ const FLAGS: [string, Kind, string][] = [
   ['dataset-name', 'string', 'dataset folder under the root; several separated by commas train on their mixed training sets'],
   ['output-folder', 'string', 'run folder (checkpoints, log.jsonl, config.json); an existing run resumes'],
   ['backbone', 'string', 'resnet18conv4 | resnet18conv5 | resnet50conv4 | resnet50conv5 | vgg16 | mobilenetv2'],
-  ['aggregation', 'string', 'gem | netvlad | crn | mac | spoc | rmac'],
+  ['aggregation', 'string', 'gem | netvlad | crn | mac | spoc | avg | rmac (avg: the student report\'s average pooling, = spoc)'],
   ['resnet-widths', 'list', 'narrower ResNet stage widths, e.g. 16,32,64,128 (experiments from scratch)'],
   ['netvlad-clusters', 'number', 'NetVLAD/CRN clusters (64)'],
+  ['l2', 'string', 'GeM/MAC/SPoC/avg/R-MAC: L2 before_pool (default) | after_pool | none'],
+  ['gem-p', 'number', 'GeM exponent p, initial value (3)'],
+  ['gem-p-trainable', 'bool', 'GeM p learns (true) or stays fixed (false)'],
   ['attention', 'bool', 'CBAM attention before the head'],
   ['fc-output-dim', 'number', 'learned whitening: Linear to this dimension + L2'],
   ['mixing', 'string', 'several --dataset-name a,b: queries per cache loop balanced across datasets (default) | proportional'],
@@ -23,7 +26,11 @@ const FLAGS: [string, Kind, string][] = [
   ['weights', 'string', 'ImageNet weights: .pth (ResNet, VGG) or TF.js folder (MobileNetV2)'],
   ['optimizer', 'string', 'adam | sgd'],
   ['lr', 'number', 'learning rate (1e-5)'],
-  ['lr-crn', 'number', 'learning rate of the CRN layers (5e-3)'],
+  ['lr-crn-layer', 'number', 'CRN: learning rate of the CRN layers (5e-3)'],
+  ['lr-crn-net', 'number', 'CRN: learning rate of the rest of the network (5e-4)'],
+  ['resume', 'string', "start from this checkpoint's weights (e.g. another run's best.pth; CRN: a trained NetVLAD); the run's own last.pth still resumes it"],
+  ['efficient-ram-testing', 'bool', 'validation and test describe and search the database in chunks (never all its descriptors at once)'],
+  ['test-method', 'string', 'final test: hard_resize | single_query | central_crop | five_crops | nearest_crop | maj_voting'],
   ['momentum', 'number', 'SGD momentum (0.9)'],
   ['weight-decay', 'number', 'weight decay (Adam 0, SGD 1e-3)'],
   ['epochs', 'number', 'maximum epochs (1000)'],
@@ -31,6 +38,9 @@ const FLAGS: [string, Kind, string][] = [
   ['batch-size', 'number', 'tuples per step (4)'],
   ['criterion', 'string', 'triplet | sare-ind | sare-joint'],
   ['margin', 'number', 'triplet margin (0.1)'],
+  ['invariance-weight', 'number', 'camera-invariance distillation (ours): weight of ||backbone(augmented image) - starting backbone(image)||^2 (0 = off)'],
+  ['invariance-batch', 'number', 'images per step for the invariance term (16)'],
+  ['loss-reduction', 'string', 'per-triplet (the reference: sum / (batch x negatives)) | per-query (mean over queries, the SARE paper)'],
   ['mining', 'string', 'full | partial | random (partial)'],
   ['queries-per-epoch', 'number', 'training queries per epoch (5000)'],
   ['cache-refresh-rate', 'number', 'queries per cache loop (1000)'],
@@ -49,16 +59,21 @@ const FLAGS: [string, Kind, string][] = [
   ['rand-perspective', 'number', 'augmentation: random perspective distortion (0-1)'],
   ['random-resized-crop', 'number', 'augmentation: random resized crop, scale in [1-v, 1]'],
   ['random-rotation', 'number', 'augmentation: random rotation in degrees'],
-  ['horizontal-flip', 'number', 'augmentation: horizontal flip probability'],
+  ['horizontal-flip', 'bool', "the reference's flip: each batch of tuples (queries, positives, negatives) mirrored together with probability 0.5"],
+  ['query-horizontal-flip', 'number', 'augmentation: mirror the query alone with this probability (not in the reference)'],
   ['grayscale', 'number', 'augmentation: probability of a grey query (night, winter)'],
   ['gamma', 'number', 'augmentation: gamma exponent in [1/(1+v), 1+v]'],
   ['blur', 'number', 'augmentation: Gaussian blur, sigma in [0, v] pixels'],
   ['noise', 'number', 'augmentation: sensor noise, std in [0, v] of the [0,1] range'],
 ];
-const AUGMENT = new Set(['brightness', 'contrast', 'saturation', 'hue', 'randPerspective', 'randomResizedCrop', 'randomRotation', 'horizontalFlip', 'grayscale', 'gamma', 'blur', 'noise']);
+const AUGMENT = new Set(['brightness', 'contrast', 'saturation', 'hue', 'randPerspective', 'randomResizedCrop', 'randomRotation', 'queryHorizontalFlip', 'grayscale', 'gamma', 'blur', 'noise']);
 
 function convert(kind: Kind, flag: string, v: string | boolean): unknown {
-  if (kind === 'bool') return v === true || v === 'true';
+  if (kind === 'bool') {
+    if (v === true || v === 'true') return true;
+    if (v === 'false') return false;
+    throw new Error(`--${flag} "${String(v)}": expected true or false (or no value for true)`);
+  }
   const s = String(v);
   if (kind === 'string') return s;
   if (kind === 'number') {
@@ -87,15 +102,29 @@ export function readConfigFile(path: string): Record<string, unknown> {
     throw new Error(`--config ${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error(`--config ${path}: expected a mapping of options`);
-  const out = camelKeys(data as Record<string, unknown>);
-  if (out.augment && typeof out.augment === 'object') out.augment = camelKeys(out.augment as Record<string, unknown>);
+  let out: Record<string, unknown>;
+  try {
+    out = camelKeys(data as Record<string, unknown>);
+    const augment = out.augment && typeof out.augment === 'object' ? camelKeys(out.augment as Record<string, unknown>) : {};
+    // The reference's augmentation options sit at the top level (brightness: 0.2); ours under augment.
+    for (const key of Object.keys(out)) {
+      if (!AUGMENT.has(key)) continue;
+      if (key in augment) throw new Error(`option ${key} is given twice (at the top level and under augment)`);
+      augment[key] = out[key];
+      delete out[key];
+    }
+    if (Object.keys(augment).length > 0 || out.augment !== undefined) out.augment = augment;
+  } catch (e) {
+    throw new Error(`--config ${path}: ${(e as Error).message}`);
+  }
   return out;
 }
 
 export function register(program: Command): void {
   const cmd = program.command('train').description('train a place-recognition model (resumes when the output folder holds last.pth)')
     .option('--config <file>', 'JSON or YAML file with any of these options (flags override it)');
-  for (const [flag, kind, help] of FLAGS) cmd.option(kind === 'bool' ? `--${flag}` : `--${flag} <value>`, help);
+  // Switches take an optional value: --attention, --attention true, --gem-p-trainable false.
+  for (const [flag, kind, help] of FLAGS) cmd.option(kind === 'bool' ? `--${flag} [value]` : `--${flag} <value>`, help);
   cmd.action(async (raw: Record<string, string | boolean | undefined>) => {
     const options: Record<string, unknown> = raw.config ? readConfigFile(String(raw.config)) : {};
     const augment: Record<string, unknown> = { ...(options.augment as object | undefined) };

@@ -1,4 +1,4 @@
-// GeM head (Radenović et al. 2018): generalised mean with a learnable exponent p.
+// GeM head (Radenović et al. 2018): generalised mean with a learnable (or fixed) exponent p.
 import { nn, tidy, full, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead } from '../types.ts';
 import { gem, l2n } from '../functional.ts';
@@ -11,8 +11,10 @@ export interface GeMOptions {
   eps?: number;
   /** L2-normalise each spatial feature over channels before pooling (the benchmark's default, true). */
   normalizeInput?: boolean;
-  /** L2-normalise the pooled descriptor (true). */
+  /** L2-normalise the pooled descriptor (false, as the benchmark's default --l2 before_pool). */
   normalizeOutput?: boolean;
+  /** p learns with the network (true, the benchmark's) or stays at its initial value. */
+  trainableP?: boolean;
 }
 
 export class GeM extends nn.Module implements AggregationHead {
@@ -26,10 +28,12 @@ export class GeM extends nn.Module implements AggregationHead {
     super();
     const p = options.p ?? 3;
     if (!(Number.isFinite(p) && p > 0)) throw new Error(`GeM: p must be a positive number, got ${p}`);
+    // A parameter even when fixed, so the state-dict key `p` is the same either way.
     this.p = this.param('p', full([1], p));
+    if (options.trainableP === false) this.p.requiresGrad_(false);
     this.eps = options.eps ?? 1e-6;
     this.normalizeInput = options.normalizeInput ?? true;
-    this.normalizeOutput = options.normalizeOutput ?? true;
+    this.normalizeOutput = options.normalizeOutput ?? false;
     this.dim = inChannels;
   }
   forward(x: Tensor): Tensor {

@@ -4,7 +4,7 @@ import type { AggregationHead } from '../types.ts';
 import { GeM } from './gem.ts';
 import { NetVLAD } from './netvlad.ts';
 import { CRN, isCrnParameterName } from './crn.ts';
-import { MAC, SPoC, RMAC } from './pooling.ts';
+import { MAC, SPoC, RMAC, poolingNorms, type L2Placement } from './pooling.ts';
 import { AttentionHead } from './attention.ts';
 import { ProjectedHead } from './projection.ts';
 import type { Tensor } from '../../torch/index.ts';
@@ -12,11 +12,11 @@ import type { Tensor } from '../../torch/index.ts';
 export { GeM, type GeMOptions } from './gem.ts';
 export { NetVLAD, assignmentSharpness, type NetVLADOptions } from './netvlad.ts';
 export { CRN, CRNModule, isCrnParameterName } from './crn.ts';
-export { MAC, SPoC, RMAC, type RMACOptions } from './pooling.ts';
+export { MAC, SPoC, RMAC, L2_PLACEMENTS, poolingNorms, type RMACOptions, type L2Placement, type PoolingNorms } from './pooling.ts';
 export { CBAM, ChannelAttention, SpatialAttention, AttentionHead, type CBAMOptions } from './attention.ts';
 export { ProjectedHead } from './projection.ts';
 
-export const BASE_HEADS = ['gem', 'netvlad', 'crn', 'mac', 'spoc', 'rmac'] as const;
+export const BASE_HEADS = ['gem', 'netvlad', 'crn', 'mac', 'spoc', 'avg', 'rmac'] as const;
 export type BaseHeadName = (typeof BASE_HEADS)[number];
 export type AggregationName = BaseHeadName | `attention+${BaseHeadName}`;
 export const AGGREGATION_NAMES: readonly AggregationName[] = [...BASE_HEADS, ...BASE_HEADS.map((n) => `attention+${n}` as const)];
@@ -29,12 +29,14 @@ export interface HeadOptions {
   kmeansIterations?: number;
   /** GeM initial p (3). */
   gemP?: number;
+  /** GeM: p learns (true) or stays fixed. */
+  gemPTrainable?: boolean;
   /** GeM clamp floor (1e-6). */
   gemEps?: number;
-  /** L2 each local feature over channels before aggregating: GeM and NetVLAD/CRN (true). */
+  /** NetVLAD/CRN: L2 each local feature over channels before the soft assignment (true). */
   normalizeInput?: boolean;
-  /** GeM: L2 the pooled descriptor (true). (Every other head always ends with L2.) */
-  normalizeOutput?: boolean;
+  /** GeM, MAC, SPoC/avg, R-MAC: where to L2-normalise (the reference's --l2; default before_pool). */
+  l2?: L2Placement;
   /** R-MAC grid levels (3). */
   rmacLevels?: number;
   /** attention+*: channel-MLP reduction ratio (16) and spatial kernel (7). */
@@ -45,12 +47,13 @@ export interface HeadOptions {
 }
 
 const BASE: Record<BaseHeadName, (c: number, o: HeadOptions) => AggregationHead> = {
-  gem: (c, o) => new GeM(c, { p: o.gemP, eps: o.gemEps, normalizeInput: o.normalizeInput, normalizeOutput: o.normalizeOutput }),
+  gem: (c, o) => new GeM(c, { p: o.gemP, eps: o.gemEps, trainableP: o.gemPTrainable, ...poolingNorms(o.l2) }),
   netvlad: (c, o) => new NetVLAD(c, { clusters: o.clusters, normalizeInput: o.normalizeInput, kmeansIterations: o.kmeansIterations }),
   crn: (c, o) => new CRN(c, { clusters: o.clusters, normalizeInput: o.normalizeInput, kmeansIterations: o.kmeansIterations }),
-  mac: (c) => new MAC(c),
-  spoc: (c) => new SPoC(c),
-  rmac: (c, o) => new RMAC(c, { levels: o.rmacLevels }),
+  mac: (c, o) => new MAC(c, poolingNorms(o.l2)),
+  spoc: (c, o) => new SPoC(c, poolingNorms(o.l2)),
+  avg: (c, o) => new SPoC(c, poolingNorms(o.l2), 'avg'),
+  rmac: (c, o) => new RMAC(c, { levels: o.rmacLevels, ...poolingNorms(o.l2) }),
 };
 
 function withProjection(head: AggregationHead, o: HeadOptions): AggregationHead {
@@ -73,12 +76,14 @@ export const HEADS: Record<AggregationName, (inChannels: number, options: HeadOp
   crn: plain('crn'),
   mac: plain('mac'),
   spoc: plain('spoc'),
+  avg: plain('avg'),
   rmac: plain('rmac'),
   'attention+gem': attention('gem'),
   'attention+netvlad': attention('netvlad'),
   'attention+crn': attention('crn'),
   'attention+mac': attention('mac'),
   'attention+spoc': attention('spoc'),
+  'attention+avg': attention('avg'),
   'attention+rmac': attention('rmac'),
 };
 

@@ -1,0 +1,39 @@
+// `vgl train` option parsing: config files in the reference's spelling (snake_case, its names for
+// batch size, epochs and optimizer, augmentation at the top level), switches with optional values.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readConfigFile } from '../../src/cli/commands/train.ts';
+import { TrainConfigSchema } from '../../src/train/config.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+test('a config file written with the reference\'s parser names parses to the same options', () => {
+  const dir = tempDir('vgl-train-cli-');
+  const yaml = join(dir, 'reference.yaml');
+  writeFileSync(yaml, [
+    'datasets_folder: /data', 'dataset_name: pitts30k', 'train_batch_size: 8', 'epochs_num: 20', 'optim: sgd',
+    'lr_crn_layer: 0.004', 'lr_crn_net: 0.0004', 'queries_per_epoch: 4000', 'cache_refresh_rate: 1000',
+    'train_positives_dist_threshold: 50', 'val_positive_dist_threshold: 25', 'l2: after_pool', 'aggregation: gem',
+    'horizontal_flip: true', 'brightness: 0.2', 'random_resized_crop: 0.3', 'test_method: five_crops', 'output_folder: runs/x',
+  ].join('\n'));
+  const c = TrainConfigSchema.parse(readConfigFile(yaml));
+  assert.equal(c.batchSize, 8);
+  assert.equal(c.epochs, 20);
+  assert.equal(c.optimizer, 'sgd');
+  assert.equal(c.lrCrnLayer, 0.004);
+  assert.equal(c.lrCrnNet, 0.0004);
+  assert.equal(c.queriesPerEpoch, 4000);
+  assert.equal(c.trainPositivesDistThreshold, 50, 'a train threshold above the val radius is accepted (ablation 3)');
+  assert.equal(c.l2, 'after_pool');
+  assert.equal(c.horizontalFlip, true);
+  assert.deepEqual(c.augment, { brightness: 0.2, randomResizedCrop: 0.3 });
+  assert.equal(c.testMethod, 'five_crops');
+
+  const twice = join(dir, 'twice.json');
+  writeFileSync(twice, JSON.stringify({ batch_size: 4, train_batch_size: 8 }));
+  assert.throws(() => readConfigFile(twice), /twice\.json: option batchSize is given twice/);
+  const unknown = join(dir, 'unknown.json');
+  writeFileSync(unknown, JSON.stringify({ datasets_folder: '/d', dataset_name: 'x', output_folder: 'o', majority_weight: 0.1 }));
+  assert.equal(TrainConfigSchema.safeParse(readConfigFile(unknown)).success, false, 'an option vgl does not have is refused, not ignored');
+});

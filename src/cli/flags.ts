@@ -29,3 +29,38 @@ export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown): z.infe
   });
   throw new UsageError(`invalid options:\n${lines.join('\n')}`);
 }
+
+/** What a flag takes, read off a zod field. */
+export type FlagKind = 'number' | 'string' | 'size' | 'list' | 'bool';
+
+export interface SchemaFlag {
+  /** The option key (camelCase) and its flag (kebab-case). */
+  key: string;
+  flag: string;
+  kind: FlagKind;
+  /** The field's description, its choices and its default. */
+  help: string;
+}
+
+interface ZodInternals { _zod: { def: { type: string; innerType?: ZodInternals; in?: ZodInternals; defaultValue?: unknown; entries?: Record<string, string>; element?: ZodInternals } }; description?: string }
+
+/**
+ * One flag per field of a zod object shape: the kind from the field's type (enums and strings take a
+ * string, tuples an HxW size, arrays a comma list), the help from its description, choices and default.
+ */
+export function flagsFromShape(shape: Record<string, unknown>): SchemaFlag[] {
+  return Object.entries(shape).map(([key, field]) => {
+    let t = field as ZodInternals;
+    let fallback: unknown;
+    while (['default', 'optional', 'pipe'].includes(t._zod.def.type)) {
+      if (t._zod.def.type === 'default') fallback = t._zod.def.defaultValue;
+      t = (t._zod.def.type === 'pipe' ? t._zod.def.in : t._zod.def.innerType)!;
+    }
+    const type = t._zod.def.type;
+    const kind: FlagKind = type === 'number' ? 'number' : type === 'boolean' ? 'bool' : type === 'tuple' ? 'size' : type === 'array' ? 'list' : 'string';
+    const parts = [(field as ZodInternals).description ?? key];
+    if (type === 'enum') parts.push(`(${Object.values(t._zod.def.entries!).join(' | ')})`);
+    if (fallback !== undefined) parts.push(`[default: ${kind === 'size' ? (fallback as number[]).join('x') : Array.isArray(fallback) ? fallback.join(',') : String(fallback)}]`);
+    return { key, flag: key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), kind, help: parts.join(' ') };
+  });
+}

@@ -247,6 +247,9 @@ export function concatDatasets(parts: readonly GeoDataset[]): GeoDataset {
 }
 
 /** Several names ("a,b"): each opened at `split` and concatenated (see concatDatasets). */
+/** "a,b" → ["a", "b"]: one dataset name, or several (their splits used together). */
+export const splitDatasetNames = (names: string): string[] => names.split(',').map((n) => n.trim());
+
 export async function openDatasets(root: string, names: readonly string[], split: string, options: OpenDatasetOptions = {}): Promise<GeoDataset> {
   const parts: GeoDataset[] = [];
   for (const name of names) parts.push(await openDataset(root, name, split, options));

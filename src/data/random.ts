@@ -28,6 +28,13 @@ export class Rng {
     this.state = mix32(Math.trunc(seed) >>> 0);
   }
 
+  /** A stream started from a raw 32-bit state (no seed mixing): the synthetic city's streams, whose files must not change. */
+  static fromState(state: number): Rng {
+    const r = new Rng(0);
+    r.state = state | 0;
+    return r;
+  }
+
   /** Uniform 32-bit unsigned integer (mulberry32). */
   nextUint32(): number {
     this.state = (this.state + 0x6d2b79f5) | 0;
@@ -63,6 +70,12 @@ export class Rng {
     const u1 = 1 - this.next(); // (0, 1]: log stays finite
     const u2 = this.next();
     return mean + std * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  }
+
+  /** One of `items`, uniformly. */
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('Rng.pick: empty list');
+    return items[this.int(0, items.length)]!;
   }
 
   /** True with probability p. */

@@ -104,7 +104,7 @@ export const EFFICIENT_RAM_CHUNK = 1000;
 
 /** Evaluates `model` on `dataset` (database vs queries of one split). */
 export async function evaluate(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
-  const { method, recallValues, radius, radii } = validate(options);
+  const { method, recallValues } = validate(options);
   const t0 = performance.now();
   const common = {
     size: options.size, interpolation: options.interpolation, concurrency: options.concurrency,
@@ -134,24 +134,7 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
     } finally {
       bar.stop();
     }
-    if (searchesEachCrop(method)) {
-      predictions = mergeCropNeighbours(predictions, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT);
-    }
-    const t3 = performance.now();
-
-    const recallsByRadius = recallsAtRadii(predictions, dataset, recallValues, radii);
-    const t4 = performance.now();
-
-    const result: EvaluateResult = {
-      method, radius, recalls: recallsByRadius[radius], recallsByRadius, predictions,
-      timings: { databaseMs: t1 - t0, queriesMs: t2 - t1, searchMs: t3 - t2, recallMs: t4 - t3, writeMs: 0, totalMs: 0 },
-      databaseCount: dataset.databasePaths.length, queriesCount: dataset.queriesPaths.length,
-    };
-    if (options.outDir !== undefined) result.files = await writeResults(options.outDir, result, dataset, options, { database, queries });
-    const t5 = performance.now();
-    result.timings.writeMs = t5 - t4;
-    result.timings.totalMs = t5 - t0;
-    if (options.outDir !== undefined) await writeFile(result.files!.recalls, recallsJson(result, dataset, options));
+    const result = await finish(predictions, dataset, options, { databaseMs: t1 - t0, queriesMs: t2 - t1, searchMs: performance.now() - t2 }, t0, { database, queries });
     if (options.returnDescriptors) {
       result.descriptors = { database, queries };
       handedOver = true;
@@ -174,7 +157,7 @@ function recallsAtRadii(predictions: Neighbours, dataset: GeoDataset, recallValu
 
 /** evaluate() with the database described and searched `chunk` images at a time (merged top-k lists). */
 async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions, chunk: number): Promise<EvaluateResult> {
-  const { method, recallValues, radius, radii } = validate(options);
+  const { method, recallValues } = validate(options);
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`evaluate: databaseChunk must be a positive integer, got ${chunk}`);
   if (options.saveDescriptors || options.returnDescriptors) throw new Error('evaluate: low-memory evaluation (databaseChunk) never holds the database descriptors, so it cannot save or return them');
   const common = {
@@ -208,21 +191,27 @@ async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, opt
     queries.dispose();
   }
   if (predictions === null) throw new Error('search: the database is empty');
-  if (searchesEachCrop(method)) {
-    predictions = mergeCropNeighbours(predictions, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT);
-  }
-  const t2 = performance.now();
+  return finish(predictions, dataset, options, { databaseMs: performance.now() - t1 - searchMs, queriesMs: t1 - t0, searchMs }, t0, null);
+}
+
+/** The common end of both paths: crop merging, recall at every radius, the result and its files. */
+async function finish(found: Neighbours, dataset: GeoDataset, options: EvaluateOptions, times: { databaseMs: number; queriesMs: number; searchMs: number },
+  t0: number, descriptors: { database: Tensor; queries: Tensor } | null): Promise<EvaluateResult> {
+  const { method, recallValues, radius, radii } = validate(options);
+  const t1 = performance.now();
+  const predictions = searchesEachCrop(method)
+    ? mergeCropNeighbours(found, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT) : found;
   const recallsByRadius = recallsAtRadii(predictions, dataset, recallValues, radii);
-  const t3 = performance.now();
+  const t2 = performance.now();
   const result: EvaluateResult = {
     method, radius, recalls: recallsByRadius[radius], recallsByRadius, predictions,
-    timings: { databaseMs: t2 - t1 - searchMs, queriesMs: t1 - t0, searchMs, recallMs: t3 - t2, writeMs: 0, totalMs: 0 },
-    databaseCount: n, queriesCount: dataset.queriesPaths.length,
+    timings: { ...times, recallMs: t2 - t1, writeMs: 0, totalMs: 0 },
+    databaseCount: dataset.databasePaths.length, queriesCount: dataset.queriesPaths.length,
   };
-  if (options.outDir !== undefined) result.files = await writeResults(options.outDir, result, dataset, options, null);
-  const t4 = performance.now();
-  result.timings.writeMs = t4 - t3;
-  result.timings.totalMs = t4 - t0;
+  if (options.outDir !== undefined) result.files = await writeResults(options.outDir, result, dataset, options, descriptors);
+  const t3 = performance.now();
+  result.timings.writeMs = t3 - t2;
+  result.timings.totalMs = t3 - t0;
   if (options.outDir !== undefined) await writeFile(result.files!.recalls, recallsJson(result, dataset, options));
   return result;
 }

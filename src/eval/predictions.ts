@@ -4,7 +4,7 @@
 // framed green, wrong ones red) for a spread of queries and for the queries whose top-1 is wrong.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import sharp, { type OverlayOptions } from 'sharp';
+import { imageGrid, type GridRow } from '../data/grid.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import { PositionIndex, radiusPositives } from '../data/positives.ts';
 import type { Neighbours } from './search.ts';
@@ -161,44 +161,21 @@ export function spread(n: number, count: number): number[] {
 
 const COLOURS = { query: '#1f4e9e', correct: '#1a9e3a', wrong: '#d62020' };
 
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
-}
-
 /** One PNG: a row per query — the query framed blue, then its top-N framed green (positive) or red. */
 export async function predictionGrid(queries: readonly QueryPrediction[], datasetDir: string, radius: number, options: PredictionImagesOptions = {}): Promise<Buffer> {
-  const cw = options.cellWidth ?? 160, ch = options.cellHeight ?? 120, topN = options.topN ?? 5;
-  const pad = 12, border = 4, caption = 30, title = 30;
-  const cols = 1 + Math.min(topN, Math.max(1, ...queries.map((q) => q.predictions.length)));
-  const width = pad + cols * (cw + pad) + pad;
-  const rowH = ch + caption + pad;
-  const height = title + queries.length * rowH + pad;
-  const svg: string[] = [`<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${pad}" y="20" font-size="14" font-family="sans-serif" fill="#222">query (blue) and top-${cols - 1}: green = within ${radius} m, red = farther</text>`];
-  const overlays: OverlayOptions[] = [];
-  for (let r = 0; r < queries.length; r++) {
-    const q = queries[r];
-    const y = title + r * rowH;
-    const cells = [
-      { file: q.file, colour: COLOURS.query, text: [`query ${q.query}`, q.positives === 0 ? 'no positive in radius' : `first correct: ${q.firstCorrectRank < 0 ? 'none' : `#${q.firstCorrectRank + 1}`}`] },
-      ...q.predictions.slice(0, cols - 1).map((p) => ({
-        file: p.file, colour: p.correct ? COLOURS.correct : COLOURS.wrong,
-        text: [`#${p.rank + 1}  db ${p.database}`, `${p.errorMetres.toFixed(1)} m  d=${p.distance.toFixed(3)}`],
+  const topN = Math.min(options.topN ?? 5, Math.max(1, ...queries.map((q) => q.predictions.length)));
+  const rows: GridRow[] = queries.map((q) => ({
+    cells: [
+      { path: join(datasetDir, q.file), border: COLOURS.query,
+        caption: `query ${q.query}\n${q.positives === 0 ? 'no positive in radius' : `first correct: ${q.firstCorrectRank < 0 ? 'none' : `#${q.firstCorrectRank + 1}`}`}` },
+      ...q.predictions.slice(0, topN).map((p) => ({
+        path: join(datasetDir, p.file), border: p.correct ? COLOURS.correct : COLOURS.wrong,
+        caption: `#${p.rank + 1}  db ${p.database}\n${p.errorMetres.toFixed(1)} m  d=${p.distance.toFixed(3)}`,
       })),
-    ];
-    for (let c = 0; c < cells.length; c++) {
-      const x = pad + c * (cw + pad);
-      const cell = cells[c];
-      svg.push(`<rect x="${x - border}" y="${y - border}" width="${cw + 2 * border}" height="${ch + 2 * border}" fill="${cell.colour}"/>`);
-      try {
-        const img = await sharp(join(datasetDir, cell.file)).resize(cw, ch, { fit: 'contain', background: '#eeeeee' }).removeAlpha().png().toBuffer();
-        overlays.push({ input: img, left: x, top: y });
-      } catch {
-        svg.push(`<rect x="${x}" y="${y}" width="${cw}" height="${ch}" fill="#ddd"/><text x="${x + cw / 2}" y="${y + ch / 2}" text-anchor="middle" font-size="11" font-family="sans-serif" fill="#a33">unreadable image</text>`);
-      }
-      cell.text.forEach((line, k) => svg.push(`<text x="${x + cw / 2}" y="${y + ch + border + 12 + k * 13}" text-anchor="middle" font-size="11" font-family="sans-serif" fill="#333">${escapeXml(line)}</text>`));
-    }
-  }
-  const doc = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${svg.join('')}</svg>`;
-  return sharp(Buffer.from(doc)).composite(overlays).png().toBuffer();
+    ],
+  }));
+  return imageGrid(rows, {
+    title: `query (blue) and top-${topN}: green = within ${radius} m, red = farther`,
+    cellWidth: options.cellWidth ?? 160, cellHeight: options.cellHeight ?? 120,
+  });
 }

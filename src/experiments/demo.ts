@@ -15,7 +15,8 @@ import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/we
 import { evaluate } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
-import { train, networkFor, initialiseHead, type TrainHooks } from '../train/train.ts';
+import { train, initOptions, type TrainHooks } from '../train/train.ts';
+import { buildModel, initialiseHeadFromData } from '../models/assemble.ts';
 
 /** The city in another style (test only): the synthetic cross-dataset test. */
 export const OTHER_CITY_NAME = 'synth-stlucia';
@@ -114,10 +115,10 @@ export async function ensureDemoDatasets(o: Pick<DemoOptions, 'datasetsFolder' |
 /** The untrained network of a config: ImageNet backbone, NetVLAD clusters from k-means as the trainer initialises them. */
 export async function untrainedNetwork(config: TrainConfig, log: (s: string) => void): Promise<GeoLocalizationNet> {
   torch.manualSeed(config.seed);
-  const net = networkFor(config);
+  const net = buildModel(config);
   await net.loadPretrained(MOBILENETV2_WEIGHTS);
   net.to(torch.defaultDevice());
-  await initialiseHead(net, await openDatasets(config.datasetsFolder, datasetNames(config), 'train'), config, log);
+  await initialiseHeadFromData(net, await openDatasets(config.datasetsFolder, datasetNames(config), 'train'), initOptions(config, log));
   return net;
 }
 
@@ -141,7 +142,7 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
 
     await train(config, { progress: o.progress, log: o.log, test: false, ...hooks }); // the demo tests below, on every test set
     o.log(`${name}: trained [${since()}]`);
-    const trained = networkFor(config);
+    const trained = buildModel(config);
     const bestPath = join(config.outputFolder, 'best.pth');
     torch.loadStateDict(trained, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
     trained.to(torch.defaultDevice());

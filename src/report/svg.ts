@@ -1,20 +1,17 @@
 // Small figure primitives for reports: scatter/map, histogram and line plots written as SVG text,
-// rendered to PNG with sharp (librsvg), plus labelled image grids composited with sharp.
+// rendered to PNG with sharp (librsvg), plus labelled image grids (src/data/grid.ts).
 // Each plot function is pure (options in, SVG string out) so tests can check the text.
 import { writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import sharp from 'sharp';
-import type { OverlayOptions } from 'sharp';
 
 /** A colour-blind-friendly qualitative palette (Okabe-Ito). */
 export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'] as const;
 
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
 
-/** Escapes text for SVG content and attributes. */
-export function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
+import { escapeXml } from '../data/grid.ts';
+export { escapeXml };
 
 /** About `target` round-numbered ticks (steps 1, 2, 5 x 10^k) covering [min, max]. */
 export function niceTicks(min: number, max: number, target = 6): number[] {
@@ -338,66 +335,6 @@ export async function writeFigure(svg: string, base: string): Promise<{ svg: str
   return { svg: svgPath, png: pngPath };
 }
 
-/** One cell of an image grid: an image file with a caption and an optional coloured border. */
-export interface GridCell {
-  path: string;
-  caption?: string;
-  /** Border colour, e.g. green for a correct retrieval. */
-  border?: string;
-}
-
-/** One row of an image grid, with a label on its left. */
-export interface GridRow {
-  label?: string;
-  cells: GridCell[];
-}
-
-/** Options of imageGrid. */
-export interface ImageGridOptions {
-  title?: string;
-  /** Cell image box in pixels (images are fitted inside, aspect kept). Default 200 x 150. */
-  cellWidth?: number;
-  cellHeight?: number;
-  /** Width of the row label column (default 0 = none, or 150 when any row has a label). */
-  labelWidth?: number;
-}
-
-/** Composites image files into a labelled grid PNG (sharp); unreadable images show as grey cells with a note. */
-export async function imageGrid(rows: GridRow[], options: ImageGridOptions = {}): Promise<Buffer> {
-  const cw = options.cellWidth ?? 200, ch = options.cellHeight ?? 150;
-  const pad = 10, caption = 34, border = 4;
-  const labelW = options.labelWidth ?? (rows.some((r) => r.label) ? 150 : 0);
-  const top = options.title ? 44 : pad;
-  const cols = Math.max(1, ...rows.map((r) => r.cells.length));
-  const width = labelW + pad + cols * (cw + pad);
-  const rowH = ch + caption + pad;
-  const height = top + rows.length * rowH + pad;
-  const overlays: OverlayOptions[] = [];
-  const text: string[] = [];
-  if (options.title) text.push(`<text x="${width / 2}" y="28" text-anchor="middle" font-size="18" font-weight="bold" fill="#222">${escapeXml(options.title)}</text>`);
-  for (let r = 0; r < rows.length; r++) {
-    const y = top + r * rowH;
-    const row = rows[r];
-    if (row.label) {
-      row.label.split('\n').forEach((line, k) => text.push(`<text x="${pad}" y="${y + 20 + k * 17}" font-size="13" fill="#222"${k === 0 ? ' font-weight="bold"' : ''}>${escapeXml(line)}</text>`));
-    }
-    for (let c = 0; c < row.cells.length; c++) {
-      const cell = row.cells[c];
-      const x = labelW + pad + c * (cw + pad);
-      if (cell.border) text.push(`<rect x="${x - border}" y="${y - border}" width="${cw + 2 * border}" height="${ch + 2 * border}" fill="${cell.border}"/>`);
-      try {
-        // Small images (e.g. 64x32 Nordland frames) are enlarged with nearest neighbour to stay sharp.
-        const img = await sharp(cell.path).resize(cw, ch, { fit: 'contain', background: '#f2f2f2', kernel: 'nearest' }).removeAlpha().png().toBuffer();
-        overlays.push({ input: img, left: x, top: y });
-      } catch (e) {
-        text.push(`<rect x="${x}" y="${y}" width="${cw}" height="${ch}" fill="#ddd"/><text x="${x + cw / 2}" y="${y + ch / 2}" text-anchor="middle" font-size="12" fill="#a33">unreadable image</text>`);
-      }
-      (cell.caption ?? '').split('\n').slice(0, 2).forEach((line, k) => {
-        text.push(`<text x="${x + cw / 2}" y="${y + ch + 15 + k * 14}" text-anchor="middle" font-size="12" fill="#333">${escapeXml(line)}</text>`);
-      });
-    }
-  }
-  // Borders go under the images, captions over the background: draw the SVG layer first.
-  const svg = svgDoc(width, height, `<rect width="${width}" height="${height}" fill="white"/>\n${text.join('\n')}`);
-  return sharp(Buffer.from(svg)).composite(overlays).png().toBuffer();
-}
+// Labelled image grids live with the images (src/data/grid.ts), so evaluation draws its prediction grids
+// with the same code; re-exported here for the reports.
+export { imageGrid, type GridCell, type GridRow, type ImageGridOptions } from '../data/grid.ts';

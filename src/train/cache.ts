@@ -1,5 +1,6 @@
 // The feature-cache plan of one cache loop: which database images and training queries the training
-// loop must extract (in inference mode) before mining, for each mining method (DESIGN.md §5):
+// loop must extract (in inference mode) before mining, for each mining method (the reference's
+// datasets_ws.py, compute_triplets):
 //   full     the whole database + the loop's queries (negatives are sampled per query at mining time)
 //   partial  one shared random set of `negSamplesNum` database images + the queries' hard positives
 //            + the queries (the reference default)

@@ -1,105 +1,85 @@
-// Training options: one validated schema shared by the CLI flags (kebab-case) and config files
-// (JSON or YAML, camelCase or kebab-case keys). Defaults are the reference's (DESIGN.md §5).
+// Training options: one validated schema shared by the CLI flags (kebab-case, generated from it) and
+// config files (JSON or YAML; camelCase, kebab-case or the reference's snake_case keys). Defaults are
+// the reference's (gmberton/deep-visual-geo-localization-benchmark, parser.py).
 import { z } from 'zod';
 import { TEST_METHODS } from '../eval/test-methods.ts';
+import { ModelSpecShape } from '../models/assemble.ts';
+import { splitDatasetNames } from '../data/dataset.ts';
 
 const positive = z.number().positive();
 const count = z.number().int().positive();
 
+// Each option's .describe() is its help: `vgl train --help` is generated from this schema (with the
+// defaults and choices below), so defaults live here and nowhere else.
 export const AugmentSchema = z.object({
-  brightness: z.number().min(0).optional(),
-  contrast: z.number().min(0).optional(),
-  saturation: z.number().min(0).optional(),
-  hue: z.number().min(0).max(0.5).optional(),
-  randPerspective: z.number().min(0).max(1).optional(),
-  randomResizedCrop: z.number().min(0).lt(1).optional(),
-  randomRotation: z.number().min(0).max(360).optional(),
-  queryHorizontalFlip: z.number().min(0).max(1).optional(),
-  grayscale: z.number().min(0).max(1).optional(),
-  gamma: z.number().min(0).max(10).optional(),
-  blur: z.number().min(0).max(20).optional(),
-  noise: z.number().min(0).max(1).optional(),
+  brightness: z.number().min(0).optional().describe('augmentation: colour jitter brightness'),
+  contrast: z.number().min(0).optional().describe('augmentation: colour jitter contrast'),
+  saturation: z.number().min(0).optional().describe('augmentation: colour jitter saturation'),
+  hue: z.number().min(0).max(0.5).optional().describe('augmentation: colour jitter hue (<= 0.5)'),
+  randPerspective: z.number().min(0).max(1).optional().describe('augmentation: random perspective distortion (0-1)'),
+  randomResizedCrop: z.number().min(0).lt(1).optional().describe('augmentation: random resized crop, scale in [1-v, 1]'),
+  randomRotation: z.number().min(0).max(360).optional().describe('augmentation: random rotation in degrees'),
+  queryHorizontalFlip: z.number().min(0).max(1).optional().describe('augmentation: mirror the query alone with this probability (not in the reference)'),
+  grayscale: z.number().min(0).max(1).optional().describe('augmentation: probability of a grey query (night, winter)'),
+  gamma: z.number().min(0).max(10).optional().describe('augmentation: gamma exponent in [1/(1+v), 1+v]'),
+  blur: z.number().min(0).max(20).optional().describe('augmentation: Gaussian blur, sigma in [0, v] pixels'),
+  noise: z.number().min(0).max(1).optional().describe('augmentation: sensor noise, std in [0, v] of the [0,1] range'),
 }).strict();
 
 export const TrainConfigSchema = z.object({
   // data
-  datasetsFolder: z.string().min(1),
-  /** One dataset, or several separated by commas whose training sets are mixed (see datasetNames). */
+  datasetsFolder: z.string().min(1).describe('root of the datasets_vg layout'),
   datasetName: z.string().min(1).refine((s) => s.split(',').every((n) => /^[A-Za-z0-9._-]+$/.test(n.trim())),
-    'one dataset name, or several separated by commas (letters, digits, ".", "_" and "-")'),
-  /** Several training datasets: each cache loop draws queries equally from each ('balanced') or in proportion to their sizes. */
-  mixing: z.enum(['balanced', 'proportional']).default('balanced'),
-  /** Image size H x W for training and testing. */
-  resize: z.tuple([count, count]).default([480, 640]),
-  trainPositivesDistThreshold: positive.default(10),
-  valPositiveDistThreshold: positive.default(25),
+    'one dataset name, or several separated by commas (letters, digits, ".", "_" and "-")')
+    .describe('dataset folder under the root; several separated by commas train on their mixed training sets'),
+  mixing: z.enum(['balanced', 'proportional']).default('balanced')
+    .describe('several datasets: each cache loop draws queries equally from each, or in proportion to their sizes'),
+  resize: z.tuple([count, count]).default([480, 640]).describe('image size HxW for training and testing'),
+  trainPositivesDistThreshold: positive.default(10).describe('hard positives radius in metres'),
+  valPositiveDistThreshold: positive.default(25).describe('soft positives radius in metres'),
   augment: AugmentSchema.default({}),
-  /** The reference's --horizontal_flip: each batch of tuples mirrored as a whole with probability 0.5. */
-  horizontalFlip: z.boolean().default(false),
-  // model
-  backbone: z.enum(['resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2']).default('resnet18conv4'),
-  aggregation: z.string().min(1).default('netvlad'),
-  netvladClusters: count.default(64),
-  /** GeM, MAC, SPoC/avg, R-MAC: L2 of the local features before pooling (the reference's default), of the pooled descriptor, or none. */
-  l2: z.enum(['before_pool', 'after_pool', 'none']).default('before_pool'),
-  /** GeM exponent: initial value, and whether it learns. */
-  gemP: positive.default(3),
-  gemPTrainable: z.boolean().default(true),
-  attention: z.boolean().default(false),
-  fcOutputDim: count.optional(),
-  /** Narrower ResNet stage widths (4 values; tests and tiny experiments); default torchvision's 64,128,256,512. */
-  resnetWidths: z.array(count).length(4).optional(),
-  /** Frozen backbone layers: the reference's, none (all train) or all (only the head trains). */
-  freezeBackbone: z.enum(['reference', 'none', 'all']).default('reference'),
-  /** ImageNet weights: a .pth (ResNet/VGG) or a TF.js folder (MobileNetV2). */
-  weights: z.string().optional(),
+  horizontalFlip: z.boolean().default(false)
+    .describe("the reference's flip: each batch of tuples (queries, positives, negatives) mirrored together with probability 0.5"),
+  // model: backbone, head and their weights (one shape, shared with evaluation and the service)
+  ...ModelSpecShape,
+  freezeBackbone: z.enum(['reference', 'none', 'all']).default('reference')
+    .describe("frozen backbone layers: the reference's, none (all train) or all (only the head trains)"),
   // optimisation
-  optimizer: z.enum(['adam', 'sgd']).default('adam'),
-  lr: positive.default(1e-5),
-  /** CRN only: learning rate of the CRN layers, and of every other parameter (the reference's lr_crn_layer, lr_crn_net). */
-  lrCrnLayer: positive.default(5e-3),
-  lrCrnNet: positive.default(5e-4),
-  momentum: z.number().min(0).max(1).default(0.9),
-  weightDecay: z.number().min(0).optional(),
-  epochs: count.default(1000),
-  patience: count.default(3),
-  batchSize: count.default(4),
-  // mining
-  /** 'none': no tuples, no mining; only the invariance term trains (invarianceWeight > 0). */
-  criterion: z.enum(['triplet', 'sare-ind', 'sare-joint', 'none']).default('triplet'),
-  margin: positive.default(0.1),
-  /**
-   * Camera-invariance distillation (ours, not in the reference): weight of a term that asks the
-   * backbone to map each image augmented with `augment` to the feature map the starting network
-   * (frozen: `weights`, or the seeded initialisation) gives the clean image. 0 = off.
-   */
-  invarianceWeight: z.number().min(0).default(0),
-  /** Training images (database and queries, drawn equally from each training dataset) per step for that term. */
-  invarianceBatch: count.default(16),
-  /** Loss normalisation: the reference's sum / (batch x negatives) for every criterion, or the mean per query (the SARE paper's). */
-  lossReduction: z.enum(['per-triplet', 'per-query']).default('per-triplet'),
-  mining: z.enum(['full', 'partial', 'random']).default('partial'),
-  queriesPerEpoch: count.default(5000),
-  cacheRefreshRate: count.default(1000),
-  negsNumPerQuery: count.default(10),
-  negSamplesNum: count.default(1000),
+  optimizer: z.enum(['adam', 'sgd']).default('adam').describe('optimizer'),
+  lr: positive.default(1e-5).describe('learning rate'),
+  lrCrnLayer: positive.default(5e-3).describe('CRN: learning rate of the CRN layers'),
+  lrCrnNet: positive.default(5e-4).describe('CRN: learning rate of the rest of the network'),
+  momentum: z.number().min(0).max(1).default(0.9).describe('SGD momentum'),
+  weightDecay: z.number().min(0).optional().describe('weight decay (default: Adam 0, SGD 1e-3)'),
+  epochs: count.default(1000).describe('maximum epochs'),
+  patience: count.default(3).describe('epochs without val R@5 improvement before stopping'),
+  batchSize: count.default(4).describe('tuples per step'),
+  // loss and mining
+  criterion: z.enum(['triplet', 'sare-ind', 'sare-joint', 'none']).default('triplet')
+    .describe("loss; 'none': no tuples, no mining, only the invariance term trains"),
+  margin: positive.default(0.1).describe('triplet margin'),
+  invarianceWeight: z.number().min(0).default(0)
+    .describe('camera-invariance distillation (ours): weight of ||backbone(augmented image) - starting backbone(image)||^2 / ||starting backbone(image)||^2; 0 = off'),
+  invarianceBatch: count.default(16).describe('training images per step for the invariance term (drawn equally from each training dataset)'),
+  lossReduction: z.enum(['per-triplet', 'per-query']).default('per-triplet')
+    .describe("loss normalisation: the reference's sum / (batch x negatives) for every criterion, or the mean per query (the SARE paper's)"),
+  mining: z.enum(['full', 'partial', 'random']).default('partial').describe('hard negative mining'),
+  queriesPerEpoch: count.default(5000).describe('training queries per epoch (a multiple of the cache refresh rate)'),
+  cacheRefreshRate: count.default(1000).describe('queries per cache loop'),
+  negsNumPerQuery: count.default(10).describe('negatives per tuple'),
+  negSamplesNum: count.default(1000).describe('database images sampled for mining'),
   // evaluation during training
-  recallValues: z.array(count).default([1, 5, 10, 20]),
-  inferBatchSize: count.default(16),
-  /**
-   * Start from these weights (a vgl checkpoint, e.g. another run's best.pth) instead of `weights`; the
-   * run's own last.pth, when present, still takes precedence (automatic resume). CRN needs a trained
-   * NetVLAD here, as in the reference.
-   */
-  resume: z.string().min(1).optional(),
-  /** How the final test describes queries (hard_resize, single_query, central_crop, five_crops, nearest_crop, maj_voting). */
-  testMethod: z.enum(TEST_METHODS).default('hard_resize'),
-  /** Validation and test describe and search the database in chunks, never holding its descriptors whole (the reference's flag). */
-  efficientRamTesting: z.boolean().default(false),
+  recallValues: z.array(count).default([1, 5, 10, 20]).describe('N of recall@N'),
+  inferBatchSize: count.default(16).describe('images per forward pass when caching and evaluating'),
+  resume: z.string().min(1).optional()
+    .describe("start from this checkpoint's weights (e.g. another run's best.pth; CRN: a trained NetVLAD); the run's own last.pth still resumes it"),
+  testMethod: z.enum(TEST_METHODS).default('hard_resize').describe('how the final test describes queries'),
+  efficientRamTesting: z.boolean().default(false)
+    .describe('validation and test describe and search the database in chunks (never all its descriptors at once)'),
   // run
-  seed: z.number().int().min(0).default(0),
-  outputFolder: z.string().min(1),
-  numWorkers: count.optional(),
+  seed: z.number().int().min(0).default(0).describe('random seed'),
+  outputFolder: z.string().min(1).describe('run folder (checkpoints, log.jsonl, config.json); an existing run resumes'),
+  numWorkers: count.optional().describe('image decoding workers (default: the loader\'s)'),
 }).strict().superRefine((c, ctx) => {
   if (c.criterion === 'none' && c.invarianceWeight === 0) {
     ctx.addIssue({ code: 'custom', path: ['criterion'], message: "'none' trains the invariance term alone: set invarianceWeight > 0" });
@@ -124,7 +104,7 @@ export const TrainConfigSchema = z.object({
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 
 /** The datasets a run trains on: `datasetName` split at commas ("synth-city,gardens_point" mixes both). */
-export const datasetNames = (c: Pick<TrainConfig, 'datasetName'>): string[] => c.datasetName.split(',').map((n) => n.trim());
+export const datasetNames = (c: Pick<TrainConfig, 'datasetName'>): string[] => splitDatasetNames(c.datasetName);
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 
 /** kebab-case or snake_case → camelCase (config-file keys, CLI flags). */

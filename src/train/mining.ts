@@ -1,10 +1,11 @@
 // Mining: given the cached descriptors of a cache loop (see cache.ts), choose for every query of the
-// loop its best positive and its negatives (DESIGN.md §5):
+// loop its best positive and its negatives (the reference's datasets_ws.py, compute_triplets):
 //   best positive  the hard positive nearest in descriptor space (every method)
-//   full           sample negSamplesNum database images for the query, drop its soft positives, add
-//                  its previous hardest negatives (memory), keep the negsNumPerQuery nearest, remember them
-//   partial        the negsNumPerQuery nearest of the loop's shared set minus the query's soft positives
-//   random         negsNumPerQuery uniformly random database images that are not soft positives
+//   full           sample negSamplesNum database images for the query, drop its positives, add its
+//                  previous hardest negatives (memory), keep the negsNumPerQuery nearest, remember them
+//   partial        the negsNumPerQuery nearest of the loop's shared set minus the query's positives
+//   random         negsNumPerQuery uniformly random database images that are not positives
+// "Positives" = soft and hard ones: the hard radius (train threshold) may exceed the soft one.
 // Distances are squared L2 between descriptors, computed by the engine in chunks (a matrix product:
 // ‖q‖² + ‖x‖² − 2 q·x), so a whole 10,000-image database is one pass. Ties go to the lower index.
 //

@@ -17,10 +17,9 @@ import { loadAugmentedImage } from '../data/augment.ts';
 import { loadBatches } from '../data/loader.ts';
 import { progressBar } from '../data/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
-import { buildNetwork, type GeoLocalizationNet } from '../models/network.ts';
-import { isDataInitialised } from '../models/types.ts';
+import type { GeoLocalizationNet } from '../models/network.ts';
 import { isCrnParameterName } from '../models/aggregation/index.ts';
-import type { AggregationName } from '../models/aggregation/index.ts';
+import { buildModel, initialiseHeadFromData, type InitialiseOptions } from '../models/assemble.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
 import { evaluate, EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
@@ -143,16 +142,6 @@ const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', 
 
 const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' ? x : x.to(device));
 
-export function networkFor(config: TrainConfig): GeoLocalizationNet {
-  const aggregation = (config.attention ? `attention+${config.aggregation}` : config.aggregation) as AggregationName;
-  return buildNetwork({
-    backbone: config.backbone,
-    aggregation,
-    head: { clusters: config.netvladClusters, fcDim: config.fcOutputDim, l2: config.l2, gemP: config.gemP, gemPTrainable: config.gemPTrainable },
-    resnetWidths: config.resnetWidths,
-  });
-}
-
 function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optimizer<object> {
   const named = [...net.namedParameters()].filter(([, p]) => p.requiresGrad);
   const crn = named.filter(([n]) => isCrnParameterName(n)).map(([, p]) => p);
@@ -175,41 +164,9 @@ export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config:
   return result.recalls;
 }
 
-/** 500 random database images; of several training datasets, as many from each as it can give (a large one must not set every cluster). */
-function headInitImages(ds: GeoDataset, rng: Rng, count = 500): string[] {
-  const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const }];
-  const groups = parts.map(({ database: [start, end] }) => Array.from({ length: end - start }, (_, i) => start + i));
-  return rng.sampleBalanced(groups, count).map((i) => ds.databasePaths[i]);
-}
-
-/** NetVLAD-style heads: k-means over local descriptors of random training database images. */
-export async function initialiseHead(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, log: (s: string) => void,
-  device: torch.Device = torch.defaultDevice()): Promise<void> {
-  if (!isDataInitialised(net.aggregation)) return;
-  const rng = new Rng(deriveSeed(config.seed, 0x1417));
-  const images = headInitImages(ds, rng);
-  const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
-  const perImage = 100;
-  const chunks: Tensor[] = [];
-  net.eval();
-  for await (const batch of loadBatches(images, (p) => loadImage(p, { size, normalization: imageNormalization(net) }), { batchSize: config.inferBatchSize })) {
-    chunks.push(torch.keep(torch.tidy(() => torch.inferenceMode(() => {
-      const maps = net.features(toDevice(torch.fromHost(batch.images), device)); // [B, C, h, w]
-      const [b, c, h, w] = maps.shape;
-      const locals = maps.permute(0, 2, 3, 1).reshape(b * h * w, c);
-      const pick: number[] = [];
-      for (let i = 0; i < b; i++) {
-        const k = Math.min(perImage, h * w);
-        for (const j of rng.sample(h * w, k)) pick.push(i * h * w + j);
-      }
-      return locals.indexSelect(0, torch.tensor(Int32Array.from(pick), undefined, { dtype: 'int64' })).clone();
-    }))));
-  }
-  const descriptors = torch.cat(chunks, 0);
-  torch.dispose(chunks);
-  log(`initialising ${net.config.aggregation} from ${descriptors.size(0)} local descriptors of ${images.length} database images`);
-  net.aggregation.initFromDescriptors(descriptors, deriveSeed(config.seed, 0x1418));
-  descriptors.dispose();
+/** How training initialises a NetVLAD-style head from its data (k-means at the training size): untrained baselines use the same. */
+export function initOptions(config: TrainConfig, log: (s: string) => void = () => {}, device: torch.Device = torch.defaultDevice()): InitialiseOptions {
+  return { size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, seed: config.seed, log, device };
 }
 
 /**
@@ -233,7 +190,7 @@ async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds: GeoDa
     log(`starting from ${path}: ${backbone.loaded.length + loaded.loaded.length} tensors loaded${missing.length > 0 ? `, ${missing.length} CRN tensors start fresh` : ''}`);
   } else {
     log(`starting from ${path}: ${backbone.loaded.length} backbone tensors loaded; its head is not a ${config.aggregation}, so the head starts fresh`);
-    await initialiseHead(net, ds, config, log, device);
+    await initialiseHeadFromData(net, ds, initOptions(config, log, device));
   }
 }
 
@@ -317,7 +274,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   // Model and optimizer, fresh or resumed.
   torch.manualSeed(config.seed);
-  const net = networkFor(config);
+  const net = buildModel(config);
   if (config.weights) await net.loadPretrained(config.weights);
   if (device !== 'cpu') net.to(device);
   net.freezeBackbone(config.freezeBackbone);
@@ -337,7 +294,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     log(`resuming ${lastPath}: epoch ${state.epoch}, cache loop ${state.loop}, best R@5 ${state.bestR5.toFixed(2)}`);
   } else {
     if (config.resume !== undefined) await startFrom(net, config, trainDs, log, device);
-    else await initialiseHead(net, trainDs, config, log, device);
+    else await initialiseHeadFromData(net, trainDs, initOptions(config, log, device));
     if (config.weights === undefined && config.resume === undefined) {
       log(`WARNING: the ${config.backbone} backbone starts from RANDOM weights (no --weights, no --resume): ` +
         'place recognition from scratch needs far more data and epochs than fine-tuning ImageNet weights');
@@ -524,7 +481,7 @@ function saveLast(run: Run): Promise<void> {
 async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   const { net, state, config, log } = run;
   // Trained by no place-recognition loss, a NetVLAD-style head follows the backbone by k-means on its current features.
-  if (config.criterion === 'none') await initialiseHead(net, run.trainDs, config, log, run.device);
+  if (config.criterion === 'none') await initialiseHeadFromData(net, run.trainDs, initOptions(config, log, run.device));
   const t = performance.now();
   const recalls = await recallsOn(net, valDs, config, run.progress, 'hard_resize', run.device);
   const validateMs = msSince(t);
@@ -584,7 +541,7 @@ async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: to
   // Built as the student was at the start of the run (same seed, same weights), so a resumed run
   // gets the same teacher. Steps reseed torch themselves, so reseeding here changes nothing after.
   torch.manualSeed(config.seed);
-  const teacher = networkFor(config);
+  const teacher = buildModel(config);
   if (config.weights) await teacher.loadPretrained(config.weights);
   if (device !== 'cpu') teacher.to(device);
   teacher.freezeBackbone('all');

@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import * as torch from '../../src/torch/index.ts';
 import { saveCheckpoint } from '../../src/torch/checkpoint.ts';
 import { TrainConfigSchema } from '../../src/train/config.ts';
-import { networkFor } from '../../src/train/train.ts';
+import { buildModel } from '../../src/models/assemble.ts';
 import { UsageError } from '../../src/cli/flags.ts';
 import { register, runEval, runRecallFrom, EvalFlags, RecallFromFlags } from '../../src/cli/commands/eval.ts';
 import { readSavedEvaluation, recallFromSavedPositions } from '../../src/eval/model-io.ts';
@@ -49,7 +49,7 @@ test('setup: tiny dataset and a run folder (config.json + best.pth) of a narrow 
     resize: [32, 32], recallValues: [1, 2, 5], inferBatchSize: 4,
   });
   torch.manualSeed(7);
-  const net = networkFor(config);
+  const net = buildModel(config);
   await saveCheckpoint(join(runDir, 'best.pth'), net, null, { epoch: 0, recalls: {}, config });
   net.dispose();
   await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
@@ -132,7 +132,7 @@ test('vgl eval --checkpoint FILE alone: the model and data come from the checkpo
   assert.deepEqual(viaCheckpoint.recallsByRadius, viaRun.recallsByRadius);
   // A checkpoint without a training config needs the model named.
   const bare = join(runDir, 'weights-only.pth');
-  const net = networkFor(TrainConfigSchema.parse({ datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }));
+  const net = buildModel(TrainConfigSchema.parse({ datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }));
   await saveCheckpoint(bare, net, null, { note: 'no config' });
   net.dispose();
   await assert.rejects(runEval(evalFlags({ checkpoint: bare }), quiet), /holds no vgl training config; name the model with --backbone/);

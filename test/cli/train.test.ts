@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readConfigFile } from '../../src/cli/commands/train.ts';
+import { Command } from 'commander';
+import { readConfigFile, register, configFromFlags } from '../../src/cli/commands/train.ts';
 import { TrainConfigSchema } from '../../src/train/config.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -36,4 +37,23 @@ test('a config file written with the reference\'s parser names parses to the sam
   const unknown = join(dir, 'unknown.json');
   writeFileSync(unknown, JSON.stringify({ datasets_folder: '/d', dataset_name: 'x', output_folder: 'o', majority_weight: 0.1 }));
   assert.equal(TrainConfigSchema.safeParse(readConfigFile(unknown)).success, false, 'an option vgl does not have is refused, not ignored');
+});
+
+test('vgl train flags come from the schema: help shows its defaults and choices; switches take true/false; augmentations nest', () => {
+  const program = new Command().exitOverride();
+  register(program);
+  const train = program.commands.find((c) => c.name() === 'train')!;
+  const help = train.helpInformation();
+  assert.match(help, /--lr <value>\s+learning rate \[default: 0\.00001\]/);
+  assert.match(help, /--l2 <value>.*\(before_pool \| after_pool \| none\) \[default: before_pool\]/);
+  assert.match(help, /--resize <value>.*\[default: 480x640\]/);
+  assert.match(help, /--noise <value>\s+augmentation: sensor noise/);
+  const c = configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', gemPTrainable: 'false', horizontalFlip: true, resize: '120x160', noise: '0.1', recallValues: '1,5' });
+  assert.equal(c.gemPTrainable, false);
+  assert.equal(c.horizontalFlip, true);
+  assert.deepEqual(c.resize, [120, 160]);
+  assert.deepEqual(c.augment, { noise: 0.1 });
+  assert.deepEqual(c.recallValues, [1, 5]);
+  assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', attention: 'maybe' }), /--attention "maybe": expected true or false/);
+  assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', l2: 'sideways' }), /--l2 "sideways"/);
 });

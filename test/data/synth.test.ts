@@ -11,7 +11,7 @@ import { planDataset } from '../../src/data/synth/plan.ts';
 import { SIZES, resolveParams, SynthOptionsSchema } from '../../src/data/synth/options.ts';
 import { renderView } from '../../src/data/synth/render.ts';
 import { DATABASE_CONDITIONS } from '../../src/data/synth/views.ts';
-import { Rng } from '../../src/data/synth/prng.ts';
+import { cityRng } from '../../src/data/synth/prng.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { parseDatasetFilename } from '../../src/data/filename.ts';
 import { register } from '../../src/cli/commands/synth.ts';
@@ -118,7 +118,7 @@ test('renderer: sky above, lit road below, for a camera looking down a street', 
 });
 
 test('prng: reproducible, uniform-ish, and streams from different seeds differ', () => {
-  const a = new Rng(42), b = new Rng(42), c = new Rng(43);
+  const a = cityRng(42), b = cityRng(42), c = cityRng(43);
   const xs = Array.from({ length: 10000 }, () => a.next());
   assert.deepEqual(Array.from({ length: 10000 }, () => b.next()), xs);
   assert.notDeepEqual(Array.from({ length: 10 }, () => c.next()), xs.slice(0, 10));

@@ -89,7 +89,7 @@ test('evaluate end to end on a tiny dataset: recalls reasoned by hand, other rad
   // In the wrong page, row 0 is q1: its #1 (d1, 95 m) is framed red, its #2 (d2, 5 m) green.
   const { data, info } = await sharp(join(outDir, 'grids', 'wrong-01.png')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   const pixel = (x: number, y: number) => Array.from(data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3));
-  const pad = 12, cw = 40, title = 30, ch = 30;
+  const pad = 10, cw = 40, title = 44, ch = 30; // the grid layout of src/data/grid.ts (cells after a 10-px pad, rows below a 44-px title)
   const frame = (col: number) => pixel(pad + col * (cw + pad) - 2, title + ch / 2); // inside the 4-px border, left of the cell
   assert.deepEqual(frame(0), [0x1f, 0x4e, 0x9e], 'query framed blue');
   assert.deepEqual(frame(1), [0xd6, 0x20, 0x20], 'wrong prediction framed red');

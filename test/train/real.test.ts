@@ -12,7 +12,8 @@ import * as torch from '../../src/torch/index.ts';
 import { loadWeights } from '../../src/torch/checkpoint.ts';
 import { ensureRealDatasets } from '../../src/data/real.ts';
 import { openDataset } from '../../src/data/dataset.ts';
-import { train, networkFor, recallsOn, initialiseHead } from '../../src/train/train.ts';
+import { train, recallsOn, initOptions } from '../../src/train/train.ts';
+import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts';
 import { demoConfig } from '../../src/experiments/demo.ts';
 import { TrainConfigSchema } from '../../src/train/config.ts';
 
@@ -26,14 +27,14 @@ test('a short training on the real Nordland train split raises real val recall@1
   });
   const val = await openDataset(datasets, 'nordland', 'val');
   torch.manualSeed(config.seed);
-  const untrained = networkFor(config);
+  const untrained = buildModel(config);
   await untrained.loadPretrained(config.weights!);
-  await initialiseHead(untrained, await openDataset(datasets, 'nordland', 'train'), config, () => {});
+  await initialiseHeadFromData(untrained, await openDataset(datasets, 'nordland', 'train'), initOptions(config));
   const before = await recallsOn(untrained, val, config, false);
   untrained.dispose();
 
   await train(config, { progress: false, log: () => {}, test: false });
-  const trained = networkFor(config);
+  const trained = buildModel(config);
   await loadWeights(trained, join(config.outputFolder, 'last.pth'));
   const after = await recallsOn(trained, val, config, false);
   trained.dispose();

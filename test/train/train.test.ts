@@ -17,7 +17,8 @@ import { generateCity } from '../../src/data/synth/generate.ts';
 import { TrainConfigSchema, type TrainConfig, type TrainConfigInput } from '../../src/train/config.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { loadCheckpoint, loadWeights } from '../../src/torch/checkpoint.ts';
-import { train, networkFor, recallsOn, initialiseHead, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
+import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts';
+import { train, recallsOn, initOptions, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
 
 const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
 
@@ -363,15 +364,15 @@ test('a short training raises val recall@1 over the untrained model', async (t) 
   const val = await openDataset(root, 'tiny2', 'val');
   // The untrained model exactly as train() starts it.
   torch.manualSeed(config.seed);
-  const untrained = networkFor(config);
+  const untrained = buildModel(config);
   await untrained.loadPretrained(MOBILENETV2_WEIGHTS);
   untrained.freezeReference();
-  await initialiseHead(untrained, await openDataset(root, 'tiny2', 'train'), config, () => {});
+  await initialiseHeadFromData(untrained, await openDataset(root, 'tiny2', 'train'), initOptions(config));
   const before = await recallsOn(untrained, val, config, false);
   untrained.dispose();
 
   await train(config, quiet);
-  const trained = networkFor(config);
+  const trained = buildModel(config);
   await loadWeights(trained, join(config.outputFolder, 'last.pth'));
   const after = await recallsOn(trained, val, config, false);
   trained.dispose();

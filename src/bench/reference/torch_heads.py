@@ -1,4 +1,4 @@
-"""GeM and NetVLAD in PyTorch, written from their definitions (DESIGN.md §4), for the references.
+"""GeM and NetVLAD in PyTorch, written from their definitions, for the references.
 Parameter names as vgl's heads use them: GeM `p`; NetVLAD `conv.weight`, `centroids`."""
 import torch
 import torch.nn as nn

@@ -1,17 +1,13 @@
 // `vgl eval`: recall@N of a trained run (or an untrained / ImageNet-initialised network) on one split,
 // with predictions and grids written for people; `vgl eval recall --from DIR` recomputes recall at
 // other radii from those saved predictions, without touching the network again.
-import { writeFile, mkdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags, UsageError, flagName, imageSizeFlag } from '../flags.ts';
 import { TEST_METHODS } from '../../eval/test-methods.ts';
 import { EFFICIENT_RAM_CHUNK } from '../../eval/evaluate.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
-import { TrainConfigSchema, datasetNames, type TrainConfig } from '../../train/config.ts';
-import type { GeoLocalizationNet } from '../../models/network.ts';
+import type { EvalSummary, RecallFromSummary } from '../../eval/run.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -62,6 +58,7 @@ export const EvalFlags = z.object({
   pcaSplit: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. train').optional(),
   pcaDatasetFolder: z.string().min(1).optional(),
   efficientRamTesting: z.boolean().default(false),
+  majorityWeight: z.coerce.number().finite().nonnegative().optional(),
   progress: z.boolean().optional(),
   json: z.boolean().default(false),
   /** Not a flag: narrower ResNet widths for tiny networks (tests). */
@@ -94,41 +91,13 @@ export function formatRecallTable(byRadius: Record<number, Recalls>, ns: readonl
   return lines.join('\n');
 }
 
-/** recall-by-radius CSV: one row per radius, one column per N. */
-export function recallByRadiusCsv(byRadius: Record<number, Recalls>, ns: readonly number[]): string {
-  const radii = Object.keys(byRadius).map(Number).sort((a, b) => a - b);
-  const lines = [['radius_m', ...ns.map((n) => `recall_at_${n}`)].join(',')];
-  for (const r of radii) lines.push([r, ...ns.map((n) => byRadius[r][n].toFixed(4))].join(','));
-  return lines.join('\n') + '\n';
-}
-
 type Log = (line: string) => void;
 
 // ---------------------------------------------------------------------------------------------
 // vgl eval
 
-export interface EvalSummary {
-  model: { source: 'run' | 'checkpoint' | 'flags'; run?: string; checkpoint?: string; backbone: string; aggregation: string; descriptorDim: number; initialisedFrom?: string;
-    pca?: { dim: number; whiten: boolean; fittedOn: string; explainedVariance: number } };
-  dataset: { root: string; name: string; split: string; database: number; queries: number };
-  method: string;
-  radius: number;
-  recallValues: number[];
-  recalls: Recalls;
-  recallsByRadius: Record<number, Recalls>;
-  timings: Record<string, number>;
-  outputFolder?: string;
-  files?: string[];
-}
-
 /** Runs `vgl eval` with parsed flags; returns what it printed as data. */
 export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(s)): Promise<EvalSummary> {
-  const { networkFor, initialiseHead } = await import('../../train/train.ts');
-  const io = await import('../../eval/model-io.ts');
-  const { openDataset, openDatasets } = await import('../../data/dataset.ts');
-  const { evaluate } = await import('../../eval/evaluate.ts');
-  const { isDataInitialised } = await import('../../models/types.ts');
-
   const modelFlags = (['backbone', 'aggregation', 'weights', 'netvladClusters', 'l2', 'gemP'] as const).filter((k) => flags[k] !== undefined);
   if (flags.run !== undefined && modelFlags.length > 0) {
     throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${modelFlags.map(flagName).join(', ')}`);
@@ -136,151 +105,8 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
   if (flags.run === undefined && flags.checkpoint === undefined && flags.backbone === undefined) {
     throw new UsageError('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
   }
-
-  // 1. The model, and the training config it came with (defaults for data flags).
-  let config: Record<string, unknown> | null = null;
-  let source: EvalSummary['model']['source'];
-  let checkpoint: string | undefined;
-  let net: GeoLocalizationNet;
-  if (flags.run !== undefined) {
-    const files = io.runFiles(flags.run, flags.checkpoint);
-    config = await io.readRunConfig(files.config);
-    const parsed = TrainConfigSchema.safeParse(config);
-    if (!parsed.success) throw new Error(`${files.config}: not a vgl training config (${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`);
-    net = networkFor(parsed.data);
-    await loadWeightsNamed(io, net, files.checkpoint);
-    source = 'run';
-    checkpoint = files.checkpoint;
-  } else if (flags.checkpoint !== undefined && flags.backbone === undefined) {
-    if (!existsSync(flags.checkpoint)) throw new Error(`--checkpoint ${flags.checkpoint}: file not found`);
-    const { loadCheckpoint } = await import('../../torch/checkpoint.ts');
-    const ck = await loadCheckpoint(flags.checkpoint);
-    config = io.checkpointConfig(ck.meta);
-    const parsed = config === null ? null : TrainConfigSchema.safeParse(config);
-    if (!parsed?.success) {
-      throw new UsageError(`--checkpoint ${flags.checkpoint}: holds no vgl training config; name the model with --backbone and --aggregation, or use --run DIR`);
-    }
-    net = networkFor(parsed.data);
-    await loadWeightsNamed(io, net, flags.checkpoint, ck);
-    source = 'checkpoint';
-    checkpoint = flags.checkpoint;
-  } else {
-    net = await io.buildFromSpec({
-      backbone: flags.backbone!, aggregation: flags.aggregation ?? 'netvlad', netvladClusters: flags.netvladClusters,
-      l2: flags.l2, gemP: flags.gemP, weights: flags.weights, resnetWidths: flags.resnetWidths,
-    });
-    if (flags.checkpoint !== undefined) {
-      await loadWeightsNamed(io, net, flags.checkpoint);
-      source = 'checkpoint';
-      checkpoint = flags.checkpoint;
-    } else {
-      source = 'flags';
-    }
-  }
-
-  const { defaultDevice } = await import('../../torch/index.ts');
-  const device = defaultDevice();
-  if (device !== 'cpu') net.to(device);
-  try {
-    // 2. The data: flags first, then the run's config.
-    const datasetsFolder = flags.datasetsFolder ?? (config?.datasetsFolder as string | undefined);
-    const datasetName = flags.datasetName ?? (config?.datasetName as string | undefined);
-    if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
-    if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
-    const cfgResize = config?.resize as [number, number] | undefined;
-    const size = flags.resize ?? (cfgResize ? { height: cfgResize[0], width: cfgResize[1] } : { height: 480, width: 640 });
-    const recallValues = flags.recallValues ?? (config?.recallValues as number[] | undefined) ?? [...DEFAULT_RECALL_VALUES];
-    const radius = flags.valPositiveDistThreshold ?? (config?.valPositiveDistThreshold as number | undefined) ?? 25;
-    const batchSize = flags.inferBatchSize ?? (config?.inferBatchSize as number | undefined) ?? 16;
-    // A run trained on several datasets ("a,b") is evaluated on their splits together, as training tests it.
-    const dataset = await openDatasets(datasetsFolder, datasetNames({ datasetName }), flags.split);
-
-    // 3. An untrained NetVLAD-style head is initialised as the trainer does (k-means on local
-    //    descriptors of training database images; the evaluated split when there is no train split).
-    let initialisedFrom: string | undefined;
-    if (source === 'flags' && isDataInitialised(net.aggregation)) {
-      const initSplit = existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : flags.split;
-      const initDs = initSplit === flags.split ? dataset : await openDataset(datasetsFolder, datasetName, initSplit);
-      const initConfig: TrainConfig = TrainConfigSchema.parse({
-        datasetsFolder, datasetName, outputFolder: flags.outputFolder ?? '.', seed: flags.seed,
-        resize: [size.height, size.width], inferBatchSize: batchSize,
-      });
-      await initialiseHead(net, initDs, initConfig, log);
-      initialisedFrom = `${initSplit} database`;
-    }
-
-    const summaryOfNet = net.summary();
-    log(`evaluating ${summaryOfNet.backbone} + ${summaryOfNet.aggregation} (${summaryOfNet.descriptorDim}-d${checkpoint ? `, ${checkpoint}` : source === 'flags' ? (flags.weights ? ', ImageNet backbone' : ', untrained') : ''}) ` +
-      `on ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database, ${dataset.queriesPaths.length} queries, ${flags.testMethod}, ${size.height}x${size.width}`);
-
-    // 4. Evaluate with the fast inference path (after PCA, when asked, fitted on a database split).
-    let pcaInfo: EvalSummary['model']['pca'];
-    const result = await net.fastInference(async (forward) => {
-      let model = net.asDescriptorModel(forward);
-      if (flags.pcaDim !== undefined) {
-        const { fitPca, withPca } = await import('../../eval/pca.ts');
-        let pcaPaths: string[];
-        let fittedOn: string;
-        if (flags.pcaDatasetFolder !== undefined) {
-          // As the reference: every .jpg under the folder (relative to the datasets folder), at most 2^14 of them.
-          const { pcaFolderImages } = await import('../../eval/pca.ts');
-          const folder = resolve(datasetsFolder, flags.pcaDatasetFolder);
-          pcaPaths = await pcaFolderImages(folder, flags.seed);
-          fittedOn = `${folder} (${pcaPaths.length} images)`;
-        } else {
-          const pcaSplit = flags.pcaSplit ?? (existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : flags.split);
-          const pcaDs = pcaSplit === flags.split ? dataset : await openDataset(datasetsFolder, datasetName, pcaSplit);
-          pcaPaths = pcaDs.databasePaths;
-          fittedOn = `${pcaSplit} database (${pcaPaths.length} images)`;
-        }
-        const pca = await fitPca(model, pcaPaths, { dim: flags.pcaDim, whiten: flags.pcaWhiten, size, batchSize, progress: flags.progress, device });
-        const kept = pca.explainedVarianceRatio().reduce((a, b) => a + b, 0);
-        pcaInfo = { dim: flags.pcaDim, whiten: flags.pcaWhiten, fittedOn, explainedVariance: kept };
-        log(`PCA ${model.dim} → ${flags.pcaDim}${flags.pcaWhiten ? ' (whitened)' : ''} fitted on ${pcaInfo.fittedOn}: ${(100 * kept).toFixed(1)}% of the variance kept`);
-        if (flags.outputFolder !== undefined) {
-          const { savePth } = await import('../../torch/serialization/index.ts');
-          await mkdir(flags.outputFolder, { recursive: true });
-          await savePth(join(flags.outputFolder, 'pca.pth'), pca.stateDict());
-        }
-        model = withPca(model, pca);
-      }
-      return evaluate(model, dataset, {
-        method: flags.testMethod, recallValues, radius, extraRadii: flags.radii, size, batchSize, device,
-        progress: flags.progress, outDir: flags.outputFolder, saveDescriptors: flags.saveDescriptors,
-        images: flags.images ? undefined : false,
-        databaseChunk: flags.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
-      });
-    });
-
-    const summary: EvalSummary = {
-      model: {
-        source, run: flags.run, checkpoint, backbone: summaryOfNet.backbone, aggregation: summaryOfNet.aggregation,
-        descriptorDim: summaryOfNet.descriptorDim, initialisedFrom, pca: pcaInfo,
-      },
-      dataset: { root: dataset.root, name: dataset.name, split: dataset.split, database: result.databaseCount, queries: result.queriesCount },
-      method: result.method, radius: result.radius, recallValues, recalls: result.recalls, recallsByRadius: result.recallsByRadius,
-      timings: { ...result.timings },
-    };
-    if (flags.outputFolder !== undefined && result.files) {
-      const modelFile = join(flags.outputFolder, 'model.json');
-      await writeFile(modelFile, `${JSON.stringify({ ...summary.model, config: config ?? undefined, parameters: summaryOfNet.parameters }, null, 2)}\n`);
-      summary.outputFolder = flags.outputFolder;
-      summary.files = [result.files.recalls, result.files.predictions.json, result.files.predictions.csv, modelFile,
-        ...(result.files.descriptors ? [result.files.descriptors.database, result.files.descriptors.queries] : []), ...result.files.predictions.grids];
-    }
-    return summary;
-  } finally {
-    net.dispose();
-  }
-}
-
-async function loadWeightsNamed(io: typeof import('../../eval/model-io.ts'), net: GeoLocalizationNet, path: string, loaded?: Parameters<typeof io.loadTrainedWeights>[2]): Promise<void> {
-  try {
-    await io.loadTrainedWeights(net, path, loaded);
-  } catch (e) {
-    const msg = (e as Error).message;
-    throw new Error(msg.includes(path) ? msg : `${path}: ${msg}`);
-  }
+  const { evaluateRequest } = await import('../../eval/run.ts');
+  return evaluateRequest(flags, log);
 }
 
 function printEval(s: EvalSummary): void {
@@ -298,48 +124,9 @@ function printEval(s: EvalSummary): void {
 // ---------------------------------------------------------------------------------------------
 // vgl eval recall --from DIR
 
-export interface RecallFromSummary {
-  from: string;
-  dataset: { root: string; name: string; split: string };
-  method: string;
-  /** Radius the evaluation judged its predictions at. */
-  evaluatedRadius: number;
-  queries: number;
-  databaseCount: number;
-  /** Ranks per query available in the saved predictions. */
-  ranks: number;
-  positions: 'dataset' | 'predictions';
-  recallValues: number[];
-  radii: number[];
-  recallsByRadius: Record<number, Recalls>;
-  files: { json: string; csv: string };
-  note?: string;
-}
-
 export async function runRecallFrom(flags: RecallFromFlags, log: Log = (s) => console.error(s)): Promise<RecallFromSummary> {
-  const io = await import('../../eval/model-io.ts');
-  const saved = await io.readSavedEvaluation(flags.from);
-  const radii = flags.radii ?? [saved.radius];
-  const recallValues = flags.recallValues ?? (saved.recallValues.length > 0 ? saved.recallValues : [...DEFAULT_RECALL_VALUES]);
-  const ks = saved.predictions;
-  const tooMany = recallValues.filter((n) => n > ks.k && ks.k < ks.databaseCount);
-  if (tooMany.length > 0) {
-    throw new UsageError(`--recall-values: ${flags.from}/predictions.json holds ${ks.k} ranks per query; recall@${tooMany.join(', @')} needs more (evaluate again with larger --recall-values)`);
-  }
-  const { recalls, positions, note } = await io.recallFromSaved(saved, radii, recallValues);
-  if (note) log(note);
-  const out = flags.outputFolder ?? flags.from;
-  await mkdir(out, { recursive: true });
-  const files = { json: join(out, 'recall-by-radius.json'), csv: join(out, 'recall-by-radius.csv') };
-  const summary: RecallFromSummary = {
-    from: flags.from, dataset: saved.dataset, method: saved.method, evaluatedRadius: saved.radius,
-    queries: ks.count, databaseCount: ks.databaseCount, ranks: ks.k, positions, recallValues, radii: [...radii].sort((a, b) => a - b),
-    recallsByRadius: recalls, files, note,
-  };
-  const { files: _f, ...data } = summary;
-  await writeFile(files.json, `${JSON.stringify(data, null, 2)}\n`);
-  await writeFile(files.csv, recallByRadiusCsv(recalls, recallValues));
-  return summary;
+  const { recallFromRequest } = await import('../../eval/run.ts');
+  return recallFromRequest(flags, log);
 }
 
 function printRecallFrom(s: RecallFromSummary): void {
@@ -388,6 +175,7 @@ export function register(program: Command): void {
     .option('--pca-split <name>', 'split whose database fits the PCA (default train, else the evaluated split)')
     .option('--pca-dataset-folder <dir>', 'fit the PCA on the images (.jpg, .png) under this folder instead (relative to --datasets-folder, at most 16384, as the reference)')
     .option('--efficient-ram-testing', `describe and search the database ${EFFICIENT_RAM_CHUNK} images at a time (the database descriptors are never held whole)`)
+    .option('--majority-weight <w>', 'maj_voting: how much agreement between the crops counts (0.01, as the reference)')
     .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
     .option('--from <dir>', 'eval recall: output folder of a previous vgl eval (recalls.json + predictions.json)')
     .option('--json', 'print the summary as JSON')

@@ -3,7 +3,8 @@
 // Local frame: x = east, y = north, metres from the south-west corner; footprints lie on a 1 m grid
 // (`cells`) that the ray caster walks.
 
-import { Rng, hash2 } from './prng.ts';
+import type { Rng } from '../random.ts';
+import { deriveCityRng, hash2 } from './prng.ts';
 import { architecture, facadePool, CAR_COLOURS, type Architecture, type FacadeStyle, type RGB, type StyleName } from './styles.ts';
 
 export type Split = 'train' | 'val' | 'test';
@@ -82,8 +83,8 @@ export const OFFSET_RES = 4;
 
 export function buildCity(styleName: StyleName, seed: number, layout: CityLayout): City {
   const arch = architecture(styleName);
-  const rng = Rng.derive(seed, 1);
-  const pool = facadePool(arch, Rng.derive(seed, 2));
+  const rng = deriveCityRng(seed, 1);
+  const pool = facadePool(arch, deriveCityRng(seed, 2));
   // One ring of blocks outside the districts, so that views from the edge still see a city.
   const nCols = layout.columns.train + layout.columns.val + layout.columns.test + 2;
   const nRows = layout.blockRows + 2;
@@ -130,7 +131,7 @@ export function buildCity(styleName: StyleName, seed: number, layout: CityLayout
 /** Centres of n+1 streets around n blocks of random sizes (integers, so footprints stay on cells). */
 function streetCentres(n: number, arch: Architecture, rng: Rng): number[] {
   const out = [arch.street / 2];
-  for (let i = 0; i < n; i++) out.push(out[i]! + arch.street + Math.round(rng.range(arch.block[0], arch.block[1])));
+  for (let i = 0; i < n; i++) out.push(out[i]! + arch.street + Math.round(rng.uniform(arch.block[0], arch.block[1])));
   return out;
 }
 
@@ -157,25 +158,25 @@ function fillBlock(city: City, pool: FacadeStyle[], rng: Rng, bx0: number, by0: 
   for (const { face, len } of edges) {
     let t = 0;
     while (t < len - 4) {
-      let w = Math.round(rng.range(arch.lotWidth[0], arch.lotWidth[1]));
+      let w = Math.round(rng.uniform(arch.lotWidth[0], arch.lotWidth[1]));
       if (len - (t + w) < arch.lotWidth[0] * 0.6) w = len - t;
       const maxDepth = face === 'south' || face === 'north' ? maxDepthNS : maxDepthEW;
-      const setback = Math.round(rng.range(arch.setback[0], arch.setback[1]));
-      const depth = Math.min(Math.round(rng.range(arch.lotDepth[0], arch.lotDepth[1])), maxDepth - setback);
-      const gapA = Math.round(rng.range(arch.sideGap[0], arch.sideGap[1]) / 2);
-      const gapB = Math.round(rng.range(arch.sideGap[0], arch.sideGap[1]) / 2);
-      const empty = rng.chance(arch.emptyLot);
-      const styleIndex = rng.int(0, pool.length - 1);
+      const setback = Math.round(rng.uniform(arch.setback[0], arch.setback[1]));
+      const depth = Math.min(Math.round(rng.uniform(arch.lotDepth[0], arch.lotDepth[1])), maxDepth - setback);
+      const gapA = Math.round(rng.uniform(arch.sideGap[0], arch.sideGap[1]) / 2);
+      const gapB = Math.round(rng.uniform(arch.sideGap[0], arch.sideGap[1]) / 2);
+      const empty = rng.bernoulli(arch.emptyLot);
+      const styleIndex = rng.int(0, pool.length);
       const style = pool[styleIndex]!;
-      const storeys = rng.int(arch.storeys[0], arch.storeys[1]);
+      const storeys = rng.int(arch.storeys[0], arch.storeys[1] + 1);
       const b: Building = {
         x0: 0, y0: 0, x1: 0, y1: 0,
-        height: storeys * style.storey + (style.roofRise > 0 ? 0.4 : rng.range(0.3, 1.2)),
+        height: storeys * style.storey + (style.roofRise > 0 ? 0.4 : rng.uniform(0.3, 1.2)),
         style, styleIndex,
-        tint: rng.range(0.86, 1.14),
+        tint: rng.uniform(0.86, 1.14),
         sign: rng.pick(arch.signs),
         front: face,
-        ridgeAlongFront: rng.chance(0.5),
+        ridgeAlongFront: rng.bernoulli(0.5),
         seed: hash2(city.seed, city.buildings.length + 7919),
       };
       const a0 = t + gapA, a1 = t + w - gapB; // along the edge
@@ -186,10 +187,10 @@ function fillBlock(city: City, pool: FacadeStyle[], rng: Rng, bx0: number, by0: 
         if (face === 'east') { b.y0 = by0 + a0; b.y1 = by0 + a1; b.x1 = bx1 - setback; b.x0 = b.x1 - depth; }
         placeBuilding(city, b);
       }
-      if (arch.lotTrees > 0 && rng.chance(arch.lotTrees)) {
+      if (arch.lotTrees > 0 && rng.bernoulli(arch.lotTrees)) {
         // A tree in the front yard, beside or in front of the house.
-        const along = t + rng.range(1.5, w - 1.5);
-        const inward = rng.range(1.5, Math.max(2, setback + (empty ? 8 : 0)));
+        const along = t + rng.uniform(1.5, w - 1.5);
+        const inward = rng.uniform(1.5, Math.max(2, setback + (empty ? 8 : 0)));
         const p = edgePoint(face, bx0, by0, bx1, by1, along, inward);
         city.sprites.push(tree(city, rng, p[0], p[1]));
       }
@@ -219,11 +220,11 @@ function placeBuilding(city: City, b: Building): void {
 }
 
 function tree(city: City, rng: Rng, x: number, y: number): Sprite {
-  const big = city.arch.name === 'stlucia' ? rng.range(0.8, 1.5) : rng.range(0.7, 1.1);
+  const big = city.arch.name === 'stlucia' ? rng.uniform(0.8, 1.5) : rng.uniform(0.7, 1.1);
   return {
     kind: 'tree', x, y,
-    width: rng.range(3.5, 6) * big,
-    height: rng.range(5, 9) * big,
+    width: rng.uniform(3.5, 6) * big,
+    height: rng.uniform(5, 9) * big,
     colour: city.arch.foliage,
     seed: hash2(city.seed, 100003 + city.sprites.length),
   };
@@ -241,20 +242,20 @@ function streetFurniture(city: City, rng: Rng, sx: number[], sy: number[]): void
     const seed = hash2(city.seed, 200003 + city.sprites.length);
     if (kind === 'tree') city.sprites.push(tree(city, rng, x, y));
     else if (kind === 'lamp') city.sprites.push({ kind, x, y, width: 1.4, height: 6.5, colour: [60, 62, 66], seed });
-    else city.sprites.push({ kind, x, y, width: rng.range(3.8, 4.6), height: rng.range(1.4, 1.7), colour: rng.pick(CAR_COLOURS), seed });
+    else city.sprites.push({ kind, x, y, width: rng.uniform(3.8, 4.6), height: rng.uniform(1.4, 1.7), colour: rng.pick(CAR_COLOURS), seed });
   };
   const rows = [['tree', arch.streetTrees, edge], ['lamp', arch.lamps, edge], ['car', arch.parkedCars, kerb]] as const;
   for (const [kind, density, offset] of rows) {
     for (const c of sx) {
       for (const side of [-1, 1]) {
-        for (let v = sy[0]! + rng.range(0, 1 / density); v < sy[sy.length - 1]!; v += rng.range(0.5, 1.5) / density) {
+        for (let v = sy[0]! + rng.uniform(0, 1 / density); v < sy[sy.length - 1]!; v += rng.uniform(0.5, 1.5) / density) {
           if (!nearCrossing(v, sy)) place(kind, c + side * offset, v);
         }
       }
     }
     for (const c of sy) {
       for (const side of [-1, 1]) {
-        for (let v = sx[0]! + rng.range(0, 1 / density); v < sx[sx.length - 1]!; v += rng.range(0.5, 1.5) / density) {
+        for (let v = sx[0]! + rng.uniform(0, 1 / density); v < sx[sx.length - 1]!; v += rng.uniform(0.5, 1.5) / density) {
           if (!nearCrossing(v, sx)) place(kind, v, c + side * offset);
         }
       }

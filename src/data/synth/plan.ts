@@ -1,7 +1,8 @@
 // What a synthetic dataset will hold, decided before any pixel is drawn: the city, every view and its
 // datasets_vg file name. Pure and seeded, so workers (and tests) can rebuild the same city.
 
-import { Rng } from './prng.ts';
+import type { Rng } from '../random.ts';
+import { deriveCityRng } from './prng.ts';
 import { buildCity, SPLITS, type City, type Split } from './city.ts';
 import { databaseViews, places, queryViews, type View } from './views.ts';
 import { architecture } from './styles.ts';
@@ -46,7 +47,7 @@ export function planDataset(params: SynthParams): SynthPlan {
       throw new Error(`synth: the ${split} district holds no database place; lower --spacing (${params.spacing}) or add --rows/--columns`);
     }
     const db = databaseViews(city, split, ps, opts);
-    const qs = queryViews(city, district, ps, opts, Rng.derive(params.seed, 100 + si));
+    const qs = queryViews(city, district, ps, opts, deriveCityRng(params.seed, 100 + si));
     counts[split] = { database: db.length, queries: qs.length, places: ps.length };
     for (const view of [...db, ...qs]) {
       // The name carries the heading to 0.01 degree; render exactly that heading.

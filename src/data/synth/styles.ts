@@ -4,7 +4,7 @@
 // Facade styles are drawn from a small pool per city so that the same look recurs in many places:
 // a place must be recognised by its arrangement of buildings, not by one unique colour.
 
-import { Rng } from './prng.ts';
+import type { Rng } from '../random.ts';
 
 export type RGB = readonly [number, number, number];
 export type StyleName = 'city' | 'stlucia';
@@ -165,29 +165,29 @@ export function facadePool(arch: Architecture, rng: Rng): FacadeStyle[] {
   const pool: FacadeStyle[] = [];
   for (let i = 0; i < arch.facadeCount; i++) {
     const house = arch.name === 'stlucia';
-    const storey = house ? rng.range(2.8, 3.3) : rng.range(3.0, 4.2);
-    const winH = house ? rng.range(1.1, 1.6) : rng.range(1.2, storey - 1.2);
-    const winW = house ? rng.range(0.9, 2.4) : rng.range(0.7, 2.2);
-    const winSpacing = winW + (house ? rng.range(1.2, 3.5) : rng.range(0.5, 2.4));
+    const storey = house ? rng.uniform(2.8, 3.3) : rng.uniform(3.0, 4.2);
+    const winH = house ? rng.uniform(1.1, 1.6) : rng.uniform(1.2, storey - 1.2);
+    const winW = house ? rng.uniform(0.9, 2.4) : rng.uniform(0.7, 2.2);
+    const winSpacing = winW + (house ? rng.uniform(1.2, 3.5) : rng.uniform(0.5, 2.4));
     const wall = rng.pick(arch.walls);
     pool.push({
       wall,
-      grain: rng.range(0.02, 0.1),
-      course: !house && rng.chance(0.45) ? rng.range(0.25, 0.45) : 0,
+      grain: rng.uniform(0.02, 0.1),
+      course: !house && rng.bernoulli(0.45) ? rng.uniform(0.25, 0.45) : 0,
       storey,
       winW,
       winH,
       winSpacing,
-      winSill: Math.min(rng.range(0.6, 1.1), storey - winH - 0.2),
+      winSill: Math.min(rng.uniform(0.6, 1.1), storey - winH - 0.2),
       glass: rng.pick(arch.glass),
-      frame: rng.chance(0.5) ? shade(wall, rng.range(0.55, 0.8)) : rng.pick([[235, 235, 230], [40, 40, 42], [110, 70, 40]] as RGB[]),
-      frameW: rng.range(0.06, 0.2),
+      frame: rng.bernoulli(0.5) ? shade(wall, rng.uniform(0.55, 0.8)) : rng.pick([[235, 235, 230], [40, 40, 42], [110, 70, 40]] as RGB[]),
+      frameW: rng.uniform(0.06, 0.2),
       ground: house ? 'door' : rng.pick(['shop', 'shop', 'door', 'plain'] as const),
-      cornice: rng.chance(0.5) ? shade(wall, rng.range(0.6, 1.25)) : rng.pick([[230, 226, 214], [60, 58, 56]] as RGB[]),
-      pilaster: !house && rng.chance(0.35) ? rng.int(1, 3) : 0,
+      cornice: rng.bernoulli(0.5) ? shade(wall, rng.uniform(0.6, 1.25)) : rng.pick([[230, 226, 214], [60, 58, 56]] as RGB[]),
+      pilaster: !house && rng.bernoulli(0.35) ? rng.int(1, 4) : 0,
       roof: rng.pick(arch.roofs),
-      roofRise: house ? rng.range(1.6, 3.2) : 0,
-      boards: house && rng.chance(0.5),
+      roofRise: house ? rng.uniform(1.6, 3.2) : 0,
+      boards: house && rng.bernoulli(0.5),
     });
   }
   return pool;

@@ -2,7 +2,8 @@
 // each district (several headings per place, one reference daylight), and queries near those places
 // with perturbed position, heading, height, light, fog, season and occluding cars and people.
 
-import { Rng, hash2 } from './prng.ts';
+import type { Rng } from '../random.ts';
+import { hash2 } from './prng.ts';
 import { buildingAt, type City, type District, type Split, type Sprite } from './city.ts';
 import type { Camera, Conditions } from './render.ts';
 import { CAR_COLOURS, type RGB } from './styles.ts';
@@ -95,10 +96,10 @@ export function queryViews(city: City, d: District, ps: Place[], opts: ViewOptio
   let guard = 0;
   while (out.length < opts.queries[d.split] && ps.length > 0) {
     if (++guard > opts.queries[d.split] * 50) throw new Error(`synth: cannot place queries in district ${d.split}`);
-    const place = rng.int(0, ps.length - 1);
+    const place = rng.int(0, ps.length);
     const p = ps[place]!;
-    const along = rng.range(-1, 1) * opts.queryOffset * 0.9;
-    const across = rng.range(-1, 1) * Math.min(half, opts.queryOffset);
+    const along = rng.uniform(-1, 1) * opts.queryOffset * 0.9;
+    const across = rng.uniform(-1, 1) * Math.min(half, opts.queryOffset);
     const ns = p.streetHeading === 0;
     const x = p.x + (ns ? across : along), y = p.y + (ns ? along : across);
     if (x < d.x0 || x > d.x1 || y < d.y0 || y > d.y1 || buildingAt(city, x, y)) continue;
@@ -106,10 +107,10 @@ export function queryViews(city: City, d: District, ps: Place[], opts: ViewOptio
     const camera: Camera = {
       x, y,
       // Near one of the database headings of the place, jittered.
-      heading: (p.streetHeading + (360 * rng.int(0, opts.headings - 1)) / opts.headings + rng.range(-1, 1) * QUERY.headingJitter + 360) % 360,
-      height: rng.range(...QUERY.cameraHeight),
-      fov: opts.fov * (1 + rng.range(-1, 1) * QUERY.fovChange),
-      pitch: rng.range(...QUERY.pitch),
+      heading: (p.streetHeading + (360 * rng.int(0, opts.headings)) / opts.headings + rng.uniform(-1, 1) * QUERY.headingJitter + 360) % 360,
+      height: rng.uniform(...QUERY.cameraHeight),
+      fov: opts.fov * (1 + rng.uniform(-1, 1) * QUERY.fovChange),
+      pitch: rng.uniform(...QUERY.pitch),
     };
     const { conditions, note } = queryConditions(city, rng);
     const occluders = traffic(city, camera, rng, hash2(city.seed, 0x51ed + out.length));
@@ -127,51 +128,51 @@ function lerp(a: RGB, b: RGB, t: number): RGB {
 
 /** Time of day, weather and season of one query. */
 function queryConditions(city: City, rng: Rng): { conditions: Conditions; note: string } {
-  const c: Conditions = { ...DATABASE_CONDITIONS, foliage: city.arch.foliage, cloudSeed: rng.range(0, 1000) };
+  const c: Conditions = { ...DATABASE_CONDITIONS, foliage: city.arch.foliage, cloudSeed: rng.uniform(0, 1000) };
   const parts: string[] = [];
   const time = rng.pick(QUERY.times);
   parts.push(time);
-  c.sunAzimuth = rng.range(0, 360);
+  c.sunAzimuth = rng.uniform(0, 360);
   switch (time) {
     case 'morning':
     case 'afternoon':
-      c.sunElevation = rng.range(12, 35); c.sun = rng.range(0.35, 0.55); c.ambient = rng.range(0.55, 0.72);
+      c.sunElevation = rng.uniform(12, 35); c.sun = rng.uniform(0.35, 0.55); c.ambient = rng.uniform(0.55, 0.72);
       c.light = [1.04, 0.98, 0.9]; c.skyZenith = [84, 128, 196]; c.skyHorizon = [222, 210, 190];
-      c.clouds = rng.range(0, 0.5);
+      c.clouds = rng.uniform(0, 0.5);
       break;
     case 'noon':
-      c.sunElevation = rng.range(55, 75); c.sun = rng.range(0.35, 0.55); c.ambient = rng.range(0.65, 0.85);
-      c.clouds = rng.range(0, 0.6);
+      c.sunElevation = rng.uniform(55, 75); c.sun = rng.uniform(0.35, 0.55); c.ambient = rng.uniform(0.65, 0.85);
+      c.clouds = rng.uniform(0, 0.6);
       break;
     case 'overcast':
-      c.sunElevation = 40; c.sun = 0.05; c.ambient = rng.range(0.6, 0.85);
+      c.sunElevation = 40; c.sun = 0.05; c.ambient = rng.uniform(0.6, 0.85);
       c.skyZenith = [158, 162, 170]; c.skyHorizon = [196, 198, 202]; c.clouds = 0; c.light = [0.97, 0.99, 1.03];
       break;
     case 'dusk':
-      c.sunElevation = rng.range(1, 8); c.sun = rng.range(0.2, 0.45); c.ambient = rng.range(0.3, 0.45);
+      c.sunElevation = rng.uniform(1, 8); c.sun = rng.uniform(0.2, 0.45); c.ambient = rng.uniform(0.3, 0.45);
       c.light = [1.15, 0.85, 0.68]; c.skyZenith = [60, 70, 130]; c.skyHorizon = [236, 150, 96];
-      c.windowsLit = rng.range(0, 0.3); c.clouds = rng.range(0, 0.5);
+      c.windowsLit = rng.uniform(0, 0.3); c.clouds = rng.uniform(0, 0.5);
       break;
     case 'night':
-      c.sunElevation = -10; c.sun = 0; c.ambient = rng.range(0.14, 0.24);
+      c.sunElevation = -10; c.sun = 0; c.ambient = rng.uniform(0.14, 0.24);
       c.light = [0.85, 0.9, 1.15]; c.skyZenith = [10, 14, 30]; c.skyHorizon = [40, 44, 62];
-      c.windowsLit = rng.range(0.3, 0.6); c.clouds = 0;
+      c.windowsLit = rng.uniform(0.3, 0.6); c.clouds = 0;
       break;
   }
   c.fogColour = lerp(c.skyHorizon, [200, 200, 200], 0.5);
-  if (rng.chance(QUERY.fog)) {
-    c.fogDensity = rng.range(0.006, 0.025);
+  if (rng.bernoulli(QUERY.fog)) {
+    c.fogDensity = rng.uniform(0.006, 0.025);
     parts.push('fog');
   } else {
-    c.fogDensity = rng.range(0.002, 0.006);
+    c.fogDensity = rng.uniform(0.002, 0.006);
   }
   const season = rng.pick(QUERY.seasons);
   parts.push(season);
   if (season === 'autumn') c.foliage = rng.pick([[176, 112, 40], [196, 150, 52], [150, 70, 36]] as RGB[]);
   if (season === 'spring') c.foliage = [110, 158, 70];
   if (season === 'winter') {
-    c.leaves = rng.range(0, 0.25);
-    c.snow = rng.chance(0.5) ? rng.range(0.3, 0.85) : 0;
+    c.leaves = rng.uniform(0, 0.25);
+    c.snow = rng.bernoulli(0.5) ? rng.uniform(0.3, 0.85) : 0;
     if (c.snow > 0) parts.push('snow');
   }
   return { conditions: c, note: parts.join('-') };
@@ -198,20 +199,20 @@ export const QUERY = {
 /** Cars on the road and people on the sidewalk in front of the query camera. */
 function traffic(city: City, cam: Camera, rng: Rng, seed: number): Sprite[] {
   const out: Sprite[] = [];
-  const nCars = rng.int(0, QUERY.maxCars), nPeople = rng.int(0, QUERY.maxPeople);
+  const nCars = rng.int(0, QUERY.maxCars + 1), nPeople = rng.int(0, QUERY.maxPeople + 1);
   const h = (cam.heading * Math.PI) / 180;
   const fwd = [Math.sin(h), Math.cos(h)] as const, right = [Math.cos(h), -Math.sin(h)] as const;
   const tanHalf = Math.tan((cam.fov * Math.PI) / 360);
   for (let i = 0; i < nCars + nPeople; i++) {
     const car = i < nCars;
     for (let tries = 0; tries < 8; tries++) {
-      const d = rng.range(car ? 4 : 2.5, car ? 22 : 14);
-      const lat = rng.range(-1, 1) * d * tanHalf;
+      const d = rng.uniform(car ? 4 : 2.5, car ? 22 : 14);
+      const lat = rng.uniform(-1, 1) * d * tanHalf;
       const x = cam.x + fwd[0] * d + right[0] * lat, y = cam.y + fwd[1] * d + right[1] * lat;
       if (buildingAt(city, x, y)) continue;
       out.push(car
-        ? { kind: 'car', x, y, width: rng.range(3.8, 4.6), height: rng.range(1.4, 1.7), colour: rng.pick(CAR_COLOURS), seed: hash2(seed, i) }
-        : { kind: 'person', x, y, width: 0.6, height: rng.range(1.55, 1.9), colour: [rng.int(30, 220), rng.int(30, 220), rng.int(30, 220)], seed: hash2(seed, i) });
+        ? { kind: 'car', x, y, width: rng.uniform(3.8, 4.6), height: rng.uniform(1.4, 1.7), colour: rng.pick(CAR_COLOURS), seed: hash2(seed, i) }
+        : { kind: 'person', x, y, width: 0.6, height: rng.uniform(1.55, 1.9), colour: [rng.int(30, 221), rng.int(30, 221), rng.int(30, 221)], seed: hash2(seed, i) });
       break;
     }
   }

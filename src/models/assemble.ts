@@ -1,0 +1,236 @@
+// One place that assembles a network: a model spec (backbone + head options, the part of a training
+// config that decides the network) → GeoLocalizationNet, with ImageNet weights, a trained checkpoint
+// or a run folder's, a NetVLAD-style head initialised from data (k-means on local features), on a
+// device. Training, evaluation, the demo and the service build their networks here.
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import * as torch from '../torch/index.ts';
+import type { Tensor } from '../torch/index.ts';
+import { loadCheckpoint, type Checkpoint } from '../torch/checkpoint.ts';
+import type { GeoDataset } from '../data/dataset.ts';
+import { loadImage, type ImageSize } from '../data/image.ts';
+import { loadBatches } from '../data/loader.ts';
+import { Rng, deriveSeed } from '../data/random.ts';
+import { buildNetwork, BACKBONE_NAMES, type GeoLocalizationNet } from './network.ts';
+import { BASE_HEADS, L2_PLACEMENTS, type AggregationName } from './aggregation/index.ts';
+import { isDataInitialised } from './types.ts';
+
+const count = z.number().int().positive();
+
+/** The options that decide the network; a training config holds them (TrainConfigSchema spreads this shape). */
+export const ModelSpecShape = {
+  backbone: z.enum(BACKBONE_NAMES).default('resnet18conv4').describe('backbone, cut at conv4 or conv5'),
+  aggregation: z.enum(BASE_HEADS).default('netvlad').describe("aggregation head (avg: the student report's average pooling, = spoc)"),
+  netvladClusters: count.default(64).describe('NetVLAD/CRN clusters'),
+  l2: z.enum(L2_PLACEMENTS).default('before_pool')
+    .describe('GeM/MAC/SPoC/avg/R-MAC: L2 of the local features before pooling (the reference), of the pooled descriptor, or none'),
+  gemP: z.number().positive().default(3).describe('GeM exponent p, initial value'),
+  gemPTrainable: z.boolean().default(true).describe('GeM p learns (true) or stays fixed (false)'),
+  attention: z.boolean().default(false).describe('CBAM attention before the head'),
+  fcOutputDim: count.optional().describe('learned whitening: Linear to this dimension + L2 after the head'),
+  resnetWidths: z.array(count).length(4).optional().describe('narrower ResNet stage widths, e.g. 16,32,64,128 (tests, tiny experiments)'),
+  weights: z.string().optional().describe('ImageNet weights: .pth (ResNet, VGG) or TF.js folder (MobileNetV2)'),
+};
+export const ModelSpecSchema = z.object(ModelSpecShape);
+export type ModelSpec = z.output<typeof ModelSpecSchema>;
+
+/** The network a spec describes, with fresh (seeded by the caller) weights. */
+export function buildModel(spec: ModelSpec): GeoLocalizationNet {
+  return buildNetwork({
+    backbone: spec.backbone,
+    aggregation: (spec.attention ? `attention+${spec.aggregation}` : spec.aggregation) as AggregationName,
+    head: { clusters: spec.netvladClusters, fcDim: spec.fcOutputDim, l2: spec.l2, gemP: spec.gemP, gemPTrainable: spec.gemPTrainable },
+    resnetWidths: spec.resnetWidths,
+  });
+}
+
+export interface InitialiseOptions {
+  /** Network input size. */
+  size: ImageSize;
+  /** Images per forward pass. */
+  batchSize: number;
+  /** Seeds the choice of images and positions, and k-means. */
+  seed: number;
+  log?: (s: string) => void;
+  device?: torch.Device;
+}
+
+/** 500 random database images; of several datasets, as many from each as it can give (a large one must not set every cluster). */
+function initImages(ds: GeoDataset, rng: Rng, count = 500): string[] {
+  const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const }];
+  const groups = parts.map(({ database: [start, end] }) => Array.from({ length: end - start }, (_, i) => start + i));
+  return rng.sampleBalanced(groups, count).map((i) => ds.databasePaths[i]);
+}
+
+/** NetVLAD-style heads: k-means over local features of random database images of `ds` (others: nothing to do). */
+export async function initialiseHeadFromData(net: GeoLocalizationNet, ds: GeoDataset, o: InitialiseOptions): Promise<void> {
+  if (!isDataInitialised(net.aggregation)) return;
+  const device = o.device ?? torch.defaultDevice();
+  const rng = new Rng(deriveSeed(o.seed, 0x1417));
+  const images = initImages(ds, rng);
+  const perImage = 100;
+  const chunks: Tensor[] = [];
+  net.eval();
+  for await (const batch of loadBatches(images, (p) => loadImage(p, { size: o.size, normalization: net.inputNormalization }), { batchSize: o.batchSize })) {
+    chunks.push(torch.keep(torch.tidy(() => torch.inferenceMode(() => {
+      const x = torch.fromHost(batch.images);
+      const maps = net.features(device === 'cpu' ? x : x.to(device)); // [B, C, h, w]
+      const [b, c, h, w] = maps.shape;
+      const locals = maps.permute(0, 2, 3, 1).reshape(b * h * w, c);
+      const pick: number[] = [];
+      for (let i = 0; i < b; i++) {
+        const k = Math.min(perImage, h * w);
+        for (const j of rng.sample(h * w, k)) pick.push(i * h * w + j);
+      }
+      return locals.indexSelect(0, torch.tensor(Int32Array.from(pick), undefined, { dtype: 'int64' })).clone();
+    }))));
+  }
+  const descriptors = torch.cat(chunks, 0);
+  torch.dispose(chunks);
+  o.log?.(`initialising ${net.config.aggregation} from ${descriptors.size(0)} local descriptors of ${images.length} database images`);
+  net.aggregation.initFromDescriptors(descriptors, deriveSeed(o.seed, 0x1418));
+  descriptors.dispose();
+}
+
+/** Loads every weight of a checkpoint into `net` (strict: a missing, extra or misshapen key is an error naming the file). */
+export async function loadTrainedWeights<M = unknown>(net: GeoLocalizationNet, path: string, loaded?: Checkpoint<M>): Promise<{ meta: M }> {
+  if (!loaded && !existsSync(path)) throw new Error(`${path}: checkpoint not found`);
+  const ck = loaded ?? (await loadCheckpoint<M>(path));
+  try {
+    torch.loadStateDict(net, ck.stateDict, { strict: true, source: path });
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new Error(msg.includes(path) ? msg : `${path}: ${msg}`);
+  }
+  return { meta: ck.meta };
+}
+
+/** The files of a training run a trained model is read from. */
+export interface RunFiles {
+  dir: string;
+  /** `<dir>/config.json` (the resolved training config). */
+  config: string;
+  /** The weights: `<dir>/best.pth` unless another checkpoint was named. */
+  checkpoint: string;
+}
+
+/** Locates config.json and the checkpoint of a run folder; errors name the missing folder or file. */
+export function runFiles(dir: string, checkpoint?: string): RunFiles {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--run ${dir}: run folder not found`);
+  const config = join(dir, 'config.json');
+  if (!existsSync(config)) throw new Error(`--run ${dir}: config.json missing (a run folder written by vgl train holds config.json, best.pth and last.pth)`);
+  if (checkpoint !== undefined) {
+    if (!existsSync(checkpoint)) throw new Error(`--checkpoint ${checkpoint}: file not found`);
+    return { dir, config, checkpoint };
+  }
+  const best = join(dir, 'best.pth');
+  if (!existsSync(best)) {
+    const last = join(dir, 'last.pth');
+    const hint = existsSync(last) ? `; ${last} exists (the run has not validated an epoch yet?): pass --checkpoint ${last}` : '';
+    throw new Error(`--run ${dir}: best.pth missing${hint}`);
+  }
+  return { dir, config, checkpoint: best };
+}
+
+/** Reads a run's config.json as a plain object (validated by the caller, or by modelSpecOf). */
+export async function readRunConfig(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read (${(e as Error).message})`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error(`${path}: expected a JSON object of training options`);
+  return data as Record<string, unknown>;
+}
+
+/** The training config stored in a vgl checkpoint's metadata (best.pth and last.pth both hold one), or null. */
+export function checkpointConfig(meta: unknown): Record<string, unknown> | null {
+  if (meta && typeof meta === 'object' && 'config' in meta) {
+    const c = (meta as { config: unknown }).config;
+    if (c && typeof c === 'object' && !Array.isArray(c)) return c as Record<string, unknown>;
+  }
+  return null;
+}
+
+/** The model spec inside a training config (other options ignored); `where` names the file in errors. */
+export function modelSpecOf(config: Record<string, unknown>, where: string): ModelSpec {
+  // A run's config is resolved (every option written): a missing backbone or head means another file.
+  const absent = ['backbone', 'aggregation'].filter((k) => !(k in config));
+  if (absent.length > 0) throw new Error(`${where}: not a vgl training config (${absent.join(', ')} missing)`);
+  const keys = Object.keys(ModelSpecShape);
+  const parsed = ModelSpecSchema.safeParse(Object.fromEntries(Object.entries(config).filter(([k]) => keys.includes(k))));
+  if (!parsed.success) {
+    throw new Error(`${where}: not a vgl model config (${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`);
+  }
+  return parsed.data;
+}
+
+/** A network ready to use and where it came from. */
+export interface AssembledModel {
+  net: GeoLocalizationNet;
+  spec: ModelSpec;
+  /** The training config it came with (run or checkpoint), or null for a spec with ImageNet weights. */
+  config: Record<string, unknown> | null;
+  source: 'run' | 'checkpoint' | 'spec';
+  checkpoint?: string;
+}
+
+/** The trained network of a run folder (best.pth unless `checkpoint` names another), on `device`. */
+export async function modelFromRun(dir: string, checkpoint?: string, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
+  const files = runFiles(dir, checkpoint);
+  const config = await readRunConfig(files.config);
+  const spec = modelSpecOf(config, files.config);
+  const net = buildModel(spec);
+  try {
+    await loadTrainedWeights(net, files.checkpoint);
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  if (device !== 'cpu') net.to(device);
+  return { net, spec, config, source: 'run', checkpoint: files.checkpoint };
+}
+
+/** The network of a vgl checkpoint, described by the training config in its metadata. */
+export async function modelFromCheckpoint(path: string, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
+  if (!existsSync(path)) throw new Error(`--checkpoint ${path}: file not found`);
+  const ck = await loadCheckpoint(path);
+  const config = checkpointConfig(ck.meta);
+  if (config === null) throw new Error(`--checkpoint ${path}: holds no vgl training config; name the model with --backbone and --aggregation, or use --run DIR`);
+  const spec = modelSpecOf(config, path);
+  const net = buildModel(spec);
+  try {
+    await loadTrainedWeights(net, path, ck);
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  if (device !== 'cpu') net.to(device);
+  return { net, spec, config, source: 'checkpoint', checkpoint: path };
+}
+
+/**
+ * The network of a spec with its ImageNet weights (spec.weights) or fresh ones, on `device`. A
+ * NetVLAD-style head still needs initialiseHeadFromData.
+ */
+export async function modelFromSpec(spec: ModelSpec, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
+  if (spec.weights !== undefined && !existsSync(spec.weights)) throw new Error(`--weights ${spec.weights}: not found`);
+  const net = buildModel(spec);
+  try {
+    if (spec.weights !== undefined) await net.loadPretrained(spec.weights);
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  if (device !== 'cpu') net.to(device);
+  return { net, spec, config: null, source: 'spec' };
+}

@@ -3,8 +3,9 @@
 // Positions come as UTM east/north or as WGS84 lat/lon (converted to one shared UTM zone).
 // Images go either to every named split, or each to one split by ranges of a numeric CSV column
 // (a frame number along a route), refused when two splits would share a place.
-import { readFile, mkdir, symlink, copyFile, rm, readdir, realpath, writeFile, stat } from 'node:fs/promises';
+import { readFile, mkdir, mkdtemp, symlink, copyFile, rm, readdir, realpath, rename, stat } from 'node:fs/promises';
 import { join, resolve, dirname, relative, basename, extname } from 'node:path';
+import { writeFileAtomic } from '../torch/serialization/atomic.ts';
 import { progressBar } from './progress.ts';
 import { formatDatasetFilename } from './filename.ts';
 import { latLonToUtm, utmZoneNumber, utmZoneLetter } from './geo.ts';
@@ -277,6 +278,39 @@ async function nonEmptyDir(p: string): Promise<boolean> {
   }
 }
 
+/** The real path of `p`, or of its nearest existing ancestor joined with the rest (p may not exist yet). */
+async function realPathOfNearest(p: string): Promise<string> {
+  try {
+    return await realpath(p);
+  } catch {
+    const parent = dirname(p);
+    return parent === p ? p : join(await realPathOfNearest(parent), basename(p));
+  }
+}
+
+/**
+ * Refuses to replace folders holding anything vgl import did not make: every entry must be a link,
+ * or a file the dataset's import-report.json lists (a copy it made).
+ */
+async function checkMadeByImport(datasetDir: string, folders: string[]): Promise<void> {
+  let listed = new Set<string>();
+  try {
+    const report = JSON.parse(await readFile(join(datasetDir, 'import-report.json'), 'utf8')) as { files?: { name?: unknown }[] };
+    listed = new Set((report.files ?? []).map((f) => String(f.name)));
+  } catch { /* no report: only links may go */ }
+  const foreign: string[] = [];
+  for (const d of folders) {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      if (entry.isSymbolicLink() || (entry.isFile() && listed.has(entry.name))) continue;
+      foreign.push(join(d, entry.name));
+    }
+  }
+  if (foreign.length > 0) {
+    throw new Error(`--overwrite refused: ${foreign.length} entries were not made by vgl import (e.g. ${foreign.slice(0, 3).join(', ')}); ` +
+      'vgl deletes only the links and copies it made: move those files elsewhere first');
+  }
+}
+
 async function requireDir(p: string, flag: string): Promise<string> {
   const abs = resolve(p);
   let ok = false;
@@ -380,6 +414,15 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
     for (let j = i + 1; j < folders.length; j++) {
       const a = folders[i], b = folders[j];
       if (inside(a.dir, b.dir) || inside(b.dir, a.dir)) throw new Error(`${a.flag} ${a.dir} and ${b.flag} ${b.dir} overlap; give two separate folders`);
+    }
+  }
+  // Never import from inside the target: --overwrite would replace the folder the originals are in.
+  const datasetDirResolved = await realPathOfNearest(join(resolve(options.out), options.name));
+  for (const f of folders) {
+    const real = await realpath(f.dir);
+    if (inside(real, datasetDirResolved) || inside(datasetDirResolved, real)) {
+      throw new Error(`${f.flag} ${f.dir} overlaps the target dataset folder ${join(resolve(options.out), options.name)} (after resolving links): ` +
+        'importing would replace the originals; import from a folder outside it, or into another --out/--name');
     }
   }
   // The folder name tells apart same-named queries of several folders, so it must itself be unique.
@@ -513,28 +556,46 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
     }
   }
 
+  // Built in a temporary folder beside the target and swapped in at the end: a failed or killed
+  // import leaves the previous dataset as it was, and only files vgl made are ever deleted.
   const datasetDir = join(resolve(options.out), options.name);
+  const replaced: string[] = [];
   for (const split of splits) {
     for (const part of ['database', 'queries'] as const) {
       const d = join(datasetDir, 'images', split, part);
-      if (await nonEmptyDir(d)) {
-        if (!options.overwrite) throw new Error(`${d} already holds files; choose another --name/--split or pass --overwrite to replace it`);
-        await rm(d, { recursive: true, force: true });
-      }
-      await mkdir(d, { recursive: true });
+      if (!(await nonEmptyDir(d))) continue;
+      if (!options.overwrite) throw new Error(`${d} already holds files; choose another --name/--split or pass --overwrite to replace it`);
+      replaced.push(d);
     }
   }
-
+  if (replaced.length > 0) await checkMadeByImport(datasetDir, replaced);
+  await mkdir(datasetDir, { recursive: true });
+  const staging = await mkdtemp(join(datasetDir, '.import-'));
+  try {
+    for (const split of splits) for (const part of ['database', 'queries'] as const) await mkdir(join(staging, split, part), { recursive: true });
+    const mode = options.mode ?? 'symlink';
+    const bar = progressBar(`import (${mode})`, jobs.length, { show: options.progress, unit: 'img' });
+    await mapLimit(jobs, 16, async ({ split, p }) => {
+      const target = join(staging, split, p.im.part, p.name);
+      // Link to the real file so the link stays valid wherever the dataset folder is read from.
+      if (mode === 'symlink') await symlink(await realpath(p.im.abs), target);
+      else await copyFile(p.im.abs, target);
+      bar.tick();
+    });
+    bar.stop();
+    // Swap: the old folders (checked above: links and files of an earlier import) go, the new ones come.
+    for (const split of splits) {
+      for (const part of ['database', 'queries'] as const) {
+        const d = join(datasetDir, 'images', split, part);
+        await rm(d, { recursive: true, force: true });
+        await mkdir(join(datasetDir, 'images', split), { recursive: true });
+        await rename(join(staging, split, part), d);
+      }
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
   const mode = options.mode ?? 'symlink';
-  const bar = progressBar(`import (${mode})`, jobs.length, { show: options.progress, unit: 'img' });
-  await mapLimit(jobs, 16, async ({ split, p }) => {
-    const target = join(datasetDir, 'images', split, p.im.part, p.name);
-    // Link to the real file so the link stays valid wherever the dataset folder is read from.
-    if (mode === 'symlink') await symlink(await realpath(p.im.abs), target);
-    else await copyFile(p.im.abs, target);
-    bar.tick();
-  });
-  bar.stop();
 
   const reportPath = join(datasetDir, 'import-report.json');
   const imported = { database: 0, queries: 0 };
@@ -556,6 +617,6 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
       ? planned.map((p) => ({ part: p.im.part, source: p.im.abs, name: p.name }))
       : jobs.map(({ split, p }) => ({ split, part: p.im.part, source: p.im.abs, name: p.name, [rangeColumn!]: p.range })),
   };
-  await writeFile(reportPath, JSON.stringify(report, null, 2) + '\n');
+  await writeFileAtomic(reportPath, JSON.stringify(report, null, 2) + '\n');
   return result;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, rm, lstat, readdir, readFile, realpath } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, rm, lstat, readdir, readFile, realpath, symlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, basename } from 'node:path';
@@ -330,4 +330,48 @@ test('vgl import: --queries repeatable and comma-separated, --split-ranges end t
   const report = JSON.parse(await readFile(join(root, 'out', 'cli', 'import-report.json'), 'utf8'));
   assert.equal(report.minSplitGap, 30);
   assert.deepEqual(report.sources.queries, [src('qa'), src('qb')]);
+});
+
+test('--overwrite never deletes what vgl did not make: sources inside the target refused, foreign files kept, a failed import leaves the old dataset', async () => {
+  const tmp = await sourceFolders();
+  try {
+    const csvLines = ['file,utm_east,utm_north', 'db/a.png,500010,7000000', 'b.png,500020,7000000', 'sub/c.png,500030,7000000', 'q/a.png,500011,7000000', 'q/x.png,500029,7000000'];
+    await writeFile(join(tmp, 'src', 'positions.csv'), csvLines.join('\n'));
+    const base = { csv: join(tmp, 'src', 'positions.csv'), out: join(tmp, 'out'), name: 'toy', splits: ['test'], utmZone: '33W', progress: false };
+    for (const mode of ['symlink', 'copy'] as const) {
+      await rm(join(tmp, 'out'), { recursive: true, force: true });
+      await importDataset({ ...base, databaseDir: join(tmp, 'src', 'db'), queriesDir: join(tmp, 'src', 'q'), mode });
+      // Re-importing in place, from the split folders themselves (to fix positions): refused, every original kept.
+      const dbSplit = join(tmp, 'out', 'toy', 'images', 'test', 'database');
+      const before = (await readdir(dbSplit)).sort();
+      await assert.rejects(importDataset({ ...base, databaseDir: dbSplit, queriesDir: join(tmp, 'src', 'q'), mode, overwrite: true }),
+        /--database .*overlaps the target dataset folder .*toy \(after resolving links\)/);
+      // Also through a link to the target.
+      await symlink(join(tmp, 'out', 'toy'), join(tmp, 'alias'));
+      await assert.rejects(importDataset({ ...base, databaseDir: join(tmp, 'alias', 'images', 'test', 'database'), queriesDir: join(tmp, 'src', 'q'), mode, overwrite: true }), /overlaps the target/);
+      await rm(join(tmp, 'alias'));
+      assert.deepEqual((await readdir(dbSplit)).sort(), before);
+      assert.equal(before.length, 3);
+      // A plain --overwrite of an earlier import replaces it (links or copies vgl made).
+      await importDataset({ ...base, databaseDir: join(tmp, 'src', 'db'), queriesDir: join(tmp, 'src', 'q'), mode, overwrite: true });
+      assert.equal((await readdir(dbSplit)).length, 3);
+      assert.deepEqual((await readdir(join(tmp, 'out', 'toy'))).filter((f) => f.startsWith('.import-')), [], 'no staging folder left');
+      // A file vgl did not make in the target: refused, the file kept.
+      await writeFile(join(dbSplit, 'notes.txt'), 'mine');
+      await assert.rejects(importDataset({ ...base, databaseDir: join(tmp, 'src', 'db'), queriesDir: join(tmp, 'src', 'q'), mode, overwrite: true }),
+        /--overwrite refused: 1 entries were not made by vgl import \(e\.g\. .*notes\.txt\)/);
+      assert.equal(await readFile(join(dbSplit, 'notes.txt'), 'utf8'), 'mine');
+      await rm(join(dbSplit, 'notes.txt'));
+    }
+    // A copy that fails half-way (a source image that vanished: a dangling link) leaves the previous dataset untouched.
+    const dbSplit = join(tmp, 'out', 'toy', 'images', 'test', 'database');
+    const before = (await readdir(dbSplit)).sort();
+    await rm(join(tmp, 'src', 'db', 'b.png'));
+    await symlink(join(tmp, 'nowhere.png'), join(tmp, 'src', 'db', 'b.png'));
+    await assert.rejects(importDataset({ ...base, databaseDir: join(tmp, 'src', 'db'), queriesDir: join(tmp, 'src', 'q'), mode: 'copy', overwrite: true }), /ENOENT|b\.png/);
+    assert.deepEqual((await readdir(dbSplit)).sort(), before);
+    assert.deepEqual((await readdir(join(tmp, 'out', 'toy'))).filter((f) => f.startsWith('.import-')), [], 'no staging folder left');
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 });

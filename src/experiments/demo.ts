@@ -2,7 +2,8 @@
 // another style, rendered; Gardens Point and Nordland, real photographs shipped in assets/real), then
 // for GeM and NetVLAD on MobileNetV2 (ImageNet weights): evaluate untrained, train, evaluate trained —
 // on every test set, real ones first among equals: a gain on the synthetic city alone proves nothing.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { loadCheckpoint } from '../torch/checkpoint.ts';
@@ -15,7 +16,7 @@ import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/we
 import { evaluate } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
-import { train, initOptions, type TrainHooks } from '../train/train.ts';
+import { train, initOptions, checkResumeConfig, type TrainHooks } from '../train/train.ts';
 import { buildModel, initialiseHeadFromData } from '../models/assemble.ts';
 
 /** The city in another style (test only): the synthetic cross-dataset test. */
@@ -140,6 +141,7 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
     untrained.dispose();
     o.log(`${name}: untrained evaluated [${since()}]`);
 
+    await clearOutdatedRun(config, o.log);
     await train(config, { progress: o.progress, log: o.log, test: false, ...hooks }); // the demo tests below, on every test set
     o.log(`${name}: trained [${since()}]`);
     const trained = buildModel(config);
@@ -159,6 +161,21 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   await writeFile(join(o.outputFolder, 'results.md'), `${table}\n\n${formatVerdicts(verdicts)}\n`);
   o.log(`demo finished in ${since()}`);
   return rows;
+}
+
+/**
+ * The demo owns its run folders: one left by a demo with other options (an older recipe) is removed so
+ * the new recipe trains from the start; the same options resume it (a killed demo continues).
+ */
+async function clearOutdatedRun(config: TrainConfig, log: (s: string) => void): Promise<void> {
+  const file = join(config.outputFolder, 'config.json');
+  if (!existsSync(file)) return;
+  try {
+    checkResumeConfig(TrainConfigSchema.parse(JSON.parse(await readFile(file, 'utf8'))), config, file);
+  } catch {
+    log(`${config.outputFolder}: a demo run with other options; training it again from the start`);
+    await rm(config.outputFolder, { recursive: true, force: true });
+  }
 }
 
 /** Per model: the R@1 gain on the day→night test and the worst R@1 change on any real test set, against the targets. */

@@ -28,6 +28,7 @@ import { computeLoss, featureInvarianceLoss, splitTuples, type LossName } from '
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
 import { datasetNames, type TrainConfig } from './config.ts';
+import { lockRun } from './run-lock.ts';
 
 /** The loss (or, after a step, a weight or BatchNorm statistic) went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
 export class NonFiniteLossError extends Error {
@@ -136,7 +137,8 @@ export type LogEntry =
   | ValidationRecord
   | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition)
   | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
-  | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls };
+  | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls }
+  | { event: 'resume-changes'; changes: string[] };
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
 
@@ -194,6 +196,31 @@ async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds: GeoDa
   }
 }
 
+/** Options a resumed run may change (applied and recorded); any other difference is refused. */
+export const RESUMABLE_CHANGES: readonly (keyof TrainConfig)[] = ['epochs', 'patience', 'inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder'];
+
+/**
+ * Compares a run's saved config with the one it is resumed with: the changes RESUMABLE_CHANGES allows
+ * are returned as "name: old -> new"; any other difference throws, listing every one of them.
+ */
+export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConfig, where: string): { applied: string[] } {
+  if (saved === undefined) return { applied: [] }; // checkpoints written before configs were stored
+  const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
+  const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  const applied: string[] = [];
+  const refused: string[] = [];
+  for (const key of new Set([...Object.keys(saved), ...Object.keys(now)]) as Set<keyof TrainConfig>) {
+    if (JSON.stringify(saved[key]) === JSON.stringify(now[key])) continue;
+    const change = `${flag(key)} ${show(saved[key])} -> ${show(now[key])}`;
+    (RESUMABLE_CHANGES.includes(key) ? applied : refused).push(change);
+  }
+  if (refused.length > 0) {
+    throw new Error(`${where}: this run was started with other options; resuming would mix two trainings:\n  ${refused.join('\n  ')}\n` +
+      `Rerun with the run's options (see config.json), or use another --output-folder. Only ${RESUMABLE_CHANGES.map(flag).join(', ')} may change on resume.`);
+  }
+  return { applied };
+}
+
 /** The first parameter or buffer holding NaN/±inf, or null. A step can break weights (or BatchNorm statistics) with a finite loss. */
 export function firstNonFiniteTensor(net: GeoLocalizationNet): string | null {
   return torch.tidy(() => {
@@ -247,11 +274,21 @@ interface Run {
   device: torch.Device;
 }
 
+/** Trains as `config` says; one process per run folder (a second is refused while the first runs). */
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  await mkdir(config.outputFolder, { recursive: true });
+  const log = hooks.log ?? ((s: string) => console.error(s));
+  const lock = await lockRun(config.outputFolder, (info) => log(`removed the stale lock of a run that is gone (${info})`));
+  try {
+    return await trainLocked(config, hooks, log);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: string) => void): Promise<TrainResult> {
   const progress = hooks.progress ?? Boolean(process.stderr.isTTY);
   const out = config.outputFolder;
-  await mkdir(out, { recursive: true });
-  const log = hooks.log ?? ((s: string) => console.error(s));
   const logFile = join(out, 'log.jsonl');
   const record = async (entry: LogEntry) => {
     await appendFile(logFile, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
@@ -288,6 +325,13 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     torch.loadStateDict(net, ck.stateDict, { source: lastPath });
     if (ck.optimizer) opt.loadStateDict(ck.optimizer);
     state = ck.meta;
+    const { applied } = checkResumeConfig(state.config, config, lastPath);
+    if (applied.length > 0) {
+      state.config = config;
+      await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      log(`resume with changed options (applied, config.json updated): ${applied.join(', ')}`);
+      await record({ event: 'resume-changes', changes: applied });
+    }
     if (Array.isArray(state.memory)) state.memory = Object.fromEntries(state.memory as [number, number[]][]); // checkpoints written before memoryToJSON
     state.epochLossSum ??= 0;
     state.epochSteps ??= 0;

@@ -7,8 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/torch/index.ts';
@@ -460,4 +461,35 @@ test('--resume from a run with another head: the backbone loads, the head starts
   assert.ok(logs.some((l) => /^initialising netvlad from/.test(l)));
   // A checkpoint of another backbone is refused, naming the file.
   await assert.rejects(train(tinyConfig({ resnetWidths: [8, 8, 24, 16], resume: join(gem.outputFolder, 'best.pth') }), quiet), /--resume .*best\.pth \(backbone\)/);
+});
+
+test('one process per run folder: a live lock refuses, a stale one (killed run) is replaced; resuming with other options is refused except epochs and the like', async () => {
+  const config = tinyConfig({ epochs: 1 });
+  await mkdir(config.outputFolder, { recursive: true });
+  const lock = join(config.outputFolder, '.lock');
+  // Held by a live process (this one).
+  writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), started: 'now' }));
+  await assert.rejects(train(config, quiet), new RegExp(`in use by another vgl train \\(pid ${process.pid} on ${hostname()}`));
+  // Left by a process that is gone.
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+  writeFileSync(lock, JSON.stringify({ pid: dead, host: hostname(), started: 'before' }));
+  const logs: string[] = [];
+  await train(config, { ...quiet, log: (s) => logs.push(s) });
+  assert.ok(logs.some((l) => l.includes(`removed the stale lock of a run that is gone (pid ${dead}`)), logs.join('\n'));
+  assert.ok(!existsSync(lock), 'the lock is released when the run ends');
+
+  // The finished run again with another lr (and more epochs): refused, naming the difference.
+  await assert.rejects(train({ ...config, lr: 0.5, epochs: 2 }, quiet), (e: Error) => {
+    assert.match(e.message, /last\.pth: this run was started with other options/);
+    assert.match(e.message, /--lr 0\.001 -> 0\.5/);
+    assert.doesNotMatch(e.message, /--epochs 1 -> 2/, 'epochs may change');
+    assert.match(e.message, /Only --epochs, --patience, .* may change on resume/);
+    return true;
+  });
+  // More epochs alone: applied, recorded in config.json and log.jsonl.
+  const result = await train({ ...config, epochs: 2 }, quiet);
+  assert.equal(result.history.length, 2);
+  assert.equal(JSON.parse(readFileSync(join(config.outputFolder, 'config.json'), 'utf8')).epochs, 2);
+  const change = readLog(config.outputFolder).find((e) => e.event === 'resume-changes');
+  assert.deepEqual(change && change.event === 'resume-changes' && change.changes, ['--epochs 1 -> 2']);
 });

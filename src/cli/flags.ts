@@ -1,7 +1,8 @@
 // Option validation shared by every command: zod schemas at the edge, errors that name the flag.
 import { z } from 'zod';
+import { UsageError } from '../errors.ts';
 
-export class UsageError extends Error {}
+export { UsageError };
 
 /** The command-line spelling of an option key: `pcaDim` → `--pca-dim`. */
 export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;

@@ -2,9 +2,9 @@
 // Everything is validated up front (folders, names, file sizes) so training never fails an hour in.
 import { readdir, stat, access, constants } from 'node:fs/promises';
 import { join, relative, extname, resolve } from 'node:path';
-import sharp from 'sharp';
 import { progressBar } from './progress.ts';
 import { parseDatasetFilename, FilenameError, IMAGE_EXTENSIONS } from './filename.ts';
+import { checkImageFile } from './image.ts';
 
 /** One split of a datasets_vg dataset: image paths and their UTM positions. */
 export interface GeoDataset {
@@ -183,24 +183,25 @@ export interface VerifyImagesOptions {
   progress?: boolean;
 }
 
-/** Decodes every image header with sharp (in parallel); throws one DatasetError listing the undecodable files. */
-export async function verifyImages(dataset: GeoDataset, options: VerifyImagesOptions = {}): Promise<void> {
-  const all = [...dataset.databasePaths, ...dataset.queriesPaths];
+/**
+ * Checks every image of the dataset(s) cheaply — header decode and end marker, no pixels — in parallel,
+ * so a corrupt or truncated file stops a run before hours of work; throws one DatasetError naming every
+ * bad file and why. Returns how many images were checked.
+ */
+export async function verifyImages(datasets: GeoDataset | readonly GeoDataset[], options: VerifyImagesOptions = {}): Promise<number> {
+  const list = Array.isArray(datasets) ? datasets : [datasets as GeoDataset];
+  const all = [...new Set(list.flatMap((d) => [...d.databasePaths, ...d.queriesPaths]))];
   const bar = progressBar('verify images', all.length, { show: options.progress, unit: 'img' });
   const problems = await mapLimit(all, options.concurrency ?? 8, async (p) => {
-    let problem: string | null = null;
-    try {
-      const m = await sharp(p).metadata();
-      if (!m.width || !m.height) problem = `${p}: decoded header has no size`;
-    } catch (e) {
-      problem = `${p}: not a decodable image (${(e as Error).message})`;
-    }
+    const reason = await checkImageFile(p);
     bar.tick();
-    return problem;
+    return reason === null ? null : `${p}: ${reason}`;
   });
   bar.stop();
   const bad = problems.filter((p): p is string => p !== null);
-  if (bad.length > 0) throw new DatasetError(`dataset "${dataset.name}" split "${dataset.split}" has images that do not decode`, bad);
+  const what = list.map((d) => `"${d.name}" split "${d.split}"`).join(', ');
+  if (bad.length > 0) throw new DatasetError(`dataset ${what}: ${bad.length} of ${all.length} images cannot be read; fix or remove them`, bad);
+  return all.length;
 }
 
 /**
@@ -255,3 +256,4 @@ export async function openDatasets(root: string, names: readonly string[], split
   for (const name of names) parts.push(await openDataset(root, name, split, options));
   return concatDatasets(parts);
 }
+

@@ -59,7 +59,9 @@ export function parseDatasetFilename(file: string): DatasetFilename {
       return undefined;
     }
     if (!NUMBER.test(s)) throw new FilenameError(file, `${FIELD_NAMES[i]} "${s}" is not a number`);
-    return Number(s);
+    const v = Number(s);
+    if (!Number.isFinite(v)) throw new FilenameError(file, `${FIELD_NAMES[i]} "${s}" is not a finite number`);
+    return v;
   };
   const east = num(0, true)!;
   const north = num(1, true)!;

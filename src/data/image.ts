@@ -2,6 +2,7 @@
 // Decoding and resizing run in sharp (libvips, on libuv's thread pool); the conversion to
 // normalised floats is a table look-up per byte on the JS thread.
 
+import { open } from 'node:fs/promises';
 import sharp, { type KernelEnum } from 'sharp';
 import type { HostTensor } from '../torch/dtype.ts';
 
@@ -118,8 +119,66 @@ export async function decodeRgb(input: ImageInput, resize?: DecodeResize): Promi
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
   } catch (err) {
     if (err instanceof ImageReadError) throw err;
-    throw new ImageReadError(name, err instanceof Error ? err.message : String(err), { cause: err });
+    const reason = typeof input === 'string' ? await imageFailureReason(input, err) : cleanMessage(err);
+    throw new ImageReadError(name, reason, { cause: err });
   }
+}
+
+/** sharp's message, each distinct line once (libjpeg repeats its warnings). */
+function cleanMessage(err: unknown): string {
+  const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return [...new Set(lines)].join('; ');
+}
+
+/**
+ * Whether a JPEG or PNG file stops before its end marker (JPEG: FF D9 near the end; PNG: the IEND
+ * chunk last): a download or copy cut short. The format is read from the first bytes, not the name;
+ * null for other formats.
+ */
+export async function isTruncated(path: string): Promise<boolean | null> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const head = Buffer.alloc(Math.min(size, 8));
+    await fh.read(head, 0, head.length, 0);
+    const kind = head[0] === 0xff && head[1] === 0xd8 ? 'jpeg' : head.subarray(1, 4).toString('latin1') === 'PNG' ? 'png' : null;
+    if (kind === null) return null;
+    const n = Math.min(size, 64);
+    const tail = Buffer.alloc(n);
+    await fh.read(tail, 0, n, size - n);
+    if (kind === 'png') return !tail.subarray(Math.max(0, n - 12)).includes(Buffer.from('IEND'));
+    // Some writers append a few bytes after the end-of-image marker: look in the last 64.
+    for (let i = n - 2; i >= 0; i--) if (tail[i] === 0xff && tail[i + 1] === 0xd9) return false;
+    return true;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A decoding failure in words: "truncated ..." when the file is cut short, else the decoder's message. */
+async function imageFailureReason(path: string, err: unknown): Promise<string> {
+  try {
+    if (await isTruncated(path)) return `truncated: the file ends before the image does (no end-of-image marker; decoder: ${cleanMessage(err)})`;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'file not found';
+  }
+  return cleanMessage(err);
+}
+
+/** Null when `path` is a readable image (header and end marker), else why not. Cheap: no pixel decoding. */
+export async function checkImageFile(path: string): Promise<string | null> {
+  try {
+    const meta = await sharp(path).metadata();
+    if (!meta.width || !meta.height) return 'no image size in the header';
+  } catch (err) {
+    return imageFailureReason(path, err);
+  }
+  try {
+    if (await isTruncated(path)) return 'truncated: the file ends before the image does (no end-of-image marker)';
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return null;
 }
 
 /** value -> output float for each channel and each byte value: normalisation as a look-up. */

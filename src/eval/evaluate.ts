@@ -1,8 +1,9 @@
 // Evaluation of a network on one split: extract database and query descriptors, search exactly,
 // recall@N at the positive radius (and any other radii, from the same predictions), and — given an
 // output folder — recalls.json, predictions (JSON, CSV, PNG grids) and optionally the descriptors.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../torch/serialization/atomic.ts';
 import type { Tensor } from '../torch/index.ts';
 import * as torch from '../torch/index.ts';
 import type { GeoDataset } from '../data/dataset.ts';
@@ -212,7 +213,7 @@ async function finish(found: Neighbours, dataset: GeoDataset, options: EvaluateO
   const t3 = performance.now();
   result.timings.writeMs = t3 - t2;
   result.timings.totalMs = t3 - t0;
-  if (options.outDir !== undefined) await writeFile(result.files!.recalls, recallsJson(result, dataset, options));
+  if (options.outDir !== undefined) await writeFileAtomic(result.files!.recalls, recallsJson(result, dataset, options));
   return result;
 }
 

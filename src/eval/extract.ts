@@ -1,8 +1,9 @@
 // Descriptor extraction: images -> batches (prefetching loader) -> model.forward in inference mode ->
 // one [rows, D] float32 matrix, filled in place (no per-batch copies kept). Saved as NumPy .npy v1.0
 // so `numpy.load` reads it.
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import * as torch from '../torch/index.ts';
+import { withAtomicFile } from '../torch/serialization/atomic.ts';
 import type { Tensor } from '../torch/index.ts';
 import { loadImage, type ImageSize, type Interpolation, type Normalization, type ResizeMode } from '../data/image.ts';
 import { loadBatches, type ImageTransform } from '../data/loader.ts';
@@ -127,9 +128,9 @@ export async function writeNpy(path: string, data: Float32Array, shape: readonly
 export async function writeNpyChunks(path: string, shape: readonly number[], chunks: Iterable<Float32Array>): Promise<void> {
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('npy: big-endian hosts are not supported');
   const count = shape.reduce((a, b) => a * b, 1);
-  let written = 0;
-  const fh = await open(path, 'w');
-  try {
+  // Atomic (temp file + rename): a full disk or a kill never leaves a short .npy behind.
+  await withAtomicFile(path, async (fh) => {
+    let written = 0;
     await fh.write(npyHeader(shape));
     for (const chunk of chunks) {
       written += chunk.length;
@@ -137,10 +138,8 @@ export async function writeNpyChunks(path: string, shape: readonly number[], chu
       const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       for (let o = 0; o < bytes.length; o += 1 << 26) await fh.write(bytes.subarray(o, Math.min(bytes.length, o + (1 << 26))));
     }
-  } finally {
-    await fh.close();
-  }
-  if (written !== count) throw new Error(`npy: ${written} values written to ${path} for shape [${shape}] (${count} values)`);
+    if (written !== count) throw new Error(`npy: ${written} values for shape [${shape}] (${count} values)`);
+  });
 }
 
 /** Header fields and raw data bytes of a C-order .npy file. */

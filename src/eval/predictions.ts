@@ -2,8 +2,9 @@
 // descriptor distance, geographic error and whether each is a positive at the radius. Written as JSON
 // (one query per line), CSV (one row per query and rank) and PNG grids (query + top-N, correct ones
 // framed green, wrong ones red) for a spread of queries and for the queries whose top-1 is wrong.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { writeFileAtomic } from '../torch/serialization/atomic.ts';
 import { imageGrid, type GridRow } from '../data/grid.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import { PositionIndex, radiusPositives } from '../data/positives.ts';
@@ -132,8 +133,8 @@ export async function writePredictions(outDir: string, queries: readonly QueryPr
   await mkdir(outDir, { recursive: true });
   const json = join(outDir, 'predictions.json');
   const csv = join(outDir, 'predictions.csv');
-  await writeFile(json, predictionsJson(queries, { radius, datasetDir: dataset.dir, ...options.header }));
-  await writeFile(csv, predictionsCsv(queries));
+  await writeFileAtomic(json, predictionsJson(queries, { radius, datasetDir: dataset.dir, ...options.header }));
+  await writeFileAtomic(csv, predictionsCsv(queries));
   const grids: string[] = [];
   if (options.images !== false) {
     const o = options.images ?? {};
@@ -145,7 +146,7 @@ export async function writePredictions(outDir: string, queries: readonly QueryPr
       for (let p = 0; p * rowsPerPage < list.length; p++) {
         if (grids.length === 0) await mkdir(dir, { recursive: true });
         const file = join(dir, `${name}-${String(p + 1).padStart(2, '0')}.png`);
-        await writeFile(file, await predictionGrid(list.slice(p * rowsPerPage, (p + 1) * rowsPerPage), dataset.dir, radius, o));
+        await writeFileAtomic(file, await predictionGrid(list.slice(p * rowsPerPage, (p + 1) * rowsPerPage), dataset.dir, radius, o));
         grids.push(file);
       }
     }

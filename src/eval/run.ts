@@ -3,9 +3,11 @@
 // NetVLAD's k-means, PCA; evaluate; write model.json next to the results. And recall at other
 // radii from a previous evaluation's saved predictions. The CLI only parses flags and prints.
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../torch/serialization/atomic.ts';
+import { UsageError } from '../errors.ts';
 import * as torch from '../torch/index.ts';
 import { savePth } from '../torch/serialization/index.ts';
 import { openDataset, openDatasets, splitDatasetNames } from '../data/dataset.ts';
@@ -90,13 +92,13 @@ async function requestedModel(r: EvaluationRequest, device: torch.Device): Promi
   if (r.run !== undefined) return modelFromRun(r.run, r.checkpoint, device);
   if (r.checkpoint !== undefined && r.backbone === undefined) return modelFromCheckpoint(r.checkpoint, device);
   if (r.backbone === undefined) {
-    throw new Error('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
+    throw new UsageError('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
   }
   if (!(BACKBONE_NAMES as readonly string[]).includes(r.backbone)) {
-    throw new Error(`--backbone "${r.backbone}": unknown backbone; choose one of ${BACKBONE_NAMES.join(', ')}`);
+    throw new UsageError(`--backbone "${r.backbone}": unknown backbone; choose one of ${BACKBONE_NAMES.join(', ')}`);
   }
   const aggregation = r.aggregation ?? 'netvlad';
-  if (!isAggregationName(aggregation)) throw new Error(`--aggregation "${aggregation}": unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`);
+  if (!isAggregationName(aggregation)) throw new UsageError(`--aggregation "${aggregation}": unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`);
   const attention = aggregation.startsWith('attention+');
   const parsed = ModelSpecSchema.safeParse({
     backbone: r.backbone, aggregation: attention ? aggregation.slice('attention+'.length) : aggregation, attention,
@@ -105,7 +107,7 @@ async function requestedModel(r: EvaluationRequest, device: torch.Device): Promi
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const flag = `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new Error(`${flag}: ${issue.message}`);
+    throw new UsageError(`${flag}: ${issue.message}`);
   }
   const model = await modelFromSpec(parsed.data, device);
   if (r.checkpoint !== undefined) {
@@ -125,8 +127,8 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
     const defaults = RunDataDefaults.parse(model.config ?? {});
     const datasetsFolder = r.datasetsFolder ?? defaults.datasetsFolder;
     const datasetName = r.datasetName ?? defaults.datasetName;
-    if (datasetsFolder === undefined) throw new Error('--datasets-folder: required (no run config to take it from)');
-    if (datasetName === undefined) throw new Error('--dataset-name: required (no run config to take it from)');
+    if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
+    if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
     const size: ImageSize = r.resize ?? (defaults.resize ? { height: defaults.resize[0], width: defaults.resize[1] } : { height: 480, width: 640 });
     const recallValues = r.recallValues ?? defaults.recallValues ?? [...DEFAULT_RECALL_VALUES];
     const radius = r.valPositiveDistThreshold ?? defaults.valPositiveDistThreshold ?? 25;
@@ -195,7 +197,7 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
     };
     if (r.outputFolder !== undefined && result.files) {
       const modelFile = join(r.outputFolder, 'model.json');
-      await writeFile(modelFile, `${JSON.stringify({ ...summary.model, config: model.config ?? undefined, parameters: summaryOfNet.parameters }, null, 2)}\n`);
+      await writeFileAtomic(modelFile, `${JSON.stringify({ ...summary.model, config: model.config ?? undefined, parameters: summaryOfNet.parameters }, null, 2)}\n`);
       summary.outputFolder = r.outputFolder;
       summary.files = [result.files.recalls, result.files.predictions.json, result.files.predictions.csv, modelFile,
         ...(result.files.descriptors ? [result.files.descriptors.database, result.files.descriptors.queries] : []), ...result.files.predictions.grids];
@@ -252,7 +254,7 @@ export async function recallFromRequest(r: RecallFromRequest, log: Log = (s) => 
   const ks = saved.predictions;
   const tooMany = recallValues.filter((n) => n > ks.k && ks.k < ks.databaseCount);
   if (tooMany.length > 0) {
-    throw new Error(`--recall-values: ${r.from}/predictions.json holds ${ks.k} ranks per query; recall@${tooMany.join(', @')} needs more (evaluate again with larger --recall-values)`);
+    throw new UsageError(`--recall-values: ${r.from}/predictions.json holds ${ks.k} ranks per query; recall@${tooMany.join(', @')} needs more (evaluate again with larger --recall-values)`);
   }
   const { recalls, positions, note } = await recallFromSaved(saved, radii, recallValues);
   if (note) log(note);
@@ -265,7 +267,7 @@ export async function recallFromRequest(r: RecallFromRequest, log: Log = (s) => 
     recallsByRadius: recalls, files, note,
   };
   const { files: _f, ...data } = summary;
-  await writeFile(files.json, `${JSON.stringify(data, null, 2)}\n`);
-  await writeFile(files.csv, recallByRadiusCsv(recalls, recallValues));
+  await writeFileAtomic(files.json, `${JSON.stringify(data, null, 2)}\n`);
+  await writeFileAtomic(files.csv, recallByRadiusCsv(recalls, recallValues));
   return summary;
 }

@@ -54,6 +54,8 @@ export const TrainConfigSchema = z.object({
   epochs: count.default(1000).describe('maximum epochs'),
   patience: count.default(3).describe('epochs without val R@5 improvement before stopping'),
   batchSize: count.default(4).describe('tuples per step'),
+  averageWeights: z.boolean().default(false)
+    .describe('also keep average.pth, the mean of the weights after each epoch (SWA); it is the model the final test uses'),
   // loss and mining
   criterion: z.enum(['triplet', 'sare-ind', 'sare-joint', 'none']).default('triplet')
     .describe("loss; 'none': no tuples, no mining, only the invariance term trains"),

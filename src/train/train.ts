@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { optim, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
-import { openDatasets, listSplits, partOf, type GeoDataset } from '../data/dataset.ts';
+import { openDatasets, listSplits, partOf, verifyImages, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
 import { loadImage, type Float32HostTensor, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
@@ -138,7 +138,8 @@ export type LogEntry =
   | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition)
   | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
   | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls }
-  | { event: 'resume-changes'; changes: string[] };
+  | { event: 'resume-changes'; changes: string[] }
+  | { event: 'average'; epoch: number; epochs: number; recalls: Recalls };
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
 
@@ -308,6 +309,9 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   log(`train: ${trainDs.databasePaths.length} database, ${training.count} queries with a hard positive within ${config.trainPositivesDistThreshold} m` +
     ` (${training.dropped} dropped); val: ${valDs.databasePaths.length} database, ${valDs.queriesPaths.length} queries`);
   if (training.count === 0) throw new Error(`no training query of ${trainDs.dir} has a database image within ${config.trainPositivesDistThreshold} m`);
+  // Every image the run reads, checked up front: a corrupt val image would otherwise surface after an epoch.
+  const checked = await verifyImages([trainDs, valDs], { progress });
+  log(`checked ${checked} images (headers and end markers)`);
 
   // Model and optimizer, fresh or resumed.
   torch.manualSeed(config.seed);
@@ -524,8 +528,6 @@ function saveLast(run: Run): Promise<void> {
 /** Phase 6: recall on val, best.pth when R@5 improves, early stopping. Returns whether to stop. */
 async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   const { net, state, config, log } = run;
-  // Trained by no place-recognition loss, a NetVLAD-style head follows the backbone by k-means on its current features.
-  if (config.criterion === 'none') await initialiseHeadFromData(net, run.trainDs, initOptions(config, log, run.device));
   const t = performance.now();
   const recalls = await recallsOn(net, valDs, config, run.progress, 'hard_resize', run.device);
   const validateMs = msSince(t);
@@ -535,6 +537,7 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
   log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
   await run.hooks.afterValidation?.(net, state.epoch, recalls);
+  if (config.averageWeights) await updateAverage(run, valDs);
   state.epoch++;
   state.loop = 0;
   state.epochLossSum = 0;
@@ -553,9 +556,50 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   return true;
 }
 
+/** Where a run keeps the average of its end-of-epoch weights (--average-weights). */
+export const averagePathOf = (outputFolder: string) => join(outputFolder, 'average.pth');
+
+/**
+ * Weight averaging over epochs (SWA, Izmailov et al. 2018, with a uniform average of the end-of-epoch
+ * weights): average.pth = mean of the weights after each epoch so far. Idempotent per epoch (its metadata says through
+ * which epoch), so a run killed between this write and last.pth resumes without counting an epoch twice.
+ * BatchNorm statistics are averaged too (frozen ones stay as they are).
+ */
+async function updateAverage(run: Run, valDs: GeoDataset): Promise<void> {
+  const { net, state, config } = run;
+  const path = averagePathOf(config.outputFolder);
+  const previous = existsSync(path) ? await loadCheckpoint<{ throughEpoch: number; epochs: number }>(path) : null;
+  if (previous && previous.meta.throughEpoch >= state.epoch) return;
+  const n = previous?.meta.epochs ?? 0;
+  const average = buildModel(config);
+  try {
+    const mean = new Map<string, torch.HostTensor>();
+    for (const [name, t] of net.stateDict()) {
+      const now = t.toHost();
+      const before = previous?.stateDict.get(name);
+      if (!before || !now.dtype.startsWith('float')) {
+        mean.set(name, now);
+        continue;
+      }
+      const a = before.data as Float32Array, b = now.data as Float32Array;
+      mean.set(name, { ...now, data: Float32Array.from(b, (x, i) => (a[i] * n + x) / (n + 1)) });
+    }
+    torch.loadStateDict(average, mean, { source: path });
+    if (run.device !== 'cpu') average.to(run.device);
+    const recalls = await recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device);
+    await saveCheckpoint(path, average, null, { throughEpoch: state.epoch, epochs: n + 1, recalls, config });
+    await run.record({ event: 'average', epoch: state.epoch, epochs: n + 1, recalls });
+    run.log(`average of ${n + 1} epochs: val ${Object.entries(recalls).map(([k, r]) => `R@${k} ${r.toFixed(1)}`).join(', ')}`);
+  } finally {
+    average.dispose();
+  }
+}
+
 /** Phase 7: the best model on the test splits of the training datasets that have one (null: none has). */
 async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
-  const { net, state, config, bestPath } = run;
+  const { net, state, config } = run;
+  // With weight averaging the run's model is the average, else the best epoch by val R@5.
+  const bestPath = config.averageWeights ? averagePathOf(config.outputFolder) : run.bestPath;
   if (!existsSync(bestPath)) return null;
   const withTest: string[] = [];
   for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
@@ -565,7 +609,7 @@ async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
   const testRecalls = await recallsOn(net, testDs, config, run.progress, config.testMethod, run.device);
   await run.record({ event: 'test', epoch: state.bestEpoch, method: config.testMethod, recalls: testRecalls });
   await writeFile(join(config.outputFolder, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
-  run.log(`test (best model, epoch ${state.bestEpoch}, ${config.testMethod}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
+  run.log(`test (${config.averageWeights ? 'average of the epochs' : `best model, epoch ${state.bestEpoch}`}, ${config.testMethod}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
   return testRecalls;
 }
 

@@ -175,7 +175,10 @@ test('vgl eval: clear errors for a missing run folder, config.json, best.pth and
   await assert.rejects(runEval(evalFlags({ run: runDir, backbone: 'vgg16' }), quiet), (e) => e instanceof UsageError && /drop --backbone/.test(e.message));
   await assert.rejects(runEval(evalFlags({ datasetsFolder: root }), quiet), /choose a model/);
   await assert.rejects(runEval(evalFlags({ run: runDir, checkpoint: join(bare, 'none.pth') }), quiet), /--checkpoint .*none\.pth: file not found/);
-  await assert.rejects(runEval(evalFlags({ backbone: 'resnet7', datasetsFolder: root, datasetName: 'tiny' }), quiet), /--backbone "resnet7": unknown backbone/);
+  // Usage errors (exit 2) are UsageErrors wherever they are found; a missing file is a runtime error (exit 1).
+  await assert.rejects(runEval(evalFlags({ backbone: 'resnet7', datasetsFolder: root, datasetName: 'tiny' }), quiet), (e) => e instanceof UsageError && /--backbone "resnet7": unknown backbone/.test(e.message));
+  await assert.rejects(runEval(evalFlags({ backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }), quiet), (e) => e instanceof UsageError && /--datasets-folder: required/.test(e.message));
+  await assert.rejects(runEval(evalFlags({ run: join(runDir, 'missing') }), quiet), (e) => !(e instanceof UsageError));
   assert.throws(() => EvalFlags.parse({ recallValues: '1,x' }), /positive integers/);
   assert.throws(() => EvalFlags.parse({ resize: '32by32' }), /HxW/);
   await rm(bare, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { openDataset, openDatasets, verifyImages, listSplits, DatasetError, CONCATENATION_OFFSET } from '../../src/data/dataset.ts';
+import { loadImage } from '../../src/data/image.ts';
 import { computePositives } from '../../src/data/positives.ts';
 
 async function tempRoot(): Promise<string> {
@@ -97,10 +98,20 @@ test('verifyImages decodes headers and lists files that are not images', async (
     await assert.rejects(verifyImages(ds, { progress: false }), (e: unknown) => {
       assert.ok(e instanceof DatasetError);
       assert.equal(e.problems.length, 1);
-      assert.match(e.problems[0], /queries\/@1@2@\.jpg: not a decodable image/);
+      assert.match(e.problems[0], /queries\/@1@2@\.jpg: .*unsupported image format/);
       return true;
     });
-    await writeFile(join(q, '@1@2@.jpg'), png);
+    // A JPEG cut short (a copy interrupted): its header decodes, its end marker is missing.
+    const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#336699' } }).jpeg().toBuffer();
+    await writeFile(join(q, '@1@2@.jpg'), jpeg.subarray(0, Math.floor(jpeg.length * 0.7)));
+    await assert.rejects(verifyImages(ds, { progress: false }), (e: unknown) => {
+      assert.ok(e instanceof DatasetError);
+      assert.match(e.problems[0], /queries\/@1@2@\.jpg: truncated: the file ends before the image does/);
+      return true;
+    });
+    // Decoding it for training says the same.
+    await assert.rejects(loadImage(join(q, '@1@2@.jpg'), { size: { height: 8, width: 8 } }), /cannot read image .*@1@2@\.jpg: truncated/);
+    await writeFile(join(q, '@1@2@.jpg'), png); // PNG bytes under a .jpg name: judged by content, fine
     await openDataset(root, 'toy', 'test', { verifyImages: { progress: false } });
   } finally {
     await rm(root, { recursive: true, force: true });

@@ -49,6 +49,8 @@ test('malformed names give an error naming the file and the fault', () => {
     ['/d/@1@2@.gif', /\/d\/@1@2@\.gif: .*\.jpg, \.jpeg, \.png/],
     ['/d/@1@.jpg', /UTM_east and UTM_north are required/],
     ['/d/@abc@2@.jpg', /UTM_east "abc" is not a number/],
+    ['/d/@1e999@2@.jpg', /UTM_east "1e999" is not a finite number/], // Infinity would break every distance
+    ['/d/@1@2@3@X@-1e400@.jpg', /lat "-1e400" is not a finite number/],
     ['/d/@1@@.jpg', /UTM_north is empty/],
     ['/d/@1@2@61@X@.jpg', /zone_number "61"/],
     ['/d/@1@2@3@4@5@6@7@8@9@10@11@12@13@14@15@.jpg', /15 fields/],

@@ -88,7 +88,7 @@ test('.npy v1.0: header layout, round trip, and numpy reads it', async (ctx) => 
   const chunked = join(dir, 'chunked.npy');
   await writeNpyChunks(chunked, [3, 2], [values.subarray(0, 2), values.subarray(2, 5), values.subarray(5)]);
   assert.deepEqual(await readFile(chunked), await readFile(file));
-  await assert.rejects(writeNpyChunks(chunked, [3, 2], [values.subarray(0, 4)]), /4 values written to .*chunked\.npy for shape \[3,2\] \(6 values\)/);
+  await assert.rejects(writeNpyChunks(chunked, [3, 2], [values.subarray(0, 4)]), /cannot write .*chunked\.npy: npy: 4 values for shape \[3,2\] \(6 values\)/);
   await assert.rejects(readNpyInt32(file), /has dtype <f4; expected little-endian int32/);
   await assert.rejects(readNpy(join(dir, 'missing.npy')), /ENOENT/);
   const python = '/usr/bin/python3';
@@ -104,5 +104,21 @@ test('.npy v1.0: header layout, round trip, and numpy reads it', async (ctx) => 
     const ints = join(dir, 'ints.npy');
     spawnSync(python, ['-c', `import numpy as np; np.save(${JSON.stringify(ints)}, np.array([[3, -1], [70000, 2]], dtype=np.int32))`]);
     assert.deepEqual(Array.from((await readNpyInt32(ints)).data), [3, -1, 70000, 2]);
+  }
+});
+
+test('.npy writes are atomic: a failed write leaves the previous file whole, no temp file, and names the path', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vgl-npy-atomic-'));
+  try {
+    const file = join(dir, 'database.npy');
+    await writeNpy(file, Float32Array.of(1, 2, 3, 4), [2, 2]);
+    const before = await readFile(file);
+    // A writer whose chunks fall short (as a full disk or a killed extraction would): refused, old file kept.
+    await assert.rejects(writeNpyChunks(file, [3, 2], [Float32Array.of(9, 9, 9)]), (e: Error) => e.message.startsWith(`cannot write ${file}:`) && /3 values for shape \[3,2\]/.test(e.message));
+    assert.deepEqual(await readFile(file), before);
+    assert.deepEqual((await import('node:fs/promises').then((fs) => fs.readdir(dir))), ['database.npy'], 'no temp file left');
+    await assert.rejects(writeNpy(join(dir, 'missing', 'q.npy'), Float32Array.of(1), [1]), /cannot write .*missing\/q\.npy: ENOENT/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -425,7 +425,7 @@ test('reference options: queries per epoch in whole cache loops, the final test 
   assert.ok(tested && tested.event === 'test' && tested.method === 'central_crop', JSON.stringify(tested));
 });
 
-test("criterion 'none': invariance steps alone (no cache, no mining), NetVLAD re-fitted to the backbone before each validation, resumable", async () => {
+test("criterion 'none': invariance steps alone (no cache, no mining), the NetVLAD head left as initialised, resumable", async () => {
   const augment = { noise: 0.2, gamma: 0.5 };
   const logs: string[] = [];
   const config = tinyConfig({ epochs: 2, augment, criterion: 'none', invarianceWeight: 2, invarianceBatch: 3 });
@@ -440,8 +440,9 @@ test("criterion 'none': invariance steps alone (no cache, no mining), NetVLAD re
     assert.equal(l.images, 2 * 2 * 3, 'each step: 3 images, clean and augmented');
   }
   for (const e of log) if (e.event === 'step') assert.equal(e.loss, 2 * (e as { invariance: number }).invariance);
-  // The initial k-means, then one before each of the 2 validations.
-  assert.equal(logs.filter((l) => /^initialising netvlad from/.test(l)).length, 3, logs.join('\n'));
+  // The initial k-means only: no loss trains the head, and it is not re-fitted (measured: the ImageNet
+  // clusters serve the distilled backbone better, docs/real-places.md).
+  assert.equal(logs.filter((l) => /^initialising netvlad from/.test(l)).length, 1, logs.join('\n'));
   await assertResumeEqualsUninterrupted({ augment, criterion: 'none', invarianceWeight: 1, invarianceBatch: 2 }, [2, 1, 1], [[0, 2], [0, 3], [1, 1]]);
   assert.throws(() => tinyConfig({ criterion: 'none' }), /'none' trains the invariance term alone/);
 });
@@ -492,4 +493,24 @@ test('one process per run folder: a live lock refuses, a stale one (killed run) 
   assert.equal(JSON.parse(readFileSync(join(config.outputFolder, 'config.json'), 'utf8')).epochs, 2);
   const change = readLog(config.outputFolder).find((e) => e.event === 'resume-changes');
   assert.deepEqual(change && change.event === 'resume-changes' && change.changes, ['--epochs 1 -> 2']);
+});
+
+test('--average-weights: average.pth is the mean of the end-of-epoch weights, logged with its val recall, and the model the final test uses', async () => {
+  const config = tinyConfig({ epochs: 2, averageWeights: true });
+  const ends: Map<string, HostTensor>[] = [];
+  const seen: LogEntry[] = [];
+  await train(config, { ...quiet, afterValidation: async (net) => { ends.push(torch.stateDictToHost(net)); }, onRecord: (e) => seen.push(e) });
+  assert.equal(ends.length, 2);
+  const average = await loadCheckpoint<{ throughEpoch: number; epochs: number }>(join(config.outputFolder, 'average.pth'));
+  assert.deepEqual([average.meta.throughEpoch, average.meta.epochs], [1, 2]);
+  let compared = 0;
+  for (const [name, t] of average.stateDict) {
+    if (!t.dtype.startsWith('float')) continue;
+    const a = ends[0].get(name)!.data as Float32Array, b = ends[1].get(name)!.data as Float32Array;
+    (t.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - (a[i] + b[i]) / 2) <= 1e-6 * (1 + Math.abs(v)), `${name}[${i}]`));
+    compared++;
+  }
+  assert.ok(compared > 10);
+  assert.deepEqual(seen.filter((e) => e.event === 'average').map((e) => e.event === 'average' && e.epochs), [1, 2]);
+  assert.ok(seen.some((e) => e.event === 'test'), 'the final test ran (on the average)');
 });

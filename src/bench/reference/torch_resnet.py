@@ -1,6 +1,7 @@
 """torchvision's ResNet blocks (BasicBlock, Bottleneck), written out for the PyTorch references (Debian
 has no torchvision). Module names match torchvision's (conv1, bn1, conv2, bn2, conv3, bn3,
 downsample.0/.1), so state dicts agree."""
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -43,6 +44,19 @@ class Bottleneck(nn.Module):
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+def random_batchnorm(model, batches_tracked):
+    """Random BatchNorm affine parameters and statistics (fixtures: eval-mode BN must matter)."""
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.num_batches_tracked.fill_(batches_tracked)
+    return model.eval()
 
 
 def layer(cin, planes, stride):

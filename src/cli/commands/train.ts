@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import { TrainConfigSchema, AugmentSchema, camelKeys, type TrainConfig } from '../../train/config.ts';
-import { parseFlags, imageSizeFlag, flagsFromShape, type FlagKind, type SchemaFlag } from '../flags.ts';
+import { parseFlags, imageSizeFlag, flagsFromShape, UsageError, type FlagKind, type SchemaFlag } from '../flags.ts';
 
 // Flags, kinds and help come from the schema (defaults in one place); the augmentations, nested under
 // `augment` in the config, are top-level flags as in the reference.
@@ -16,18 +16,18 @@ function convert(kind: FlagKind, flag: string, v: string | boolean): unknown {
   if (kind === 'bool') {
     if (v === true || v === 'true') return true;
     if (v === 'false') return false;
-    throw new Error(`--${flag} "${String(v)}": expected true or false (or no value for true)`);
+    throw new UsageError(`--${flag} "${String(v)}": expected true or false (or no value for true)`);
   }
   const s = String(v);
   if (kind === 'string') return s;
   if (kind === 'number') {
     const n = Number(s);
-    if (s.trim() === '' || !Number.isFinite(n)) throw new Error(`--${flag} "${s}": expected a number`);
+    if (s.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} "${s}": expected a number`);
     return n;
   }
   if (kind === 'list') return s.split(',').map((x) => convert('number', flag, x));
   const size = imageSizeFlag().safeParse(s);
-  if (!size.success) throw new Error(`--${flag} "${s}": ${size.error.issues[0].message}`);
+  if (!size.success) throw new UsageError(`--${flag} "${s}": ${size.error.issues[0].message}`);
   return size.data;
 }
 
@@ -43,9 +43,9 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     data = /\.ya?ml$/i.test(path) ? YAML.parse(text) : JSON.parse(text);
   } catch (e) {
-    throw new Error(`--config ${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
+    throw new UsageError(`--config ${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
   }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error(`--config ${path}: expected a mapping of options`);
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new UsageError(`--config ${path}: expected a mapping of options`);
   let out: Record<string, unknown>;
   try {
     out = camelKeys(data as Record<string, unknown>);
@@ -59,7 +59,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
     }
     if (Object.keys(augment).length > 0 || out.augment !== undefined) out.augment = augment;
   } catch (e) {
-    throw new Error(`--config ${path}: ${(e as Error).message}`);
+    throw new UsageError(`--config ${path}: ${(e as Error).message}`);
   }
   return out;
 }

@@ -3,7 +3,7 @@
 // file system), fsync before rename, then fsync the folder so the rename itself is durable.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export type FileContents = string | Uint8Array | readonly Uint8Array[];
@@ -26,23 +26,21 @@ async function syncDir(dir: string): Promise<void> {
   } catch { /* best effort */ }
 }
 
-/** Writes `data` to `path` atomically (temp file + fsync + rename). Chunks avoid concatenating big buffers. */
-export async function writeFileAtomic(path: string, data: FileContents): Promise<void> {
+/**
+ * Runs `write` on a temp file beside `path`, then fsyncs and renames it over `path`: readers see the
+ * old file or the complete new one. On any failure (a full disk: ENOSPC) the temp file is removed and
+ * the error names `path`.
+ */
+export async function withAtomicFile(path: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
   const tmp = tempPathFor(path);
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(tmp, 'wx', 0o644);
   } catch (err) {
     throw new Error(`cannot write ${path}: ${(err as Error).message}`);
   }
   try {
-    for (const chunk of chunksOf(data)) {
-      let off = 0;
-      while (off < chunk.length) {
-        const { bytesWritten } = await handle.write(chunk, off, chunk.length - off);
-        off += bytesWritten;
-      }
-    }
+    await write(handle);
     await handle.sync();
     await handle.close();
     handle = undefined;
@@ -53,6 +51,19 @@ export async function writeFileAtomic(path: string, data: FileContents): Promise
     throw new Error(`cannot write ${path}: ${(err as Error).message}`);
   }
   await syncDir(dirname(path));
+}
+
+/** Writes `data` to `path` atomically (temp file + fsync + rename). Chunks avoid concatenating big buffers. */
+export async function writeFileAtomic(path: string, data: FileContents): Promise<void> {
+  await withAtomicFile(path, async (handle) => {
+    for (const chunk of chunksOf(data)) {
+      let off = 0;
+      while (off < chunk.length) {
+        const { bytesWritten } = await handle.write(chunk, off, chunk.length - off);
+        off += bytesWritten;
+      }
+    }
+  });
 }
 
 /** Synchronous twin of `writeFileAtomic` (for exit handlers and simple scripts). */

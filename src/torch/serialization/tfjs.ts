@@ -1,7 +1,7 @@
 // TensorFlow.js layers-model weights: `model.json` (topology + weightsManifest) and its `.bin` shards.
 // Each manifest group's shards are one byte stream holding the group's weights back to back.
 import { readFile, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { numel, type HostTensor } from '../dtype.ts';
 import { halfArrayToFloat32 } from './half.ts';
 
@@ -26,6 +26,12 @@ function parseManifest(json: unknown, file: string): { topology: unknown; groups
   const groups = (o.weightsManifest as unknown[]).map((g, gi) => {
     const group = g as Partial<ManifestGroup>;
     if (!Array.isArray(group.paths) || !group.paths.every((p) => typeof p === 'string')) bad(`weightsManifest[${gi}].paths is not a list of file names`);
+    // Shards live beside model.json: no absolute path, no "..", nothing outside the model's folder is opened.
+    for (const p of group.paths!) {
+      if (p === '' || isAbsolute(p) || p.split(/[\\/]/).some((part) => part === '..')) {
+        bad(`weightsManifest[${gi}].paths: "${p}" is not a file name inside the model's folder (refused: absolute or "..")`);
+      }
+    }
     if (!Array.isArray(group.weights)) bad(`weightsManifest[${gi}].weights is not a list`);
     for (const [wi, w] of group.weights!.entries()) {
       if (typeof w?.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every((s) => Number.isInteger(s) && s >= 0)) {

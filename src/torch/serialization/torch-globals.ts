@@ -81,6 +81,11 @@ export function rebuildTensor(storage: unknown, offsetArg: unknown, sizeArg: unk
   if (last >= storage.numel) {
     throw new Error(`tensor of size [${shape}] stride [${stride}] offset ${offset} reaches past storage ${storage.key} of ${storage.numel} elements`);
   }
+  // A view with more elements than its storage (stride 0: an expanded tensor) would be materialised
+  // element by element: 835 bytes could ask for gigabytes. Checkpoints hold real tensors, not such views.
+  if (n > storage.numel) {
+    throw new Error(`tensor of size [${shape}] stride [${stride}] has ${n} elements over storage ${storage.key} of ${storage.numel}: an expanded view, refused (it would be materialised in full)`);
+  }
   let contiguous = true;
   let expect = 1;
   for (let d = shape.length - 1; d >= 0; d--) {

@@ -117,13 +117,26 @@ export class ZipReader {
     const raw = this.bytes.subarray(start, end);
     if (entry.method === 0) return raw;
     if (entry.method === 8) {
-      const out = inflateRawSync(raw);
+      // Deflate expands at most ~1032:1: a header claiming more is a lie (a zip bomb) and is refused
+      // before inflating; the output is capped at what the header says.
+      if (entry.size > raw.length * MAX_DEFLATE_RATIO + 1024) {
+        this.fail(`entry ${name} declares ${entry.size} bytes from ${raw.length} compressed ones, more than deflate can produce`);
+      }
+      let out: Buffer;
+      try {
+        out = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
+      } catch (e) {
+        return this.fail(`entry ${name} does not inflate to the ${entry.size} bytes its header declares (${(e as Error).message})`);
+      }
       if (out.length !== entry.size) this.fail(`entry ${name} inflates to ${out.length} bytes, expected ${entry.size}`);
       return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     }
     return this.fail(`entry ${name} uses unsupported compression method ${entry.method}`);
   }
 }
+
+/** The largest expansion deflate can achieve (258-byte matches from 2-bit codes), with margin. */
+const MAX_DEFLATE_RATIO = 1032;
 
 const ALIGN = 64;
 const MAX32 = 0xffffffff;

@@ -138,3 +138,14 @@ test('bare pickles, non-checkpoints, truncated and missing files give clear erro
   const missing = join(dir, 'nope.pth');
   await assert.rejects(loadPth(missing), new RegExp(`^Error: ${missing}: file not found`));
 });
+
+test('small files that would take gigabytes are refused, naming the file (scripts/fixtures/make_hostile_pth_fixtures.py)', async () => {
+  // 750 bytes: one stored float viewed as [20000, 20000] with stride 0 (1.6 GB if materialised).
+  const expanded = join(DIR, 'expanded.pth');
+  const before = process.memoryUsage().rss;
+  await assert.rejects(loadPth(expanded), (e: Error) => e.message.includes(expanded) && /400000000 elements over storage .* of 1: an expanded view, refused/.test(e.message));
+  // A deflated entry whose header declares 100 bytes but inflates to 4 MB: stopped at what the header says.
+  const lie = join(DIR, 'deflate_lie.pth');
+  await assert.rejects(loadPth(lie), (e: Error) => e.message.includes(lie) && /does not inflate to the 100 bytes its header declares/.test(e.message));
+  assert.ok(process.memoryUsage().rss - before < 200e6, `memory grew by ${((process.memoryUsage().rss - before) / 1e6).toFixed(0)} MB`);
+});

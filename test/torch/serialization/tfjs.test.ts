@@ -96,3 +96,14 @@ test('missing shard, wrong shard size, missing model.json and unsupported dtypes
   const strDir = writeModel([{ name: 's', shape: [1], dtype: 'string' }], { 'w.bin': new Uint8Array(0) });
   await assert.rejects(loadTfjsLayersModel(strDir), /model\.json: weight s has dtype 'string'/);
 });
+
+test('a manifest path outside the model folder ("..", absolute) is refused before anything is opened', async () => {
+  const w = [{ name: 'a', shape: [1], dtype: 'float32' }];
+  for (const evil of ['../../../etc/hostname', '/etc/hostname', 'sub/../../x.bin', '..\\..\\x.bin']) {
+    const dir = writeModel(w, {});
+    const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+    json.weightsManifest[0].paths = [evil];
+    writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
+    await assert.rejects(loadTfjsLayersModel(dir), (e: Error) => e.message.includes(`"${evil}" is not a file name inside the model's folder`) && e.message.startsWith(join(dir, 'model.json')), evil);
+  }
+});

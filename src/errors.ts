@@ -1,0 +1,11 @@
+// Errors every layer may throw and the command line maps to exit codes: a UsageError (the user asked
+// for something wrong: a flag, a value, a missing option) exits 2, any other error exits 1.
+// A leaf module: it imports nothing, so any layer can use it.
+
+/** The request itself is wrong (flag, value, combination); the message names the flag. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

@@ -61,7 +61,9 @@ export const TrainConfigSchema = z.object({
     .describe("loss; 'none': no tuples, no mining, only the invariance term trains"),
   margin: positive.default(0.1).describe('triplet margin'),
   invarianceWeight: z.number().min(0).default(0)
-    .describe('camera-invariance distillation (ours): weight of ||backbone(augmented image) - starting backbone(image)||^2 / ||starting backbone(image)||^2; 0 = off'),
+    .describe('camera-invariance distillation (ours): weight of ||s - t||^2 / ||t||^2, s = the network on an augmented training image, t = the frozen starting network on the clean one; 0 = off'),
+  invarianceOn: z.enum(['features', 'descriptors']).default('features')
+    .describe("what the invariance term compares: the backbone's feature maps, or the descriptors (the head learns too)"),
   invarianceBatch: count.default(16).describe('training images per step for the invariance term (drawn equally from each training dataset)'),
   lossReduction: z.enum(['per-triplet', 'per-query']).default('per-triplet')
     .describe("loss normalisation: the reference's sum / (batch x negatives) for every criterion, or the mean per query (the SARE paper's)"),
@@ -89,7 +91,10 @@ export const TrainConfigSchema = z.object({
   if (c.invarianceWeight > 0 && !Object.values(c.augment).some((v) => typeof v === 'number' && v > 0)) {
     ctx.addIssue({ code: 'custom', path: ['invarianceWeight'], message: 'needs an augmentation (e.g. noise, blur, gamma, grayscale): it teaches invariance to it' });
   }
-  if (c.invarianceWeight > 0 && c.freezeBackbone === 'all') {
+  if (c.invarianceOn === 'descriptors' && c.resume !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['invarianceOn'], message: "'descriptors' compares with the starting network's head, which --resume replaces: use 'features'" });
+  }
+  if (c.invarianceWeight > 0 && c.freezeBackbone === 'all' && c.invarianceOn === 'features') {
     ctx.addIssue({ code: 'custom', path: ['invarianceWeight'], message: "acts on the backbone, which freezeBackbone 'all' freezes" });
   }
   if (c.resnetWidths && !c.backbone.startsWith('resnet')) {

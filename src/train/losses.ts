@@ -121,9 +121,10 @@ export function sareJointLoss(query: Tensor, positive: Tensor, negatives: Tensor
 }
 
 /**
- * Camera-invariance distillation: ‖student − teacher‖² / ‖teacher‖² over feature maps of the same
- * images, the student seeing them augmented (noise, blur, exposure, grey) and the frozen teacher
- * (the starting network) seeing them clean. Scale-free, so one weight suits every backbone.
+ * Camera-invariance distillation: ‖student − teacher‖² / ‖teacher‖² over the feature maps (or the
+ * descriptors) of the same images, the student seeing them augmented (noise, blur, exposure, grey)
+ * and the frozen teacher (the starting network) seeing them clean. Scale-free, so one weight suits
+ * every backbone and head.
  */
 export function featureInvarianceLoss(student: Tensor, teacher: Tensor): Tensor {
   const s = student.shape, t = teacher.shape;

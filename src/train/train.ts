@@ -27,7 +27,7 @@ import type { TestMethod } from '../eval/test-methods.ts';
 import { computeLoss, featureInvarianceLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
-import { datasetNames, type TrainConfig } from './config.ts';
+import { TrainConfigSchema, datasetNames, type TrainConfig } from './config.ts';
 import { lockRun } from './run-lock.ts';
 
 /** The loss (or, after a step, a weight or BatchNorm statistic) went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
@@ -329,7 +329,9 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
     torch.loadStateDict(net, ck.stateDict, { source: lastPath });
     if (ck.optimizer) opt.loadStateDict(ck.optimizer);
     state = ck.meta;
-    const { applied } = checkResumeConfig(state.config, config, lastPath);
+    // Options added to vgl after the run started take their defaults, as the run did.
+    const saved = TrainConfigSchema.safeParse(state.config);
+    const { applied } = checkResumeConfig(saved.success ? saved.data : state.config, config, lastPath);
     if (applied.length > 0) {
       state.config = config;
       await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -469,8 +471,10 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
         if (invariance && views) {
           const both = toDevice(torch.fromHost(views), run.device);
           const b = both.size(0) / 2;
-          const teacher = torch.noGrad(() => invariance.teacher.features(both.narrow(0, 0, b)));
-          const term = featureInvarianceLoss(net.features(both.narrow(0, b, b)), teacher);
+          // Feature maps (the backbone learns), or descriptors (the head learns too).
+          const describe = (m: GeoLocalizationNet, x: Tensor) => (config.invarianceOn === 'descriptors' ? m.forward(x) : m.features(x));
+          const teacher = torch.noGrad(() => describe(invariance.teacher, both.narrow(0, 0, b)));
+          const term = featureInvarianceLoss(describe(net, both.narrow(0, b, b)), teacher);
           invarianceValue = term.item();
           l = l === null ? term.mul(config.invarianceWeight) : l.add(term.mul(config.invarianceWeight));
         }
@@ -632,6 +636,8 @@ async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: to
   const teacher = buildModel(config);
   if (config.weights) await teacher.loadPretrained(config.weights);
   if (device !== 'cpu') teacher.to(device);
+  // Compared on descriptors, the teacher needs the head the student started with (k-means, same seed).
+  if (config.invarianceOn === 'descriptors' && config.resume === undefined) await initialiseHeadFromData(teacher, ds, initOptions(config, () => {}, device));
   teacher.freezeBackbone('all');
   teacher.eval();
   const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const, queries: [0, ds.queriesPaths.length] as const }];

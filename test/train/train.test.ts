@@ -17,7 +17,7 @@ import type { HostTensor } from '../../src/torch/dtype.ts';
 import { generateCity } from '../../src/data/synth/generate.ts';
 import { TrainConfigSchema, type TrainConfig, type TrainConfigInput } from '../../src/train/config.ts';
 import { openDataset } from '../../src/data/dataset.ts';
-import { loadCheckpoint, loadWeights } from '../../src/torch/checkpoint.ts';
+import { loadCheckpoint, loadWeights, saveCheckpoint } from '../../src/torch/checkpoint.ts';
 import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts';
 import { train, recallsOn, initOptions, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
 
@@ -493,6 +493,18 @@ test('one process per run folder: a live lock refuses, a stale one (killed run) 
   assert.equal(JSON.parse(readFileSync(join(config.outputFolder, 'config.json'), 'utf8')).epochs, 2);
   const change = readLog(config.outputFolder).find((e) => e.event === 'resume-changes');
   assert.deepEqual(change && change.event === 'resume-changes' && change.changes, ['--epochs 1 -> 2']);
+
+  // A run saved before an option existed resumes: the option takes its default, as the run had it.
+  const last = join(config.outputFolder, 'last.pth');
+  const ck = await loadCheckpoint<{ config: Record<string, unknown> }>(last);
+  delete ck.meta.config.invarianceOn;
+  delete ck.meta.config.averageWeights;
+  const net = buildModel(config);
+  torch.loadStateDict(net, ck.stateDict);
+  await saveCheckpoint(last, net, null, ck.meta);
+  net.dispose();
+  const again = await train({ ...config, epochs: 2 }, quiet);
+  assert.equal(again.history.length, 2, 'nothing left to do, nothing refused');
 });
 
 test('--average-weights: average.pth is the mean of the end-of-epoch weights, logged with its val recall, and the model the final test uses', async () => {
@@ -513,4 +525,18 @@ test('--average-weights: average.pth is the mean of the end-of-epoch weights, lo
   assert.ok(compared > 10);
   assert.deepEqual(seen.filter((e) => e.event === 'average').map((e) => e.event === 'average' && e.epochs), [1, 2]);
   assert.ok(seen.some((e) => e.event === 'test'), 'the final test ran (on the average)');
+});
+
+test('invariance on descriptors trains the head too; on feature maps the head is left as initialised', async () => {
+  const augment = { noise: 0.2, blur: 1 };
+  const heads: Record<string, boolean> = {};
+  for (const invarianceOn of ['features', 'descriptors'] as const) {
+    const config = tinyConfig({ epochs: 1, augment, criterion: 'none', invarianceWeight: 1, invarianceBatch: 3, invarianceOn });
+    let start: Map<string, HostTensor> | null = null;
+    await train(config, { ...quiet, maxLoops: 1, beforeStep: (net) => { start ??= torch.stateDictToHost(net); } });
+    const after = (await loadCheckpoint(join(config.outputFolder, 'last.pth'))).stateDict;
+    heads[invarianceOn] = [...after].some(([k, v]) => k.startsWith('aggregation.') && !bytesOf(v).equals(bytesOf(start!.get(k)!)));
+  }
+  assert.deepEqual(heads, { features: false, descriptors: true });
+  assert.throws(() => tinyConfig({ augment, criterion: 'none', invarianceWeight: 1, invarianceOn: 'descriptors', resume: 'x.pth' }), /'descriptors' compares with the starting network's head/);
 });

@@ -1,11 +1,9 @@
 // Option validation shared by every command: zod schemas at the edge, errors that name the flag.
 import { z } from 'zod';
-import { UsageError } from '../errors.ts';
+import { UsageError, flagName } from '../errors.ts';
 
-export { UsageError };
+export { UsageError, flagName };
 
-/** The command-line spelling of an option key: `pcaDim` → `--pca-dim`. */
-export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** An image size flag "HxW" (e.g. 480x640) → [height, width], each side at least minSide pixels. */
 export function imageSizeFlag(minSide = 1) {
@@ -62,6 +60,6 @@ export function flagsFromShape(shape: Record<string, unknown>): SchemaFlag[] {
     const parts = [(field as ZodInternals).description ?? key];
     if (type === 'enum') parts.push(`(${Object.values(t._zod.def.entries!).join(' | ')})`);
     if (fallback !== undefined) parts.push(`[default: ${kind === 'size' ? (fallback as number[]).join('x') : Array.isArray(fallback) ? fallback.join(',') : String(fallback)}]`);
-    return { key, flag: key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), kind, help: parts.join(' ') };
+    return { key, flag: flagName(key).slice(2), kind, help: parts.join(' ') };
   });
 }

@@ -9,7 +9,7 @@ import * as torch from '../torch/index.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import type { ImageSize, Interpolation } from '../data/image.ts';
 import { DEFAULT_SOFT_POSITIVE_RADIUS, PositionIndex, radiusPositives } from '../data/positives.ts';
-import { extractDescriptors, saveDescriptors, type DescriptorModel } from './extract.ts';
+import { extractDescriptors, saveDescriptors, type DescriptorModel, type ExtractOptions } from './extract.ts';
 import { progressBar } from '../data/progress.ts';
 import { mergeNeighbours, searchExact, type Neighbours } from './search.ts';
 import { DEFAULT_RECALL_VALUES, recallAtN, type Recalls } from './recall.ts';
@@ -86,7 +86,10 @@ export interface EvaluateResult {
   descriptors?: { database: Tensor; queries: Tensor };
 }
 
-function validate(options: EvaluateOptions): { method: TestMethod; recallValues: number[]; radius: number; radii: number[] } {
+/** The checked options every evaluation path uses. */
+interface Validated { method: TestMethod; recallValues: number[]; radius: number; radii: number[] }
+
+function validate(options: EvaluateOptions): Validated {
   const method = options.method ?? 'hard_resize';
   if (!isTestMethod(method)) throw new Error(`evaluate: unknown test method "${String(method)}"; choose one of ${TEST_METHODS.join(', ')}`);
   const recallValues = [...(options.recallValues ?? DEFAULT_RECALL_VALUES)];
@@ -105,13 +108,14 @@ export const EFFICIENT_RAM_CHUNK = 1000;
 
 /** Evaluates `model` on `dataset` (database vs queries of one split). */
 export async function evaluate(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
-  const { method, recallValues } = validate(options);
+  const v = validate(options);
+  const { method, recallValues } = v;
   const t0 = performance.now();
   const common = {
     size: options.size, interpolation: options.interpolation, concurrency: options.concurrency,
     device: options.device, progress: options.progress, signal: options.signal,
   };
-  if (options.databaseChunk !== undefined) return evaluateInChunks(model, dataset, options, options.databaseChunk);
+  if (options.databaseChunk !== undefined) return evaluateInChunks(model, dataset, options, options.databaseChunk, v, common, t0);
   const database = await extractDescriptors(model, dataset.databasePaths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: 'database' });
   const t1 = performance.now();
   let queries: Tensor | null = null;
@@ -135,7 +139,7 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
     } finally {
       bar.stop();
     }
-    const result = await finish(predictions, dataset, options, { databaseMs: t1 - t0, queriesMs: t2 - t1, searchMs: performance.now() - t2 }, t0, { database, queries });
+    const result = await finish(predictions, dataset, options, v, { databaseMs: t1 - t0, queriesMs: t2 - t1, searchMs: performance.now() - t2 }, t0, { database, queries });
     if (options.returnDescriptors) {
       result.descriptors = { database, queries };
       handedOver = true;
@@ -157,15 +161,11 @@ function recallsAtRadii(predictions: Neighbours, dataset: GeoDataset, recallValu
 }
 
 /** evaluate() with the database described and searched `chunk` images at a time (merged top-k lists). */
-async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions, chunk: number): Promise<EvaluateResult> {
-  const { method, recallValues } = validate(options);
+async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions, chunk: number, v: Validated,
+  common: ExtractOptions, t0: number): Promise<EvaluateResult> {
+  const { method, recallValues } = v;
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`evaluate: databaseChunk must be a positive integer, got ${chunk}`);
   if (options.saveDescriptors || options.returnDescriptors) throw new Error('evaluate: low-memory evaluation (databaseChunk) never holds the database descriptors, so it cannot save or return them');
-  const common = {
-    size: options.size, interpolation: options.interpolation, concurrency: options.concurrency,
-    device: options.device, progress: options.progress, signal: options.signal,
-  };
-  const t0 = performance.now();
   const mode = queryResizeMode(method);
   const queries = await extractDescriptors(model, dataset.queriesPaths, {
     ...common, mode, label: 'queries', meanOfCrops: method === 'five_crops', batchSize: mode === 'single_query' ? 1 : options.batchSize,
@@ -192,13 +192,13 @@ async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, opt
     queries.dispose();
   }
   if (predictions === null) throw new Error('search: the database is empty');
-  return finish(predictions, dataset, options, { databaseMs: performance.now() - t1 - searchMs, queriesMs: t1 - t0, searchMs }, t0, null);
+  return finish(predictions, dataset, options, v, { databaseMs: performance.now() - t1 - searchMs, queriesMs: t1 - t0, searchMs }, t0, null);
 }
 
 /** The common end of both paths: crop merging, recall at every radius, the result and its files. */
-async function finish(found: Neighbours, dataset: GeoDataset, options: EvaluateOptions, times: { databaseMs: number; queriesMs: number; searchMs: number },
+async function finish(found: Neighbours, dataset: GeoDataset, options: EvaluateOptions, v: Validated, times: { databaseMs: number; queriesMs: number; searchMs: number },
   t0: number, descriptors: { database: Tensor; queries: Tensor } | null): Promise<EvaluateResult> {
-  const { method, recallValues, radius, radii } = validate(options);
+  const { method, recallValues, radius, radii } = v;
   const t1 = performance.now();
   const predictions = searchesEachCrop(method)
     ? mergeCropNeighbours(found, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT) : found;

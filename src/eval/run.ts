@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../torch/serialization/atomic.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError, flagName } from '../errors.ts';
 import * as torch from '../torch/index.ts';
 import { savePth } from '../torch/serialization/index.ts';
 import { openDataset, openDatasets, splitDatasetNames } from '../data/dataset.ts';
@@ -106,8 +106,7 @@ async function requestedModel(r: EvaluationRequest, device: torch.Device): Promi
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const flag = `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new UsageError(`${flag}: ${issue.message}`);
+    throw new UsageError(`${flagName(String(issue.path[0]))}: ${issue.message}`);
   }
   const model = await modelFromSpec(parsed.data, device);
   if (r.checkpoint !== undefined) {

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, appendFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { flagName } from '../errors.ts';
 import * as torch from '../torch/index.ts';
 import { optim, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
@@ -207,17 +208,16 @@ export const RESUMABLE_CHANGES: readonly (keyof TrainConfig)[] = ['epochs', 'pat
 export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConfig, where: string): { applied: string[] } {
   if (saved === undefined) return { applied: [] }; // checkpoints written before configs were stored
   const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
-  const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   const applied: string[] = [];
   const refused: string[] = [];
   for (const key of new Set([...Object.keys(saved), ...Object.keys(now)]) as Set<keyof TrainConfig>) {
     if (JSON.stringify(saved[key]) === JSON.stringify(now[key])) continue;
-    const change = `${flag(key)} ${show(saved[key])} -> ${show(now[key])}`;
+    const change = `${flagName(key)} ${show(saved[key])} -> ${show(now[key])}`;
     (RESUMABLE_CHANGES.includes(key) ? applied : refused).push(change);
   }
   if (refused.length > 0) {
     throw new Error(`${where}: this run was started with other options; resuming would mix two trainings:\n  ${refused.join('\n  ')}\n` +
-      `Rerun with the run's options (see config.json), or use another --output-folder. Only ${RESUMABLE_CHANGES.map(flag).join(', ')} may change on resume.`);
+      `Rerun with the run's options (see config.json), or use another --output-folder. Only ${RESUMABLE_CHANGES.map(flagName).join(', ')} may change on resume.`);
   }
   return { applied };
 }
@@ -356,7 +356,9 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
 
-  const invariance = config.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device) : null;
+  const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
+  const normalization = imageNormalization(net);
+  const invariance = config.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device, size, normalization) : null;
   if (invariance) log(`camera invariance: weight ${config.invarianceWeight}, ${config.invarianceBatch} images per step, teacher: the starting backbone${config.weights ? ` (${config.weights})` : ''}`);
   // Several training datasets, balanced: every cache loop draws its queries equally from each.
   let queryGroups: Int32Array | undefined;
@@ -366,9 +368,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   }
   const run: Run = {
     config, hooks, progress, log, record, net, opt, state, trainDs, training, queryGroups, invariance, lastPath, bestPath, device,
-    memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`),
-    size: { height: config.resize[0], width: config.resize[1] },
-    normalization: imageNormalization(net),
+    memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`), size, normalization,
   };
   const loopsPerEpoch = config.queriesPerEpoch / config.cacheRefreshRate; // a whole number (validated)
   let loopsRun = 0;
@@ -456,7 +456,7 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
       hooks.beforeStep?.(net, at);
       // The reference's flip: the whole batch of tuples mirrored, or none of it.
       const flipped = tuples !== null && config.horizontalFlip && new Rng(deriveSeed(loopSeed, 0xf11b, batchIndex)).bernoulli(0.5);
-      const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex), size, normalization, config) : null;
+      const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex)) : null;
       if (views) images += views.shape[0];
       let invarianceValue: number | undefined;
       const loss = torch.tidy(() => {
@@ -621,7 +621,8 @@ const msSince = (t: number) => Math.round(performance.now() - t);
 
 interface InvarianceTeacher {
   teacher: GeoLocalizationNet;
-  views(seed: number, size: ImageSize, normalization: ReturnType<typeof imageNormalization>, c: TrainConfig): Promise<Float32HostTensor>;
+  /** One step's images, [clean; augmented], drawn and augmented with this seed. */
+  views(seed: number): Promise<Float32HostTensor>;
 }
 
 /**
@@ -629,7 +630,8 @@ interface InvarianceTeacher {
  * image, database and queries, drawn equally from each training dataset. views() loads a step's
  * images twice, [clean; augmented], as one [2B, 3, H, W] batch.
  */
-async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: torch.Device): Promise<InvarianceTeacher> {
+async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: torch.Device, size: ImageSize,
+  normalization: ReturnType<typeof imageNormalization>): Promise<InvarianceTeacher> {
   // Built as the student was at the start of the run (same seed, same weights), so a resumed run
   // gets the same teacher. Steps reseed torch themselves, so reseeding here changes nothing after.
   torch.manualSeed(config.seed);
@@ -648,17 +650,17 @@ async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: to
   ]);
   return {
     teacher,
-    async views(seed: number, size: ImageSize, normalization: ReturnType<typeof imageNormalization>, c: TrainConfig): Promise<Float32HostTensor> {
+    async views(seed: number): Promise<Float32HostTensor> {
       const rng = new Rng(seed);
       // Each group in turn, so a batch smaller than the number of datasets still varies across them.
       const offset = rng.int(0, groups.length);
-      const paths = Array.from({ length: c.invarianceBatch }, (_, i) => {
+      const paths = Array.from({ length: config.invarianceBatch }, (_, i) => {
         const g = groups[(i + offset) % groups.length]!;
         return all[g[rng.int(0, g.length)]!]!;
       });
       const transform = (p: string, i: number) => (i < paths.length
         ? loadImage(p, { size, normalization })
-        : loadAugmentedImage(p, deriveSeed(seed, i), { size, normalization, augment: c.augment }));
+        : loadAugmentedImage(p, deriveSeed(seed, i), { size, normalization, augment: config.augment }));
       for await (const batch of loadBatches([...paths, ...paths], transform, { batchSize: 2 * paths.length })) return batch.images;
       throw new Error('invariance views: no batch loaded');
     },

@@ -9,14 +9,28 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
-import * as torch from '../../src/torch/index.ts';
 import { loadWeights } from '../../src/torch/checkpoint.ts';
 import { ensureRealDatasets } from '../../src/data/real.ts';
-import { openDataset } from '../../src/data/dataset.ts';
-import { train, recallsOn, initOptions } from '../../src/train/train.ts';
-import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts';
-import { demoConfig } from '../../src/experiments/demo.ts';
-import { TrainConfigSchema } from '../../src/train/config.ts';
+import { openDataset, type GeoDataset } from '../../src/data/dataset.ts';
+import { train, recallsOn } from '../../src/train/train.ts';
+import { buildModel } from '../../src/models/assemble.ts';
+import { demoConfig, untrainedNetwork } from '../../src/experiments/demo.ts';
+import { TrainConfigSchema, type TrainConfig } from '../../src/train/config.ts';
+import type { Recalls } from '../../src/eval/recall.ts';
+
+/** Recall on `ds` of the untrained network as train() starts it, and of `weights` (in the run folder) after train(config). */
+async function recallBeforeAndAfterTraining(config: TrainConfig, ds: GeoDataset, weights: string): Promise<{ before: Recalls; after: Recalls }> {
+  const untrained = await untrainedNetwork(config, () => {});
+  const before = await recallsOn(untrained, ds, config, false);
+  untrained.dispose();
+
+  await train(config, { progress: false, log: () => {}, test: false });
+  const trained = buildModel(config);
+  await loadWeights(trained, join(config.outputFolder, weights));
+  const after = await recallsOn(trained, ds, config, false);
+  trained.dispose();
+  return { before, after };
+}
 
 test('a short training on the real Nordland train split raises real val recall@1 over ImageNet', { timeout: 600_000 }, async (t) => {
   const dir = tempDir('vgl-real-train-');
@@ -29,18 +43,7 @@ test('a short training on the real Nordland train split raises real val recall@1
     criterion: 'triplet', invarianceWeight: 0, averageWeights: false, freezeBackbone: 'reference', lr: 1e-4, mining: 'full', negSamplesNum: 300,
   });
   const val = await openDataset(datasets, 'nordland', 'val');
-  torch.manualSeed(config.seed);
-  const untrained = buildModel(config);
-  await untrained.loadPretrained(config.weights!);
-  await initialiseHeadFromData(untrained, await openDataset(datasets, 'nordland', 'train'), initOptions(config));
-  const before = await recallsOn(untrained, val, config, false);
-  untrained.dispose();
-
-  await train(config, { progress: false, log: () => {}, test: false });
-  const trained = buildModel(config);
-  await loadWeights(trained, join(config.outputFolder, 'last.pth'));
-  const after = await recallsOn(trained, val, config, false);
-  trained.dispose();
+  const { before, after } = await recallBeforeAndAfterTraining(config, val, 'last.pth');
   t.diagnostic(`Nordland val (${val.queriesPaths.length} winter queries, ${val.databasePaths.length} summer database): ` +
     `R@1 ${before[1].toFixed(1)} → ${after[1].toFixed(1)}, R@5 ${before[5].toFixed(1)} → ${after[5].toFixed(1)}`);
   // One query is 0.34 points. Measured here (seed 0, 2 threads): R@1 12.0 → 14.1, R@5 33.0 → 36.4.
@@ -54,17 +57,7 @@ test("the demo's recipe (camera-invariance distillation) raises Gardens Point da
   await ensureRealDatasets(datasets);
   const config = demoConfig({ datasetsFolder: datasets, outputFolder: join(dir, 'runs'), epochs: 2, queriesPerEpoch: 200, seed: 0 }, 'gem');
   const night = await openDataset(datasets, 'gardens_point_night', 'test');
-  torch.manualSeed(config.seed);
-  const untrained = buildModel(config);
-  await untrained.loadPretrained(config.weights!);
-  const before = await recallsOn(untrained, night, config, false);
-  untrained.dispose();
-
-  await train(config, { progress: false, log: () => {}, test: false });
-  const trained = buildModel(config);
-  await loadWeights(trained, join(config.outputFolder, 'average.pth'));
-  const after = await recallsOn(trained, night, config, false);
-  trained.dispose();
+  const { before, after } = await recallBeforeAndAfterTraining(config, night, 'average.pth');
   t.diagnostic(`Gardens Point day→night test (${night.queriesPaths.length} night queries): R@1 ${before[1].toFixed(1)} → ${after[1].toFixed(1)}, R@5 ${before[5].toFixed(1)} → ${after[5].toFixed(1)}`);
   // One query is 1.9 points: at least two more night queries found.
   assert.ok(after[1] >= before[1] + 3.8, `day→night R@1 ImageNet ${before[1].toFixed(1)} → trained ${after[1].toFixed(1)}`);

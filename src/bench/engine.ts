@@ -4,17 +4,29 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../torch/index.ts';
 import { optim, nn } from '../torch/index.ts';
 import { BasicBlock } from '../models/resnet.ts';
-import { medianMs, runReference, ratio, bestOf } from './timing.ts';
+import { medianMs, runReference, ratio, bestOf, withBusyCore } from './timing.ts';
 
 export interface EngineBench {
   threads: number;
-  vgl: { train_ms: number; forward_ms: number };
+  /** Measured while another process kept one core busy. */
+  contention: boolean;
+  /** The OpenMP wait policy vgl's engine runs with (see src/torch/native.ts). */
+  waitPolicy: string;
+  /** adaptive_train_ms: with the thread count following the load (VGL_NUM_THREADS=auto). */
+  vgl: { train_ms: number; forward_ms: number; adaptive_train_ms?: number };
   pytorch: { train_ms: number; forward_ms: number; torch: string };
   ratio: { train: number; forward: number };
 }
 
-/** `rounds` alternate the reference and vgl; each side's best median is kept. */
-export function benchEngine(iters = 10, rounds = 3): EngineBench {
+/**
+ * `rounds` alternate the reference and vgl; each side's best median is kept. With contention, both
+ * sides run while another process keeps one core busy.
+ */
+export function benchEngine(iters = 10, rounds = 3, contention = false): EngineBench {
+  return contention ? withBusyCore(() => measureEngine(iters, rounds, true)) : measureEngine(iters, rounds, false);
+}
+
+function measureEngine(iters: number, rounds: number, contention: boolean): EngineBench {
   const threads = torch.getNumThreads();
   torch.manualSeed(0);
   const layer = new nn.Sequential(new BasicBlock(128, 256, 2), new BasicBlock(256, 256, 1));
@@ -31,19 +43,38 @@ export function benchEngine(iters = 10, rounds = 3): EngineBench {
       layer.forward(x).pow(2).mean().backward();
       opt.step();
     }), iters);
+    const adaptive_train_ms = contention ? adaptiveMs(() => torch.tidy(() => {
+      opt.zeroGrad();
+      layer.forward(x).pow(2).mean().backward();
+      opt.step();
+    }), iters) : undefined;
     layer.eval();
     const forward_ms = medianMs(() => torch.tidy(() => torch.inferenceMode(() => { layer.forward(x); })), iters);
-    ours.push({ train_ms, forward_ms });
+    ours.push({ train_ms, forward_ms, ...(adaptive_train_ms !== undefined ? { adaptive_train_ms } : {}) });
   }
   const reference = bestOf(references);
-  const { train_ms: train, forward_ms: forward } = bestOf(ours);
+  const { train_ms: train, forward_ms: forward, adaptive_train_ms } = bestOf(ours);
   opt.dispose();
   layer.dispose();
   x.dispose();
   return {
     threads,
-    vgl: { train_ms: train, forward_ms: forward },
+    contention,
+    waitPolicy: process.env.OMP_WAIT_POLICY ?? 'default',
+    vgl: { train_ms: train, forward_ms: forward, ...(adaptive_train_ms !== undefined ? { adaptive_train_ms } : {}) },
     pytorch: reference,
     ratio: { train: ratio(train, reference.train_ms), forward: ratio(forward, reference.forward_ms) },
   };
+}
+
+/** Median step time with a ThreadAdapter choosing the count (after it has had time to choose). */
+function adaptiveMs(step: () => void, iters: number): number {
+  const threads = torch.getNumThreads();
+  const adapter = new torch.ThreadAdapter({ period: 10, trial: 3 });
+  try {
+    for (let i = 0; i < 20; i++) adapter.step(step);
+    return medianMs(() => adapter.step(step), iters, 0);
+  } finally {
+    torch.setNumThreads(threads);
+  }
 }

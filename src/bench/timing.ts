@@ -1,5 +1,5 @@
 // Shared by the benchmarks: median timing, and running the Debian PyTorch reference side by side.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 export function medianMs(fn: () => void, iters: number, warmup = 3): number {
@@ -42,4 +42,18 @@ export function bestOf<T extends Record<string, number | string>>(rounds: readon
     }
   }
   return out;
+}
+
+/**
+ * Runs fn while another process keeps one core busy (a spinning node), as on a user's machine that is
+ * never idle; the load is started before fn and stopped after it.
+ */
+export function withBusyCore<T>(fn: () => T): T {
+  const hog = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // let it start and take its core
+    return fn();
+  } finally {
+    hog.kill('SIGKILL');
+  }
 }

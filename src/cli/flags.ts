@@ -30,7 +30,7 @@ export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown): z.infe
 }
 
 /** What a flag takes, read off a zod field. */
-export type FlagKind = 'number' | 'string' | 'size' | 'list' | 'bool';
+export type FlagKind = 'number' | 'string' | 'size' | 'sizes' | 'list' | 'bool';
 
 export interface SchemaFlag {
   /** The option key (camelCase) and its flag (kebab-case). */
@@ -45,7 +45,7 @@ interface ZodInternals { _zod: { def: { type: string; innerType?: ZodInternals; 
 
 /**
  * One flag per field of a zod object shape: the kind from the field's type (enums and strings take a
- * string, tuples an HxW size, arrays a comma list), the help from its description, choices and default.
+ * string, tuples an HxW size, arrays a comma list — of numbers, or of sizes), the help from its description, choices and default.
  */
 export function flagsFromShape(shape: Record<string, unknown>): SchemaFlag[] {
   return Object.entries(shape).map(([key, field]) => {
@@ -56,10 +56,14 @@ export function flagsFromShape(shape: Record<string, unknown>): SchemaFlag[] {
       t = (t._zod.def.type === 'pipe' ? t._zod.def.in : t._zod.def.innerType)!;
     }
     const type = t._zod.def.type;
-    const kind: FlagKind = type === 'number' ? 'number' : type === 'boolean' ? 'bool' : type === 'tuple' ? 'size' : type === 'array' ? 'list' : 'string';
+    const list = type === 'array' ? (t._zod.def.element?._zod.def.type === 'tuple' ? 'sizes' : 'list') : undefined;
+    const kind: FlagKind = type === 'number' ? 'number' : type === 'boolean' ? 'bool' : type === 'tuple' ? 'size' : list ?? 'string';
     const parts = [(field as ZodInternals).description ?? key];
     if (type === 'enum') parts.push(`(${Object.values(t._zod.def.entries!).join(' | ')})`);
-    if (fallback !== undefined) parts.push(`[default: ${kind === 'size' ? (fallback as number[]).join('x') : Array.isArray(fallback) ? fallback.join(',') : String(fallback)}]`);
+    const shown = kind === 'size' ? (fallback as number[]).join('x')
+      : kind === 'sizes' ? (fallback as number[][]).map((f) => f.join('x')).join(',') || 'none'
+        : Array.isArray(fallback) ? fallback.join(',') : String(fallback);
+    if (fallback !== undefined) parts.push(`[default: ${shown}]`);
     return { key, flag: flagName(key).slice(2), kind, help: parts.join(' ') };
   });
 }

@@ -15,6 +15,7 @@ import type { ImageSize } from '../data/image.ts';
 import { isDataInitialised } from '../models/types.ts';
 import { BACKBONE_NAMES } from '../models/network.ts';
 import { AGGREGATION_NAMES, isAggregationName } from '../models/aggregation/index.ts';
+import { checkMemory, inferenceMemory } from '../models/memory.ts';
 import { initialiseHeadFromData, modelFromCheckpoint, modelFromRun, modelFromSpec, loadTrainedWeights, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
 import { evaluate, EFFICIENT_RAM_CHUNK } from './evaluate.ts';
 import { fitPca, pcaFolderImages, withPca } from './pca.ts';
@@ -132,6 +133,7 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
     const recallValues = r.recallValues ?? defaults.recallValues ?? [...DEFAULT_RECALL_VALUES];
     const radius = r.valPositiveDistThreshold ?? defaults.valPositiveDistThreshold ?? 25;
     const batchSize = r.inferBatchSize ?? defaults.inferBatchSize ?? 16;
+    checkMemory(inferenceMemory(net, size.height, size.width, batchSize), [size.height, size.width], log);
     // A run trained on several datasets ("a,b") is evaluated on their splits together, as training tests it.
     const dataset = await openDatasets(datasetsFolder, splitDatasetNames(datasetName), r.split);
 

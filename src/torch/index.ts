@@ -7,3 +7,5 @@ export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';
 export { loadStateDict, stateDictToHost, describeLoadProblems, type LoadReport } from './state-dict.ts';
 export type { DType, HostTensor } from './dtype.ts';
+export { ThreadAdapter, adaptiveThreadsRequested, type ThreadAdapterOptions } from './threads.ts';
+export { availableMemory } from './host-memory.ts';

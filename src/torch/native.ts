@@ -6,6 +6,13 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
+// OpenMP workers that finish early spin, waiting for their siblings. On a machine where another process
+// holds a core, a sibling is preempted and the spinners burn the time it needs: a 2-thread training
+// step took 1.5x longer than a 1-thread one (`vgl bench engine --contention`). Sleeping waiters keep
+// 2 threads near 1-thread speed under load and cost nothing measurable when idle. libgomp reads this
+// when it loads, with the addon below; a user's own setting wins.
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+
 /** Opaque handle to an at::Tensor owned by the addon. */
 export type Handle = { readonly __brand: 'TensorHandle' };
 export type Arg = Handle | number | boolean | string | null | undefined | readonly number[] | readonly Handle[];

@@ -65,6 +65,8 @@ export const TrainConfigSchema = z.object({
   invarianceOn: z.enum(['features', 'descriptors']).default('features')
     .describe("what the invariance term compares: the backbone's feature maps, or the descriptors (the head learns too)"),
   invarianceBatch: count.default(16).describe('training images per step for the invariance term (drawn equally from each training dataset)'),
+  invarianceSizes: z.array(z.tuple([count, count])).default([])
+    .describe('image sizes HxW the invariance term draws from, one per step (e.g. 120x160,240x320), so the model keeps its gains at the sizes it will be tested at; none = resize'),
   lossReduction: z.enum(['per-triplet', 'per-query']).default('per-triplet')
     .describe("loss normalisation: the reference's sum / (batch x negatives) for every criterion, or the mean per query (the SARE paper's)"),
   mining: z.enum(['full', 'partial', 'random']).default('partial').describe('hard negative mining'),

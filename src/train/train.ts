@@ -27,6 +27,7 @@ import type { Recalls } from '../eval/recall.ts';
 import type { TestMethod } from '../eval/test-methods.ts';
 import { computeLoss, featureInvarianceLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
+import { checkRunMemory } from './memory.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from './config.ts';
 import { lockRun } from './run-lock.ts';
@@ -133,13 +134,14 @@ export interface ValidationRecord {
 }
 
 export type LogEntry =
-  | ({ event: 'step'; loss: number; flipped?: boolean; invariance?: number } & StepPosition)
+  | ({ event: 'step'; loss: number; flipped?: boolean; invariance?: number; invarianceSize?: string } & StepPosition)
   | LoopRecord
   | ValidationRecord
   | ({ event: 'nonfinite-loss'; loss: string; checkpoint: string | null } & StepPosition)
   | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
   | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls }
   | { event: 'resume-changes'; changes: string[] }
+  | ({ event: 'threads'; from: number; to: number; stepMs: [number, number] } & StepPosition)
   | { event: 'average'; epoch: number; epochs: number; recalls: Recalls };
 
 const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
@@ -273,6 +275,8 @@ interface Run {
   lastPath: string;
   bestPath: string;
   device: torch.Device;
+  /** VGL_NUM_THREADS=auto: the intra-op thread count follows the load (steps timed, counts tried). */
+  threads: torch.ThreadAdapter | null;
 }
 
 /** Trains as `config` says; one process per run folder (a second is refused while the first runs). */
@@ -319,6 +323,9 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   if (config.weights) await net.loadPretrained(config.weights);
   if (device !== 'cpu') net.to(device);
   net.freezeBackbone(config.freezeBackbone);
+  // Before any image is read: a size or batch that cannot fit is refused with the size that would.
+  const memory = checkRunMemory(net, config, log);
+  log(`memory: ${memory.what} needs about ${(memory.bytes / 2 ** 30).toFixed(2)} GiB (${(memory.available / 2 ** 30).toFixed(1)} GiB available)`);
   const opt = optimizerFor(net, config);
   const lastPath = join(out, 'last.pth');
   const bestPath = join(out, 'best.pth');
@@ -359,7 +366,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
   const normalization = imageNormalization(net);
   const invariance = config.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device, size, normalization) : null;
-  if (invariance) log(`camera invariance: weight ${config.invarianceWeight}, ${config.invarianceBatch} images per step, teacher: the starting backbone${config.weights ? ` (${config.weights})` : ''}`);
+  if (invariance) log(`camera invariance: weight ${config.invarianceWeight}, ${config.invarianceBatch} images per step${config.invarianceSizes.length > 0 ? ` at ${config.invarianceSizes.map((s) => s.join('x')).join(' or ')}` : ''}, teacher: the starting backbone${config.weights ? ` (${config.weights})` : ''}`);
   // Several training datasets, balanced: every cache loop draws its queries equally from each.
   let queryGroups: Int32Array | undefined;
   if (config.mixing === 'balanced' && trainDs.parts) {
@@ -369,7 +376,9 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   const run: Run = {
     config, hooks, progress, log, record, net, opt, state, trainDs, training, queryGroups, invariance, lastPath, bestPath, device,
     memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`), size, normalization,
+    threads: torch.adaptiveThreadsRequested() && device === 'cpu' ? new torch.ThreadAdapter() : null,
   };
+  if (run.threads) log(`threads: adapting to the load among ${run.threads.candidates.join(', ')} (VGL_NUM_THREADS=auto; results then depend on the load)`);
   const loopsPerEpoch = config.queriesPerEpoch / config.cacheRefreshRate; // a whole number (validated)
   let loopsRun = 0;
   let stoppedEarly = false;
@@ -459,7 +468,8 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
       const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex)) : null;
       if (views) images += views.shape[0];
       let invarianceValue: number | undefined;
-      const loss = torch.tidy(() => {
+      const threadsBefore = run.threads?.changes.length ?? 0;
+      const compute = () => torch.tidy(() => {
         opt.zeroGrad();
         let l: Tensor | null = null;
         if (batch) {
@@ -484,6 +494,11 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
         opt.step();
         return value;
       });
+      const loss = run.threads ? run.threads.step(compute) : compute();
+      if (run.threads && run.threads.changes.length > threadsBefore) {
+        const c = run.threads.changes.at(-1)!;
+        await run.record({ event: 'threads', ...at, from: c.from, to: c.to, stepMs: c.ms.map((m) => Math.round(m)) as [number, number] });
+      }
       if (!Number.isFinite(loss)) {
         bar.stop();
         const saved = existsSync(run.lastPath);
@@ -494,7 +509,10 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
           `Lower the learning rate (now ${config.lr}) or check the images of this batch.`, loss, at);
       }
       lossSum += loss;
-      await run.record({ event: 'step', ...at, loss, ...(config.horizontalFlip && tuples ? { flipped } : {}), ...(invarianceValue !== undefined ? { invariance: invarianceValue } : {}) });
+      await run.record({
+        event: 'step', ...at, loss, ...(config.horizontalFlip && tuples ? { flipped } : {}), ...(invarianceValue !== undefined ? { invariance: invarianceValue } : {}),
+        ...(views && config.invarianceSizes.length > 0 ? { invarianceSize: `${views.shape[2]}x${views.shape[3]}` } : {}),
+      });
       bar.tick(1, { loss: loss.toFixed(4) });
       state.epochLossSum += loss;
       state.epochSteps++;
@@ -658,9 +676,14 @@ async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: to
         const g = groups[(i + offset) % groups.length]!;
         return all[g[rng.int(0, g.length)]!]!;
       });
+      // One size per step (a batch is one tensor); drawn after the images so that without sizes the
+      // draws are those of a single-size run.
+      const sizes = config.invarianceSizes;
+      const drawn = sizes.length > 0 ? sizes[rng.int(0, sizes.length)]! : null;
+      const at: ImageSize = drawn ? { height: drawn[0], width: drawn[1] } : size;
       const transform = (p: string, i: number) => (i < paths.length
-        ? loadImage(p, { size, normalization })
-        : loadAugmentedImage(p, deriveSeed(seed, i), { size, normalization, augment: config.augment }));
+        ? loadImage(p, { size: at, normalization })
+        : loadAugmentedImage(p, deriveSeed(seed, i), { size: at, normalization, augment: config.augment }));
       for await (const batch of loadBatches([...paths, ...paths], transform, { batchSize: 2 * paths.length })) return batch.images;
       throw new Error('invariance views: no batch loaded');
     },

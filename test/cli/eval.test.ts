@@ -179,6 +179,15 @@ test('vgl eval: clear errors for a missing run folder, config.json, best.pth and
   await assert.rejects(runEval(evalFlags({ backbone: 'resnet7', datasetsFolder: root, datasetName: 'tiny' }), quiet), (e) => e instanceof UsageError && /--backbone "resnet7": unknown backbone/.test(e.message));
   await assert.rejects(runEval(evalFlags({ backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }), quiet), (e) => e instanceof UsageError && /--datasets-folder: required/.test(e.message));
   await assert.rejects(runEval(evalFlags({ run: join(runDir, 'missing') }), quiet), (e) => !(e instanceof UsageError));
+  // A size whose inference batch cannot fit is refused before any image is read, with a size that fits.
+  process.env.VGL_MEMORY_AVAILABLE_MB = '512';
+  try {
+    await assert.rejects(runEval(evalFlags({ run: runDir, resize: '5000x5000', outputFolder: join(bare, 'huge') }), quiet),
+      (e) => e instanceof UsageError && /--resize 5000x5000: an inference batch of 4 images \(--infer-batch-size\) needs about [\d.]+ GiB .* 0\.50 GiB are available\. The largest size that fits .* about \d+x\d+/.test(e.message));
+    assert.ok(!existsSync(join(bare, 'huge')), 'nothing written');
+  } finally {
+    delete process.env.VGL_MEMORY_AVAILABLE_MB;
+  }
   assert.throws(() => EvalFlags.parse({ recallValues: '1,x' }), /positive integers/);
   assert.throws(() => EvalFlags.parse({ resize: '32by32' }), /HxW/);
   await rm(bare, { recursive: true, force: true });

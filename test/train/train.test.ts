@@ -19,6 +19,8 @@ import { TrainConfigSchema, type TrainConfig, type TrainConfigInput } from '../.
 import { openDataset } from '../../src/data/dataset.ts';
 import { loadCheckpoint, loadWeights, saveCheckpoint } from '../../src/torch/checkpoint.ts';
 import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts';
+import { checkRunMemory } from '../../src/train/memory.ts';
+import { UsageError } from '../../src/errors.ts';
 import { train, recallsOn, initOptions, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
 
 const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
@@ -539,4 +541,46 @@ test('invariance on descriptors trains the head too; on feature maps the head is
   }
   assert.deepEqual(heads, { features: false, descriptors: true });
   assert.throws(() => tinyConfig({ augment, criterion: 'none', invarianceWeight: 1, invarianceOn: 'descriptors', resume: 'x.pth' }), /'descriptors' compares with the starting network's head/);
+});
+
+test('--invariance-sizes: each step draws one of the sizes (logged), both appear, and a rerun draws the same', async () => {
+  const augment = { noise: 0.2, blur: 1 };
+  const drawn: string[][] = [];
+  for (let i = 0; i < 2; i++) {
+    const config = tinyConfig({ epochs: 1, augment, criterion: 'none', invarianceWeight: 1, invarianceBatch: 2, invarianceSizes: [[48, 64], [64, 96]] });
+    await train(config, { ...quiet, maxLoops: 2 });
+    drawn.push(readLog(config.outputFolder).filter((e) => e.event === 'step').map((e) => (e as { invarianceSize?: string }).invarianceSize ?? 'none'));
+  }
+  assert.ok(drawn[0].length >= 4, `${drawn[0].length} steps`);
+  assert.deepEqual(new Set(drawn[0]), new Set(['48x64', '64x96']), drawn[0].join(' '));
+  assert.deepEqual(drawn[1], drawn[0]);
+  // Without sizes the steps are at --resize and the log says nothing of sizes.
+  const plain = tinyConfig({ epochs: 1, augment, criterion: 'none', invarianceWeight: 1, invarianceBatch: 2 });
+  await train(plain, { ...quiet, maxLoops: 1 });
+  assert.ok(readLog(plain.outputFolder).filter((e) => e.event === 'step').every((e) => !('invarianceSize' in e)));
+});
+
+test('memory guard: --resize 5000x5000 is refused before training with the estimate and a size that fits', async () => {
+  const saved = process.env.VGL_MEMORY_AVAILABLE_MB;
+  process.env.VGL_MEMORY_AVAILABLE_MB = '2048';
+  try {
+    const config = tinyConfig({ resize: [5000, 5000], inferBatchSize: 2 });
+    const err = await train(config, quiet).then(() => null, (e: Error) => e);
+    assert.ok(err instanceof UsageError, String(err));
+    assert.match(err.message, /--resize 5000x5000: a training step of 10 tuple images .* needs about [\d.]+ GiB of activation memory, and 2\.0 GiB are available/);
+    const m = /largest size that fits with these batches is about (\d+)x(\d+)/.exec(err.message);
+    assert.ok(m, err.message);
+    assert.ok(!existsSync(join(config.outputFolder, 'last.pth')) && !existsSync(join(config.outputFolder, 'config.json')), 'nothing started');
+    // The suggested size passes the same check, and is square like the request.
+    const fits = tinyConfig({ resize: [Number(m[1]), Number(m[2])], inferBatchSize: 2 });
+    torch.manualSeed(0);
+    const net = buildModel(fits);
+    const e = checkRunMemory(net, fits, () => {});
+    assert.ok(e.bytes <= e.available, `${e.bytes} > ${e.available}`);
+    assert.equal(m[1], m[2]);
+    net.dispose();
+  } finally {
+    if (saved === undefined) delete process.env.VGL_MEMORY_AVAILABLE_MB;
+    else process.env.VGL_MEMORY_AVAILABLE_MB = saved;
+  }
 });

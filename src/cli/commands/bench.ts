@@ -9,6 +9,7 @@ const count = z.coerce.number().int().positive();
 
 const BenchFlags = z.object({
   iters,
+  contention: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -53,19 +54,31 @@ export function register(program: Command): void {
   bench.command('engine')
     .description('ResNet-18 layer3 on a 1x128x60x80 map: Adam training step and inference forward, vgl vs PyTorch')
     .option('--iters <n>', 'timed iterations (median reported)', '10')
+    .option('--contention', 'also measure both sides while another process keeps one core busy')
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const flags = parseFlags(BenchFlags, raw);
       const { benchEngine } = await import('../../bench/engine.ts');
-      const r = benchEngine(flags.iters);
+      const runs = [benchEngine(flags.iters)];
+      if (flags.contention) runs.push(benchEngine(flags.iters, 3, true));
       if (flags.json) {
-        console.log(JSON.stringify(r, null, 2));
+        console.log(JSON.stringify(flags.contention ? runs : runs[0], null, 2));
         return;
       }
-      console.log(benchTable(`engine benchmark (${r.threads} threads, PyTorch ${r.pytorch.torch}), best median of ${flags.iters} over 3 alternating rounds:`, 'ms', 'PyTorch', [
-        ['train step (Adam)', r.vgl.train_ms, r.pytorch.train_ms, r.ratio.train],
-        ['forward', r.vgl.forward_ms, r.pytorch.forward_ms, r.ratio.forward],
-      ]));
+      const [idle, busy] = runs;
+      const load = (r: typeof idle) => (r.contention ? ', one core busy' : flags.contention ? ', idle' : '');
+      console.log(benchTable(`engine benchmark (${idle.threads} threads, OpenMP wait ${idle.waitPolicy}, PyTorch ${idle.pytorch.torch}), best median of ${flags.iters} over 3 alternating rounds:`, 'ms', 'PyTorch',
+        runs.flatMap((r) => [
+          [`train step (Adam)${load(r)}`, r.vgl.train_ms, r.pytorch.train_ms, r.ratio.train],
+          ...(r.vgl.adaptive_train_ms !== undefined
+            ? [[`  same, threads adapting (VGL_NUM_THREADS=auto)`, r.vgl.adaptive_train_ms, r.pytorch.train_ms, Math.round((1000 * r.vgl.adaptive_train_ms) / r.pytorch.train_ms) / 1000]] : []),
+          [`forward${load(r)}`, r.vgl.forward_ms, r.pytorch.forward_ms, r.ratio.forward],
+        ] as [string, number, number, number][])));
+      if (busy) {
+        const kept = (a: number, b: number) => `${((100 * a) / b).toFixed(0)}%`;
+        console.log(`under load, training keeps ${kept(idle.vgl.train_ms, busy.vgl.train_ms)} of its idle speed in vgl, ${kept(idle.pytorch.train_ms, busy.pytorch.train_ms)} in PyTorch` +
+          ` (1 of ${idle.threads} cores taken: ${kept(idle.threads - 1, idle.threads)} would be a fair share)`);
+      }
     });
 
   bench.command('search')

@@ -26,6 +26,7 @@ function convert(kind: FlagKind, flag: string, v: string | boolean): unknown {
     return n;
   }
   if (kind === 'list') return s.split(',').map((x) => convert('number', flag, x));
+  if (kind === 'sizes') return s.split(',').map((x) => convert('size', flag, x));
   const size = imageSizeFlag().safeParse(s);
   if (!size.success) throw new UsageError(`--${flag} "${s}": ${size.error.issues[0].message}`);
   return size.data;

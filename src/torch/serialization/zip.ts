@@ -3,6 +3,7 @@
 // entries and zip64 sizes/offsets. Writing produces STORED entries whose data start on a 64-byte
 // boundary, as PyTorch's own writer does (lets readers map storages in place).
 import { crc32, inflateRawSync } from 'node:zlib';
+import { availableMemory } from '../host-memory.ts';
 
 const LOCAL_SIG = 0x04034b50;
 const CENTRAL_SIG = 0x02014b50;
@@ -34,6 +35,13 @@ export class ZipReader {
   constructor(private readonly bytes: Uint8Array, private readonly label: string) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.readCentralDirectory();
+    // What reading every compressed entry would allocate, against the memory there is.
+    let inflated = 0;
+    for (const e of this.entries.values()) if (e.method !== 0) inflated += e.size;
+    const available = availableMemory();
+    if (inflated > available) {
+      this.fail(`its compressed entries declare ${(inflated / 2 ** 20).toFixed(0)} MiB in total, more than the ${(available / 2 ** 20).toFixed(0)} MiB of memory available`);
+    }
   }
 
   private fail(msg: string): never {
@@ -121,6 +129,12 @@ export class ZipReader {
       // before inflating; the output is capped at what the header says.
       if (entry.size > raw.length * MAX_DEFLATE_RATIO + 1024) {
         this.fail(`entry ${name} declares ${entry.size} bytes from ${raw.length} compressed ones, more than deflate can produce`);
+      }
+      // Within deflate's ratio, a small entry may still declare gigabytes: refused before inflating
+      // when the machine does not have them.
+      const available = availableMemory();
+      if (entry.size > available) {
+        this.fail(`entry ${name} declares ${(entry.size / 2 ** 20).toFixed(0)} MiB, more than the ${(available / 2 ** 20).toFixed(0)} MiB of memory available`);
       }
       let out: Buffer;
       try {

@@ -148,4 +148,16 @@ test('small files that would take gigabytes are refused, naming the file (script
   const lie = join(DIR, 'deflate_lie.pth');
   await assert.rejects(loadPth(lie), (e: Error) => e.message.includes(lie) && /does not inflate to the 100 bytes its header declares/.test(e.message));
   assert.ok(process.memoryUsage().rss - before < 200e6, `memory grew by ${((process.memoryUsage().rss - before) / 1e6).toFixed(0)} MB`);
+  // 64 KB whose honest headers declare 64 MiB: refused before inflating where the memory is not there.
+  const big = join(DIR, 'deflated_64mb.pth');
+  process.env.VGL_MEMORY_AVAILABLE_MB = '32';
+  try {
+    await assert.rejects(loadPth(big), (e: Error) => e.message.includes(big) && /compressed entries declare 64 MiB in total, more than the 32 MiB of memory available/.test(e.message));
+  } finally {
+    delete process.env.VGL_MEMORY_AVAILABLE_MB;
+  }
+  const loaded = await loadPth(big);
+  const w = (loaded as Map<string, HostTensor>).get('w')!;
+  assert.deepEqual(w.shape, [16 * 1024 * 1024]);
+  assert.ok((w.data as Float32Array).every((x) => x === 0));
 });

@@ -36,7 +36,7 @@ export interface CurvePoint {
   r10: number;
 }
 
-const REAL_TESTS = DEMO_TESTS.filter((t) => t.real);
+const REAL_TESTS = DEMO_TESTS.filter((t) => t.real && !t.size); // at the training size
 
 /** Points of `known` with `found` added, a rerun's measurement replacing the old one of the same choice, epoch and test set. */
 function mergePoints(known: readonly CurvePoint[], found: readonly CurvePoint[]): CurvePoint[] {

@@ -3,7 +3,7 @@
 // is computed as the issue states it (day→night R@1 gain ≥ 5, no real test set losing more than 2).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { runDemo, formatTable, judgeRealGains, DEMO_TESTS, type DemoRow } from '../../src/experiments/demo.ts';
@@ -31,6 +31,15 @@ test('real-gain verdict: night gain and worst real change against the targets', 
   assert.ok(Math.abs(b.worstRealChange + 2.1) < 1e-9);
   assert.equal(b.pass, false, 'a real loss of 2.1 points fails');
   assert.equal(c.pass, false, 'a night gain of 4.9 points fails');
+  // At another test size: the night target is judged at the training size, losses at every size.
+  const larger = (r: DemoRow): DemoRow => ({ ...r, size: '240x320' });
+  const [d] = judgeRealGains([row('D', 'gardens_point_night', true, 40, 50), larger(row('D', 'gardens_point_night', true, 50, 51))]);
+  assert.equal(d.nightGain, 10);
+  assert.equal(d.pass, true);
+  const [e] = judgeRealGains([row('E', 'gardens_point_night', true, 40, 50), larger(row('E', 'gardens_point_day', true, 73.1, 65.4))]);
+  assert.ok(Math.abs(e.worstRealChange + 7.7) < 1e-9);
+  assert.equal(e.worstRealDataset, 'gardens_point_day@240x320');
+  assert.equal(e.pass, false, 'a loss at 240x320 fails');
 });
 
 test('the demo table holds the real test sets with their route-split query counts', { timeout: 600_000 }, async () => {
@@ -46,14 +55,19 @@ test('the demo table holds the real test sets with their route-split query count
   assert.equal(byName.gardens_point_day.queries, gpTest);
   assert.equal(byName.gardens_point_night.queries, gpTest);
   assert.equal(byName.nordland.queries, nordlandTest);
-  assert.deepEqual(rows.filter((r) => r.real).map((r) => r.dataset), ['gardens_point_day', 'gardens_point_night', 'nordland']);
+  assert.deepEqual(rows.filter((r) => r.real).map((r) => `${r.dataset}${r.size ? `@${r.size}` : ''}`),
+    ['gardens_point_day', 'gardens_point_night', 'nordland', 'gardens_point_day@240x320', 'gardens_point_night@240x320']);
+  // The larger size is a different measurement of the same queries.
+  const large = rows.find((r) => r.size === '240x320' && r.dataset === 'gardens_point_night')!;
+  assert.equal(large.queries, gpTest);
   for (const r of rows) {
     for (const n of [1, 5, 10]) assert.ok(r.untrained[n] >= 0 && r.untrained[n] <= 100 && r.trained[n] >= 0 && r.trained[n] <= 100);
     assert.ok(r.untrained[1] <= r.untrained[5] && r.untrained[5] <= r.untrained[10]);
   }
   const md = readFileSync(join(dir, 'runs', 'results.md'), 'utf8');
   assert.equal(md, `${formatTable(rows)}\n\n${md.split('\n\n')[1]}`);
-  for (const label of ['Gardens Point day→day (real)', 'Gardens Point day→night (real)', 'Nordland summer→winter (real)']) assert.ok(md.includes(label), label);
+  for (const label of ['Gardens Point day→day (real)', 'Gardens Point day→night (real)', 'Nordland summer→winter (real)', 'Gardens Point day→night at 240x320 (real)']) assert.ok(md.includes(label), label);
+  for (const dir2 of ['gardens_point_night', 'gardens_point_night@240x320']) assert.ok(existsSync(join(dir, 'runs', 'mobilenetv2-gem', 'trained', dir2)), dir2);
   assert.match(md, /MobileNetV2 \+ GeM: day→night R@1 [+-]\d+\.\d .*: (met|NOT met)/);
   const json = JSON.parse(readFileSync(join(dir, 'runs', 'results.json'), 'utf8'));
   assert.equal(json.trainOn, 'real');

@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .option('--output-folder <dir>', 'runs, predictions and results', 'runs/demo')
     .option('--heads <list>', 'aggregation heads to train', 'gem,netvlad')
     .option('--train-on <data>', `training data: ${TRAIN_ON.join(' | ')} (real = Gardens Point + Nordland train splits)`, 'real')
-    .option('--epochs <n>', 'training epochs per model', DEFAULT_EPOCHS)
+    .option('--epochs <n>', 'training epochs per model (NetVLAD, which also trains at 240x320, half of them)', DEFAULT_EPOCHS)
     .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
     .option('--seed <n>', 'random seed', '0')
     .action(async (raw) => {

@@ -133,3 +133,31 @@ export function camelKeys(o: Record<string, unknown>): Record<string, unknown> {
   }
   return out;
 }
+
+const AUGMENT_KEYS = new Set(Object.keys(AugmentSchema.shape));
+
+/**
+ * Training options written as a mapping (a config file, an experiment plan): keys in camelCase,
+ * kebab-case or the reference's snake_case names; augmentations at the top level (the reference's
+ * way) or under `augment`; sizes as "HxW" strings. Returns the keys TrainConfigSchema takes.
+ */
+export function trainOptionsFromMapping(data: Record<string, unknown>): Record<string, unknown> {
+  const out = camelKeys(data);
+  const augment = out.augment && typeof out.augment === 'object' ? camelKeys(out.augment as Record<string, unknown>) : {};
+  // The reference's augmentation options sit at the top level (brightness: 0.2); ours under augment.
+  for (const key of Object.keys(out)) {
+    if (!AUGMENT_KEYS.has(key)) continue;
+    if (key in augment) throw new Error(`option ${key} is given twice (at the top level and under augment)`);
+    augment[key] = out[key];
+    delete out[key];
+  }
+  if (Object.keys(augment).length > 0 || out.augment !== undefined) out.augment = augment;
+  const size = (v: unknown) => {
+    const m = typeof v === 'string' ? /^\s*(\d+)x(\d+)\s*$/.exec(v) : null;
+    return m ? [Number(m[1]), Number(m[2])] : v;
+  };
+  if (out.resize !== undefined) out.resize = size(out.resize);
+  if (typeof out.invarianceSizes === 'string') out.invarianceSizes = out.invarianceSizes.split(',').map(size);
+  else if (Array.isArray(out.invarianceSizes)) out.invarianceSizes = out.invarianceSizes.map(size);
+  return out;
+}

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
-import { TrainConfigSchema, AugmentSchema, camelKeys, type TrainConfig } from '../../train/config.ts';
+import { TrainConfigSchema, AugmentSchema, trainOptionsFromMapping, type TrainConfig } from '../../train/config.ts';
 import { parseFlags, imageSizeFlag, flagsFromShape, UsageError, type FlagKind, type SchemaFlag } from '../flags.ts';
 
 // Flags, kinds and help come from the schema (defaults in one place); the augmentations, nested under
@@ -49,16 +49,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new UsageError(`--config ${path}: expected a mapping of options`);
   let out: Record<string, unknown>;
   try {
-    out = camelKeys(data as Record<string, unknown>);
-    const augment = out.augment && typeof out.augment === 'object' ? camelKeys(out.augment as Record<string, unknown>) : {};
-    // The reference's augmentation options sit at the top level (brightness: 0.2); ours under augment.
-    for (const key of Object.keys(out)) {
-      if (!AUGMENT.has(key)) continue;
-      if (key in augment) throw new Error(`option ${key} is given twice (at the top level and under augment)`);
-      augment[key] = out[key];
-      delete out[key];
-    }
-    if (Object.keys(augment).length > 0 || out.augment !== undefined) out.augment = augment;
+    out = trainOptionsFromMapping(data as Record<string, unknown>);
   } catch (e) {
     throw new UsageError(`--config ${path}: ${(e as Error).message}`);
   }

@@ -1,0 +1,53 @@
+// `vgl experiment run|status|table`: a plan's runs in sequence (resumable), where they stand, and
+// their statistics (src/experiments/).
+import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { parseFlags, UsageError } from '../flags.ts';
+
+const defaultDir = (plan: { name: string }) => join('runs', 'experiments', plan.name);
+
+const TableFlags = z.object({ format: z.enum(['md', 'csv', 'json']) });
+
+export function register(program: Command): void {
+  const cmd = program.command('experiment').description('run a study from a plan (experiments/*.yaml): variants x seeds, each trained once and tested on every test set');
+  cmd.command('run <plan>')
+    .description('train and evaluate every run of the plan not done yet (a killed run resumes; a finished one is skipped)')
+    .option('--out <dir>', 'experiment folder (default runs/experiments/<plan name>)')
+    .option('--progress', 'progress bars')
+    .action(async (planPath: string, raw: { out?: string; progress?: boolean }) => {
+      const { readPlan } = await import('../../experiments/plan.ts');
+      const { runExperiment } = await import('../../experiments/runner.ts');
+      const { experimentTable, tableMarkdown } = await import('../../experiments/table.ts');
+      const dir = raw.out ?? defaultDir(readPlan(planPath));
+      const records = await runExperiment(planPath, dir, { progress: raw.progress ?? false });
+      console.log(tableMarkdown(experimentTable(records)));
+    });
+  cmd.command('status <plan>')
+    .description('each run of the plan: done, started (a checkpoint to resume) or pending')
+    .option('--out <dir>', 'experiment folder (default runs/experiments/<plan name>)')
+    .action(async (planPath: string, raw: { out?: string }) => {
+      const { readPlan, expandPlan } = await import('../../experiments/plan.ts');
+      const { runState } = await import('../../experiments/runner.ts');
+      const plan = readPlan(planPath);
+      const runs = expandPlan(plan, raw.out ?? defaultDir(plan));
+      const states = runs.map((r) => runState(r));
+      for (const [i, r] of runs.entries()) console.log(`${states[i]!.padEnd(8)} ${r.id}`);
+      console.log(`${states.filter((s) => s === 'done').length} of ${runs.length} runs done`);
+    });
+  cmd.command('table <dir>')
+    .description('recall@N per variant and test set: mean ± std over seeds, n queries, paired bootstrap vs the first variant')
+    .option('--format <f>', 'md | csv | json', 'md')
+    .action(async (dir: string, raw: { format: string }) => {
+      const { format } = parseFlags(TableFlags, raw);
+      const planFile = join(dir, 'plan.json');
+      if (!existsSync(planFile)) throw new UsageError(`${dir}: no plan.json (not an experiment folder written by vgl experiment run)`);
+      const { parsePlan, expandPlan } = await import('../../experiments/plan.ts');
+      const { readRecords } = await import('../../experiments/runner.ts');
+      const { experimentTable, tableMarkdown, tableCsv } = await import('../../experiments/table.ts');
+      const runs = expandPlan(parsePlan(JSON.parse(readFileSync(planFile, 'utf8')), planFile), dir);
+      const t = experimentTable(await readRecords(runs));
+      console.log(format === 'md' ? tableMarkdown(t) : format === 'csv' ? tableCsv(t) : JSON.stringify(t, null, 2));
+    });
+}

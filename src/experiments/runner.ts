@@ -1,0 +1,172 @@
+// `vgl experiment run`: the runs of a plan in sequence. A run whose evaluation.json exists is done and
+// skipped; one with a checkpoint resumes (the trainer's own resumption); each run folder records its
+// config (config.json), the git commit, the machine, wall times, time per training phase, and for
+// every test set recall@N with each query's first correct rank (what the statistics resample).
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../torch/index.ts';
+import { writeFileAtomic } from '../torch/serialization/index.ts';
+import { openDatasets } from '../data/dataset.ts';
+import { computePositives } from '../data/positives.ts';
+import { modelFromCheckpoint } from '../models/assemble.ts';
+import { evaluate } from '../eval/evaluate.ts';
+import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
+import { datasetNames } from '../train/config.ts';
+import { train, averagePathOf, type LogEntry } from '../train/train.ts';
+import { expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
+
+/** One test set's result for one trained model. */
+export interface TestResult {
+  /** dataset[/split][@HxW]: the column of tables. */
+  key: string;
+  dataset: string;
+  split: string;
+  size: [number, number];
+  queries: number;
+  radius: number;
+  recalls: Recalls;
+  /** An evaluation-only variant's extra radii: radius → recall@N. */
+  recallsByRadius?: Record<number, Recalls>;
+  /** Per query, the first rank (0-based) holding a database image within radius, -1 for none in the top N. */
+  ranks: number[];
+  ms: number;
+}
+
+/** What a finished run leaves in evaluation.json. */
+export interface RunRecord {
+  id: string;
+  variant: string;
+  seed: number;
+  options: Record<string, unknown>;
+  model: string;
+  commit: string;
+  machine: { cpus: string; cores: number; threads: number; device: string; node: string };
+  wallMs: { train: number; evaluate: number };
+  /** Sums over the run's cache loops (log.jsonl), and over its validations. */
+  phasesMs: { cache: number; mine: number; train: number; validate: number };
+  tests: TestResult[];
+}
+
+export const RUN_RECORD = 'evaluation.json';
+
+export const testKey = (t: PlanTest): string => `${t.dataset}${t.split === 'test' ? '' : `/${t.split}`}${t.size ? `@${t.size.join('x')}` : ''}`;
+
+export function gitCommit(cwd = process.cwd()): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Time per phase, summed from a run's log. */
+function phasesOf(outputFolder: string): RunRecord['phasesMs'] {
+  const out = { cache: 0, mine: 0, train: 0, validate: 0 };
+  const file = join(outputFolder, 'log.jsonl');
+  if (!existsSync(file)) return out;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as LogEntry;
+    if (e.event === 'loop') {
+      out.cache += e.cacheMs;
+      out.mine += e.mineMs;
+      out.train += e.trainMs;
+    } else if (e.event === 'validation') out.validate += e.validateMs;
+  }
+  return out;
+}
+
+export type RunState = 'done' | 'started' | 'pending';
+
+export function runState(run: PlannedRun): RunState {
+  if (existsSync(join(run.config.outputFolder, RUN_RECORD))) return 'done';
+  return existsSync(join(run.config.outputFolder, 'last.pth')) ? 'started' : 'pending';
+}
+
+export interface ExperimentOptions {
+  log?: (line: string) => void;
+  progress?: boolean;
+  /** Stop after this many runs have been made in this call (tests: a run killed between runs). */
+  maxRuns?: number;
+}
+
+/** Trains and evaluates every run of the plan not done yet; returns the records of all done runs. */
+export async function runExperiment(planPath: string, experimentDir: string, o: ExperimentOptions = {}): Promise<RunRecord[]> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const plan = readPlan(planPath);
+  const runs = expandPlan(plan, experimentDir);
+  await mkdir(experimentDir, { recursive: true });
+  await writeFileAtomic(join(experimentDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
+  let made = 0;
+  for (const [i, run] of runs.entries()) {
+    const state = runState(run);
+    if (state === 'done') {
+      log(`[${i + 1}/${runs.length}] ${run.id}: done, skipped`);
+      continue;
+    }
+    if (o.maxRuns !== undefined && made >= o.maxRuns) break;
+    log(`[${i + 1}/${runs.length}] ${run.id}: ${state === 'started' ? 'resuming' : 'training'}`);
+    await makeRun(plan, run, o.progress ?? false, log);
+    made++;
+  }
+  return readRecords(runs);
+}
+
+async function makeRun(plan: Plan, run: PlannedRun, progress: boolean, log: (s: string) => void): Promise<void> {
+  const t0 = performance.now();
+  await train(run.config, { progress, log: (s) => log(`  ${s}`), test: false });
+  const trainMs = performance.now() - t0;
+  const path = run.config.averageWeights ? averagePathOf(run.config.outputFolder) : join(run.config.outputFolder, 'best.pth');
+  const { net } = await modelFromCheckpoint(path);
+  const t1 = performance.now();
+  const tests: TestResult[] = [];
+  try {
+    for (const t of plan.tests) {
+      tests.push(await testOn(net, run, t));
+      // Evaluation-only variants: the same trained model, evaluated another way (no retraining).
+      for (const e of plan.evaluations) tests.push(await testOn(net, run, t, e));
+    }
+  } finally {
+    net.dispose();
+  }
+  const record: RunRecord = {
+    id: run.id, variant: run.variant, seed: run.seed, options: run.options, model: path, commit: gitCommit(),
+    machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), threads: torch.getNumThreads(), device: torch.defaultDevice(), node: process.version },
+    wallMs: { train: Math.round(trainMs), evaluate: Math.round(performance.now() - t1) },
+    phasesMs: phasesOf(run.config.outputFolder),
+    tests,
+  };
+  await writeFileAtomic(join(run.config.outputFolder, RUN_RECORD), `${JSON.stringify(record)}\n`);
+  log(`  ${tests.map((t) => `${t.key} R@1 ${t.recalls[1]?.toFixed(1)}`).join(', ')}`);
+}
+
+async function testOn(net: Awaited<ReturnType<typeof modelFromCheckpoint>>['net'], run: PlannedRun, t: PlanTest, e?: PlanEvaluation): Promise<TestResult> {
+  const { config } = run;
+  const ds = await openDatasets(config.datasetsFolder, datasetNames({ datasetName: t.dataset }), t.split);
+  const size = e?.size ?? t.size ?? config.resize;
+  const radius = config.valPositiveDistThreshold;
+  const t0 = performance.now();
+  const r = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
+    size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
+    method: e?.testMethod, extraRadii: e?.radii,
+  }));
+  const ranks = firstCorrectRank(r.predictions, computePositives(ds, { valPositiveDistThreshold: radius }).soft);
+  return {
+    key: `${testKey(t)}${e ? `#${e.name}` : ''}`, dataset: t.dataset, split: t.split, size, queries: r.queriesCount, radius, recalls: r.recalls,
+    ...(e?.radii ? { recallsByRadius: r.recallsByRadius } : {}),
+    ranks: Array.from(ranks), ms: Math.round(performance.now() - t0),
+  };
+}
+
+/** The records of the runs that are done, in plan order. */
+export async function readRecords(runs: readonly PlannedRun[]): Promise<RunRecord[]> {
+  const out: RunRecord[] = [];
+  for (const run of runs) {
+    const file = join(run.config.outputFolder, RUN_RECORD);
+    if (existsSync(file)) out.push(JSON.parse(await readFile(file, 'utf8')) as RunRecord);
+  }
+  return out;
+}

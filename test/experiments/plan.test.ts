@@ -1,0 +1,69 @@
+// Experiment plans: validation with errors that name the plan, the variant and the option; expansion
+// of lists, grids and seeds into validated run configs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp.ts';
+import { UsageError } from '../../src/errors.ts';
+import { parsePlan, expandPlan, readPlan } from '../../src/experiments/plan.ts';
+
+const defaults = { datasets_folder: '/data', dataset_name: 'synth-city', backbone: 'mobilenetv2', resize: '120x160', epochs_num: 2 };
+
+test('a list crossed with a grid, times the seeds: ids, folders, options over defaults', () => {
+  const plan = parsePlan({
+    name: 'ablation-1', defaults,
+    variants: [{ name: 'gem', aggregation: 'gem' }, { name: 'netvlad', aggregation: 'netvlad', netvlad_clusters: 16 }],
+    grid: { lr: [1e-5, 1e-4], optim: ['adam', 'sgd'] },
+    seeds: [0, 1, 2],
+    tests: [{ dataset: 'synth-city' }, { dataset: 'gardens_point_night', size: '240x320' }],
+  }, 'plan.yaml');
+  const runs = expandPlan(plan, '/exp');
+  assert.equal(runs.length, 2 * 2 * 2 * 3);
+  assert.equal(runs[0].id, 'gem,lr=0.00001,optim=adam/seed-0');
+  assert.equal(runs[0].config.outputFolder, '/exp/gem,lr=0.00001,optim=adam/seed-0');
+  assert.deepEqual([runs[0].config.lr, runs[0].config.optimizer, runs[0].config.aggregation, runs[0].config.seed], [1e-5, 'adam', 'gem', 0]);
+  const last = runs.at(-1)!;
+  assert.equal(last.id, 'netvlad,lr=0.0001,optim=sgd/seed-2');
+  assert.deepEqual([last.config.netvladClusters, last.config.epochs, last.config.resize, last.config.optimizer], [16, 2, [120, 160], 'sgd']);
+  assert.deepEqual(plan.tests[1], { dataset: 'gardens_point_night', split: 'test', size: [240, 320] });
+  // Every id is distinct (one folder per run).
+  assert.equal(new Set(runs.map((r) => r.id)).size, runs.length);
+});
+
+test('augmentations at the top level of a variant merge with those of the defaults', () => {
+  const plan = parsePlan({ name: 'aug', defaults: { ...defaults, noise: 0.1 }, variants: [{ name: 'blur', blur: 1 }, { name: 'none' }] }, 'p');
+  const [blur, none] = expandPlan(plan, '/e');
+  assert.deepEqual(blur.config.augment, { noise: 0.1, blur: 1 });
+  assert.deepEqual(none.config.augment, { noise: 0.1 });
+});
+
+test('bad plans: unknown option, bad grid, bad test size, duplicate names, each named', async () => {
+  const bad = (data: unknown, re: RegExp) => assert.throws(() => expandPlan(parsePlan(data, 'p.yaml'), '/e'), (e) => e instanceof UsageError && re.test(e.message), String(re));
+  bad({ name: 'x', defaults, variants: [{ name: 'v', learning_rate: 0.1 }] }, /plan x, variant v:\n  options: unknown option learningRate/);
+  bad({ name: 'x', defaults, grid: { lr: [] } }, /p\.yaml: invalid plan:\n  grid\.lr: a grid option needs at least one value/);
+  bad({ name: 'x', defaults, grid: { lr: ['fast'] } }, /variant lr=fast:\n  lr: /);
+  bad({ name: 'x', defaults, tests: [{ dataset: 'a', size: 'big' }] }, /tests\.0\.size: HxW/);
+  bad({ name: 'x', defaults, variants: [{ name: 'a' }, { name: 'a' }] }, /two variants are named "a"/);
+  bad({ name: 'x y', defaults }, /name: letters, digits/);
+  bad({ name: 'x', defaults, sedes: [1] }, /Unrecognized key.*sedes/);
+  const dir = tempDir('vgl-plan-');
+  const file = join(dir, 'p.yaml');
+  writeFileSync(file, 'name: [unclosed');
+  assert.throws(() => readPlan(file), (e) => e instanceof UsageError && e.message.startsWith(`${file}: not valid YAML`));
+  assert.throws(() => readPlan(join(dir, 'none.yaml')), (e) => e instanceof UsageError && /none\.yaml: ENOENT/.test(e.message));
+});
+
+test('the committed plans (experiments/*.yaml) are valid and expand to distinct runs', () => {
+  const dir = fileURLToPath(new URL('../../experiments/', import.meta.url));
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.includes('baselines.yaml'), files.join(' '));
+  for (const f of files) {
+    const plan = readPlan(join(dir, f));
+    assert.equal(`${plan.name}.yaml`, f, 'a plan is named after its file');
+    const runs = expandPlan(plan, '/e');
+    assert.ok(runs.length >= plan.seeds.length && new Set(runs.map((r) => r.id)).size === runs.length, f);
+    assert.ok(plan.seeds.length >= 3, `${f}: every trained variant over at least 3 seeds`);
+  }
+});

@@ -331,7 +331,8 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   const bestPath = join(out, 'best.pth');
   await removeStaleTempFiles(out, log);
   let state: RunState;
-  if (existsSync(lastPath)) {
+  const resuming = existsSync(lastPath);
+  if (resuming) {
     const ck = await loadCheckpoint<RunState>(lastPath);
     torch.loadStateDict(net, ck.stateDict, { source: lastPath });
     if (ck.optimizer) opt.loadStateDict(ck.optimizer);
@@ -365,7 +366,9 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
 
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
   const normalization = imageNormalization(net);
-  const invariance = config.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device, size, normalization) : null;
+  // A fresh run's student is the teacher's starting point: copied, not rebuilt (NetVLAD's k-means once).
+  const start = !resuming && config.resume === undefined ? net : null;
+  const invariance = config.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device, size, normalization, start) : null;
   if (invariance) log(`camera invariance: weight ${config.invarianceWeight}, ${config.invarianceBatch} images per step${config.invarianceSizes.length > 0 ? ` at ${config.invarianceSizes.map((s) => s.join('x')).join(' or ')}` : ''}, teacher: the starting backbone${config.weights ? ` (${config.weights})` : ''}`);
   // Several training datasets, balanced: every cache loop draws its queries equally from each.
   let queryGroups: Int32Array | undefined;
@@ -649,15 +652,20 @@ interface InvarianceTeacher {
  * images twice, [clean; augmented], as one [2B, 3, H, W] batch.
  */
 async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: torch.Device, size: ImageSize,
-  normalization: ReturnType<typeof imageNormalization>): Promise<InvarianceTeacher> {
-  // Built as the student was at the start of the run (same seed, same weights), so a resumed run
-  // gets the same teacher. Steps reseed torch themselves, so reseeding here changes nothing after.
+  normalization: ReturnType<typeof imageNormalization>, start: GeoLocalizationNet | null): Promise<InvarianceTeacher> {
+  // The student as the run started: copied when it is at its start, else rebuilt as it was built
+  // (same seed, same weights), so a resumed run gets the same teacher. Steps reseed torch themselves,
+  // so reseeding here changes nothing after.
   torch.manualSeed(config.seed);
   const teacher = buildModel(config);
-  if (config.weights) await teacher.loadPretrained(config.weights);
   if (device !== 'cpu') teacher.to(device);
-  // Compared on descriptors, the teacher needs the head the student started with (k-means, same seed).
-  if (config.invarianceOn === 'descriptors' && config.resume === undefined) await initialiseHeadFromData(teacher, ds, initOptions(config, () => {}, device));
+  if (start) {
+    torch.loadStateDict(teacher, start.stateDict(), { source: 'the student at the start of the run' });
+  } else {
+    if (config.weights) await teacher.loadPretrained(config.weights);
+    // Compared on descriptors, the teacher needs the head the student started with (k-means, same seed).
+    if (config.invarianceOn === 'descriptors' && config.resume === undefined) await initialiseHeadFromData(teacher, ds, initOptions(config, () => {}, device));
+  }
   teacher.freezeBackbone('all');
   teacher.eval();
   const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const, queries: [0, ds.queriesPaths.length] as const }];

@@ -540,6 +540,8 @@ test('invariance on descriptors trains the head too; on feature maps the head is
     heads[invarianceOn] = [...after].some(([k, v]) => k.startsWith('aggregation.') && !bytesOf(v).equals(bytesOf(start!.get(k)!)));
   }
   assert.deepEqual(heads, { features: false, descriptors: true });
+  // A fresh run copies its teacher from the student, a resumed one rebuilds it (k-means again): the same teacher.
+  await assertResumeEqualsUninterrupted({ augment, criterion: 'none', invarianceWeight: 1, invarianceBatch: 2, invarianceOn: 'descriptors' }, [2, 1, 1], [[0, 2], [0, 3], [1, 1]]);
   assert.throws(() => tinyConfig({ augment, criterion: 'none', invarianceWeight: 1, invarianceOn: 'descriptors', resume: 'x.pth' }), /'descriptors' compares with the starting network's head/);
 });
 

@@ -45,12 +45,12 @@ export const TrainConfigSchema = z.object({
   freezeBackbone: z.enum(['reference', 'none', 'all']).default('reference')
     .describe("frozen backbone layers: the reference's, none (all train) or all (only the head trains)"),
   // optimisation
-  optimizer: z.enum(['adam', 'sgd']).default('adam').describe('optimizer'),
+  optimizer: z.enum(['adam', 'sgd', 'adamw']).default('adam').describe('optimizer (adamw: Adam with decoupled weight decay)'),
   lr: positive.default(1e-5).describe('learning rate'),
   lrCrnLayer: positive.default(5e-3).describe('CRN: learning rate of the CRN layers'),
   lrCrnNet: positive.default(5e-4).describe('CRN: learning rate of the rest of the network'),
   momentum: z.number().min(0).max(1).default(0.9).describe('SGD momentum'),
-  weightDecay: z.number().min(0).optional().describe('weight decay (default: Adam 0, SGD 1e-3)'),
+  weightDecay: z.number().min(0).optional().describe('weight decay (default: Adam 0, SGD 1e-3, AdamW 1e-2 as torch.optim.AdamW)'),
   epochs: count.default(1000).describe('maximum epochs'),
   patience: count.default(3).describe('epochs without val R@5 improvement before stopping'),
   batchSize: count.default(4).describe('tuples per step'),

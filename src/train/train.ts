@@ -148,15 +148,18 @@ const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', 
 
 const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' ? x : x.to(device));
 
-function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optimizer<object> {
+/** The run's optimizer over the parameters that train (CRN layers in a group of their own). */
+export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optimizer<object> {
   const named = [...net.namedParameters()].filter(([, p]) => p.requiresGrad);
   const crn = named.filter(([n]) => isCrnParameterName(n)).map(([, p]) => p);
   const rest = named.filter(([n]) => !isCrnParameterName(n)).map(([, p]) => p);
   // CRN as the reference trains it: the CRN layers at lr_crn_layer, the rest (the NetVLAD it starts from) at lr_crn_net.
   const groups = crn.length > 0 ? [{ params: rest, options: { lr: config.lrCrnNet } }, { params: crn, options: { lr: config.lrCrnLayer } }] : [{ params: rest }];
-  return config.optimizer === 'adam'
-    ? new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 0 })
-    : new optim.SGD(groups, { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay ?? 1e-3 });
+  switch (config.optimizer) {
+    case 'adam': return new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 0 });
+    case 'adamw': return new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 1e-2, decoupled: true });
+    case 'sgd': return new optim.SGD(groups, { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay ?? 1e-3 });
+  }
 }
 
 /** Recall@N of the model on a split (database vs queries, soft positives at the val radius). */

@@ -21,7 +21,7 @@ import { loadCheckpoint, loadWeights, saveCheckpoint } from '../../src/torch/che
 import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts';
 import { checkRunMemory } from '../../src/train/memory.ts';
 import { UsageError } from '../../src/errors.ts';
-import { train, recallsOn, initOptions, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
+import { train, recallsOn, initOptions, optimizerFor, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
 
 const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
 
@@ -585,4 +585,29 @@ test('memory guard: --resize 5000x5000 is refused before training with the estim
     if (saved === undefined) delete process.env.VGL_MEMORY_AVAILABLE_MB;
     else process.env.VGL_MEMORY_AVAILABLE_MB = saved;
   }
+});
+
+test('--optim adamw decays the weights directly: with zero gradients one step scales them by 1 - lr x wd (Adam with L2 moves them by about lr)', () => {
+  const step = (optimizer: 'adam' | 'adamw') => {
+    const config = tinyConfig({ optimizer, lr: 0.1, weightDecay: 0.5, aggregation: 'gem' });
+    torch.manualSeed(0);
+    const net = buildModel(config);
+    const opt = optimizerFor(net, config);
+    const [name, p] = [...net.namedParameters()].find(([n]) => n.endsWith('conv1.weight'))!;
+    const before = Float32Array.from(p.toHost().data as Float32Array);
+    torch.tidy(() => {
+      opt.zeroGrad();
+      net.forward(torch.randn([1, 3, 48, 64])).sum().mul(0).backward(); // every gradient exactly 0
+      opt.step();
+    });
+    const after = p.toHost().data as Float32Array;
+    net.dispose();
+    return { name, before, after };
+  };
+  const w = step('adamw');
+  w.before.forEach((b, i) => assert.ok(Math.abs(w.after[i] - b * (1 - 0.1 * 0.5)) < 1e-7, `${w.name}[${i}]`));
+  // Adam's L2 term is a gradient wd x p: the first step moves each weight by lr against its sign.
+  const a = step('adam');
+  a.before.forEach((b, i) => assert.ok(Math.abs(b) < 1e-3 || Math.abs(a.after[i] - (b - 0.1 * Math.sign(b))) < 1e-5, `${a.name}[${i}] ${b} → ${a.after[i]}`)); // |g| ≫ eps
+  assert.equal(tinyConfig({ optimizer: 'adamw' }).optimizer, 'adamw');
 });

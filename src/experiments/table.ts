@@ -70,7 +70,8 @@ export function experimentTable(records: readonly RunRecord[]): ExperimentTable 
 }
 
 const f1 = (x: number) => x.toFixed(1);
-const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+// A difference that rounds to zero prints +0.0, not -0.0.
+const signed = (x: number) => (Math.abs(x) < 0.05 ? '+0.0' : `${x > 0 ? '+' : ''}${x.toFixed(1)}`);
 
 export function tableMarkdown(t: ExperimentTable): string {
   const parts: string[] = [];

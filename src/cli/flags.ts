@@ -4,7 +4,6 @@ import { UsageError, flagName } from '../errors.ts';
 
 export { UsageError, flagName };
 
-
 /** An image size flag "HxW" (e.g. 480x640) → [height, width], each side at least minSide pixels. */
 export function imageSizeFlag(minSide = 1) {
   return z.string().transform((s, ctx) => {

@@ -256,4 +256,3 @@ export async function openDatasets(root: string, names: readonly string[], split
   for (const name of names) parts.push(await openDataset(root, name, split, options));
   return concatDatasets(parts);
 }
-

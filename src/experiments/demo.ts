@@ -50,8 +50,11 @@ export const DEMO_TESTS: readonly DemoTest[] = [
   { label: 'Gardens Point day→night at 240x320', dataset: 'gardens_point_night', real: true, size: [240, 320] },
 ];
 
-/** Where a test's grids go, and its key in tables: the dataset, with the size when it is not the training size. */
-export const testKey = (t: Pick<DemoTest, 'dataset' | 'size'>): string => (t.size ? `${t.dataset}@${t.size.join('x')}` : t.dataset);
+/** A test set's name in tables and folders: the dataset, with "@HxW" when tested at another size than the training size. */
+export const sizedName = (dataset: string, size?: readonly number[] | string): string =>
+  (size ? `${dataset}@${typeof size === 'string' ? size : size.join('x')}` : dataset);
+
+const testKey = (t: Pick<DemoTest, 'dataset' | 'size'>): string => sizedName(t.dataset, t.size);
 
 /** What the demo must show on real photographs (issue: training that makes real places easier). */
 export const REAL_GAIN_TARGET = { dataset: 'gardens_point_night', minGain: 5, maxLoss: 2 } as const;
@@ -220,7 +223,7 @@ export function judgeRealGains(rows: readonly DemoRow[]): RealVerdict[] {
     const nightGain = night ? change(night) : NaN;
     const worstRealChange = worst ? change(worst) : NaN;
     return {
-      model, nightGain, worstRealChange, worstRealDataset: worst ? `${worst.dataset}${worst.size ? `@${worst.size}` : ''}` : '',
+      model, nightGain, worstRealChange, worstRealDataset: worst ? sizedName(worst.dataset, worst.size) : '',
       pass: nightGain >= REAL_GAIN_TARGET.minGain && worstRealChange >= -REAL_GAIN_TARGET.maxLoss,
     };
   });

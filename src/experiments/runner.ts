@@ -9,13 +9,14 @@ import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { writeFileAtomic } from '../torch/serialization/index.ts';
-import { openDatasets } from '../data/dataset.ts';
+import { openDatasets, type GeoDataset } from '../data/dataset.ts';
 import { computePositives } from '../data/positives.ts';
 import { modelFromCheckpoint } from '../models/assemble.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, averagePathOf, type LogEntry } from '../train/train.ts';
+import { sizedName } from './demo.ts';
 import { expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 
 /** One test set's result for one trained model. */
@@ -52,7 +53,7 @@ export interface RunRecord {
 
 export const RUN_RECORD = 'evaluation.json';
 
-export const testKey = (t: PlanTest): string => `${t.dataset}${t.split === 'test' ? '' : `/${t.split}`}${t.size ? `@${t.size.join('x')}` : ''}`;
+export const testKey = (t: PlanTest): string => sizedName(`${t.dataset}${t.split === 'test' ? '' : `/${t.split}`}`, t.size);
 
 export function gitCommit(cwd = process.cwd()): string {
   try {
@@ -79,9 +80,9 @@ function phasesOf(outputFolder: string): RunRecord['phasesMs'] {
   return out;
 }
 
-export type RunState = 'done' | 'started' | 'pending';
+export type RunProgress = 'done' | 'started' | 'pending';
 
-export function runState(run: PlannedRun): RunState {
+export function runState(run: PlannedRun): RunProgress {
   if (existsSync(join(run.config.outputFolder, RUN_RECORD))) return 'done';
   return existsSync(join(run.config.outputFolder, 'last.pth')) ? 'started' : 'pending';
 }
@@ -100,6 +101,7 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
   const runs = expandPlan(plan, experimentDir);
   await mkdir(experimentDir, { recursive: true });
   await writeFileAtomic(join(experimentDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
+  const tests = new TestSets();
   let made = 0;
   for (const [i, run] of runs.entries()) {
     const state = runState(run);
@@ -109,13 +111,28 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
     }
     if (o.maxRuns !== undefined && made >= o.maxRuns) break;
     log(`[${i + 1}/${runs.length}] ${run.id}: ${state === 'started' ? 'resuming' : 'training'}`);
-    await makeRun(plan, run, o.progress ?? false, log);
+    await makeRun(plan, run, tests, o.progress ?? false, log);
     made++;
   }
   return readRecords(runs);
 }
 
-async function makeRun(plan: Plan, run: PlannedRun, progress: boolean, log: (s: string) => void): Promise<void> {
+/** Each test split opened, and its positives found, once per experiment (every run and evaluation variant tests on it). */
+class TestSets {
+  #opened = new Map<string, Promise<{ ds: GeoDataset; soft: Int32Array[] }>>();
+  get(folder: string, t: PlanTest, radius: number): Promise<{ ds: GeoDataset; soft: Int32Array[] }> {
+    const key = JSON.stringify([folder, t.dataset, t.split, radius]);
+    let found = this.#opened.get(key);
+    if (!found) {
+      found = openDatasets(folder, datasetNames({ datasetName: t.dataset }), t.split)
+        .then((ds) => ({ ds, soft: computePositives(ds, { valPositiveDistThreshold: radius }).soft }));
+      this.#opened.set(key, found);
+    }
+    return found;
+  }
+}
+
+async function makeRun(plan: Plan, run: PlannedRun, sets: TestSets, progress: boolean, log: (s: string) => void): Promise<void> {
   const t0 = performance.now();
   await train(run.config, { progress, log: (s) => log(`  ${s}`), test: false });
   const trainMs = performance.now() - t0;
@@ -125,9 +142,10 @@ async function makeRun(plan: Plan, run: PlannedRun, progress: boolean, log: (s: 
   const tests: TestResult[] = [];
   try {
     for (const t of plan.tests) {
-      tests.push(await testOn(net, run, t));
+      const set = await sets.get(run.config.datasetsFolder, t, run.config.valPositiveDistThreshold);
+      tests.push(await testOn(net, run, t, set));
       // Evaluation-only variants: the same trained model, evaluated another way (no retraining).
-      for (const e of plan.evaluations) tests.push(await testOn(net, run, t, e));
+      for (const e of plan.evaluations) tests.push(await testOn(net, run, t, set, e));
     }
   } finally {
     net.dispose();
@@ -143,9 +161,9 @@ async function makeRun(plan: Plan, run: PlannedRun, progress: boolean, log: (s: 
   log(`  ${tests.map((t) => `${t.key} R@1 ${t.recalls[1]?.toFixed(1)}`).join(', ')}`);
 }
 
-async function testOn(net: Awaited<ReturnType<typeof modelFromCheckpoint>>['net'], run: PlannedRun, t: PlanTest, e?: PlanEvaluation): Promise<TestResult> {
+async function testOn(net: Awaited<ReturnType<typeof modelFromCheckpoint>>['net'], run: PlannedRun, t: PlanTest,
+  { ds, soft }: { ds: GeoDataset; soft: Int32Array[] }, e?: PlanEvaluation): Promise<TestResult> {
   const { config } = run;
-  const ds = await openDatasets(config.datasetsFolder, datasetNames({ datasetName: t.dataset }), t.split);
   const size = e?.size ?? t.size ?? config.resize;
   const radius = config.valPositiveDistThreshold;
   const t0 = performance.now();
@@ -153,7 +171,7 @@ async function testOn(net: Awaited<ReturnType<typeof modelFromCheckpoint>>['net'
     size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
     method: e?.testMethod, extraRadii: e?.radii,
   }));
-  const ranks = firstCorrectRank(r.predictions, computePositives(ds, { valPositiveDistThreshold: radius }).soft);
+  const ranks = firstCorrectRank(r.predictions, soft);
   return {
     key: `${testKey(t)}${e ? `#${e.name}` : ''}`, dataset: t.dataset, split: t.split, size, queries: r.queriesCount, radius, recalls: r.recalls,
     ...(e?.radii ? { recallsByRadius: r.recallsByRadius } : {}),

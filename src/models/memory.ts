@@ -5,10 +5,9 @@
 // Activations grow with the pixel count (convolutions, NetVLAD's soft assignment and residuals), so one
 // forward of one image at a small probe size, with each layer's output counted, scales to any size.
 import * as torch from '../torch/index.ts';
-import { Tensor } from '../torch/index.ts';
+import { Tensor, availableMemory } from '../torch/index.ts';
 import type { GeoLocalizationNet } from './network.ts';
 import { UsageError } from '../errors.ts';
-import { availableMemory } from '../torch/index.ts';
 
 export { availableMemory };
 
@@ -71,7 +70,6 @@ export interface MemoryEstimate {
   /** Memory available to this process (MemAvailable, or VGL_MEMORY_AVAILABLE_MB). */
   available: number;
 }
-
 
 /** The memory of describing images in batches (evaluation, caches, k-means). */
 export function inferenceMemory(net: GeoLocalizationNet, height: number, width: number, batchSize: number, available = availableMemory()): MemoryEstimate {

@@ -6,7 +6,6 @@ export function availableMemory(env: NodeJS.ProcessEnv = process.env): number {
   const forced = env.VGL_MEMORY_AVAILABLE_MB;
   if (forced !== undefined && forced !== '') {
     const mb = Number(forced);
-    // Not a UsageError (a leaf below errors.ts would do, but the engine stays free of CLI notions).
     if (!Number.isFinite(mb) || mb <= 0) throw new Error(`VGL_MEMORY_AVAILABLE_MB "${forced}": expected a positive number of megabytes`);
     return mb * 1024 * 1024;
   }

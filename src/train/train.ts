@@ -326,9 +326,9 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
   if (config.weights) await net.loadPretrained(config.weights);
   if (device !== 'cpu') net.to(device);
   net.freezeBackbone(config.freezeBackbone);
-  // Before any image is read: a size or batch that cannot fit is refused with the size that would.
-  const memory = checkRunMemory(net, config, log);
-  log(`memory: ${memory.what} needs about ${(memory.bytes / 2 ** 30).toFixed(2)} GiB (${(memory.available / 2 ** 30).toFixed(1)} GiB available)`);
+  // Before any model work on the data: a size or batch that cannot fit is refused with the size that would.
+  const needed = checkRunMemory(net, config, log);
+  log(`memory: ${needed.what} needs about ${(needed.bytes / 2 ** 30).toFixed(2)} GiB (${(needed.available / 2 ** 30).toFixed(1)} GiB available)`);
   const opt = optimizerFor(net, config);
   const lastPath = join(out, 'last.pth');
   const bestPath = join(out, 'best.pth');

@@ -71,7 +71,7 @@ export function register(program: Command): void {
         runs.flatMap((r) => [
           [`train step (Adam)${load(r)}`, r.vgl.train_ms, r.pytorch.train_ms, r.ratio.train],
           ...(r.vgl.adaptive_train_ms !== undefined
-            ? [[`  same, threads adapting (VGL_NUM_THREADS=auto)`, r.vgl.adaptive_train_ms, r.pytorch.train_ms, Math.round((1000 * r.vgl.adaptive_train_ms) / r.pytorch.train_ms) / 1000]] : []),
+            ? [[`  same, threads adapting (VGL_NUM_THREADS=auto)`, r.vgl.adaptive_train_ms, r.pytorch.train_ms, r.ratio.adaptiveTrain!]] : []),
           [`forward${load(r)}`, r.vgl.forward_ms, r.pytorch.forward_ms, r.ratio.forward],
         ] as [string, number, number, number][])));
       if (busy) {

@@ -35,7 +35,8 @@ export class ZipReader {
   constructor(private readonly bytes: Uint8Array, private readonly label: string) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.readCentralDirectory();
-    // What reading every compressed entry would allocate, against the memory there is.
+    // What reading every compressed entry would allocate, against the memory there is (within
+    // deflate's ratio, a small entry may still declare gigabytes): refused before inflating any.
     let inflated = 0;
     for (const e of this.entries.values()) if (e.method !== 0) inflated += e.size;
     const available = availableMemory();
@@ -129,12 +130,6 @@ export class ZipReader {
       // before inflating; the output is capped at what the header says.
       if (entry.size > raw.length * MAX_DEFLATE_RATIO + 1024) {
         this.fail(`entry ${name} declares ${entry.size} bytes from ${raw.length} compressed ones, more than deflate can produce`);
-      }
-      // Within deflate's ratio, a small entry may still declare gigabytes: refused before inflating
-      // when the machine does not have them.
-      const available = availableMemory();
-      if (entry.size > available) {
-        this.fail(`entry ${name} declares ${(entry.size / 2 ** 20).toFixed(0)} MiB, more than the ${(available / 2 ** 20).toFixed(0)} MiB of memory available`);
       }
       let out: Buffer;
       try {

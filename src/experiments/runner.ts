@@ -1,18 +1,23 @@
 // `vgl experiment run`: the runs of a plan in sequence. A run whose evaluation.json exists is done and
 // skipped; one with a checkpoint resumes (the trainer's own resumption); each run folder records its
 // config (config.json), the git commit, the machine, wall times, time per training phase, and for
-// every test set recall@N with each query's first correct rank (what the statistics resample).
+// every test set recall@N with each query's first correct rank (what the statistics resample). A reused
+// variant's model is trained by its source plan (in that plan's folder, if not done yet) and only
+// evaluated here.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
+import type { Pca } from '../models/pca.ts';
 import { writeFileAtomic } from '../torch/serialization/index.ts';
 import { openDatasets, type GeoDataset } from '../data/dataset.ts';
 import { computePositives } from '../data/positives.ts';
 import { modelFromCheckpoint } from '../models/assemble.ts';
 import { evaluate } from '../eval/evaluate.ts';
+import { fitPca, withPca } from '../eval/pca.ts';
+import { searchTimes, type SearchTime } from '../eval/search-time.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, averagePathOf, type LogEntry } from '../train/train.ts';
@@ -33,6 +38,10 @@ export interface TestResult {
   recallsByRadius?: Record<number, Recalls>;
   /** Per query, the first rank (0-based) holding a database image within radius, -1 for none in the top N. */
   ranks: number[];
+  /** The descriptor searched: its dimension and bytes per image (float32). */
+  descriptor?: { dim: number; bytes: number; pca?: { whiten: boolean; explainedVariance: number } };
+  /** An evaluation variant with searchSizes: exact search time per query at each database size. */
+  searchTimes?: SearchTime[];
   ms: number;
 }
 
@@ -43,6 +52,8 @@ export interface RunRecord {
   seed: number;
   options: Record<string, unknown>;
   model: string;
+  /** A reused run: the source run that trained the model (`<plan>/<variant>/seed-<s>`); its times are the source's. */
+  trainedBy?: string;
   commit: string;
   machine: { cpus: string; cores: number; threads: number; device: string; node: string };
   wallMs: { train: number; evaluate: number };
@@ -83,7 +94,8 @@ function phasesOf(outputFolder: string): RunRecord['phasesMs'] {
 export type RunProgress = 'done' | 'started' | 'pending';
 
 export function runState(run: PlannedRun): RunProgress {
-  if (existsSync(join(run.config.outputFolder, RUN_RECORD))) return 'done';
+  if (existsSync(join(run.folder, RUN_RECORD))) return 'done';
+  if (run.source && runState(run.source.run) === 'done') return 'started';
   return existsSync(join(run.config.outputFolder, 'last.pth')) ? 'started' : 'pending';
 }
 
@@ -98,9 +110,8 @@ export interface ExperimentOptions {
 export async function runExperiment(planPath: string, experimentDir: string, o: ExperimentOptions = {}): Promise<RunRecord[]> {
   const log = o.log ?? ((s: string) => console.error(s));
   const plan = readPlan(planPath);
-  const runs = expandPlan(plan, experimentDir);
-  await mkdir(experimentDir, { recursive: true });
-  await writeFileAtomic(join(experimentDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
+  const runs = expandPlan(plan, experimentDir, { planFile: planPath });
+  await writePlanCopy(plan, experimentDir);
   const tests = new TestSets();
   let made = 0;
   for (const [i, run] of runs.entries()) {
@@ -110,11 +121,30 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
       continue;
     }
     if (o.maxRuns !== undefined && made >= o.maxRuns) break;
-    log(`[${i + 1}/${runs.length}] ${run.id}: ${state === 'started' ? 'resuming' : 'training'}`);
-    await makeRun(plan, run, tests, o.progress ?? false, log);
+    const progress = o.progress ?? false;
+    if (run.source) {
+      const { source } = run;
+      if (runState(source.run) !== 'done') {
+        log(`[${i + 1}/${runs.length}] ${run.id}: made by ${source.plan.name}/${source.run.id} first`);
+        await writePlanCopy(source.plan, source.experimentDir);
+        await makeRun(source.plan, source.run, tests, progress, log);
+      }
+      log(`[${i + 1}/${runs.length}] ${run.id}: evaluating the model of ${source.plan.name}/${source.run.id}`);
+      const trained = JSON.parse(await readFile(join(source.run.folder, RUN_RECORD), 'utf8')) as RunRecord;
+      await evaluateRun(plan, run, tests, { ...trained, trainedBy: `${source.plan.name}/${source.run.id}` }, log);
+    } else {
+      log(`[${i + 1}/${runs.length}] ${run.id}: ${state === 'started' ? 'resuming' : 'training'}`);
+      await makeRun(plan, run, tests, progress, log);
+    }
     made++;
   }
   return readRecords(runs);
+}
+
+/** The plan as run, in the experiment folder (what `vgl experiment table` reads). */
+async function writePlanCopy(plan: Plan, experimentDir: string): Promise<void> {
+  await mkdir(experimentDir, { recursive: true });
+  await writeFileAtomic(join(experimentDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
 }
 
 /** Each test split opened, and its positives found, once per experiment (every run and evaluation variant tests on it). */
@@ -135,55 +165,108 @@ class TestSets {
 async function makeRun(plan: Plan, run: PlannedRun, sets: TestSets, progress: boolean, log: (s: string) => void): Promise<void> {
   const t0 = performance.now();
   await train(run.config, { progress, log: (s) => log(`  ${s}`), test: false });
-  const trainMs = performance.now() - t0;
-  const path = run.config.averageWeights ? averagePathOf(run.config.outputFolder) : join(run.config.outputFolder, 'best.pth');
-  const { net } = await modelFromCheckpoint(path);
+  const trained = { model: modelPathOf(run), wallMs: { train: Math.round(performance.now() - t0) }, phasesMs: phasesOf(run.config.outputFolder) };
+  await evaluateRun(plan, run, sets, trained, log);
+}
+
+const modelPathOf = (run: PlannedRun) => (run.config.averageWeights ? averagePathOf(run.config.outputFolder) : join(run.config.outputFolder, 'best.pth'));
+
+/** Evaluates a trained run's model on every test set (and evaluation variant) of the plan; writes its record. */
+async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
+  trained: Pick<RunRecord, 'model' | 'phasesMs' | 'trainedBy'> & { wallMs: { train: number } }, log: (s: string) => void): Promise<void> {
+  const { net } = await modelFromCheckpoint(trained.model);
   const t1 = performance.now();
   const tests: TestResult[] = [];
+  const pcas = new PcaFits(run);
   try {
     for (const t of plan.tests) {
       const set = await sets.get(run.config.datasetsFolder, t, run.config.valPositiveDistThreshold);
-      tests.push(await testOn(net, run, t, set));
+      tests.push(await testOn(net, run, t, set, pcas));
       // Evaluation-only variants: the same trained model, evaluated another way (no retraining).
-      for (const e of plan.evaluations) tests.push(await testOn(net, run, t, set, e));
+      for (const e of plan.evaluations) tests.push(await testOn(net, run, t, set, pcas, e));
     }
   } finally {
+    pcas.dispose();
     net.dispose();
   }
   const record: RunRecord = {
-    id: run.id, variant: run.variant, seed: run.seed, options: run.options, model: path, commit: gitCommit(),
+    id: run.id, variant: run.variant, seed: run.seed, options: run.options, model: resolve(trained.model),
+    ...(trained.trainedBy ? { trainedBy: trained.trainedBy } : {}), commit: gitCommit(),
     machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), threads: torch.getNumThreads(), device: torch.defaultDevice(), node: process.version },
-    wallMs: { train: Math.round(trainMs), evaluate: Math.round(performance.now() - t1) },
-    phasesMs: phasesOf(run.config.outputFolder),
+    wallMs: { train: trained.wallMs.train, evaluate: Math.round(performance.now() - t1) },
+    phasesMs: trained.phasesMs,
     tests,
   };
-  await writeFileAtomic(join(run.config.outputFolder, RUN_RECORD), `${JSON.stringify(record)}\n`);
+  await mkdir(run.folder, { recursive: true });
+  await writeFileAtomic(join(run.folder, RUN_RECORD), `${JSON.stringify(record)}\n`);
   log(`  ${tests.map((t) => `${t.key} R@1 ${t.recalls[1]?.toFixed(1)}`).join(', ')}`);
 }
 
-async function testOn(net: Awaited<ReturnType<typeof modelFromCheckpoint>>['net'], run: PlannedRun, t: PlanTest,
-  { ds, soft }: { ds: GeoDataset; soft: Int32Array[] }, e?: PlanEvaluation): Promise<TestResult> {
+type Net = Awaited<ReturnType<typeof modelFromCheckpoint>>['net'];
+
+/** A run's PCA fits, one per evaluation variant and size, on its training dataset's train database (the reference's choice). */
+class PcaFits {
+  #fits = new Map<string, Promise<Pca>>();
+  constructor(private readonly run: PlannedRun) {}
+  get(net: Net, e: PlanEvaluation & { pcaDim: number }, size: [number, number]): Promise<Pca> {
+    const key = `${e.name}@${size.join('x')}`;
+    let fit = this.#fits.get(key);
+    if (!fit) {
+      const { config } = this.run;
+      fit = openDatasets(config.datasetsFolder, datasetNames(config), 'train').then((train) => net.fastInference((forward) =>
+        fitPca(net.asDescriptorModel(forward), train.databasePaths, {
+          dim: e.pcaDim, whiten: e.pcaWhiten ?? false, size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, seed: config.seed,
+        })));
+      this.#fits.set(key, fit);
+    }
+    return fit;
+  }
+  dispose(): void {
+    for (const fit of this.#fits.values()) void fit.then((p) => p.dispose(), () => {});
+  }
+}
+
+async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds: GeoDataset; soft: Int32Array[] }, pcas: PcaFits,
+  e?: PlanEvaluation): Promise<TestResult> {
   const { config } = run;
   const size = e?.size ?? t.size ?? config.resize;
   const radius = config.valPositiveDistThreshold;
+  const pca = e?.pcaDim !== undefined ? await pcas.get(net, { ...e, pcaDim: e.pcaDim }, config.resize) : undefined;
   const t0 = performance.now();
-  const r = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
-    method: e?.testMethod, extraRadii: e?.radii,
-  }));
+  const r = await net.fastInference((forward) => {
+    const model = net.asDescriptorModel(forward);
+    return evaluate(pca ? withPca(model, pca) : model, ds, {
+      size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
+      method: e?.testMethod, extraRadii: e?.radii, returnDescriptors: e?.searchSizes !== undefined,
+    });
+  });
+  const ms = Math.round(performance.now() - t0);
+  let times: SearchTime[] | undefined;
+  if (r.descriptors) {
+    try {
+      times = searchTimes(r.descriptors.database, r.descriptors.queries, e!.searchSizes!, { k: Math.max(...config.recallValues), seed: config.seed });
+    } finally {
+      r.descriptors.database.dispose();
+      r.descriptors.queries.dispose();
+    }
+  }
+  const dim = pca?.outputDim ?? net.dim;
   const ranks = firstCorrectRank(r.predictions, soft);
   return {
     key: `${testKey(t)}${e ? `#${e.name}` : ''}`, dataset: t.dataset, split: t.split, size, queries: r.queriesCount, radius, recalls: r.recalls,
     ...(e?.radii ? { recallsByRadius: r.recallsByRadius } : {}),
-    ranks: Array.from(ranks), ms: Math.round(performance.now() - t0),
+    ranks: Array.from(ranks),
+    descriptor: { dim, bytes: dim * 4, ...(pca ? { pca: { whiten: pca.whiten, explainedVariance: pca.explainedVarianceRatio().reduce((a, b) => a + b, 0) } } : {}) },
+    ...(times ? { searchTimes: times } : {}),
+    ms,
   };
 }
 
 /** The records of the runs that are done, in plan order. */
-export async function readRecords(runs: readonly PlannedRun[]): Promise<RunRecord[]> {
+export async function readRecords(runs: readonly { folder: string }[]): Promise<RunRecord[]> {
   const out: RunRecord[] = [];
   for (const run of runs) {
-    const file = join(run.config.outputFolder, RUN_RECORD);
+    const file = join(run.folder, RUN_RECORD);
     if (existsSync(file)) out.push(JSON.parse(await readFile(file, 'utf8')) as RunRecord);
   }
   return out;

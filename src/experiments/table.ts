@@ -1,7 +1,10 @@
 // `vgl experiment table`: per test set and variant, recall@N as mean ± std over seeds, with n queries
-// and the number of seeds; each variant against the plan's first (the baseline) by a paired bootstrap
-// over queries on R@1 (a query's score: the fraction of seeds that found it).
+// and the number of seeds; each variant against its comparison (the plan's first variant unless it
+// names another) by a paired bootstrap over queries on R@1 (a query's score: the fraction of seeds
+// that found it). Descriptor size and search time come along where the runs measured them.
 import { meanStd, pairedBootstrap, type BootstrapResult } from '../eval/stats.ts';
+import type { SearchTime } from '../eval/search-time.ts';
+import type { Comparisons } from './plan.ts';
 import type { RunRecord } from './runner.ts';
 
 export interface TableCell {
@@ -13,12 +16,17 @@ export interface TableCell {
   recalls: Record<number, { mean: number; std: number }>;
   /** Evaluation variants with radii: radius → N → mean recall@N over seeds. */
   recallsByRadius?: Record<number, Record<number, number>>;
-  /** R@1 against the baseline (absent for the baseline itself). */
-  vsBaseline?: BootstrapResult;
+  /** R@1 against the variant it is compared with (absent for the baseline itself). */
+  comparison?: BootstrapResult & { against: string };
+  /** Descriptor dimension and bytes per image (float32). */
+  descriptor?: { dim: number; bytes: number };
+  /** Exact search time per query by database size: mean over seeds (null where it did not fit in memory). */
+  searchTimes?: SearchTime[];
   trainMinutes: number;
 }
 
 export interface ExperimentTable {
+  /** The plan's first variant (what variants are compared with unless they name another). */
   baseline: string;
   tests: string[];
   ns: number[];
@@ -33,7 +41,8 @@ function queryScores(records: readonly RunRecord[], test: string, n: number): nu
   return rows[0]!.map((_, q) => rows.reduce((s, ranks) => s + (ranks[q]! >= 0 && ranks[q]! < n ? 1 : 0), 0) / rows.length);
 }
 
-export function experimentTable(records: readonly RunRecord[]): ExperimentTable {
+/** The table of an experiment's records; `comparisons` maps a variant to the one it is compared with (default: the first variant). */
+export function experimentTable(records: readonly RunRecord[], comparisons: Comparisons = {}): ExperimentTable {
   if (records.length === 0) throw new Error('no finished run yet');
   const variants = [...new Set(records.map((r) => r.variant))];
   const tests = records[0]!.tests.map((t) => t.key);
@@ -61,8 +70,19 @@ export function experimentTable(records: readonly RunRecord[]): ExperimentTable 
           cell.recallsByRadius[radius] = Object.fromEntries(ns.map((n) => [n, meanStd(results.map((t) => t.recallsByRadius![radius]![n]!)).mean]));
         }
       }
-      const base = byVariant.get(baseline)!.filter((r) => r.tests.some((t) => t.key === test));
-      if (v !== baseline && base.length > 0) cell.vsBaseline = pairedBootstrap(queryScores(base, test, 1), queryScores(runs, test, 1), BOOTSTRAP);
+      const d = results[0]!.descriptor;
+      if (d) cell.descriptor = { dim: d.dim, bytes: d.bytes };
+      if (results[0]!.searchTimes) {
+        cell.searchTimes = results[0]!.searchTimes.map((s, i) => {
+          const ms = results.map((t) => t.searchTimes?.[i]?.msPerQuery ?? null);
+          return { databaseSize: s.databaseSize, msPerQuery: ms.some((m) => m === null) ? null : meanStd(ms as number[]).mean };
+        });
+      }
+      const against = v in comparisons ? comparisons[v] : v === baseline ? undefined : baseline;
+      const base = against === undefined ? [] : (byVariant.get(against) ?? []).filter((r) => r.tests.some((t) => t.key === test));
+      if (against !== undefined && base.length > 0) {
+        cell.comparison = { against, ...pairedBootstrap(queryScores(base, test, 1), queryScores(runs, test, 1), BOOTSTRAP) };
+      }
       cells.push(cell);
     }
   }
@@ -78,19 +98,23 @@ export function tableMarkdown(t: ExperimentTable): string {
   for (const test of t.tests) {
     const cells = t.cells.filter((c) => c.test === test);
     parts.push(`### ${test} (${cells[0]?.queries ?? 0} queries)\n`);
-    parts.push(`| variant | seeds | ${t.ns.map((n) => `R@${n}`).join(' | ')} | R@1 vs ${t.baseline} (95% CI) | train min |`);
-    parts.push(`|---|---|${t.ns.map(() => '---|').join('')}---|---|`);
-    const radiusLines: string[] = [];
+    const dims = cells.some((c) => c.descriptor && c.descriptor.dim !== cells[0]!.descriptor?.dim);
+    parts.push(`| variant | seeds | ${dims ? 'dim | ' : ''}${t.ns.map((n) => `R@${n}`).join(' | ')} | R@1 difference (95% CI) | train min |`);
+    parts.push(`|---|---|${dims ? '---|' : ''}${t.ns.map(() => '---|').join('')}---|---|`);
+    const notes: string[] = [];
     for (const c of cells) {
-      const vs = c.vsBaseline
-        ? `${signed(c.vsBaseline.difference)} [${signed(c.vsBaseline.low)}, ${signed(c.vsBaseline.high)}]${c.vsBaseline.significant ? ' *' : ''}`
-        : 'baseline';
+      const b = c.comparison;
+      const vs = b ? `${signed(b.difference)} [${signed(b.low)}, ${signed(b.high)}]${b.significant ? ' *' : ''} vs ${b.against}` : 'baseline';
       if (c.recallsByRadius) {
-        radiusLines.push(`- ${c.variant}: R@1 by radius ${Object.entries(c.recallsByRadius).map(([r, v]) => `${r} m ${f1(v[1] ?? NaN)}`).join(', ')}`);
+        notes.push(`- ${c.variant}: R@1 by radius ${Object.entries(c.recallsByRadius).map(([r, v]) => `${r} m ${f1(v[1] ?? NaN)}`).join(', ')}`);
       }
-      parts.push(`| ${c.variant} | ${c.seeds.length} | ${t.ns.map((n) => `${f1(c.recalls[n]!.mean)} ± ${f1(c.recalls[n]!.std)}`).join(' | ')} | ${vs} | ${c.trainMinutes.toFixed(1)} |`);
+      if (c.searchTimes) {
+        notes.push(`- ${c.variant} (${c.descriptor?.dim ?? '?'}-d, ${c.descriptor?.bytes ?? '?'} bytes per image): exact search ms per query by database size ${c.searchTimes
+          .map((s) => `${s.databaseSize.toLocaleString('en-US')}: ${s.msPerQuery === null ? 'did not fit' : s.msPerQuery.toFixed(s.msPerQuery < 1 ? 3 : 1)}`).join(', ')}`);
+      }
+      parts.push(`| ${c.variant} | ${c.seeds.length} | ${dims ? `${c.descriptor?.dim ?? ''} | ` : ''}${t.ns.map((n) => `${f1(c.recalls[n]!.mean)} ± ${f1(c.recalls[n]!.std)}`).join(' | ')} | ${vs} | ${c.trainMinutes.toFixed(1)} |`);
     }
-    if (radiusLines.length > 0) parts.push('', ...radiusLines);
+    if (notes.length > 0) parts.push('', ...notes);
     parts.push('');
   }
   parts.push('mean ± std over seeds; * : the paired bootstrap interval over queries (10,000 resamples) excludes 0.');
@@ -98,12 +122,12 @@ export function tableMarkdown(t: ExperimentTable): string {
 }
 
 export function tableCsv(t: ExperimentTable): string {
-  const lines = ['test,variant,seeds,queries,n,recall_mean,recall_std,r1_diff_vs_baseline,r1_diff_low,r1_diff_high,significant,train_minutes'];
+  const lines = ['test,variant,seeds,queries,dim,bytes,n,recall_mean,recall_std,against,r1_diff,r1_diff_low,r1_diff_high,significant,train_minutes'];
   for (const c of t.cells) {
     for (const n of t.ns) {
-      const b = c.vsBaseline;
-      lines.push([c.test, c.variant, c.seeds.length, c.queries, n, c.recalls[n]!.mean.toFixed(3), c.recalls[n]!.std.toFixed(3),
-        b ? b.difference.toFixed(3) : '', b ? b.low.toFixed(3) : '', b ? b.high.toFixed(3) : '', b ? String(b.significant) : '', c.trainMinutes.toFixed(2)]
+      const b = c.comparison;
+      lines.push([c.test, c.variant, c.seeds.length, c.queries, c.descriptor?.dim ?? '', c.descriptor?.bytes ?? '', n, c.recalls[n]!.mean.toFixed(3), c.recalls[n]!.std.toFixed(3),
+        b?.against ?? '', b ? b.difference.toFixed(3) : '', b ? b.low.toFixed(3) : '', b ? b.high.toFixed(3) : '', b ? String(b.significant) : '', c.trainMinutes.toFixed(2)]
         .map((x) => (/[",]/.test(String(x)) ? `"${String(x).replace(/"/g, '""')}"` : String(x))).join(','));
     }
   }

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { UsageError } from '../../src/errors.ts';
-import { parsePlan, expandPlan, readPlan } from '../../src/experiments/plan.ts';
+import { parsePlan, expandPlan, readPlan, comparisonsOf, planRunFolders } from '../../src/experiments/plan.ts';
+import YAML from 'yaml';
 
 const defaults = { datasets_folder: '/data', dataset_name: 'synth-city', backbone: 'mobilenetv2', resize: '120x160', epochs_num: 2 };
 
@@ -55,14 +56,48 @@ test('bad plans: unknown option, bad grid, bad test size, duplicate names, each 
   assert.throws(() => readPlan(join(dir, 'none.yaml')), (e) => e instanceof UsageError && /none\.yaml: ENOENT/.test(e.message));
 });
 
+test('a reused variant: the source plan\'s run config and folder (the sibling experiment), this plan\'s record folder; bad references named', () => {
+  const dir = tempDir('vgl-plan-from-');
+  writeFileSync(join(dir, 'base.yaml'), YAML.stringify({ name: 'base', defaults, variants: [{ name: 'gem', aggregation: 'gem' }, { name: 'netvlad', aggregation: 'netvlad' }], seeds: [0, 1] }));
+  const file = join(dir, 'study.yaml');
+  const write = (data: object) => writeFileSync(file, YAML.stringify({ name: 'study', defaults, seeds: [1], ...data }));
+  write({ variants: [{ name: 'base-netvlad', from: 'base.yaml#netvlad' }, { name: 'small', aggregation: 'gem', resize: '60x80', against: 'base-netvlad' }], grid: { lr: [1e-4] } });
+  const plan = readPlan(file);
+  const runs = expandPlan(plan, '/runs/experiments/study', { planFile: file });
+  assert.deepEqual(runs.map((r) => r.id), ['base-netvlad/seed-1', 'small,lr=0.0001/seed-1'], 'a reused variant is not crossed with the grid');
+  const [reused, own] = runs;
+  assert.equal(reused!.folder, '/runs/experiments/study/base-netvlad/seed-1');
+  assert.equal(reused!.config.outputFolder, '/runs/experiments/base/netvlad/seed-1');
+  assert.equal(reused!.config.aggregation, 'netvlad');
+  assert.equal(reused!.source!.experimentDir, '/runs/experiments/base');
+  assert.equal(reused!.source!.run.id, 'netvlad/seed-1');
+  assert.equal(own!.folder, own!.config.outputFolder);
+  assert.deepEqual(comparisonsOf(plan), { 'base-netvlad': undefined, 'small,lr=0.0001': 'base-netvlad' });
+  assert.deepEqual(planRunFolders(plan, '/x').map((r) => r.folder), ['/x/base-netvlad/seed-1', '/x/small,lr=0.0001/seed-1']);
+
+  const bad = (data: object, re: RegExp) => {
+    write(data);
+    assert.throws(() => expandPlan(readPlan(file), '/e/study', { planFile: file }), (e) => e instanceof UsageError && re.test(e.message), String(re));
+  };
+  bad({ variants: [{ name: 'v', from: 'base.yaml#vlad' }] }, /variant v: .*base\.yaml has no variant vlad/);
+  bad({ variants: [{ name: 'v', from: 'base.yaml#gem', lr: 1 }] }, /a reused variant \(from base\.yaml#gem\) takes its options from there, not lr/);
+  bad({ variants: [{ name: 'v', from: 'base.yaml#gem' }], seeds: [7] }, /base has no seed 7 of gem \(its seeds: 0, 1\)/);
+  bad({ variants: [{ name: 'v', from: 'none.yaml#gem' }] }, /none\.yaml: ENOENT/);
+  bad({ variants: [{ name: 'v', from: 'study.yaml#v' }] }, /leads back to .*study\.yaml \(a cycle\)/);
+  bad({ variants: [{ name: 'v', from: 'base.yaml' }] }, /variants\.0\.from: "<plan file>#<variant>"/);
+  bad({ variants: [{ name: 'v', against: 'w' }] }, /variant v: against w: no such variant \(v\)/);
+  bad({ evaluations: [{ name: 'e', pcaWhiten: true }] }, /evaluations\.0\.pcaWhiten: pcaWhiten needs pcaDim/);
+});
+
 test('the committed plans (experiments/*.yaml) are valid and expand to distinct runs', () => {
   const dir = fileURLToPath(new URL('../../experiments/', import.meta.url));
-  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.yaml'));
   assert.ok(files.includes('baselines.yaml'), files.join(' '));
   for (const f of files) {
     const plan = readPlan(join(dir, f));
-    assert.equal(`${plan.name}.yaml`, f, 'a plan is named after its file');
-    const runs = expandPlan(plan, '/e');
+    assert.equal(`${plan.name}.yaml`, f.split('/').at(-1), 'a plan is named after its file');
+    assert.equal(plan.scale, f.startsWith('full/') ? 'full' : 'demo', `${f}: full-scale plans live in experiments/full/`);
+    const runs = expandPlan(plan, '/e/x', { planFile: join(dir, f) });
     assert.ok(runs.length >= plan.seeds.length && new Set(runs.map((r) => r.id)).size === runs.length, f);
     assert.ok(plan.seeds.length >= 3, `${f}: every trained variant over at least 3 seeds`);
   }

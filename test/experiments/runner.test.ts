@@ -10,7 +10,7 @@ import YAML from 'yaml';
 import { generateCity } from '../../src/data/synth/generate.ts';
 import { recallsFromRanks } from '../../src/eval/recall.ts';
 import { meanStd } from '../../src/eval/stats.ts';
-import { readPlan, expandPlan } from '../../src/experiments/plan.ts';
+import { readPlan, expandPlan, comparisonsOf } from '../../src/experiments/plan.ts';
 import { runExperiment, runState, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
 import { experimentTable, tableMarkdown, tableCsv } from '../../src/experiments/table.ts';
 
@@ -78,11 +78,60 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.deepEqual(cell.recalls[1], { mean: meanStd(files).mean, std: meanStd(files).std });
   assert.deepEqual(cell.seeds, [0, 1]);
   assert.equal(cell.queries, 24);
-  assert.ok(cell.vsBaseline && cell.vsBaseline.low <= cell.vsBaseline.difference && cell.vsBaseline.difference <= cell.vsBaseline.high);
-  assert.equal(table.cells.find((c) => c.variant === 'gem')!.vsBaseline, undefined);
+  const b = cell.comparison;
+  assert.ok(b && b.against === 'gem' && b.low <= b.difference && b.difference <= b.high);
+  assert.equal(table.cells.find((c) => c.variant === 'gem')!.comparison, undefined);
   const md = tableMarkdown(table);
   assert.match(md, /### tiny@64x80 \(24 queries\)/);
   assert.match(md, /- netvlad: R@1 by radius 10 m [\d.]+, 25 m [\d.]+, 50 m [\d.]+/);
-  assert.match(md, /\| netvlad \| 2 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\]( \*)? \|/);
+  assert.match(md, /\| netvlad \| 2 \| 64 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\]( \*)? vs gem \|/);
   assert.equal(tableCsv(table).trim().split('\n').length, 1 + table.cells.length * 2);
+});
+
+test('a plan reusing another plan\'s models: the source is trained in its own folder once, then only evaluated; PCA and search-time variants', { timeout: 600_000 }, async () => {
+  const source = writePlan();
+  const file = join(root, 'reuse.yaml');
+  writeFileSync(file, YAML.stringify({
+    name: 'tiny-reuse',
+    variants: [{ name: 'trained-netvlad', from: 'plan.yaml#netvlad' }, { name: 'trained-gem', from: 'plan.yaml#gem', against: 'trained-netvlad' }],
+    seeds: [1],
+    tests: [{ dataset: 'tiny' }],
+    evaluations: [{ name: 'pca8', pcaDim: 8, pcaWhiten: true }, { name: 'search', searchSizes: [50, 400] }],
+  }));
+  const dir = join(root, 'studies', 'tiny-reuse');
+  const lines: string[] = [];
+  const records = await runExperiment(file, dir, { log: (s) => lines.push(s) });
+  assert.ok(lines.some((l) => /trained-netvlad\/seed-1: made by tiny-study\/netvlad\/seed-1 first/.test(l)), lines.join('\n'));
+  // The source runs live in the source plan's folder (the sibling), with their own records and plan copy.
+  const sourceFolder = join(root, 'studies', 'tiny-study', 'netvlad', 'seed-1');
+  const sourceRecord = JSON.parse(readFileSync(join(sourceFolder, RUN_RECORD), 'utf8')) as RunRecord;
+  assert.ok(existsSync(join(root, 'studies', 'tiny-study', 'plan.json')));
+  assert.ok(!existsSync(join(dir, 'trained-netvlad', 'seed-1', 'last.pth')), 'nothing trained in the reusing plan\'s folder');
+  const [netvlad] = records;
+  assert.equal(netvlad!.trainedBy, 'tiny-study/netvlad/seed-1');
+  assert.equal(netvlad!.model, sourceRecord.model);
+  assert.deepEqual(netvlad!.wallMs.train, sourceRecord.wallMs.train);
+  // Same model, same test set: the same ranks as the source's own evaluation.
+  assert.deepEqual(netvlad!.tests[0]!.ranks, sourceRecord.tests.find((t) => t.key === 'tiny')!.ranks);
+  assert.deepEqual(netvlad!.tests.map((t) => t.key), ['tiny', 'tiny#pca8', 'tiny#search']);
+  const [plain, pca, search] = netvlad!.tests;
+  assert.deepEqual(pca!.descriptor?.dim, 8);
+  assert.equal(pca!.descriptor?.bytes, 32);
+  assert.ok(pca!.descriptor!.pca!.whiten && pca!.descriptor!.pca!.explainedVariance > 0 && pca!.descriptor!.pca!.explainedVariance <= 1);
+  assert.equal(plain!.descriptor!.dim, 4 * 16, 'NetVLAD: 4 clusters x 16 channels');
+  assert.deepEqual(search!.ranks, plain!.ranks, 'timing the search does not change the evaluation');
+  assert.deepEqual(search!.searchTimes!.map((s) => s.databaseSize), [50, 400]);
+  assert.ok(search!.searchTimes!.every((s) => s.msPerQuery !== null && s.msPerQuery > 0));
+
+  // A second call: everything done, the source is not touched again.
+  const again: string[] = [];
+  await runExperiment(file, dir, { log: (s) => again.push(s) });
+  assert.ok(again.every((l) => /done, skipped/.test(l)), again.join('\n'));
+
+  // The comparison a variant names: gem against netvlad.
+  const table = experimentTable(records, comparisonsOf(readPlan(file)));
+  const cell = table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny')!;
+  assert.equal(cell.comparison?.against, 'trained-netvlad');
+  assert.equal(table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny#pca8')!.descriptor?.dim, 8);
+  assert.match(tableMarkdown(table), /- trained-netvlad \(64-d, 256 bytes per image\): exact search ms per query by database size 50: [\d.]+, 400: [\d.]+/);
 });

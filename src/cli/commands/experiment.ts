@@ -17,12 +17,12 @@ export function register(program: Command): void {
     .option('--out <dir>', 'experiment folder (default runs/experiments/<plan name>)')
     .option('--progress', 'progress bars')
     .action(async (planPath: string, raw: { out?: string; progress?: boolean }) => {
-      const { readPlan } = await import('../../experiments/plan.ts');
+      const { readPlan, comparisonsOf } = await import('../../experiments/plan.ts');
       const { runExperiment } = await import('../../experiments/runner.ts');
       const { experimentTable, tableMarkdown } = await import('../../experiments/table.ts');
-      const dir = raw.out ?? defaultDir(readPlan(planPath));
-      const records = await runExperiment(planPath, dir, { progress: raw.progress ?? false });
-      console.log(tableMarkdown(experimentTable(records)));
+      const plan = readPlan(planPath);
+      const records = await runExperiment(planPath, raw.out ?? defaultDir(plan), { progress: raw.progress ?? false });
+      console.log(tableMarkdown(experimentTable(records, comparisonsOf(plan))));
     });
   cmd.command('status <plan>')
     .description('each run of the plan: done, started (a checkpoint to resume) or pending')
@@ -31,23 +31,23 @@ export function register(program: Command): void {
       const { readPlan, expandPlan } = await import('../../experiments/plan.ts');
       const { runState } = await import('../../experiments/runner.ts');
       const plan = readPlan(planPath);
-      const runs = expandPlan(plan, raw.out ?? defaultDir(plan));
+      const runs = expandPlan(plan, raw.out ?? defaultDir(plan), { planFile: planPath });
       const states = runs.map((r) => runState(r));
-      for (const [i, r] of runs.entries()) console.log(`${states[i]!.padEnd(8)} ${r.id}`);
+      for (const [i, r] of runs.entries()) console.log(`${states[i]!.padEnd(8)} ${r.id}${r.source ? ` (model of ${r.source.plan.name}/${r.source.run.id})` : ''}`);
       console.log(`${states.filter((s) => s === 'done').length} of ${runs.length} runs done`);
     });
   cmd.command('table <dir>')
-    .description('recall@N per variant and test set: mean ± std over seeds, n queries, paired bootstrap vs the first variant')
+    .description('recall@N per variant and test set: mean ± std over seeds, n queries, paired bootstrap against each variant\'s comparison (default the first variant)')
     .option('--format <f>', 'md | csv | json', 'md')
     .action(async (dir: string, raw: { format: string }) => {
       const { format } = parseFlags(TableFlags, raw);
       const planFile = join(dir, 'plan.json');
       if (!existsSync(planFile)) throw new UsageError(`${dir}: no plan.json (not an experiment folder written by vgl experiment run)`);
-      const { parsePlan, expandPlan } = await import('../../experiments/plan.ts');
+      const { parsePlan, planRunFolders, comparisonsOf } = await import('../../experiments/plan.ts');
       const { readRecords } = await import('../../experiments/runner.ts');
       const { experimentTable, tableMarkdown, tableCsv } = await import('../../experiments/table.ts');
-      const runs = expandPlan(parsePlan(JSON.parse(readFileSync(planFile, 'utf8')), planFile), dir);
-      const t = experimentTable(await readRecords(runs));
+      const plan = parsePlan(JSON.parse(readFileSync(planFile, 'utf8')), planFile);
+      const t = experimentTable(await readRecords(planRunFolders(plan, dir)), comparisonsOf(plan));
       console.log(format === 'md' ? tableMarkdown(t) : format === 'csv' ? tableCsv(t) : JSON.stringify(t, null, 2));
     });
 }

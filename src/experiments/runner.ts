@@ -59,6 +59,8 @@ export interface RunRecord {
   wallMs: { train: number; evaluate: number };
   /** Sums over the run's cache loops (log.jsonl), and over its validations. */
   phasesMs: { cache: number; mine: number; train: number; validate: number };
+  /** Epochs trained (validations in the log): phasesMs / epochs is the cost of one epoch. */
+  epochs: number;
   tests: TestResult[];
 }
 
@@ -74,21 +76,25 @@ export function gitCommit(cwd = process.cwd()): string {
   }
 }
 
-/** Time per phase, summed from a run's log. */
-function phasesOf(outputFolder: string): RunRecord['phasesMs'] {
-  const out = { cache: 0, mine: 0, train: 0, validate: 0 };
+/** Time per phase, summed from a run's log, and the number of epochs it trained. */
+export function phasesOf(outputFolder: string): Pick<RunRecord, 'phasesMs' | 'epochs'> {
+  const phasesMs = { cache: 0, mine: 0, train: 0, validate: 0 };
+  let epochs = 0;
   const file = join(outputFolder, 'log.jsonl');
-  if (!existsSync(file)) return out;
+  if (!existsSync(file)) return { phasesMs, epochs };
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line) continue;
     const e = JSON.parse(line) as LogEntry;
     if (e.event === 'loop') {
-      out.cache += e.cacheMs;
-      out.mine += e.mineMs;
-      out.train += e.trainMs;
-    } else if (e.event === 'validation') out.validate += e.validateMs;
+      phasesMs.cache += e.cacheMs;
+      phasesMs.mine += e.mineMs;
+      phasesMs.train += e.trainMs;
+    } else if (e.event === 'validation') {
+      phasesMs.validate += e.validateMs;
+      epochs++;
+    }
   }
-  return out;
+  return { phasesMs, epochs };
 }
 
 export type RunProgress = 'done' | 'started' | 'pending';
@@ -165,7 +171,7 @@ class TestSets {
 async function makeRun(plan: Plan, run: PlannedRun, sets: TestSets, progress: boolean, log: (s: string) => void): Promise<void> {
   const t0 = performance.now();
   await train(run.config, { progress, log: (s) => log(`  ${s}`), test: false });
-  const trained = { model: modelPathOf(run), wallMs: { train: Math.round(performance.now() - t0) }, phasesMs: phasesOf(run.config.outputFolder) };
+  const trained = { model: modelPathOf(run), wallMs: { train: Math.round(performance.now() - t0) }, ...phasesOf(run.config.outputFolder) };
   await evaluateRun(plan, run, sets, trained, log);
 }
 
@@ -173,7 +179,7 @@ const modelPathOf = (run: PlannedRun) => (run.config.averageWeights ? averagePat
 
 /** Evaluates a trained run's model on every test set (and evaluation variant) of the plan; writes its record. */
 async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
-  trained: Pick<RunRecord, 'model' | 'phasesMs' | 'trainedBy'> & { wallMs: { train: number } }, log: (s: string) => void): Promise<void> {
+  trained: Pick<RunRecord, 'model' | 'phasesMs' | 'epochs' | 'trainedBy'> & { wallMs: { train: number } }, log: (s: string) => void): Promise<void> {
   const { net } = await modelFromCheckpoint(trained.model);
   const t1 = performance.now();
   const tests: TestResult[] = [];
@@ -195,6 +201,7 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
     machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), threads: torch.getNumThreads(), device: torch.defaultDevice(), node: process.version },
     wallMs: { train: trained.wallMs.train, evaluate: Math.round(performance.now() - t1) },
     phasesMs: trained.phasesMs,
+    epochs: trained.epochs,
     tests,
   };
   await mkdir(run.folder, { recursive: true });

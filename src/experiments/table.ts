@@ -25,12 +25,25 @@ export interface TableCell {
   trainMinutes: number;
 }
 
+/** What a variant's runs cost (means over seeds): the training phases per epoch, training and evaluation in all. */
+export interface VariantCost {
+  variant: string;
+  /** The plan and run that trained the models, for a reused variant. */
+  trainedBy?: string;
+  epochs: number;
+  /** Seconds per epoch of each training phase (absent for records without an epoch count). */
+  perEpochSeconds?: { cache: number; mine: number; train: number; validate: number };
+  trainMinutes: number;
+  evaluateMinutes: number;
+}
+
 export interface ExperimentTable {
   /** The plan's first variant (what variants are compared with unless they name another). */
   baseline: string;
   tests: string[];
   ns: number[];
   cells: TableCell[];
+  costs: VariantCost[];
 }
 
 const BOOTSTRAP = { samples: 10_000, seed: 0, level: 0.95, scale: 100 } as const;
@@ -86,7 +99,21 @@ export function experimentTable(records: readonly RunRecord[], comparisons: Comp
       cells.push(cell);
     }
   }
-  return { baseline, tests, ns, cells };
+  return { baseline, tests, ns, cells, costs: variants.map((v) => costOf(v, byVariant.get(v)!)) };
+}
+
+function costOf(variant: string, runs: readonly RunRecord[]): VariantCost {
+  const mean = (f: (r: RunRecord) => number) => meanStd(runs.map(f)).mean;
+  const cost: VariantCost = {
+    variant, epochs: mean((r) => r.epochs ?? NaN),
+    trainMinutes: mean((r) => r.wallMs.train / 60_000), evaluateMinutes: mean((r) => r.wallMs.evaluate / 60_000),
+  };
+  if (runs[0]!.trainedBy) cost.trainedBy = runs[0]!.trainedBy.replace(/\/seed-\d+$/, '');
+  if (runs.every((r) => r.epochs > 0)) {
+    const per = (k: keyof RunRecord['phasesMs']) => mean((r) => r.phasesMs[k] / r.epochs / 1000);
+    cost.perEpochSeconds = { cache: per('cache'), mine: per('mine'), train: per('train'), validate: per('validate') };
+  }
+  return cost;
 }
 
 const f1 = (x: number) => x.toFixed(1);
@@ -117,7 +144,15 @@ export function tableMarkdown(t: ExperimentTable): string {
     if (notes.length > 0) parts.push('', ...notes);
     parts.push('');
   }
-  parts.push('mean ± std over seeds; * : the paired bootstrap interval over queries (10,000 resamples) excludes 0.');
+  parts.push('mean ± std over seeds; * : the paired bootstrap interval over queries (10,000 resamples) excludes 0.', '');
+  parts.push('### Cost per variant (mean over seeds)\n');
+  parts.push('| variant | epochs | cache s/epoch | mining s/epoch | training s/epoch | validation s/epoch | training min | evaluation min |');
+  parts.push('|---|---|---|---|---|---|---|---|');
+  for (const c of t.costs) {
+    const e = c.perEpochSeconds;
+    const phases = (e ? [e.cache, e.mine, e.train, e.validate].map(f1) : ['', '', '', '']).join(' | ');
+    parts.push(`| ${c.variant}${c.trainedBy ? ` (models of ${c.trainedBy})` : ''} | ${Number.isNaN(c.epochs) ? '' : f1(c.epochs)} | ${phases} | ${f1(c.trainMinutes)} | ${f1(c.evaluateMinutes)} |`);
+  }
   return parts.join('\n');
 }
 

@@ -86,6 +86,13 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.match(md, /- netvlad: R@1 by radius 10 m [\d.]+, 25 m [\d.]+, 50 m [\d.]+/);
   assert.match(md, /\| netvlad \| 2 \| 64 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\]( \*)? vs gem \|/);
   assert.equal(tableCsv(table).trim().split('\n').length, 1 + table.cells.length * 2);
+  // The cost per variant: the records' phases per epoch and wall times, averaged over seeds.
+  const records = [0, 1].map((s) => JSON.parse(readFileSync(join(stopped, 'netvlad', `seed-${s}`, RUN_RECORD), 'utf8')) as RunRecord);
+  const cost = table.costs.find((c) => c.variant === 'netvlad')!;
+  assert.equal(cost.epochs, 1);
+  assert.ok(Math.abs(cost.perEpochSeconds!.cache - (records[0]!.phasesMs.cache + records[1]!.phasesMs.cache) / 2 / 1000) < 1e-9);
+  assert.ok(Math.abs(cost.trainMinutes - (records[0]!.wallMs.train + records[1]!.wallMs.train) / 2 / 60_000) < 1e-9);
+  assert.match(md, /\| netvlad \| 1\.0 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
 });
 
 test('a plan reusing another plan\'s models: the source is trained in its own folder once, then only evaluated; PCA and search-time variants', { timeout: 600_000 }, async () => {
@@ -132,6 +139,8 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   const table = experimentTable(records, comparisonsOf(readPlan(file)));
   const cell = table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny')!;
   assert.equal(cell.comparison?.against, 'trained-netvlad');
+  assert.equal(table.costs[0]!.trainedBy, 'tiny-study/netvlad');
+  assert.equal(netvlad!.epochs, sourceRecord.epochs);
   assert.equal(table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny#pca8')!.descriptor?.dim, 8);
   assert.match(tableMarkdown(table), /- trained-netvlad \(64-d, 256 bytes per image\): exact search ms per query by database size 50: [\d.]+, 400: [\d.]+/);
 });

@@ -1,18 +1,19 @@
 // Option validation shared by every command: zod schemas at the edge, errors that name the flag.
 import { z } from 'zod';
 import { UsageError, flagName } from '../errors.ts';
+import { parseSize } from '../data/image.ts';
 
 export { UsageError, flagName };
 
 /** An image size flag "HxW" (e.g. 480x640) → [height, width], each side at least minSide pixels. */
 export function imageSizeFlag(minSide = 1) {
   return z.string().transform((s, ctx) => {
-    const m = /^(\d+)x(\d+)$/.exec(s.trim());
-    if (!m || Number(m[1]) < minSide || Number(m[2]) < minSide) {
+    const size = parseSize(s);
+    if (!size || size[0] < minSide || size[1] < minSide) {
       ctx.addIssue({ code: 'custom', message: `expected HxW in pixels${minSide > 1 ? ` (each at least ${minSide})` : ''}, e.g. 480x640` });
       return z.NEVER;
     }
-    return [Number(m[1]), Number(m[2])] as [number, number];
+    return size;
   });
 }
 

@@ -14,6 +14,12 @@ export interface ImageSize {
 
 export const DEFAULT_SIZE: Readonly<ImageSize> = { height: 480, width: 640 };
 
+/** "HxW" (e.g. "480x640", spaces around allowed) → [height, width]; null when it is not that. */
+export function parseSize(text: string): [number, number] | null {
+  const m = /^\s*(\d+)x(\d+)\s*$/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
 /** 'imagenet': ImageNet mean/std on [0,1] values; 'minus_one_one': 2x-1 (Keras MobileNetV2); 'unit': [0,1]. */
 export type Normalization = 'imagenet' | 'minus_one_one' | 'unit';
 

@@ -14,10 +14,11 @@ import YAML from 'yaml';
 import { UsageError } from '../errors.ts';
 import { TrainConfigSchema, trainOptionsFromMapping, type TrainConfig } from '../train/config.ts';
 import { TEST_METHODS } from '../eval/test-methods.ts';
+import { parseSize } from '../data/image.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const name = z.string().regex(NAME, 'letters, digits, ".", "_" and "-" (a folder name)');
-const size = z.string().regex(/^\d+x\d+$/, 'HxW, e.g. 240x320').transform((s) => s.split('x').map(Number) as [number, number]);
+const size = z.string().transform((s, ctx) => parseSize(s) ?? (ctx.addIssue({ code: 'custom', message: 'HxW, e.g. 240x320' }), z.NEVER));
 const options = z.record(z.string(), z.unknown());
 
 const TestSchema = z.object({

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { TEST_METHODS } from '../eval/test-methods.ts';
 import { ModelSpecShape } from '../models/assemble.ts';
 import { splitDatasetNames } from '../data/dataset.ts';
+import { parseSize } from '../data/image.ts';
 
 const positive = z.number().positive();
 const count = z.number().int().positive();
@@ -152,10 +153,7 @@ export function trainOptionsFromMapping(data: Record<string, unknown>): Record<s
     delete out[key];
   }
   if (Object.keys(augment).length > 0 || out.augment !== undefined) out.augment = augment;
-  const size = (v: unknown) => {
-    const m = typeof v === 'string' ? /^\s*(\d+)x(\d+)\s*$/.exec(v) : null;
-    return m ? [Number(m[1]), Number(m[2])] : v;
-  };
+  const size = (v: unknown) => (typeof v === 'string' ? parseSize(v) ?? v : v);
   if (out.resize !== undefined) out.resize = size(out.resize);
   if (typeof out.invarianceSizes === 'string') out.invarianceSizes = out.invarianceSizes.split(',').map(size);
   else if (Array.isArray(out.invarianceSizes)) out.invarianceSizes = out.invarianceSizes.map(size);

@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 ADDON := native/build/Release/vgl_torch.node
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
 
-.PHONY: setup system-deps reference-deps test typecheck demo bench clean
+.PHONY: setup system-deps reference-deps test typecheck demo study bench clean
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
@@ -59,6 +59,14 @@ test: setup typecheck
 
 demo: setup
 	node bin/vgl.js demo
+
+# The brief's study at demo scale (experiments/*.yaml), resumable: a finished run is skipped, a killed
+# one resumes. Tables in runs/experiments/<plan>/table.{md,csv,json}.
+STUDY := baselines ablation-1-lr-optimizer ablation-2-cross-dataset ablation-3-train-threshold \
+	ablation-4-val-radius ablation-5-augmentations ablation-6-image-size mining scalability
+study: setup
+	node bin/vgl.js demo datasets
+	@set -e; for p in $(STUDY); do node bin/vgl.js experiment run experiments/$$p.yaml; done
 
 bench: setup reference-deps
 	node bin/vgl.js bench engine

@@ -1,7 +1,8 @@
 // `vgl experiment run`: the runs of a plan in sequence. A run whose evaluation.json exists is done and
 // skipped; one with a checkpoint resumes (the trainer's own resumption); each run folder records its
 // config (config.json), the git commit, the machine, wall times, time per training phase, and for
-// every test set recall@N with each query's first correct rank (what the statistics resample). A reused
+// every test set recall@N with each query's first correct rank (what the statistics resample); the
+// experiment folder gets the tables (table.md/csv/json). A reused
 // variant's model is trained by its source plan (in that plan's folder, if not done yet) and only
 // evaluated here.
 import { execFileSync } from 'node:child_process';
@@ -22,7 +23,8 @@ import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, averagePathOf, type LogEntry } from '../train/train.ts';
 import { sizedName } from './demo.ts';
-import { expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
+import { experimentTable, tableCsv, tableMarkdown, type ExperimentTable } from './table.ts';
+import { comparisonsOf, expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 
 /** One test set's result for one trained model. */
 export interface TestResult {
@@ -144,7 +146,16 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
     }
     made++;
   }
-  return readRecords(runs);
+  const records = await readRecords(runs);
+  if (records.length > 0) await writeTables(experimentDir, experimentTable(records, comparisonsOf(plan)));
+  return records;
+}
+
+/** table.md, table.csv and table.json in the experiment folder (rewritten as runs finish). */
+async function writeTables(dir: string, table: ExperimentTable): Promise<void> {
+  await writeFileAtomic(join(dir, 'table.md'), `${tableMarkdown(table)}\n`);
+  await writeFileAtomic(join(dir, 'table.csv'), tableCsv(table));
+  await writeFileAtomic(join(dir, 'table.json'), `${JSON.stringify(table, null, 2)}\n`);
 }
 
 /** The plan as run, in the experiment folder (what `vgl experiment table` reads). */

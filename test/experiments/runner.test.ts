@@ -86,6 +86,8 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.match(md, /- netvlad: R@1 by radius 10 m [\d.]+, 25 m [\d.]+, 50 m [\d.]+/);
   assert.match(md, /\| netvlad \| 2 \| 64 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\]( \*)? vs gem \|/);
   assert.equal(tableCsv(table).trim().split('\n').length, 1 + table.cells.length * 2);
+  assert.equal(readFileSync(join(stopped, 'table.md'), 'utf8'), `${md}\n`, 'the run writes its tables');
+  assert.equal(readFileSync(join(stopped, 'table.csv'), 'utf8'), tableCsv(table));
   // The cost per variant: the records' phases per epoch and wall times, averaged over seeds.
   const records = [0, 1].map((s) => JSON.parse(readFileSync(join(stopped, 'netvlad', `seed-${s}`, RUN_RECORD), 'utf8')) as RunRecord);
   const cost = table.costs.find((c) => c.variant === 'netvlad')!;

@@ -48,6 +48,13 @@ export function register(program: Command): void {
       console.log(`${formatVerdicts(judgeRealGains(rows))}\n`);
       console.log(`results: ${flags.outputFolder}/results.{json,md}, predictions and grids under ${flags.outputFolder}/*/`);
     });
+  demo.command('datasets')
+    .description("only the demo's datasets: render the synthetic cities and link the real photographs (what the study's plans train and test on)")
+    .option('--datasets-folder <dir>', 'where the datasets go', 'data/datasets')
+    .action(async (raw: { datasetsFolder: string }) => {
+      const { ensureDemoDatasets } = await import('../../experiments/demo.ts');
+      await ensureDemoDatasets({ datasetsFolder: raw.datasetsFolder, seed: 0, progress: Boolean(process.stderr.isTTY), log: (s) => console.error(s) });
+    });
   demo.command('curves')
     .description('recall@1 on the real test sets against training epoch, one line per training data (synthetic, real, mixed): curves.json/.csv and a PNG/SVG per test set')
     .option('--datasets-folder <dir>', 'where the datasets go', 'data/datasets')

@@ -21,8 +21,10 @@ export function register(program: Command): void {
       const { runExperiment } = await import('../../experiments/runner.ts');
       const { experimentTable, tableMarkdown } = await import('../../experiments/table.ts');
       const plan = readPlan(planPath);
-      const records = await runExperiment(planPath, raw.out ?? defaultDir(plan), { progress: raw.progress ?? false });
+      const dir = raw.out ?? defaultDir(plan);
+      const records = await runExperiment(planPath, dir, { progress: raw.progress ?? false });
       console.log(tableMarkdown(experimentTable(records, comparisonsOf(plan))));
+      console.error(`tables: ${dir}/table.{md,csv,json}`);
     });
   cmd.command('status <plan>')
     .description('each run of the plan: done, started (a checkpoint to resume) or pending')

@@ -47,8 +47,13 @@ const VariantSchema = z.object({
   name,
   /** Reuse another plan's trained models: "<plan file, relative to this one>#<variant>". */
   from: z.string().regex(FROM, '"<plan file>#<variant>", e.g. baselines.yaml#netvlad').optional(),
-  /** The variant this one's R@1 is compared with (default: the plan's first variant). */
-  against: name.optional(),
+  /** The variants this one's R@1 is compared with (default: the plan's first variant). */
+  against: z.union([name, z.array(name).min(1)]).optional(),
+  /**
+   * The starting network evaluated without training (ImageNet backbone; NetVLAD's clusters from
+   * k-means, as training would start): the reference "trained beats untrained" is measured against.
+   */
+  untrained: z.boolean().optional(),
 }).catchall(z.unknown());
 
 export const PlanSchema = z.object({
@@ -82,10 +87,12 @@ export interface PlannedRun {
   config: TrainConfig;
   /** A reused variant: the other plan and its run that trains the model. */
   source?: { plan: Plan; run: PlannedRun; experimentDir: string };
+  /** The starting network, evaluated without training. */
+  untrained?: boolean;
 }
 
-/** Each variant's comparison partner (`against`, default the plan's first variant; none for the first). */
-export type Comparisons = Record<string, string | undefined>;
+/** Each variant's comparison partners (`against`, default the plan's first variant; none for the first). */
+export type Comparisons = Record<string, string[]>;
 
 /** Reads and validates a plan file (YAML or JSON); errors name the file and the field. */
 export function readPlan(path: string): Plan {
@@ -114,12 +121,13 @@ export function parsePlan(data: unknown, where: string): Plan {
 
 const valueName = (v: unknown): string => (Array.isArray(v) ? v.join('x') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
 
-interface Variant { name: string; options: Record<string, unknown>; from?: string; against?: string }
+interface Variant { name: string; options: Record<string, unknown>; from?: string; against?: string[]; untrained?: boolean }
 
 /** The variants: the list, the grid's product, or each listed variant crossed with the grid (a reused variant is never crossed). */
 function variantsOf(plan: Plan): Variant[] {
-  const listed: Variant[] = plan.variants?.map(({ name: n, from, against, ...o }) => ({ name: n, from, against, options: o as Record<string, unknown> }))
-    ?? [{ name: '', options: {} }];
+  const listed: Variant[] = plan.variants?.map(({ name: n, from, against, untrained, ...o }) => ({
+    name: n, from, untrained, against: typeof against === 'string' ? [against] : against, options: o as Record<string, unknown>,
+  })) ?? [{ name: '', options: {} }];
   const grid = Object.entries(plan.grid ?? {});
   let combos: { name: string; options: Record<string, unknown> }[] = [{ name: '', options: {} }];
   for (const [key, values] of grid) {
@@ -130,13 +138,14 @@ function variantsOf(plan: Plan): Variant[] {
   }
   const out = listed.flatMap((l): Variant[] => {
     if (l.from !== undefined) {
+      if (l.untrained) throw new UsageError(`plan ${plan.name}, variant ${l.name}: a reused variant (from ${l.from}) is trained there; untrained does not apply`);
       if (Object.keys(l.options).length > 0) {
         throw new UsageError(`plan ${plan.name}, variant ${l.name}: a reused variant (from ${l.from}) takes its options from there, not ${Object.keys(l.options).join(', ')}`);
       }
       return [l];
     }
     return combos.map((c) => ({
-      name: [l.name, c.name].filter(Boolean).join(',') || 'default', against: l.against,
+      name: [l.name, c.name].filter(Boolean).join(',') || 'default', against: l.against, untrained: l.untrained,
       options: { ...l.options, ...c.options },
     }));
   });
@@ -146,15 +155,17 @@ function variantsOf(plan: Plan): Variant[] {
     seen.add(v.name);
   }
   for (const v of out) {
-    if (v.against !== undefined && !seen.has(v.against)) throw new UsageError(`plan ${plan.name}, variant ${v.name}: against ${v.against}: no such variant (${[...seen].join(', ')})`);
+    for (const a of v.against ?? []) {
+      if (!seen.has(a)) throw new UsageError(`plan ${plan.name}, variant ${v.name}: against ${a}: no such variant (${[...seen].join(', ')})`);
+    }
   }
   return out;
 }
 
-/** Each variant's comparison partner: its `against`, else the plan's first variant. */
+/** Each variant's comparison partners: its `against`, else the plan's first variant. */
 export function comparisonsOf(plan: Plan): Comparisons {
   const variants = variantsOf(plan);
-  return Object.fromEntries(variants.map((v, i) => [v.name, v.against ?? (i === 0 ? undefined : variants[0]!.name)]));
+  return Object.fromEntries(variants.map((v, i) => [v.name, v.against ?? (i === 0 ? [] : [variants[0]!.name])]));
 }
 
 /** The run ids and record folders of a plan, without building configs (for tables of a finished experiment). */
@@ -213,7 +224,7 @@ export function expandPlan(plan: Plan, experimentDir: string, o: { planFile?: st
           return `  ${key || 'options'}: ${i.code === 'unrecognized_keys' ? `unknown option${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}` : i.message}`;
         }).join('\n')}`);
       }
-      runs.push({ id, variant: v.name, seed, folder: r.data.outputFolder, options: v.options, config: r.data });
+      runs.push({ id, variant: v.name, seed, folder: r.data.outputFolder, options: v.options, config: r.data, ...(v.untrained ? { untrained: true } : {}) });
     }
   }
   return runs;

@@ -22,7 +22,7 @@ import { searchTimes, type SearchTime } from '../eval/search-time.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, averagePathOf, type LogEntry } from '../train/train.ts';
-import { sizedName } from './demo.ts';
+import { sizedName, untrainedNetwork } from './demo.ts';
 import { experimentTable, tableCsv, tableMarkdown, type ExperimentTable } from './table.ts';
 import { comparisonsOf, expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 
@@ -53,6 +53,7 @@ export interface RunRecord {
   variant: string;
   seed: number;
   options: Record<string, unknown>;
+  /** The checkpoint evaluated ('untrained' for the starting network). */
   model: string;
   /** A reused run: the source run that trained the model (`<plan>/<variant>/seed-<s>`); its times are the source's. */
   trainedBy?: string;
@@ -103,6 +104,7 @@ export type RunProgress = 'done' | 'started' | 'pending';
 
 export function runState(run: PlannedRun): RunProgress {
   if (existsSync(join(run.folder, RUN_RECORD))) return 'done';
+  if (run.untrained) return 'pending';
   if (run.source && runState(run.source.run) === 'done') return 'started';
   return existsSync(join(run.config.outputFolder, 'last.pth')) ? 'started' : 'pending';
 }
@@ -140,6 +142,12 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
       log(`[${i + 1}/${runs.length}] ${run.id}: evaluating the model of ${source.plan.name}/${source.run.id}`);
       const trained = JSON.parse(await readFile(join(source.run.folder, RUN_RECORD), 'utf8')) as RunRecord;
       await evaluateRun(plan, run, tests, { ...trained, trainedBy: `${source.plan.name}/${source.run.id}` }, log);
+    } else if (run.untrained) {
+      log(`[${i + 1}/${runs.length}] ${run.id}: evaluating the untrained network`);
+      const t0 = performance.now();
+      const net = await untrainedNetwork(run.config, (s) => log(`  ${s}`));
+      const untrained = { model: 'untrained', wallMs: { train: Math.round(performance.now() - t0) }, phasesMs: { cache: 0, mine: 0, train: 0, validate: 0 }, epochs: 0 };
+      await evaluateRun(plan, run, tests, untrained, log, net);
     } else {
       log(`[${i + 1}/${runs.length}] ${run.id}: ${state === 'started' ? 'resuming' : 'training'}`);
       await makeRun(plan, run, tests, progress, log);
@@ -188,10 +196,11 @@ async function makeRun(plan: Plan, run: PlannedRun, sets: TestSets, progress: bo
 
 const modelPathOf = (run: PlannedRun) => (run.config.averageWeights ? averagePathOf(run.config.outputFolder) : join(run.config.outputFolder, 'best.pth'));
 
-/** Evaluates a trained run's model on every test set (and evaluation variant) of the plan; writes its record. */
+/** Evaluates a run's model (its checkpoint, or `net` when given) on every test set and evaluation variant of the plan; writes its record. */
 async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
-  trained: Pick<RunRecord, 'model' | 'phasesMs' | 'epochs' | 'trainedBy'> & { wallMs: { train: number } }, log: (s: string) => void): Promise<void> {
-  const { net } = await modelFromCheckpoint(trained.model);
+  trained: Pick<RunRecord, 'model' | 'phasesMs' | 'epochs' | 'trainedBy'> & { wallMs: { train: number } }, log: (s: string) => void,
+  given?: Net): Promise<void> {
+  const net = given ?? (await modelFromCheckpoint(trained.model)).net;
   const t1 = performance.now();
   const tests: TestResult[] = [];
   const pcas = new PcaFits(run);
@@ -207,7 +216,7 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
     net.dispose();
   }
   const record: RunRecord = {
-    id: run.id, variant: run.variant, seed: run.seed, options: run.options, model: resolve(trained.model),
+    id: run.id, variant: run.variant, seed: run.seed, options: run.options, model: given ? trained.model : resolve(trained.model),
     ...(trained.trainedBy ? { trainedBy: trained.trainedBy } : {}), commit: gitCommit(),
     machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), threads: torch.getNumThreads(), device: torch.defaultDevice(), node: process.version },
     wallMs: { train: trained.wallMs.train, evaluate: Math.round(performance.now() - t1) },

@@ -16,8 +16,8 @@ export interface TableCell {
   recalls: Record<number, { mean: number; std: number }>;
   /** Evaluation variants with radii: radius → N → mean recall@N over seeds. */
   recallsByRadius?: Record<number, Record<number, number>>;
-  /** R@1 against the variant it is compared with (absent for the baseline itself). */
-  comparison?: BootstrapResult & { against: string };
+  /** R@1 against each variant it is compared with (none for the baseline itself). */
+  comparisons: (BootstrapResult & { against: string })[];
   /** Descriptor dimension and bytes per image (float32). */
   descriptor?: { dim: number; bytes: number };
   /** Exact search time per query by database size: mean over seeds (null where it did not fit in memory). */
@@ -54,7 +54,7 @@ function queryScores(records: readonly RunRecord[], test: string, n: number): nu
   return rows[0]!.map((_, q) => rows.reduce((s, ranks) => s + (ranks[q]! >= 0 && ranks[q]! < n ? 1 : 0), 0) / rows.length);
 }
 
-/** The table of an experiment's records; `comparisons` maps a variant to the one it is compared with (default: the first variant). */
+/** The table of an experiment's records; `comparisons` maps a variant to those it is compared with (default: the first variant). */
 export function experimentTable(records: readonly RunRecord[], comparisons: Comparisons = {}): ExperimentTable {
   if (records.length === 0) throw new Error('no finished run yet');
   const variants = [...new Set(records.map((r) => r.variant))];
@@ -74,7 +74,7 @@ export function experimentTable(records: readonly RunRecord[], comparisons: Comp
         recalls[n] = { mean, std };
       }
       const cell: TableCell = {
-        variant: v, test, seeds: runs.map((r) => r.seed), queries: results[0]!.queries, recalls,
+        variant: v, test, seeds: runs.map((r) => r.seed), queries: results[0]!.queries, recalls, comparisons: [],
         trainMinutes: meanStd(runs.map((r) => r.wallMs.train / 60_000)).mean,
       };
       if (results[0]!.recallsByRadius) {
@@ -91,10 +91,9 @@ export function experimentTable(records: readonly RunRecord[], comparisons: Comp
           return { databaseSize: s.databaseSize, msPerQuery: ms.some((m) => m === null) ? null : meanStd(ms as number[]).mean };
         });
       }
-      const against = v in comparisons ? comparisons[v] : v === baseline ? undefined : baseline;
-      const base = against === undefined ? [] : (byVariant.get(against) ?? []).filter((r) => r.tests.some((t) => t.key === test));
-      if (against !== undefined && base.length > 0) {
-        cell.comparison = { against, ...pairedBootstrap(queryScores(base, test, 1), queryScores(runs, test, 1), BOOTSTRAP) };
+      for (const against of comparisons[v] ?? (v === baseline ? [] : [baseline])) {
+        const base = (byVariant.get(against) ?? []).filter((r) => r.tests.some((t) => t.key === test));
+        if (base.length > 0) cell.comparisons.push({ against, ...pairedBootstrap(queryScores(base, test, 1), queryScores(runs, test, 1), BOOTSTRAP) });
       }
       cells.push(cell);
     }
@@ -130,8 +129,7 @@ export function tableMarkdown(t: ExperimentTable): string {
     parts.push(`|---|---|${dims ? '---|' : ''}${t.ns.map(() => '---|').join('')}---|---|`);
     const notes: string[] = [];
     for (const c of cells) {
-      const b = c.comparison;
-      const vs = b ? `${signed(b.difference)} [${signed(b.low)}, ${signed(b.high)}]${b.significant ? ' *' : ''} vs ${b.against}` : 'baseline';
+      const vs = c.comparisons.map((b) => `${signed(b.difference)} [${signed(b.low)}, ${signed(b.high)}]${b.significant ? ' *' : ''} vs ${b.against}`).join('; ') || 'baseline';
       if (c.recallsByRadius) {
         notes.push(`- ${c.variant}: R@1 by radius ${Object.entries(c.recallsByRadius).map(([r, v]) => `${r} m ${f1(v[1] ?? NaN)}`).join(', ')}`);
       }
@@ -159,8 +157,7 @@ export function tableMarkdown(t: ExperimentTable): string {
 export function tableCsv(t: ExperimentTable): string {
   const lines = ['test,variant,seeds,queries,dim,bytes,n,recall_mean,recall_std,against,r1_diff,r1_diff_low,r1_diff_high,significant,train_minutes'];
   for (const c of t.cells) {
-    for (const n of t.ns) {
-      const b = c.comparison;
+    for (const n of t.ns) for (const b of c.comparisons.length > 0 ? c.comparisons : [undefined]) {
       lines.push([c.test, c.variant, c.seeds.length, c.queries, c.descriptor?.dim ?? '', c.descriptor?.bytes ?? '', n, c.recalls[n]!.mean.toFixed(3), c.recalls[n]!.std.toFixed(3),
         b?.against ?? '', b ? b.difference.toFixed(3) : '', b ? b.low.toFixed(3) : '', b ? b.high.toFixed(3) : '', b ? String(b.significant) : '', c.trainMinutes.toFixed(2)]
         .map((x) => (/[",]/.test(String(x)) ? `"${String(x).replace(/"/g, '""')}"` : String(x))).join(','));

@@ -72,7 +72,7 @@ test('a reused variant: the source plan\'s run config and folder (the sibling ex
   assert.equal(reused!.source!.experimentDir, '/runs/experiments/base');
   assert.equal(reused!.source!.run.id, 'netvlad/seed-1');
   assert.equal(own!.folder, own!.config.outputFolder);
-  assert.deepEqual(comparisonsOf(plan), { 'base-netvlad': undefined, 'small,lr=0.0001': 'base-netvlad' });
+  assert.deepEqual(comparisonsOf(plan), { 'base-netvlad': [], 'small,lr=0.0001': ['base-netvlad'] });
   assert.deepEqual(planRunFolders(plan, '/x').map((r) => r.folder), ['/x/base-netvlad/seed-1', '/x/small,lr=0.0001/seed-1']);
 
   const bad = (data: object, re: RegExp) => {
@@ -86,6 +86,7 @@ test('a reused variant: the source plan\'s run config and folder (the sibling ex
   bad({ variants: [{ name: 'v', from: 'study.yaml#v' }] }, /leads back to .*study\.yaml \(a cycle\)/);
   bad({ variants: [{ name: 'v', from: 'base.yaml' }] }, /variants\.0\.from: "<plan file>#<variant>"/);
   bad({ variants: [{ name: 'v', against: 'w' }] }, /variant v: against w: no such variant \(v\)/);
+  bad({ variants: [{ name: 'v', from: 'base.yaml#gem', untrained: true }] }, /variant v: a reused variant \(from base\.yaml#gem\) is trained there; untrained does not apply/);
   bad({ evaluations: [{ name: 'e', pcaWhiten: true }] }, /evaluations\.0\.pcaWhiten: pcaWhiten needs pcaDim/);
 });
 

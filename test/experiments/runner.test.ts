@@ -11,6 +11,10 @@ import { generateCity } from '../../src/data/synth/generate.ts';
 import { recallsFromRanks } from '../../src/eval/recall.ts';
 import { meanStd } from '../../src/eval/stats.ts';
 import { readPlan, expandPlan, comparisonsOf } from '../../src/experiments/plan.ts';
+import * as torch from '../../src/torch/index.ts';
+import { modelFromSpec } from '../../src/models/assemble.ts';
+import { openDataset } from '../../src/data/dataset.ts';
+import { evaluate } from '../../src/eval/evaluate.ts';
 import { runExperiment, runState, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
 import { experimentTable, tableMarkdown, tableCsv } from '../../src/experiments/table.ts';
 
@@ -78,9 +82,9 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.deepEqual(cell.recalls[1], { mean: meanStd(files).mean, std: meanStd(files).std });
   assert.deepEqual(cell.seeds, [0, 1]);
   assert.equal(cell.queries, 24);
-  const b = cell.comparison;
-  assert.ok(b && b.against === 'gem' && b.low <= b.difference && b.difference <= b.high);
-  assert.equal(table.cells.find((c) => c.variant === 'gem')!.comparison, undefined);
+  const [b] = cell.comparisons;
+  assert.ok(cell.comparisons.length === 1 && b!.against === 'gem' && b!.low <= b!.difference && b!.difference <= b!.high);
+  assert.deepEqual(table.cells.find((c) => c.variant === 'gem')!.comparisons, []);
   const md = tableMarkdown(table);
   assert.match(md, /### tiny@64x80 \(24 queries\)/);
   assert.match(md, /- netvlad: R@1 by radius 10 m [\d.]+, 25 m [\d.]+, 50 m [\d.]+/);
@@ -102,7 +106,12 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   const file = join(root, 'reuse.yaml');
   writeFileSync(file, YAML.stringify({
     name: 'tiny-reuse',
-    variants: [{ name: 'trained-netvlad', from: 'plan.yaml#netvlad' }, { name: 'trained-gem', from: 'plan.yaml#gem', against: 'trained-netvlad' }],
+    defaults: { datasets_folder: join(root, 'datasets'), dataset_name: 'tiny', backbone: 'resnet18conv4', resnet_widths: [8, 8, 16, 16], aggregation: 'gem', resize: '48x64', recall_values: [1, 5], infer_batch_size: 32 },
+    variants: [
+      { name: 'trained-netvlad', from: 'plan.yaml#netvlad' },
+      { name: 'trained-gem', from: 'plan.yaml#gem', against: ['trained-netvlad', 'start'] },
+      { name: 'start', untrained: true },
+    ],
     seeds: [1],
     tests: [{ dataset: 'tiny' }],
     evaluations: [{ name: 'pca8', pcaDim: 8, pcaWhiten: true }, { name: 'search', searchSizes: [50, 400] }],
@@ -140,9 +149,22 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   // The comparison a variant names: gem against netvlad.
   const table = experimentTable(records, comparisonsOf(readPlan(file)));
   const cell = table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny')!;
-  assert.equal(cell.comparison?.against, 'trained-netvlad');
+  assert.deepEqual(cell.comparisons.map((c) => c.against), ['trained-netvlad', 'start']);
   assert.equal(table.costs[0]!.trainedBy, 'tiny-study/netvlad');
   assert.equal(netvlad!.epochs, sourceRecord.epochs);
+
+  // The untrained variant: nothing trained, the network of its seed as built from the spec.
+  const start = records.find((r) => r.variant === 'start')!;
+  assert.equal(start.model, 'untrained');
+  assert.equal(start.epochs, 0);
+  assert.ok(!existsSync(join(dir, 'start', 'seed-1', 'last.pth')));
+  const [run] = expandPlan(readPlan(file), dir, { planFile: file }).filter((r) => r.untrained);
+  torch.manualSeed(1);
+  const { net } = await modelFromSpec(run!.config);
+  const ds = await openDataset(join(root, 'datasets'), 'tiny', 'test');
+  const direct = await evaluate(net, ds, { size: { height: 48, width: 64 }, recallValues: [1, 5], batchSize: 32, progress: false, images: false });
+  net.dispose();
+  assert.deepEqual(start.tests[0]!.recalls, direct.recalls);
   assert.equal(table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny#pca8')!.descriptor?.dim, 8);
   assert.match(tableMarkdown(table), /- trained-netvlad \(64-d, 256 bytes per image\): exact search ms per query by database size 50: [\d.]+, 400: [\d.]+/);
 });

@@ -58,9 +58,10 @@ export const TrainConfigSchema = z.object({
   averageWeights: z.boolean().default(false)
     .describe('also keep average.pth, the mean of the weights after each epoch (SWA); it is the model the final test uses'),
   // loss and mining
-  criterion: z.enum(['triplet', 'sare-ind', 'sare-joint', 'none']).default('triplet')
+  criterion: z.enum(['triplet', 'sare-ind', 'sare-joint', 'solar', 'none']).default('triplet')
     .describe("loss; 'none': no tuples, no mining, only the invariance term trains"),
   margin: positive.default(0.1).describe('triplet margin'),
+  sosWeight: z.number().min(0).default(5).describe("solar: weight λ of the second-order similarity term (SOLAR's default 5)"),
   invarianceWeight: z.number().min(0).default(0)
     .describe('camera-invariance distillation (ours): weight of ||s - t||^2 / ||t||^2, s = the network on an augmented training image, t = the frozen starting network on the clean one; 0 = off'),
   invarianceOn: z.enum(['features', 'descriptors']).default('features')

@@ -15,8 +15,8 @@
 // whatever the loss. 'per-query' is the SARE paper's form (mean over the batch), K times larger.
 import { Tensor, tidy, cat, zeros, type Device } from '../torch/index.ts';
 
-export type LossName = 'triplet' | 'sare_ind' | 'sare_joint';
-export const LOSS_NAMES: readonly LossName[] = ['triplet', 'sare_ind', 'sare_joint'];
+export type LossName = 'triplet' | 'sare_ind' | 'sare_joint' | 'solar';
+export const LOSS_NAMES: readonly LossName[] = ['triplet', 'sare_ind', 'sare_joint', 'solar'];
 
 export type LossReduction = 'per-triplet' | 'per-query' | 'none';
 
@@ -34,9 +34,15 @@ export interface SareLossOptions {
   reduction?: LossReduction;
 }
 
-export type LossOptions = TripletLossOptions & SareLossOptions;
+export interface SolarLossOptions extends TripletLossOptions {
+  /** λ, the weight of the second-order term; default 5 (SOLAR's training default). */
+  sosWeight?: number;
+}
+
+export type LossOptions = SolarLossOptions & SareLossOptions;
 
 export const DEFAULT_TRIPLET_MARGIN = 0.1;
+export const DEFAULT_SOS_WEIGHT = 5;
 export const PAIRWISE_DISTANCE_EPS = 1e-6;
 
 interface TupleShape {
@@ -121,6 +127,36 @@ export function sareJointLoss(query: Tensor, positive: Tensor, negatives: Tensor
 }
 
 /**
+ * Second-order similarity (SOS; Tian et al. 2019, as SOLAR uses it, Ng et al. 2020) per query:
+ * √(Σ_k (‖q − n_k‖² − ‖p − n_k‖²)²), [B]. It asks the query and its positive to stand at the same
+ * distances from every negative: their neighbourhoods agree, not only their pair.
+ */
+export function secondOrderSimilarity(query: Tensor, positive: Tensor, negatives: Tensor): Tensor {
+  checkTupleShapes(query, positive, negatives);
+  return tidy(() => {
+    const dQueryNeg = query.unsqueeze(1).sub(negatives).pow(2).sum(-1); // [B, K]
+    const dPositiveNeg = positive.unsqueeze(1).sub(negatives).pow(2).sum(-1);
+    // + 1e-12: sqrt's gradient at exactly 0 (identical neighbourhoods) would be infinite
+    return dQueryNeg.sub(dPositiveNeg).pow(2).sum(1).add(1e-12).sqrt();
+  });
+}
+
+/**
+ * SOLAR's loss: per query, the triplet terms Σ_k max(0, ‖q − p‖ − ‖q − n_k‖ + margin) plus λ·SOS (one
+ * term per tuple, as SOLAR sums them over its tuples); reduced like every criterion here.
+ */
+export function solarLoss(query: Tensor, positive: Tensor, negatives: Tensor, options: SolarLossOptions = {}): Tensor {
+  const shape = checkTupleShapes(query, positive, negatives);
+  const weight = options.sosWeight ?? DEFAULT_SOS_WEIGHT;
+  if (!Number.isFinite(weight) || weight < 0) throw new Error(`solarLoss: sosWeight must be a number >= 0, got ${weight}`);
+  const reduction = checkReduction(options.reduction ?? 'per-triplet');
+  return tidy(() => {
+    const triplets = tripletLoss(query, positive, negatives, { ...options, reduction: 'none' }); // [B]
+    return reduce(triplets.add(secondOrderSimilarity(query, positive, negatives).mul(weight)), reduction, shape);
+  });
+}
+
+/**
  * Camera-invariance distillation: ‖student − teacher‖² / ‖teacher‖² over the feature maps (or the
  * descriptors) of the same images, the student seeing them augmented (noise, blur, exposure, grey)
  * and the frozen teacher (the starting network) seeing them clean. Scale-free, so one weight suits
@@ -134,12 +170,13 @@ export function featureInvarianceLoss(student: Tensor, teacher: Tensor): Tensor 
   return tidy(() => student.sub(teacher).pow(2).mean().div(teacher.pow(2).mean().clampMin(1e-12)));
 }
 
-/** The loss named `name` (the trainer's registry). Triplet options are ignored by the SARE losses. */
+/** The loss named `name` (the trainer's registry). Triplet options are ignored by the SARE losses, sosWeight by all but SOLAR. */
 export function computeLoss(name: LossName, query: Tensor, positive: Tensor, negatives: Tensor, options: LossOptions = {}): Tensor {
   switch (name) {
     case 'triplet': return tripletLoss(query, positive, negatives, options);
     case 'sare_ind': return sareIndLoss(query, positive, negatives, { reduction: options.reduction });
     case 'sare_joint': return sareJointLoss(query, positive, negatives, { reduction: options.reduction });
+    case 'solar': return solarLoss(query, positive, negatives, options);
     default: throw new Error(`unknown loss '${name as string}'; expected one of ${LOSS_NAMES.join(', ')}`);
   }
 }

@@ -482,7 +482,7 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
           const x = torch.fromHost(batch.images);
           const descriptors = net.forward(toDevice(flipped ? x.flip(3) : x, run.device));
           const { query, positive, negatives } = splitTuples(descriptors, batch.indices.length / tuple);
-          l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin, reduction: config.lossReduction });
+          l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin, sosWeight: config.sosWeight, reduction: config.lossReduction });
         }
         if (invariance && views) {
           const both = toDevice(torch.fromHost(views), run.device);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.ts';
 import type { Tensor } from '../../src/torch/index.ts';
-import { tripletLoss, sareIndLoss, sareJointLoss, computeLoss, featureInvarianceLoss, splitTuples, type LossName } from '../../src/train/losses.ts';
+import { tripletLoss, sareIndLoss, sareJointLoss, solarLoss, secondOrderSimilarity, computeLoss, featureInvarianceLoss, splitTuples, type LossName } from '../../src/train/losses.ts';
 
 const f64 = { dtype: 'float64' as const };
 const EPS = 1e-6;
@@ -50,6 +50,23 @@ test('triplet: hand-worked 2-D example (one active, one inactive hinge; eps as i
     closeAll(n.grad!.toNumbers(), [0, 0, (1 + EPS) / dN1 / 2, (1 + EPS) / dN1 / 2], 1e-15, 'dL/dn');
     assert.equal(n.grad!.toNumbers()[0], 0);
     assert.equal(n.grad!.toNumbers()[1], 0);
+  });
+});
+
+test('SOLAR: the second-order term by hand, added to the triplet terms with weight λ', () => {
+  torch.tidy(() => {
+    const [q, p, n] = inputs();
+    // ‖q−n0‖² = 4, ‖p−n0‖² = 2; ‖q−n1‖² = 2, ‖p−n1‖² = 4: gaps +2 and −2, SOS = √8.
+    close(secondOrderSimilarity(q, p, n).item(), Math.sqrt(8), 1e-11, 'SOS');
+    const active = dPos - dN1 + 0.1;
+    close(solarLoss(q, p, n).item(), (active + 5 * Math.sqrt(8)) / 2, 1e-11, 'λ = 5 (default), sum / (B·K)');
+    close(solarLoss(q, p, n, { sosWeight: 0 }).item(), tripletLoss(q, p, n).item(), 1e-15, 'λ = 0 is the triplet loss');
+    // The positive standing where the query stands has the same neighbourhood: SOS ≈ 0, finite gradient.
+    const same = secondOrderSimilarity(q, q.detach().clone().requiresGrad_(), n);
+    assert.ok(same.item() < 1e-5);
+    same.sum().backward();
+    assert.ok(q.grad!.toNumbers().every(Number.isFinite));
+    assert.throws(() => solarLoss(q, p, n, { sosWeight: -1 }), /sosWeight must be a number >= 0, got -1/);
   });
 });
 
@@ -137,6 +154,7 @@ interface FixtureCase {
   label: string;
   loss: LossName;
   margin: number;
+  sosWeight: number;
   query: Encoded;
   positive: Encoded;
   negatives: Encoded;
@@ -149,7 +167,7 @@ for (const c of fixture.cases) {
   test(`PyTorch reference: ${c.label}`, () => {
     torch.tidy(() => {
       const ins = [c.query, c.positive, c.negatives].map((e) => torch.tensor(Float64Array.from(e.data), e.shape).requiresGrad_());
-      const loss = computeLoss(c.loss, ins[0], ins[1], ins[2], { margin: c.margin, reduction: 'per-triplet' });
+      const loss = computeLoss(c.loss, ins[0], ins[1], ins[2], { margin: c.margin, sosWeight: c.sosWeight, reduction: 'per-triplet' });
       close(loss.item(), c.value, 1e-12, 'value');
       loss.backward();
       ins.forEach((t, i) => closeAll(t.grad!.toNumbers(), c.grads[i].data, 1e-12, `grad of input ${i}`));
@@ -161,7 +179,7 @@ test('PyTorch reference holds in float32 too (looser tolerance)', () => {
   torch.tidy(() => {
     for (const c of fixture.cases) {
       const ins = [c.query, c.positive, c.negatives].map((e) => torch.tensor(Float32Array.from(e.data), e.shape));
-      const loss = computeLoss(c.loss, ins[0], ins[1], ins[2], { margin: c.margin, reduction: 'per-triplet' });
+      const loss = computeLoss(c.loss, ins[0], ins[1], ins[2], { margin: c.margin, sosWeight: c.sosWeight, reduction: 'per-triplet' });
       close(loss.item(), c.value, 1e-5, c.label);
     }
   });
@@ -196,7 +214,7 @@ test('losses release their intermediate tensors', () => {
   const before = torch.liveTensors();
   torch.tidy(() => {
     const [q, p, n] = inputs();
-    for (const name of ['triplet', 'sare_ind', 'sare_joint'] as const) computeLoss(name, q, p, n).backward();
+    for (const name of ['triplet', 'sare_ind', 'sare_joint', 'solar'] as const) computeLoss(name, q, p, n).backward();
   });
   assert.equal(torch.liveTensors(), before);
 });

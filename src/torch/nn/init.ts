@@ -25,6 +25,10 @@ export function constant_(t: Tensor, v: number): Tensor {
 export function kaimingNormalFanOut_(t: Tensor): Tensor {
   return normal_(t, 0, Math.sqrt(2 / fans(t.shape).fanOut));
 }
+/** He normal, mode fan_in (torch.nn.init.kaiming_normal_'s default). */
+export function kaimingNormalFanIn_(t: Tensor): Tensor {
+  return normal_(t, 0, Math.sqrt(2 / fans(t.shape).fanIn));
+}
 /** PyTorch's default for Conv2d/Linear: kaiming_uniform(a=√5) = U(±1/√fan_in); bias U(±1/√fan_in) too. */
 export function defaultUniform_(t: Tensor, fanIn: number): Tensor {
   const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;

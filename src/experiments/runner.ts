@@ -11,13 +11,15 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
-import type { Pca } from '../models/pca.ts';
+import type { Tensor } from '../torch/index.ts';
+import { Pca } from '../models/pca.ts';
 import { writeFileAtomic } from '../torch/serialization/index.ts';
 import { openDatasets, type GeoDataset } from '../data/dataset.ts';
 import { computePositives } from '../data/positives.ts';
 import { modelFromCheckpoint } from '../models/assemble.ts';
 import { evaluate } from '../eval/evaluate.ts';
-import { fitPca, withPca } from '../eval/pca.ts';
+import { withPca } from '../eval/pca.ts';
+import { extractDescriptors } from '../eval/extract.ts';
 import { searchTimes, type SearchTime } from '../eval/search-time.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
@@ -203,16 +205,21 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
   const net = given ?? (await modelFromCheckpoint(trained.model)).net;
   const t1 = performance.now();
   const tests: TestResult[] = [];
-  const pcas = new PcaFits(run);
+  const pcas = new PcaFits(run, net);
   try {
-    for (const t of plan.tests) {
+    for (const [i, t] of plan.tests.entries()) {
       const set = await sets.get(run.config.datasetsFolder, t, run.config.valPositiveDistThreshold);
       tests.push(await testOn(net, run, t, set, pcas));
       // Evaluation-only variants: the same trained model, evaluated another way (no retraining).
-      for (const e of plan.evaluations) tests.push(await testOn(net, run, t, set, pcas, e));
+      // Search time depends on the descriptor and the database size, not on the test set: timed on the
+      // first test set only (a variant that only times the search is skipped on the others).
+      for (const { searchSizes, ...e } of plan.evaluations) {
+        if (i === 0) tests.push(await testOn(net, run, t, set, pcas, { ...e, searchSizes }));
+        else if (Object.keys(e).length > 1) tests.push(await testOn(net, run, t, set, pcas, e));
+      }
     }
   } finally {
-    pcas.dispose();
+    await pcas.dispose();
     net.dispose();
   }
   const record: RunRecord = {
@@ -231,25 +238,33 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
 
 type Net = Awaited<ReturnType<typeof modelFromCheckpoint>>['net'];
 
-/** A run's PCA fits, one per evaluation variant and size, on its training dataset's train database (the reference's choice). */
+/**
+ * A run's PCA fits, one per evaluation variant, on its training dataset's train database (the
+ * reference's choice). The database is described once (at the training size) for all of them.
+ */
 class PcaFits {
+  #database: Promise<Tensor> | undefined;
   #fits = new Map<string, Promise<Pca>>();
-  constructor(private readonly run: PlannedRun) {}
-  get(net: Net, e: PlanEvaluation & { pcaDim: number }, size: [number, number]): Promise<Pca> {
-    const key = `${e.name}@${size.join('x')}`;
-    let fit = this.#fits.get(key);
+  constructor(private readonly run: PlannedRun, private readonly net: Net) {}
+  get(e: PlanEvaluation & { pcaDim: number }): Promise<Pca> {
+    let fit = this.#fits.get(e.name);
     if (!fit) {
-      const { config } = this.run;
-      fit = openDatasets(config.datasetsFolder, datasetNames(config), 'train').then((train) => net.fastInference((forward) =>
-        fitPca(net.asDescriptorModel(forward), train.databasePaths, {
-          dim: e.pcaDim, whiten: e.pcaWhiten ?? false, size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, seed: config.seed,
-        })));
-      this.#fits.set(key, fit);
+      fit = this.#describeDatabase().then((d) => Pca.fit(d, { dim: e.pcaDim, whiten: e.pcaWhiten ?? false, seed: this.run.config.seed }));
+      this.#fits.set(e.name, fit);
     }
     return fit;
   }
-  dispose(): void {
-    for (const fit of this.#fits.values()) void fit.then((p) => p.dispose(), () => {});
+  #describeDatabase(): Promise<Tensor> {
+    const { config } = this.run;
+    this.#database ??= openDatasets(config.datasetsFolder, datasetNames(config), 'train').then((train) => this.net.fastInference((forward) =>
+      extractDescriptors(this.net.asDescriptorModel(forward), train.databasePaths, {
+        size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, label: 'PCA database',
+      })));
+    return this.#database;
+  }
+  async dispose(): Promise<void> {
+    for (const fit of this.#fits.values()) (await fit.catch(() => undefined))?.dispose();
+    (await this.#database?.catch(() => undefined))?.dispose();
   }
 }
 
@@ -258,7 +273,7 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
   const { config } = run;
   const size = e?.size ?? t.size ?? config.resize;
   const radius = config.valPositiveDistThreshold;
-  const pca = e?.pcaDim !== undefined ? await pcas.get(net, { ...e, pcaDim: e.pcaDim }, config.resize) : undefined;
+  const pca = e?.pcaDim !== undefined ? await pcas.get({ ...e, pcaDim: e.pcaDim }) : undefined;
   const t0 = performance.now();
   const r = await net.fastInference((forward) => {
     const model = net.asDescriptorModel(forward);

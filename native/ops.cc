@@ -168,6 +168,9 @@ const std::vector<OpEntry>& OpTable() {
       OP(adaptive_max_pool2d, std::get<0>(at::adaptive_max_pool2d(a.t(0), a.l(1)))),
       OP(upsample_bilinear2d, at::upsample_bilinear2d(a.t(0), a.l(1), a.b(2))),
       OP(upsample_nearest2d, at::upsample_nearest2d(a.t(0), a.l(1))),
+      OP(upsample_bicubic2d, a.b(3) ? at::_upsample_bicubic2d_aa(a.t(0), a.l(1), a.b(2)) : at::upsample_bicubic2d(a.t(0), a.l(1), a.b(2))),
+      OP(layer_norm, at::layer_norm(a.t(0), a.l(1), a.ot(2), a.ot(3), a.d(4))),
+      OP(gelu, at::gelu(a.t(0), a.s(1))),
       OP(dropout, at::dropout(a.t(0), a.d(1), a.b(2))),
       OP(constant_pad_nd, at::constant_pad_nd(a.t(0), a.l(1), a.scalar(2))),
 

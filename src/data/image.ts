@@ -20,8 +20,12 @@ export function parseSize(text: string): [number, number] | null {
   return m ? [Number(m[1]), Number(m[2])] : null;
 }
 
-/** 'imagenet': ImageNet mean/std on [0,1] values; 'minus_one_one': 2x-1 (Keras MobileNetV2); 'unit': [0,1]. */
-export type Normalization = 'imagenet' | 'minus_one_one' | 'unit';
+/**
+ * 'imagenet': ImageNet mean/std on [0,1] values; 'minus_one_one': 2x-1 (Keras MobileNetV2); 'unit': [0,1];
+ * 'caffe': Keras' "caffe" mode (its ResNet50): 0–255 minus the ImageNet mean, no std. Keras also flips
+ * RGB to BGR; vgl keeps RGB and its converted weights take the flip into conv1 instead.
+ */
+export type Normalization = 'imagenet' | 'minus_one_one' | 'unit' | 'caffe';
 
 /**
  * How an image becomes the network input (the reference's test methods).
@@ -37,6 +41,8 @@ export type Interpolation = 'bilinear' | 'nearest' | 'lanczos3';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+/** Keras' "caffe" mean in RGB order (Keras lists it as BGR: 103.939, 116.779, 123.68). */
+export const CAFFE_MEAN_RGB = [123.68, 116.779, 103.939] as const;
 
 /** A path, or encoded bytes with a name to use in error messages. */
 export type ImageInput = string | { name: string; data: Uint8Array };
@@ -201,6 +207,7 @@ function normalizeValue(x: number, channel: number, normalization: Normalization
     case 'imagenet': return (x - IMAGENET_MEAN[channel]!) / IMAGENET_STD[channel]!;
     case 'minus_one_one': return 2 * x - 1;
     case 'unit': return x;
+    case 'caffe': return 255 * x - CAFFE_MEAN_RGB[channel]!;
   }
 }
 
@@ -237,13 +244,22 @@ export function normalizeRgbInto(
   }
 }
 
+/** normalizeValue as (x − mean)·scale on [0,1] values, per channel. */
+function meanAndScale(normalization: Normalization, channel: number): [number, number] {
+  switch (normalization) {
+    case 'imagenet': return [IMAGENET_MEAN[channel]!, 1 / IMAGENET_STD[channel]!];
+    case 'minus_one_one': return [0.5, 2];
+    case 'unit': return [0, 1];
+    case 'caffe': return [CAFFE_MEAN_RGB[channel]! / 255, 255];
+  }
+}
+
 /** Normalises a [0,1] planar float image into `out` at `offset`. */
 export function normalizeFloatInto(img: FloatImage, normalization: Normalization, out: Float32Array, offset = 0): void {
   const plane = img.width * img.height;
   for (let c = 0; c < 3; c++) {
     const base = c * plane;
-    const mean = normalization === 'imagenet' ? IMAGENET_MEAN[c]! : normalization === 'minus_one_one' ? 0.5 : 0;
-    const scale = normalization === 'imagenet' ? 1 / IMAGENET_STD[c]! : normalization === 'minus_one_one' ? 2 : 1;
+    const [mean, scale] = meanAndScale(normalization, c);
     for (let i = 0; i < plane; i++) out[offset + base + i] = (img.data[base + i]! - mean) * scale;
   }
 }

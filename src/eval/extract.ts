@@ -14,7 +14,7 @@ export interface DescriptorModel {
   /** Images [B, 3, H, W] -> descriptors [B, dim] (searched by plain L2 distance, so any length). */
   forward(images: Tensor): Tensor;
   readonly dim: number;
-  readonly inputNormalization: 'imagenet' | 'minus_one_one';
+  readonly inputNormalization: Exclude<Normalization, 'unit'>;
   eval(): unknown;
 }
 

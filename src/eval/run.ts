@@ -38,6 +38,11 @@ export interface EvaluationRequest {
   gemP?: number;
   /** Narrower ResNet widths (tests). */
   resnetWidths?: number[];
+  /** ResNet variant (default: what the weights file declares). */
+  resnetFlavour?: string;
+  /** Transformers: keep encoder blocks 0..N-1; depth,width,heads of a smaller one. */
+  truncTe?: number;
+  transformerDims?: number[];
   datasetsFolder?: string;
   datasetName?: string;
   split: string;
@@ -100,10 +105,13 @@ async function requestedModel(r: EvaluationRequest, device: torch.Device): Promi
   }
   const aggregation = r.aggregation ?? 'netvlad';
   if (!isAggregationName(aggregation)) throw new UsageError(`--aggregation "${aggregation}": unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`);
-  const attention = aggregation.startsWith('attention+');
+  // '<block>+<head>' names → the spec's attention kind and base head
+  const [block, base] = aggregation.includes('+') ? aggregation.split('+') : [undefined, aggregation];
+  const attention = block === undefined ? 'none' : block === 'attention' ? 'cbam' : block;
   const parsed = ModelSpecSchema.safeParse({
-    backbone: r.backbone, aggregation: attention ? aggregation.slice('attention+'.length) : aggregation, attention,
+    backbone: r.backbone, aggregation: base, attention,
     netvladClusters: r.netvladClusters, l2: r.l2, gemP: r.gemP, weights: r.weights, resnetWidths: r.resnetWidths,
+    resnetFlavour: r.resnetFlavour, truncTe: r.truncTe, transformerDims: r.transformerDims,
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -14,10 +14,17 @@ import { loadImage, type ImageSize } from '../data/image.ts';
 import { loadBatches } from '../data/loader.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import { buildNetwork, BACKBONE_NAMES, type GeoLocalizationNet } from './network.ts';
-import { BASE_HEADS, L2_PLACEMENTS, type AggregationName } from './aggregation/index.ts';
+import { BASE_HEADS, L2_PLACEMENTS, type AggregationName, type AttentionBlockName } from './aggregation/index.ts';
 import { isDataInitialised } from './types.ts';
+import type { TransformerConfig } from './transformer.ts';
+import { RESNET_FLAVOURS, type ResNetFlavour } from './resnet.ts';
+import { declaredFlavourOfFile } from './weights/keras-resnet50.ts';
 
 const count = z.number().int().positive();
+
+export const ATTENTION_KINDS = ['none', 'cbam', 'nonlocal', 'soa'] as const;
+type AttentionKind = (typeof ATTENTION_KINDS)[number];
+const ATTENTION_BLOCK_OF: Record<Exclude<AttentionKind, 'none'>, AttentionBlockName> = { cbam: 'attention', nonlocal: 'nonlocal', soa: 'soa' };
 
 /** The options that decide the network; a training config holds them (TrainConfigSchema spreads this shape). */
 export const ModelSpecShape = {
@@ -28,21 +35,59 @@ export const ModelSpecShape = {
     .describe('GeM/MAC/SPoC/avg/R-MAC: L2 of the local features before pooling (the reference), of the pooled descriptor, or none'),
   gemP: z.number().positive().default(3).describe('GeM exponent p, initial value'),
   gemPTrainable: z.boolean().default(true).describe('GeM p learns (true) or stays fixed (false)'),
-  attention: z.boolean().default(false).describe('CBAM attention before the head'),
+  // true / false: the switch it used to be (CBAM or nothing), also as flag strings
+  attention: z.union([z.boolean(), z.enum([...ATTENTION_KINDS, 'true', 'false'])]).default('none')
+    .transform((a): AttentionKind => (a === true || a === 'true' ? 'cbam' : a === false || a === 'false' ? 'none' : a))
+    .describe('attention block before the head: none, cbam (true), nonlocal (Wang et al. 2018) or soa (SOLAR\'s second-order attention)'),
   fcOutputDim: count.optional().describe('learned whitening: Linear to this dimension + L2 after the head'),
+  truncTe: count.optional().describe("transformer backbones (vit*, cct*): keep encoder blocks 0..N-1 only (the reference's --trunc_te)"),
+  freezeTe: z.number().int().min(0).optional()
+    .describe("transformer backbones: freeze the embeddings, encoder blocks 0..N and the final norm, train the blocks after N (the reference's --freeze_te; with --freeze-backbone reference)"),
+  transformerDims: z.array(count).length(3).optional().describe('smaller transformer: depth,width,heads, e.g. 2,32,4 (tests, tiny experiments)'),
   resnetWidths: z.array(count).length(4).optional().describe('narrower ResNet stage widths, e.g. 16,32,64,128 (tests, tiny experiments)'),
+  resnetFlavour: z.enum(RESNET_FLAVOURS).optional()
+    .describe("ResNet variant: torchvision (stride on the 3x3, ImageNet mean/std) or keras (Keras' ResNet50: stride on the first 1x1, caffe input); default: what the weights file declares (make weights writes a keras one), else torchvision"),
   weights: z.string().optional().describe('ImageNet weights: .pth (ResNet, VGG) or TF.js folder (MobileNetV2)'),
 };
 export const ModelSpecSchema = z.object(ModelSpecShape);
 export type ModelSpec = z.output<typeof ModelSpecSchema>;
 
+/**
+ * The ResNet flavour a spec builds: its own, else the one its weights file declares (a converted Keras
+ * file says keras), else torchvision. Undefined for other backbones.
+ */
+export function resnetFlavourOf(spec: Pick<ModelSpec, 'backbone' | 'resnetFlavour' | 'weights'>): ResNetFlavour | undefined {
+  if (!spec.backbone.startsWith('resnet')) return undefined;
+  if (spec.resnetFlavour !== undefined) return spec.resnetFlavour;
+  return (spec.weights !== undefined ? declaredFlavourOfFile(spec.weights) : undefined) ?? 'torchvision';
+}
+
+/** The spec with its ResNet flavour written out (what a run records, so it rebuilds without the weights file). */
+export function withResolvedFlavour<S extends Pick<ModelSpec, 'backbone' | 'resnetFlavour' | 'weights'>>(spec: S): S {
+  const flavour = resnetFlavourOf(spec);
+  return flavour === undefined || flavour === spec.resnetFlavour ? spec : { ...spec, resnetFlavour: flavour };
+}
+
+/** The spec's transformer options, or undefined when it sets none. */
+function transformerConfigOf(spec: ModelSpec): TransformerConfig | undefined {
+  if (spec.truncTe === undefined && spec.freezeTe === undefined && spec.transformerDims === undefined) return undefined;
+  return { truncate: spec.truncTe, freeze: spec.freezeTe, dims: spec.transformerDims };
+}
+
+/** The head's registry name: `<block>+<head>` with an attention block (CBAM keeps its old name, attention+). */
+export function aggregationNameOf(spec: Pick<ModelSpec, 'aggregation' | 'attention'>): AggregationName {
+  return (spec.attention === 'none' ? spec.aggregation : `${ATTENTION_BLOCK_OF[spec.attention]}+${spec.aggregation}`) as AggregationName;
+}
+
 /** The network a spec describes, with fresh (seeded by the caller) weights. */
 export function buildModel(spec: ModelSpec): GeoLocalizationNet {
   return buildNetwork({
     backbone: spec.backbone,
-    aggregation: (spec.attention ? `attention+${spec.aggregation}` : spec.aggregation) as AggregationName,
+    aggregation: aggregationNameOf(spec),
     head: { clusters: spec.netvladClusters, fcDim: spec.fcOutputDim, l2: spec.l2, gemP: spec.gemP, gemPTrainable: spec.gemPTrainable },
     resnetWidths: spec.resnetWidths,
+    transformer: transformerConfigOf(spec),
+    resnetFlavour: resnetFlavourOf(spec),
   });
 }
 

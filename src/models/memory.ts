@@ -4,6 +4,8 @@
 //
 // Activations grow with the pixel count (convolutions, NetVLAD's soft assignment and residuals), so one
 // forward of one image at a small probe size, with each layer's output counted, scales to any size.
+// Self-attention weights (N x N for N tokens) grow with the square of the pixel count: modules that say so
+// (`activationGrowth = 'quadratic'`, transformer.ts) are scaled by the squared ratio.
 import * as torch from '../torch/index.ts';
 import { Tensor, availableMemory } from '../torch/index.ts';
 import type { GeoLocalizationNet } from './network.ts';
@@ -14,7 +16,8 @@ export { availableMemory };
 /**
  * Backward adds gradients to the saved tensors. With it, the estimate of a step measured against the
  * peak resident memory of real steps at 240x320 (ResNet-18/50, MobileNetV2, VGG-16; GeM, NetVLAD) is
- * 0.8x to 1.8x: rarely under, never by much.
+ * 0.8x to 1.8x: rarely under, never by much. Transformers (12 images a step, one thread): CCT-14/7x2 at
+ * 192x256 0.95x, ViT-B/16 at 224x224 1.3x.
  */
 export const BACKWARD_FACTOR = 1.5;
 /** Inference holds a layer's input, its output and a workspace: three of the largest outputs. */
@@ -36,14 +39,20 @@ export function activationBytesPerImage(net: GeoLocalizationNet, height: number,
   const w = Math.max(32, Math.round(width * scale));
   let bytes = 0;
   let largest = 0;
+  let quadraticBytes = 0;
+  let largestQuadratic = 0;
   const restore: (() => void)[] = [];
   for (const [, m] of net.namedModules()) {
     if (m.children().next().done !== true) continue;
     const forward = m.forward;
     const leaf = m as unknown as { forward: (...a: unknown[]) => unknown };
+    const quadratic = (m as { activationGrowth?: string }).activationGrowth === 'quadratic';
     leaf.forward = (...inputs: unknown[]) => {
       const out = (forward as (...a: unknown[]) => unknown).apply(m, inputs);
-      if (out instanceof Tensor) {
+      if (out instanceof Tensor && quadratic) {
+        quadraticBytes += out.numel * 4;
+        largestQuadratic = Math.max(largestQuadratic, out.numel * 4);
+      } else if (out instanceof Tensor) {
         bytes += out.numel * 4;
         largest = Math.max(largest, out.numel * 4);
       }
@@ -60,7 +69,10 @@ export function activationBytesPerImage(net: GeoLocalizationNet, height: number,
     net.train(wasTraining);
   }
   const ratio = (height * width) / (h * w);
-  return { training: bytes * ratio, inference: INFERENCE_LIVE_OUTPUTS * largest * ratio };
+  return {
+    training: bytes * ratio + quadraticBytes * ratio ** 2,
+    inference: INFERENCE_LIVE_OUTPUTS * Math.max(largest * ratio, largestQuadratic * ratio ** 2),
+  };
 }
 
 export interface MemoryEstimate {

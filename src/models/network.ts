@@ -2,18 +2,23 @@
 // assembled from a typed config. State-dict names are `backbone.*` and `aggregation.*`, with the
 // torchvision names inside the backbone.
 import { nn, tidy, Tensor, inferenceMode } from '../torch/index.ts';
-import { loadStateDict as readStateDict } from '../torch/serialization/index.ts';
 import { freezeModules, type Backbone, type AggregationHead } from './types.ts';
-import { ResNetTrunk, loadResNetWeights, type ResNetName, type Cut } from './resnet.ts';
+import { ResNetTrunk, loadResNetWeights, type ResNetName, type Cut, type ResNetFlavour } from './resnet.ts';
 import { MobileNetV2 } from './mobilenetv2.ts';
 import { Vgg16, loadVggWeights } from './vgg.ts';
 import { loadKerasWeights } from './weights/keras-mobilenetv2.ts';
-import { HEADS, AGGREGATION_NAMES, type AggregationName, type HeadOptions } from './aggregation/index.ts';
+import { readResNetWeights } from './weights/keras-resnet50.ts';
+import { HEADS, AGGREGATION_NAMES, takesGlobalToken, type AggregationName, type HeadOptions } from './aggregation/index.ts';
+import { VisionTransformer, VIT_B16, loadViTWeightsFile } from './vit.ts';
+import { CCT, CCT_14_7X2, loadCCTWeightsFile } from './cct.ts';
+import type { TransformerConfig } from './transformer.ts';
 
 export const BACKBONE_FREEZE = ['reference', 'none', 'all'] as const;
 export type BackboneFreeze = (typeof BACKBONE_FREEZE)[number];
 
-export const BACKBONE_NAMES = ['resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2'] as const;
+export const BACKBONE_NAMES = [
+  'resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2', 'vit', 'vit384', 'cct224', 'cct384',
+] as const;
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
 
 export interface NetworkConfig {
@@ -22,22 +27,32 @@ export interface NetworkConfig {
   head?: HeadOptions;
   /** Narrower ResNet widths (tests and tiny experiments); default torchvision's. */
   resnetWidths?: number[];
+  /** ResNet block variant and input the weights need (src/models/resnet.ts); default torchvision. */
+  resnetFlavour?: ResNetFlavour;
+  /** Transformer backbones: truncation, freezing, a smaller shape (src/models/transformer.ts). */
+  transformer?: TransformerConfig;
 }
 
 interface BackboneEntry {
   create(config: NetworkConfig): Backbone;
+  /** A transformer: honours config.transformer and can output its global token (the cls head). */
+  transformer?: true;
   /** Loads ImageNet weights from a local file or folder into the backbone. */
   loadPretrained(backbone: Backbone, path: string): Promise<void>;
 }
 
 function resnet(arch: ResNetName, cut: Cut): BackboneEntry {
   return {
-    create: (c) => new ResNetTrunk(arch, cut, { widths: c.resnetWidths }),
+    create: (c) => new ResNetTrunk(arch, cut, { widths: c.resnetWidths, flavour: c.resnetFlavour }),
     loadPretrained: async (b, path) => {
-      loadResNetWeights(b as ResNetTrunk, await readStateDict(path), path);
+      const { stateDict, flavour } = await readResNetWeights(path);
+      loadResNetWeights(b as ResNetTrunk, stateDict, path, flavour);
     },
   };
 }
+
+/** A transformer outputs its global token for the cls head, else its patch tokens as a map. */
+const tokenOutput = (c: NetworkConfig) => (takesGlobalToken(c.aggregation) ? 'token' as const : 'grid' as const);
 
 /** Backbones by name: the CLI, trainer and evaluator read this table and nothing else. */
 export const BACKBONES: Record<BackboneName, BackboneEntry> = {
@@ -57,7 +72,45 @@ export const BACKBONES: Record<BackboneName, BackboneEntry> = {
       await loadKerasWeights(b as MobileNetV2, path);
     },
   },
+  // ViT-B/16 with position embeddings for 224 (timm's vit_base_patch16_224) or 384 (_384); both run
+  // at any input size. The reference's `vit` loads one or the other by --resize.
+  vit: {
+    transformer: true,
+    create: (c) => new VisionTransformer(VIT_B16, { ...c.transformer, output: tokenOutput(c) }),
+    loadPretrained: async (b, path) => {
+      await loadViTWeightsFile(b as VisionTransformer, path);
+    },
+  },
+  vit384: {
+    transformer: true,
+    create: (c) => new VisionTransformer({ ...VIT_B16, imageSize: 384 }, { ...c.transformer, output: tokenOutput(c) }),
+    loadPretrained: async (b, path) => {
+      await loadViTWeightsFile(b as VisionTransformer, path);
+    },
+  },
+  // CCT-14/7x2 with position embeddings for 224 or 384 (the reference's cct384, the authors' ImageNet models).
+  cct224: {
+    transformer: true,
+    create: (c) => new CCT({ ...CCT_14_7X2, imageSize: 224 }, { ...c.transformer, output: tokenOutput(c) }),
+    loadPretrained: async (b, path) => {
+      await loadCCTWeightsFile(b as CCT, path);
+    },
+  },
+  cct384: {
+    transformer: true,
+    create: (c) => new CCT(CCT_14_7X2, { ...c.transformer, output: tokenOutput(c) }),
+    loadPretrained: async (b, path) => {
+      await loadCCTWeightsFile(b as CCT, path);
+    },
+  },
 };
+
+/** The transformer options set in a config (empty when none is). */
+function transformerOptionsSet(c: NetworkConfig): string[] {
+  const t = c.transformer ?? {};
+  return [['truncate', '--trunc-te'], ['freeze', '--freeze-te'], ['dims', '--transformer-dims']]
+    .filter(([k]) => t[k as keyof TransformerConfig] !== undefined).map(([, flag]) => flag);
+}
 
 export class GeoLocalizationNet extends nn.Module {
   readonly backbone: Backbone;
@@ -68,6 +121,14 @@ export class GeoLocalizationNet extends nn.Module {
     if (!entry) throw new Error(`unknown backbone '${config.backbone}' (known: ${BACKBONE_NAMES.join(', ')})`);
     const head = HEADS[config.aggregation];
     if (!head) throw new Error(`unknown aggregation '${config.aggregation}' (known: ${AGGREGATION_NAMES.join(', ')})`);
+    if (!entry.transformer) {
+      const transformers = BACKBONE_NAMES.filter((n) => BACKBONES[n].transformer).join(', ');
+      if (takesGlobalToken(config.aggregation)) {
+        throw new Error(`aggregation '${config.aggregation}' uses a transformer's global token, which ${config.backbone} does not have; choose a transformer backbone (${transformers})`);
+      }
+      const set = transformerOptionsSet(config);
+      if (set.length > 0) throw new Error(`${set.join(', ')}: for transformer backbones (${transformers}), not ${config.backbone}`);
+    }
     this.backbone = this.module('backbone', entry.create(config));
     this.aggregation = this.module('aggregation', head(this.backbone.outChannels, config.head ?? {}));
   }
@@ -93,7 +154,8 @@ export class GeoLocalizationNet extends nn.Module {
   }
   /**
    * Which backbone layers train: 'reference' (the reference's choice per backbone, e.g. ResNet from
-   * layer3, MobileNetV2 from block_13), 'none' frozen (all train), 'all' frozen (only the head trains).
+   * layer3, MobileNetV2 from block_13; transformers: --freeze-te, else all train), 'none' frozen (all
+   * train), 'all' frozen (only the head trains).
    */
   freezeBackbone(which: BackboneFreeze): void {
     if (which === 'reference') this.backbone.freezeReference();

@@ -5,12 +5,16 @@ import { nn, type Tensor } from '../torch/index.ts';
 import type { Normalization } from '../data/image.ts';
 
 export interface Backbone extends nn.Module {
+  /**
+   * Images → [B, C, h, w]. Transformers (vit.ts, cct.ts) give their patch tokens as this map, or, built
+   * for the cls head, their global token as a [B, C, 1, 1] map.
+   */
   forward(images: Tensor): Tensor;
   /** Channels C of the feature map. */
   readonly outChannels: number;
-  /** Freezes the layers the reference keeps fixed (requires_grad off, frozen BatchNorm in eval). */
+  /** Freezes the layers the reference keeps fixed (requires_grad off, frozen BatchNorm in eval; transformers: --freeze-te). */
   freezeReference(): void;
-  /** How input pixels are expected: ImageNet mean/std, or scaled to [-1, 1] (Keras MobileNetV2). */
+  /** How input pixels are expected: ImageNet mean/std, scaled to [-1, 1] (Keras MobileNetV2), or 0-255 minus the mean (caffe: Keras' ResNet50). */
   readonly inputNormalization: Exclude<Normalization, 'unit'>;
   /** Convolutions and their BatchNorms, for folding at inference (optional). */
   convBnPairs?(): nn.ConvBn[];

@@ -56,11 +56,26 @@ export function adaptiveMaxPool2d(x: Tensor, size: Pair): Tensor {
   return wrap(call(OP.adaptive_max_pool2d, x.h, pair(size)));
 }
 
-/** Resize NCHW maps to size [H, W]: bilinear (align_corners as given) or nearest. */
-export function interpolate(x: Tensor, size: [number, number], mode: 'bilinear' | 'nearest' = 'bilinear', alignCorners = false): Tensor {
-  return mode === 'nearest'
-    ? wrap(call(OP.upsample_nearest2d, x.h, size))
-    : wrap(call(OP.upsample_bilinear2d, x.h, size, alignCorners));
+/**
+ * Resize NCHW maps to size [H, W]: bilinear or bicubic (align_corners as given), or nearest.
+ * `antialias` (bicubic only) is torch's antialiased path: PIL's kernel (a = -0.5 instead of -0.75),
+ * widened when shrinking; timm resamples ViT position embeddings with it.
+ */
+export function interpolate(x: Tensor, size: [number, number], mode: 'bilinear' | 'bicubic' | 'nearest' = 'bilinear', alignCorners = false, antialias = false): Tensor {
+  if (antialias && mode !== 'bicubic') throw new Error(`interpolate: antialias is implemented for bicubic only, not ${mode}`);
+  if (mode === 'nearest') return wrap(call(OP.upsample_nearest2d, x.h, size));
+  if (mode === 'bicubic') return wrap(call(OP.upsample_bicubic2d, x.h, size, alignCorners, antialias));
+  return wrap(call(OP.upsample_bilinear2d, x.h, size, alignCorners));
+}
+
+/** Layer normalisation over the last dims (their sizes in `shape`), with optional affine weight and bias. */
+export function layerNorm(x: Tensor, shape: number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  return wrap(call(OP.layer_norm, x.h, shape, weight?.h ?? null, bias?.h ?? null, eps));
+}
+
+/** GELU: exact x·Φ(x) ('none', torch's default) or its tanh approximation. */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return wrap(call(OP.gelu, x.h, approximate));
 }
 
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {

@@ -104,6 +104,12 @@ export const TrainConfigSchema = z.object({
   if (c.resnetWidths && !c.backbone.startsWith('resnet')) {
     ctx.addIssue({ code: 'custom', path: ['resnetWidths'], message: `applies to ResNet backbones only, not ${c.backbone}` });
   }
+  if (c.resnetFlavour !== undefined && !c.backbone.startsWith('resnet')) {
+    ctx.addIssue({ code: 'custom', path: ['resnetFlavour'], message: `applies to ResNet backbones only, not ${c.backbone}` });
+  }
+  if (c.resnetFlavour === 'keras' && !c.backbone.startsWith('resnet50')) {
+    ctx.addIssue({ code: 'custom', path: ['resnetFlavour'], message: `keras is Keras' ResNet50 (its weights): not ${c.backbone}` });
+  }
   if (c.queriesPerEpoch % c.cacheRefreshRate !== 0) {
     ctx.addIssue({ code: 'custom', path: ['queriesPerEpoch'], message: `must be a multiple of cacheRefreshRate (${c.cacheRefreshRate}), as in the reference: an epoch is whole cache loops` });
   }

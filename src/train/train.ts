@@ -20,7 +20,7 @@ import { progressBar } from '../data/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { isCrnParameterName } from '../models/aggregation/index.ts';
-import { buildModel, initialiseHeadFromData, type InitialiseOptions } from '../models/assemble.ts';
+import { buildModel, initialiseHeadFromData, withResolvedFlavour, type InitialiseOptions } from '../models/assemble.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
 import { evaluate, EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
@@ -294,7 +294,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   }
 }
 
-async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: string) => void): Promise<TrainResult> {
+async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: string) => void): Promise<TrainResult> {
+  // The ResNet flavour a weights file declares is written into the run's config: it rebuilds without the file.
+  const config = withResolvedFlavour(given);
   const progress = hooks.progress ?? Boolean(process.stderr.isTTY);
   const out = config.outputFolder;
   const logFile = join(out, 'log.jsonl');
@@ -342,7 +344,7 @@ async function trainLocked(config: TrainConfig, hooks: TrainHooks, log: (s: stri
     state = ck.meta;
     // Options added to vgl after the run started take their defaults, as the run did.
     const saved = TrainConfigSchema.safeParse(state.config);
-    const { applied } = checkResumeConfig(saved.success ? saved.data : state.config, config, lastPath);
+    const { applied } = checkResumeConfig(saved.success ? withResolvedFlavour(saved.data) : state.config, config, lastPath);
     if (applied.length > 0) {
       state.config = config;
       await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);

@@ -207,6 +207,17 @@ test('vgl eval --backbone: untrained NetVLAD is k-means initialised as the train
   for (const v of Object.values(s.recalls)) assert.ok(v >= 0 && v <= 100);
 });
 
+test('vgl eval --backbone vit --transformer-dims --trunc-te --aggregation soa+cls: the spec takes the transformer and attention options', async () => {
+  const s = await runEval(evalFlags({
+    backbone: 'vit', aggregation: 'soa+cls', transformerDims: '3,32,4', truncTe: '2',
+    datasetsFolder: root, datasetName: 'tiny', resize: '64x64', recallValues: '1', progress: false,
+  }), quiet);
+  assert.equal(s.model.descriptorDim, 32, 'the class token of a 32-wide ViT');
+  assert.equal(s.model.aggregation, 'soa+cls');
+  await assert.rejects(runEval(evalFlags({ backbone: 'vit', aggregation: 'cls', transformerDims: '3,32,4', truncTe: '4', datasetsFolder: root, datasetName: 'tiny', progress: false }), quiet),
+    /--trunc-te 4 must keep between 1 and its 3 encoder blocks/);
+});
+
 test('commander wiring: `vgl eval recall --from DIR --radii ... --json` parses its own flags', async () => {
   const program = new Command('vgl').exitOverride();
   register(program);

@@ -57,6 +57,9 @@ test('vgl train flags come from the schema: help shows its defaults and choices;
   assert.match(help, /--invariance-sizes <value>.*\[default: none\]/);
   assert.deepEqual(configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', invarianceSizes: '120x160,240x320' }).invarianceSizes, [[120, 160], [240, 320]]);
   assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', invarianceSizes: '120x160,big' }), /--invariance-sizes "big": expected HxW/);
-  assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', attention: 'maybe' }), /--attention "maybe": expected true or false/);
+  assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', attention: 'maybe' }), /--attention "maybe"/);
+  // --attention names the block; true / false still mean CBAM / none (the switch it was)
+  const attention = (v: string) => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', attention: v }).attention;
+  assert.deepEqual(['soa', 'nonlocal', 'cbam', 'true', 'false', 'none'].map(attention), ['soa', 'nonlocal', 'cbam', 'cbam', 'none', 'none']);
   assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', l2: 'sideways' }), /--l2 "sideways"/);
 });

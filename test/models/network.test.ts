@@ -17,6 +17,9 @@ const EXPECTED: Record<string, { channels: number; map: [number, number] }> = {
   resnet18conv4: { channels: 256, map: [4, 6] }, resnet18conv5: { channels: 512, map: [2, 3] },
   resnet50conv4: { channels: 1024, map: [4, 6] }, resnet50conv5: { channels: 2048, map: [2, 3] },
   vgg16: { channels: 512, map: [4, 6] }, mobilenetv2: { channels: 1280, map: [2, 3] },
+  // transformers: the token grid (ViT: 16-pixel patches; CCT-14/7x2: two stride-2 convs, each max-pooled by 2)
+  vit: { channels: 768, map: [4, 6] }, vit384: { channels: 768, map: [4, 6] },
+  cct224: { channels: 384, map: [4, 6] }, cct384: { channels: 384, map: [4, 6] },
 };
 
 for (const name of BACKBONE_NAMES) {

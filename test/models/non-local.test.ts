@@ -63,3 +63,19 @@ test('both blocks start as the identity (zero-initialised output path) and keep 
     assert.throws(() => new NonLocalBlock(12).forward(torch.randn([1, 8, 4, 4])), /non-local block: expected features \[B, 12, H, W\], got \[1,8,4,4\]/);
   });
 });
+
+test('the spec\'s attention kind picks the block in front of the head (state-dict names under aggregation.attention)', async () => {
+  const { buildModel, ModelSpecSchema } = await import('../../src/models/assemble.ts');
+  const spec = (attention: unknown) => ModelSpecSchema.parse({ backbone: 'resnet18conv4', resnetWidths: [4, 4, 8, 8], aggregation: 'gem', attention });
+  const keysOf = (attention: unknown) => {
+    const net = buildModel(spec(attention));
+    const keys = [...net.stateDict().keys()].filter((k) => k.startsWith('aggregation.attention.'));
+    net.dispose();
+    return keys;
+  };
+  assert.deepEqual(keysOf('none'), []);
+  assert.ok(keysOf('soa').includes('aggregation.attention.f.0.weight') && keysOf('soa').includes('aggregation.attention.v.bias'));
+  assert.ok(keysOf('nonlocal').includes('aggregation.attention.theta.weight') && keysOf('nonlocal').includes('aggregation.attention.W.1.running_var'));
+  assert.ok(keysOf(true).includes('aggregation.attention.channel.fc1.weight'), 'true is CBAM, as before');
+  assert.deepEqual(keysOf(true), keysOf('cbam'));
+});

@@ -8,6 +8,9 @@ import { TEST_METHODS } from '../../eval/test-methods.ts';
 import { EFFICIENT_RAM_CHUNK } from '../../eval/evaluate.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
 import type { EvalSummary, RecallFromSummary } from '../../eval/run.ts';
+import { BACKBONE_NAMES } from '../../models/network.ts';
+import { ATTENTION_BLOCKS, BASE_HEADS } from '../../models/aggregation/index.ts';
+import { RESNET_FLAVOURS } from '../../models/resnet.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -40,6 +43,9 @@ export const EvalFlags = z.object({
   netvladClusters: positiveInt.optional(),
   l2: z.enum(['before_pool', 'after_pool', 'none']).optional(),
   gemP: z.coerce.number().positive().optional(),
+  resnetFlavour: z.enum(RESNET_FLAVOURS).optional(),
+  truncTe: positiveInt.optional(),
+  transformerDims: numberList('integer').optional(),
   datasetsFolder: z.string().min(1).optional(),
   datasetName: z.string().min(1).optional(),
   split: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. test').default('test'),
@@ -151,9 +157,12 @@ export function register(program: Command): void {
     .argument('[recall]', '"recall": recall at --radii from the predictions a previous vgl eval saved in --from DIR')
     .option('--run <dir>', 'a vgl train run folder (config.json + best.pth)')
     .option('--checkpoint <file>', 'weights to load (default <run>/best.pth); alone, the model comes from the checkpoint\'s config')
-    .option('--backbone <name>', 'untrained/pretrained network: resnet18conv4 | resnet18conv5 | resnet50conv4 | resnet50conv5 | vgg16 | mobilenetv2')
-    .option('--aggregation <name>', 'with --backbone: gem | netvlad | crn | mac | spoc | rmac, or attention+<name> (netvlad)')
-    .option('--weights <path>', 'with --backbone: ImageNet weights (.pth for ResNet/VGG, TF.js folder for MobileNetV2)')
+    .option('--backbone <name>', `untrained/pretrained network: ${BACKBONE_NAMES.join(' | ')}`)
+    .option('--aggregation <name>', `with --backbone: ${BASE_HEADS.join(' | ')}, or <block>+<name> with block ${ATTENTION_BLOCKS.join(' | ')} (attention = CBAM) (netvlad)`)
+    .option('--weights <path>', 'with --backbone: ImageNet weights (.pth for ResNet/VGG/ViT, TF.js folder for MobileNetV2; make weights converts Keras\' ResNet-50)')
+    .option('--resnet-flavour <name>', `with --backbone resnet*: ${RESNET_FLAVOURS.join(' | ')} (default: what the weights file declares)`)
+    .option('--trunc-te <n>', 'with a transformer --backbone: keep encoder blocks 0..n-1')
+    .option('--transformer-dims <list>', 'with a transformer --backbone: depth,width,heads of a smaller one')
     .option('--netvlad-clusters <k>', 'with --backbone: NetVLAD/CRN clusters (64)')
     .option('--l2 <placement>', 'with --backbone: GeM/MAC/SPoC/avg/R-MAC L2 before_pool (default) | after_pool | none')
     .option('--gem-p <p>', 'with --backbone: GeM exponent (3)')

@@ -59,7 +59,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
 export function register(program: Command): void {
   const cmd = program.command('train').description('train a place-recognition model (resumes when the output folder holds last.pth)')
     .option('--config <file>', 'JSON or YAML file with any of these options (flags override it)');
-  // Switches take an optional value: --attention, --attention true, --gem-p-trainable false.
+  // Switches take an optional value: --gem-p-trainable, --gem-p-trainable false.
   for (const { flag, kind, help } of FLAGS) cmd.option(kind === 'bool' ? `--${flag} [value]` : `--${flag} <value>`, help);
   cmd.action(async (raw: Record<string, string | boolean | undefined>) => {
     const config = configFromFlags(raw);

@@ -1,6 +1,7 @@
 // CBAM-style attention (Woo et al. 2018) as a feature-map → feature-map module, usable in front of any
-// head, and the `attention+<head>` wrapper. Names: `channel.fc1.weight`, `channel.fc2.weight`,
-// `spatial.conv1.weight` (the common PyTorch layout with 1x1 convolutions and no biases).
+// head, and the `<block>+<head>` wrapper (CBAM, the non-local block, second-order attention). CBAM's
+// names: `channel.fc1.weight`, `channel.fc2.weight`, `spatial.conv1.weight` (the common PyTorch
+// layout with 1x1 convolutions and no biases).
 import { nn, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead, DataInitialisedHead } from '../types.ts';
 import { isDataInitialised } from '../types.ts';
@@ -58,19 +59,22 @@ export class CBAM extends nn.Module {
   }
 }
 
+/** A feature map → feature map block in front of a head (CBAM, non-local, second-order attention). */
+export type AttentionBlock = nn.Module & { forward(x: Tensor): Tensor };
+
 /**
- * `attention+<head>`: CBAM on the feature map, then the head. Children `attention` and `head`.
- * When the inner head is data-initialised, so is the wrapper: its initFromDescriptors forwards the
- * descriptors unchanged (take them from `attention.forward(features)` for an exact match).
+ * `<block>+<head>`: an attention block on the feature map, then the head. Children `attention` and
+ * `head`. When the inner head is data-initialised, so is the wrapper: its initFromDescriptors forwards
+ * the descriptors unchanged (take them from `attention.forward(features)` for an exact match).
  */
 export class AttentionHead extends nn.Module implements AggregationHead {
-  readonly attention: CBAM;
+  readonly attention: AttentionBlock;
   readonly head: AggregationHead;
   readonly dim: number;
   declare initFromDescriptors?: (descriptors: Tensor, seed: number) => void;
-  constructor(inChannels: number, head: AggregationHead, options: CBAMOptions = {}) {
+  constructor(block: AttentionBlock, head: AggregationHead) {
     super();
-    this.attention = this.module('attention', new CBAM(inChannels, options));
+    this.attention = this.module('attention', block);
     this.head = this.module('head', head);
     this.dim = head.dim;
     forwardInit(this, head);

@@ -5,21 +5,34 @@ import { GeM } from './gem.ts';
 import { NetVLAD } from './netvlad.ts';
 import { CRN, isCrnParameterName } from './crn.ts';
 import { MAC, SPoC, RMAC, poolingNorms, type L2Placement } from './pooling.ts';
-import { AttentionHead } from './attention.ts';
+import { AttentionHead, CBAM, type AttentionBlock } from './attention.ts';
+import { NonLocalBlock, SecondOrderAttention } from './non-local.ts';
 import { ProjectedHead } from './projection.ts';
+import { ClsToken } from './cls.ts';
 import type { Tensor } from '../../torch/index.ts';
 
 export { GeM, type GeMOptions } from './gem.ts';
 export { NetVLAD, assignmentSharpness, type NetVLADOptions } from './netvlad.ts';
 export { CRN, CRNModule, isCrnParameterName } from './crn.ts';
 export { MAC, SPoC, RMAC, L2_PLACEMENTS, poolingNorms, type RMACOptions, type L2Placement, type PoolingNorms } from './pooling.ts';
-export { CBAM, ChannelAttention, SpatialAttention, AttentionHead, type CBAMOptions } from './attention.ts';
+export { CBAM, ChannelAttention, SpatialAttention, AttentionHead, type CBAMOptions, type AttentionBlock } from './attention.ts';
+export { NonLocalBlock, SecondOrderAttention } from './non-local.ts';
 export { ProjectedHead } from './projection.ts';
+export { ClsToken } from './cls.ts';
 
-export const BASE_HEADS = ['gem', 'netvlad', 'crn', 'mac', 'spoc', 'avg', 'rmac'] as const;
+/** cls: a transformer backbone's global token (class token, or CCT's sequence pooling) as the descriptor. */
+export const BASE_HEADS = ['gem', 'netvlad', 'crn', 'mac', 'spoc', 'avg', 'rmac', 'cls'] as const;
 export type BaseHeadName = (typeof BASE_HEADS)[number];
-export type AggregationName = BaseHeadName | `attention+${BaseHeadName}`;
-export const AGGREGATION_NAMES: readonly AggregationName[] = [...BASE_HEADS, ...BASE_HEADS.map((n) => `attention+${n}` as const)];
+/**
+ * Blocks in front of a head, `<block>+<head>`: attention = CBAM (the name checkpoints have carried),
+ * nonlocal = the non-local block (Wang et al. 2018), soa = SOLAR's second-order attention.
+ */
+export const ATTENTION_BLOCKS = ['attention', 'nonlocal', 'soa'] as const;
+export type AttentionBlockName = (typeof ATTENTION_BLOCKS)[number];
+export type AggregationName = BaseHeadName | `${AttentionBlockName}+${BaseHeadName}`;
+export const AGGREGATION_NAMES: readonly AggregationName[] = [
+  ...BASE_HEADS, ...ATTENTION_BLOCKS.flatMap((b) => BASE_HEADS.map((n) => `${b}+${n}` as const)),
+];
 
 /** Every option any head reads; each head ignores the others. */
 export interface HeadOptions {
@@ -39,7 +52,7 @@ export interface HeadOptions {
   l2?: L2Placement;
   /** R-MAC grid levels (3). */
   rmacLevels?: number;
-  /** attention+*: channel-MLP reduction ratio (16) and spatial kernel (7). */
+  /** attention+*: CBAM's channel-MLP reduction ratio (16) and spatial kernel (7); soa+*: channel reduction k (2). */
   attentionReduction?: number;
   attentionKernel?: number;
   /** Learned whitening: Linear(dim → fcDim) + L2 after the head (off when undefined). */
@@ -54,38 +67,32 @@ const BASE: Record<BaseHeadName, (c: number, o: HeadOptions) => AggregationHead>
   spoc: (c, o) => new SPoC(c, poolingNorms(o.l2)),
   avg: (c, o) => new SPoC(c, poolingNorms(o.l2), 'avg'),
   rmac: (c, o) => new RMAC(c, { levels: o.rmacLevels, ...poolingNorms(o.l2) }),
+  cls: (c, o) => new ClsToken(c, poolingNorms(o.l2)),
 };
 
 function withProjection(head: AggregationHead, o: HeadOptions): AggregationHead {
   return o.fcDim === undefined ? head : new ProjectedHead(head, o.fcDim);
 }
 
-function attention(name: BaseHeadName) {
-  return (c: number, o: HeadOptions): AggregationHead =>
-    withProjection(new AttentionHead(c, BASE[name](c, o), { reduction: o.attentionReduction, spatialKernel: o.attentionKernel }), o);
-}
-
-function plain(name: BaseHeadName) {
-  return (c: number, o: HeadOptions): AggregationHead => withProjection(BASE[name](c, o), o);
-}
-
-/** name → factory(inChannels, options) of the complete head (with the fcDim projection when asked). */
-export const HEADS: Record<AggregationName, (inChannels: number, options: HeadOptions) => AggregationHead> = {
-  gem: plain('gem'),
-  netvlad: plain('netvlad'),
-  crn: plain('crn'),
-  mac: plain('mac'),
-  spoc: plain('spoc'),
-  avg: plain('avg'),
-  rmac: plain('rmac'),
-  'attention+gem': attention('gem'),
-  'attention+netvlad': attention('netvlad'),
-  'attention+crn': attention('crn'),
-  'attention+mac': attention('mac'),
-  'attention+spoc': attention('spoc'),
-  'attention+avg': attention('avg'),
-  'attention+rmac': attention('rmac'),
+const BLOCKS: Record<AttentionBlockName, (c: number, o: HeadOptions) => AttentionBlock> = {
+  attention: (c, o) => new CBAM(c, { reduction: o.attentionReduction, spatialKernel: o.attentionKernel }),
+  nonlocal: (c) => new NonLocalBlock(c),
+  soa: (c, o) => new SecondOrderAttention(c, { reduction: o.attentionReduction ?? 2 }),
 };
+
+/** The head of a name: `<head>`, or `<block>+<head>` (the block in front), with the learned whitening if asked. */
+function headFactory(name: AggregationName): (c: number, o: HeadOptions) => AggregationHead {
+  const [block, base] = name.includes('+') ? (name.split('+') as [AttentionBlockName, BaseHeadName]) : [undefined, name as BaseHeadName];
+  return (c, o) => withProjection(block ? new AttentionHead(BLOCKS[block](c, o), BASE[base](c, o)) : BASE[base](c, o), o);
+}
+
+export const HEADS = Object.fromEntries(AGGREGATION_NAMES.map((n) => [n, headFactory(n)])) as
+  Record<AggregationName, (inChannels: number, options: HeadOptions) => AggregationHead>;
+
+/** Heads that describe an image by the backbone's global token, so a transformer must output it. */
+export function takesGlobalToken(name: AggregationName): boolean {
+  return name === 'cls' || name.endsWith('+cls');
+}
 
 export function isAggregationName(name: string): name is AggregationName {
   return (AGGREGATION_NAMES as readonly string[]).includes(name);

@@ -7,13 +7,17 @@
 //    C/k channels, z = softmax(f ᵀg / √(C/k))·hᵀ, out = v(z) + x with v zero-initialised. Names as in
 //    SOLAR's SOABlock: f.0, f.1, g.0, g.1, h, v.
 import { nn, tidy, F, type Tensor } from '../../torch/index.ts';
+import { AttentionWeights } from '../transformer.ts';
 import { checkFeatures, checkPositiveInt } from './check.ts';
 
-/** softmax(queries ᵀ keys · scale) · values ᵀ over positions: [B, c, N] x3 → [B, c, N]. */
-function attend(queries: Tensor, keys: Tensor, values: Tensor, scale: number): Tensor {
-  const affinity = queries.transpose(1, 2).bmm(keys); // [B, N, N']
-  const weights = (scale === 1 ? affinity : affinity.mul(scale)).softmax(-1);
-  return values.bmm(weights.transpose(1, 2)); // [B, c, N]
+/**
+ * softmax(queries ᵀ keys · scale) · values ᵀ over positions: [B, c, N] x3 → [B, c, N]. The N x N'
+ * weights come from an AttentionWeights module, so the memory probe counts them as growing with the
+ * square of the pixel count.
+ */
+function attend(weights: AttentionWeights, queries: Tensor, keys: Tensor, values: Tensor): Tensor {
+  const w = weights.forward(queries.transpose(1, 2).unsqueeze(1), keys.transpose(1, 2).unsqueeze(1)).squeeze(1); // [B, N, N']
+  return values.bmm(w.transpose(1, 2));
 }
 
 export interface NonLocalOptions {
@@ -28,6 +32,7 @@ export class NonLocalBlock extends nn.Module {
   readonly phi: nn.Conv2d;
   readonly g: nn.Conv2d;
   readonly W: nn.Sequential;
+  readonly weights: AttentionWeights;
   readonly inner: number;
   readonly subSample: boolean;
   constructor(readonly channels: number, options: NonLocalOptions = {}) {
@@ -40,6 +45,7 @@ export class NonLocalBlock extends nn.Module {
     const bn = new nn.BatchNorm2d(channels);
     nn.init.constant_(bn.weight, 0);
     this.W = this.module('W', new nn.Sequential(new nn.Conv2d(this.inner, channels, 1), bn));
+    this.weights = this.module('weights', new AttentionWeights(1));
   }
   forward(x: Tensor): Tensor {
     checkFeatures(x, this.channels, 'non-local block');
@@ -49,7 +55,7 @@ export class NonLocalBlock extends nn.Module {
       const theta = this.theta.forward(x).view(b, this.inner, h * w);
       const phi = pool(this.phi.forward(x)).flatten(2);
       const g = pool(this.g.forward(x)).flatten(2);
-      const y = attend(theta, phi, g, 1).view(b, this.inner, h, w);
+      const y = attend(this.weights, theta, phi, g).view(b, this.inner, h, w);
       return this.W.forward(y).add_(x);
     });
   }
@@ -68,6 +74,7 @@ export class SecondOrderAttention extends nn.Module {
   readonly g: nn.Sequential;
   readonly h: nn.Conv2d;
   readonly v: nn.Conv2d;
+  readonly weights: AttentionWeights;
   readonly inner: number;
   constructor(readonly channels: number, options: SecondOrderAttentionOptions = {}) {
     super();
@@ -77,6 +84,7 @@ export class SecondOrderAttention extends nn.Module {
     this.g = this.module('g', convBnRelu(channels, this.inner));
     this.h = this.module('h', new nn.Conv2d(channels, this.inner, 1));
     this.v = this.module('v', new nn.Conv2d(this.inner, channels, 1));
+    this.weights = this.module('weights', new AttentionWeights(this.inner ** -0.5));
     // SOLAR: Kaiming-normal f, g, h with zero biases; v all zeros, so the block starts as the identity.
     for (const conv of [this.f.at(0) as nn.Conv2d, this.g.at(0) as nn.Conv2d, this.h]) {
       nn.init.kaimingNormalFanIn_(conv.weight);
@@ -90,7 +98,7 @@ export class SecondOrderAttention extends nn.Module {
     return tidy(() => {
       const [b, , h, w] = x.shape;
       const flat = (t: Tensor) => t.view(b, this.inner, h * w);
-      const z = attend(flat(this.f.forward(x)), flat(this.g.forward(x)), flat(this.h.forward(x)), this.inner ** -0.5);
+      const z = attend(this.weights, flat(this.f.forward(x)), flat(this.g.forward(x)), flat(this.h.forward(x)));
       return this.v.forward(z.view(b, this.inner, h, w)).add_(x);
     });
   }

@@ -84,6 +84,35 @@ export class Linear extends Module {
   }
 }
 
+export interface LayerNormConfig {
+  /** Added to the variance (torch's 1e-5; timm's ViT uses 1e-6). */
+  eps?: number;
+}
+/** LayerNorm over the last dimension, with torch.nn's `weight` (1) and `bias` (0). */
+export class LayerNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly eps: number;
+  constructor(readonly normalizedShape: number, config: LayerNormConfig = {}) {
+    super();
+    this.eps = config.eps ?? 1e-5;
+    this.weight = this.param('weight', ones([normalizedShape]));
+    this.bias = this.param('bias', zeros([normalizedShape]));
+  }
+  forward(x: Tensor): Tensor {
+    return F.layerNorm(x, [this.normalizedShape], this.weight, this.bias, this.eps);
+  }
+}
+
+export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.gelu(x, this.approximate);
+  }
+}
+
 export class ReLU extends Module {
   forward(x: Tensor): Tensor {
     return x.relu();

@@ -186,6 +186,11 @@ function sourceOf(plan: Plan, v: Variant, experimentDir: string, planFile: strin
   return { plan: source, runs, experimentDir: dir, variant };
 }
 
+/** Option strings with "{seed}" replaced by the run's seed (e.g. resume: runs/experiments/baselines/netvlad/seed-{seed}/best.pth for CRN). */
+function withSeed(options: Record<string, unknown>, seed: number): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(options).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('{seed}', String(seed)) : v]));
+}
+
 /**
  * The runs of a plan, in order (variant by variant, seeds inside), each config validated with the
  * variant's options over the defaults; outputFolder is `<experimentDir>/<variant>/seed-<s>`. A reused
@@ -212,12 +217,14 @@ export function expandPlan(plan: Plan, experimentDir: string, o: { planFile?: st
       const defaults = trainOptionsFromMapping(plan.defaults);
       const own = trainOptionsFromMapping(v.options);
       merged = { ...defaults, ...own, augment: { ...(defaults.augment as object), ...(own.augment as object) } };
+      // null unsets a default (weights: null trains from scratch)
+      merged = Object.fromEntries(Object.entries(merged).filter(([, value]) => value !== null));
     } catch (e) {
       throw new UsageError(`plan ${plan.name}, variant ${v.name}: ${(e as Error).message}`);
     }
     for (const seed of plan.seeds) {
       const id = `${v.name}/seed-${seed}`;
-      const r = TrainConfigSchema.safeParse({ ...merged, seed, outputFolder: join(experimentDir, v.name, `seed-${seed}`) });
+      const r = TrainConfigSchema.safeParse({ ...withSeed(merged, seed), seed, outputFolder: join(experimentDir, v.name, `seed-${seed}`) });
       if (!r.success) {
         throw new UsageError(`plan ${plan.name}, variant ${v.name}:\n${r.error.issues.map((i) => {
           const key = i.path.map(String).join('.');

@@ -33,6 +33,14 @@ test('a list crossed with a grid, times the seeds: ids, folders, options over de
   assert.equal(new Set(runs.map((r) => r.id)).size, runs.length);
 });
 
+test('"{seed}" in an option string becomes each run\'s seed (CRN resumes the NetVLAD of its own seed); null unsets a default', () => {
+  const plan = parsePlan({ name: 'crn', defaults, variants: [{ name: 'crn', aggregation: 'crn', resume: 'runs/netvlad/seed-{seed}/best.pth' }], seeds: [0, 2] }, 'p');
+  assert.deepEqual(expandPlan(plan, '/e').map((r) => r.config.resume), ['runs/netvlad/seed-0/best.pth', 'runs/netvlad/seed-2/best.pth']);
+  // and null unsets a default
+  const scratch = parsePlan({ name: 's', defaults: { ...defaults, weights: 'w/imagenet.pth' }, variants: [{ name: 'a' }, { name: 'b', weights: null }] }, 'p');
+  assert.deepEqual(expandPlan(scratch, '/e').map((r) => r.config.weights), ['w/imagenet.pth', undefined]);
+});
+
 test('augmentations at the top level of a variant merge with those of the defaults', () => {
   const plan = parsePlan({ name: 'aug', defaults: { ...defaults, noise: 0.1 }, variants: [{ name: 'blur', blur: 1 }, { name: 'none' }] }, 'p');
   const [blur, none] = expandPlan(plan, '/e');

@@ -200,6 +200,7 @@ const std::vector<OpEntry>& OpTable() {
       OP(topk, at::topk(a.t(0), a.i(1), a.i(2), a.b(3), a.b(4))),
       OP(sort, at::sort(a.t(0), a.i(1), a.b(2))),
       OP(argsort, at::argsort(a.t(0), a.i(1), a.b(2))),
+      OP(linalg_eigh, at::linalg_eigh(a.t(0), a.s(1))),
 
       // in-place updates (optimizers, buffers): return nothing
       INPLACE(add_, a.t(0).add_(a.t(1), a.scalar(2))),

@@ -11,7 +11,6 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
-import type { Tensor } from '../torch/index.ts';
 import { Pca } from '../models/pca.ts';
 import { writeFileAtomic } from '../torch/serialization/index.ts';
 import { openDatasets, type GeoDataset } from '../data/dataset.ts';
@@ -205,7 +204,7 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
   const net = given ?? (await modelFromCheckpoint(trained.model)).net;
   const t1 = performance.now();
   const tests: TestResult[] = [];
-  const pcas = new PcaFits(run, net);
+  const pcas = new PcaFits(run, net, Math.max(0, ...plan.evaluations.map((e) => e.pcaDim ?? 0)));
   try {
     for (const [i, t] of plan.tests.entries()) {
       const set = await sets.get(run.config.datasetsFolder, t, run.config.valPositiveDistThreshold);
@@ -239,32 +238,35 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
 type Net = Awaited<ReturnType<typeof modelFromCheckpoint>>['net'];
 
 /**
- * A run's PCA fits, one per evaluation variant, on its training dataset's train database (the
- * reference's choice). The database is described once (at the training size) for all of them.
+ * A run's PCAs, on its training dataset's train database (the reference's choice), described once at
+ * the training size: one fit at the largest dimension the plan asks for, each variant its leading
+ * components (principal components nest), whitened or not as the variant says.
  */
 class PcaFits {
-  #database: Promise<Tensor> | undefined;
-  #fits = new Map<string, Promise<Pca>>();
-  constructor(private readonly run: PlannedRun, private readonly net: Net) {}
-  get(e: PlanEvaluation & { pcaDim: number }): Promise<Pca> {
-    let fit = this.#fits.get(e.name);
-    if (!fit) {
-      fit = this.#describeDatabase().then((d) => Pca.fit(d, { dim: e.pcaDim, whiten: e.pcaWhiten ?? false, seed: this.run.config.seed }));
-      this.#fits.set(e.name, fit);
-    }
-    return fit;
+  #fit: Promise<Pca> | undefined;
+  #leading = new Map<string, Pca>();
+  constructor(private readonly run: PlannedRun, private readonly net: Net, private readonly largestDim: number) {}
+  async get(e: PlanEvaluation & { pcaDim: number }): Promise<Pca> {
+    const full = await (this.#fit ??= this.#fitLargest());
+    let pca = this.#leading.get(e.name);
+    if (!pca) this.#leading.set(e.name, pca = full.leading(e.pcaDim, e.pcaWhiten ?? false));
+    return pca;
   }
-  #describeDatabase(): Promise<Tensor> {
+  async #fitLargest(): Promise<Pca> {
     const { config } = this.run;
-    this.#database ??= openDatasets(config.datasetsFolder, datasetNames(config), 'train').then((train) => this.net.fastInference((forward) =>
-      extractDescriptors(this.net.asDescriptorModel(forward), train.databasePaths, {
-        size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, label: 'PCA database',
-      })));
-    return this.#database;
+    const train = await openDatasets(config.datasetsFolder, datasetNames(config), 'train');
+    const database = await this.net.fastInference((forward) => extractDescriptors(this.net.asDescriptorModel(forward), train.databasePaths, {
+      size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, label: 'PCA database',
+    }));
+    try {
+      return Pca.fit(database, { dim: this.largestDim, seed: config.seed });
+    } finally {
+      database.dispose();
+    }
   }
   async dispose(): Promise<void> {
-    for (const fit of this.#fits.values()) (await fit.catch(() => undefined))?.dispose();
-    (await this.#database?.catch(() => undefined))?.dispose();
+    for (const pca of this.#leading.values()) pca.dispose();
+    (await this.#fit?.catch(() => undefined))?.dispose();
   }
 }
 

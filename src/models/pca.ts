@@ -1,12 +1,11 @@
 // PCA of global descriptors, fitted on database descriptors after training (dimension reduction and
-// optional whitening). Large products run on the engine (BLAS); the engine has no eigen-solver, so the
-// small symmetric eigenproblems are solved here in float64 (Householder tridiagonalisation + implicit
-// QL), on the smaller side of the data:
+// optional whitening). Products and the symmetric eigenproblems (torch.linalg.eigh) run on the engine,
+// in float64 for the exact method, on the smaller side of the data:
 //  - 'exact': the covariance [D, D] when D ≤ N, else the Gram matrix [N, N] (same non-zero spectrum,
-//    components recovered as Xcᵀu/√(λ(N−1))). Cost O(min(N, D)³) in JS: ~10 s at 1,000.
-//  - 'randomized': subspace iteration (Halko, Martinsson & Tropp 2011) on a block of dim + 10 vectors;
-//    engine matmuls O(N·D·k) plus JS eigenproblems of size k. For 16k-dim NetVLAD descriptors.
-// A native `eigh` (torch::linalg_eigh) would make both exact and fast; until then this is the way.
+//    components recovered as Xcᵀu/√(λ(N−1))). Cost O(N·D·min(N, D)) + O(min(N, D)³).
+//  - 'randomized': subspace iteration (Halko, Martinsson & Tropp 2011) on a block of dim + 10 vectors,
+//    float32 matmuls O(N·D·k) and eigenproblems of size k: for large N and D (10,000 x 16,384 NetVLAD
+//    descriptors), where the exact route's products no longer pay.
 import { tidy, noGrad, fromHost, tensor, F, type Tensor, type HostTensor } from '../torch/index.ts';
 import { Rng } from '../data/random.ts';
 
@@ -15,7 +14,7 @@ export interface PcaOptions {
   dim: number;
   /** Divide each projected coordinate by its standard deviation (false). */
   whiten?: boolean;
-  /** 'auto' (default): exact when min(N, D) ≤ exactLimit, else randomized. */
+  /** 'auto' (default): exact when min(N, D) ≤ exactLimit (4096), else randomized. */
   method?: 'auto' | 'exact' | 'randomized';
   exactLimit?: number;
   /** Randomized method: power iterations (4), oversampling (10), seed (0). */
@@ -56,7 +55,7 @@ export class Pca {
       throw new Error(`PCA: dim must be an integer in 1..${Math.min(n - 1, d)} (min(N − 1, D) for ${n} descriptors of ${d} dims), got ${k}`);
     }
     const method = options.method ?? 'auto';
-    const exact = method === 'exact' || (method === 'auto' && Math.min(n, d) <= (options.exactLimit ?? 1000));
+    const exact = method === 'exact' || (method === 'auto' && Math.min(n, d) <= (options.exactLimit ?? 4096));
     // tidy keeps tensors found in plain objects, so build the Pca after the scope closes
     const fitted = noGrad(() => tidy(() => {
       if (exact) {
@@ -75,6 +74,15 @@ export class Pca {
       return { mean, components: fixSigns(vectors).float(), variance: tensor(Float32Array.from(values), [k]), total };
     }));
     return new Pca(fitted.mean, fitted.components, fitted.variance, fitted.total, options.whiten ?? false);
+  }
+
+  /** The first `dim` components (the PCA of that dimension of the same data: principal components nest), whitened or not. */
+  leading(dim: number, whiten = this.whiten): Pca {
+    if (!Number.isInteger(dim) || dim < 1 || dim > this.outputDim) throw new Error(`PCA: leading dim must be in 1..${this.outputDim}, got ${dim}`);
+    const t = tidy(() => ({
+      mean: this.mean.clone(), components: this.components.narrow(1, 0, dim).contiguous(), variance: this.explainedVariance.narrow(0, 0, dim).contiguous(),
+    }));
+    return new Pca(t.mean, t.components, t.variance, this.totalVariance, whiten);
   }
 
   /** Centred coordinates in the principal basis [M, d] (whitened if asked); no normalisation. */
@@ -129,19 +137,19 @@ export class Pca {
 
 // ---- the two fitting methods (float64 tensors in, float64 components out) ------------------------
 
-function toF64(t: Tensor): Float64Array {
-  return t.to('float64').contiguous().data() as Float64Array;
+/** Eigenpairs of a symmetric matrix by decreasing eigenvalue: the values, and the vectors as columns. */
+function eigenDescending(m: Tensor): { values: number[]; vectors: Tensor } {
+  const [values, vectors] = m.eigh(); // ascending
+  return { values: values.toNumbers().reverse(), vectors: vectors.flip(1) };
 }
 
 /** Top-k eigenpairs of the covariance, via whichever of covariance / Gram matrix is smaller. */
 function exactPca(centred: Tensor, k: number): { vectors: Tensor; values: number[] } {
   const [n, d] = centred.shape;
   const small = d <= n ? centred.t().mm(centred) : centred.mm(centred.t());
-  const m = small.shape[0];
-  const { values, vectors } = symmetricEigen(toF64(small), m);
-  const top = Array.from({ length: k }, (_, i) => i);
-  const basis = tensor(pickColumns(vectors, m, top), [m, k], { dtype: 'float64' });
-  const lambdas = top.map((i) => Math.max(values[i], 0));
+  const { values, vectors } = eigenDescending(small);
+  const basis = vectors.narrow(1, 0, k);
+  const lambdas = values.slice(0, k).map((l) => Math.max(l, 0));
   if (d <= n) return { vectors: basis, values: lambdas.map((l) => l / (n - 1)) };
   // Gram route: v = Xcᵀu / √λ (unit length since ‖Xcᵀu‖² = uᵀ Xc Xcᵀ u = λ)
   const scale = tensor(Float64Array.from(lambdas, (l) => (l > 0 ? 1 / Math.sqrt(l) : 0)), [1, k], { dtype: 'float64' });
@@ -151,13 +159,10 @@ function exactPca(centred: Tensor, k: number): { vectors: Tensor; values: number
 /** Orthonormal basis of the columns of y [R, k] (columns of negligible weight are dropped to 0). */
 function orthonormalise(y: Tensor): Tensor {
   const k = y.shape[1];
-  const { values, vectors } = symmetricEigen(toF64(y.t().mm(y)), k);
+  const { values, vectors } = eigenDescending(y.t().mm(y).to('float64'));
   const floor = Math.max(values[0], 0) * 1e-12;
-  const scale = Float64Array.from({ length: k * k }, (_, idx) => {
-    const j = idx % k;
-    return values[j] > floor ? vectors[idx] / Math.sqrt(values[j]) : 0;
-  });
-  return y.mm(tensor(scale, [k, k], { dtype: y.dtype }));
+  const scale = tensor(Float64Array.from(values, (v) => (v > floor ? 1 / Math.sqrt(v) : 0)), [1, k], { dtype: 'float64' });
+  return y.mm(vectors.mul(scale).to(y.dtype));
 }
 
 /**
@@ -180,10 +185,9 @@ function randomizedPca(x: Tensor, mean: Tensor, k: number, options: PcaOptions):
   // Rayleigh–Ritz: Bᵀ = Xcᵀ Q [D, w]; eigenpairs of B Bᵀ give the top singular values and, through
   // Bᵀu/σ, the right singular vectors (the principal directions).
   const bt = timesT(q);
-  const { values, vectors } = symmetricEigen(toF64(bt.t().mm(bt)), width);
-  const top = Array.from({ length: k }, (_, i) => i);
-  const u = tensor(Float32Array.from(pickColumns(vectors, width, top)), [width, k]);
-  const lambdas = top.map((i) => Math.max(values[i], 0));
+  const { values, vectors } = eigenDescending(bt.t().mm(bt).to('float64'));
+  const u = vectors.narrow(1, 0, k).float();
+  const lambdas = values.slice(0, k).map((l) => Math.max(l, 0));
   const scale = tensor(Float32Array.from(lambdas, (l) => (l > 0 ? 1 / Math.sqrt(l) : 0)), [1, k]);
   return { vectors: bt.mm(u).mul(scale), values: lambdas.map((l) => l / (n - 1)) };
 }
@@ -197,149 +201,14 @@ function fixSigns(v: Tensor): Tensor {
   });
 }
 
-function pickColumns(vectors: Float64Array, n: number, cols: number[]): Float64Array {
-  const out = new Float64Array(n * cols.length);
-  for (let r = 0; r < n; r++) for (let c = 0; c < cols.length; c++) out[r * cols.length + c] = vectors[r * n + cols[c]];
-  return out;
-}
-
-// ---- symmetric eigen-decomposition in float64 -----------------------------------------------------
-
 /**
- * Eigenvalues (descending) and eigenvectors of a symmetric n x n matrix (row-major; only symmetry is
- * assumed, the input is not modified). vectors is row-major with eigenvector j in column j.
- * Householder reduction to tridiagonal form, then QL iterations with implicit Wilkinson shifts; the
- * transforms are accumulated on the rows of Qᵀ so that every update walks contiguous memory.
+ * Eigenvalues (descending) and eigenvectors of a symmetric n x n matrix (row-major; the lower triangle
+ * is read), by the engine's eigh in float64. vectors is row-major with eigenvector j in column j.
  */
 export function symmetricEigen(matrix: Float64Array | number[], n: number): { values: number[]; vectors: Float64Array } {
   if (matrix.length !== n * n) throw new Error(`symmetricEigen: ${matrix.length} values for a ${n}x${n} matrix`);
-  const a = Float64Array.from(matrix);
-  const qt = new Float64Array(n * n); // rows = columns of Q
-  for (let i = 0; i < n; i++) qt[i * n + i] = 1;
-  const diag = new Float64Array(n);
-  const off = new Float64Array(n); // off[i] couples i and i + 1
-  tridiagonalise(a, qt, n, diag, off);
-  implicitQL(diag, off, qt, n);
-  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => diag[y] - diag[x]);
-  const vectors = new Float64Array(n * n);
-  order.forEach((src, dst) => {
-    for (let r = 0; r < n; r++) vectors[r * n + dst] = qt[src * n + r];
+  return tidy(() => {
+    const { values, vectors } = eigenDescending(tensor(Float64Array.from(matrix), [n, n], { dtype: 'float64' }));
+    return { values, vectors: vectors.contiguous().data() as Float64Array };
   });
-  return { values: order.map((i) => diag[i]), vectors };
-}
-
-/** A ← H A H for Householder reflections H zeroing below the sub-diagonal, column by column; Qᵀ ← H Qᵀ. */
-function tridiagonalise(a: Float64Array, qt: Float64Array, n: number, diag: Float64Array, off: Float64Array): void {
-  const v = new Float64Array(n);
-  const w = new Float64Array(n);
-  for (let k = 0; k < n - 2; k++) {
-    const s = k + 1; // the reflection acts on indices s..n-1
-    let norm2 = 0;
-    for (let i = s; i < n; i++) norm2 += a[i * n + k] ** 2;
-    const x0 = a[s * n + k];
-    const alpha = x0 >= 0 ? -Math.sqrt(norm2) : Math.sqrt(norm2);
-    let vnorm2 = norm2 - x0 * x0 + (x0 - alpha) ** 2;
-    if (norm2 === 0 || vnorm2 <= norm2 * 1e-30) continue; // column already reduced
-    for (let i = s; i < n; i++) v[i] = a[i * n + k];
-    v[s] = x0 - alpha;
-    const inv = 1 / Math.sqrt(vnorm2);
-    for (let i = s; i < n; i++) v[i] *= inv;
-    vnorm2 = 1;
-    // p = A v on the trailing block, then w = p − (vᵀp) v; A ← A − 2 v wᵀ − 2 w vᵀ
-    let vp = 0;
-    for (let i = s; i < n; i++) {
-      let acc = 0;
-      const row = i * n;
-      for (let j = s; j < n; j++) acc += a[row + j] * v[j];
-      w[i] = acc;
-      vp += acc * v[i];
-    }
-    for (let i = s; i < n; i++) w[i] -= vp * v[i];
-    for (let i = s; i < n; i++) {
-      const row = i * n;
-      const vi = 2 * v[i];
-      const wi = 2 * w[i];
-      for (let j = s; j < n; j++) a[row + j] -= vi * w[j] + wi * v[j];
-    }
-    a[s * n + k] = alpha;
-    a[k * n + s] = alpha;
-    for (let i = s + 1; i < n; i++) {
-      a[i * n + k] = 0;
-      a[k * n + i] = 0;
-    }
-    // Qᵀ ← H Qᵀ: rows s..n-1 of Qᵀ minus 2 v (vᵀ Qᵀ)
-    const t = new Float64Array(n);
-    for (let i = s; i < n; i++) {
-      const vi = v[i];
-      const row = i * n;
-      for (let j = 0; j < n; j++) t[j] += vi * qt[row + j];
-    }
-    for (let i = s; i < n; i++) {
-      const vi = 2 * v[i];
-      const row = i * n;
-      for (let j = 0; j < n; j++) qt[row + j] -= vi * t[j];
-    }
-  }
-  for (let i = 0; i < n; i++) diag[i] = a[i * n + i];
-  for (let i = 0; i < n - 1; i++) off[i] = a[(i + 1) * n + i];
-  off[n - 1] = 0;
-}
-
-/**
- * Diagonalises the symmetric tridiagonal (diag, off) by QL sweeps with an implicit shift taken from
- * the leading 2x2 block, chasing the bulge with Givens rotations that are also applied to Qᵀ's rows.
- */
-function implicitQL(d: Float64Array, e: Float64Array, qt: Float64Array, n: number): void {
-  for (let l = 0; l < n; l++) {
-    for (let sweep = 0; ; sweep++) {
-      // find the first negligible off-diagonal element at or after l
-      let m = l;
-      for (; m < n - 1; m++) {
-        if (Math.abs(e[m]) <= Number.EPSILON * (Math.abs(d[m]) + Math.abs(d[m + 1]))) break;
-      }
-      if (m === l) break;
-      if (sweep === 100) throw new Error(`symmetricEigen: no convergence for eigenvalue ${l} after 100 sweeps`);
-      let g = (d[l + 1] - d[l]) / (2 * e[l]);
-      let r = Math.hypot(g, 1);
-      g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r));
-      let s = 1;
-      let c = 1;
-      let p = 0;
-      let i = m - 1;
-      let deflated = false;
-      for (; i >= l; i--) {
-        const f = s * e[i];
-        const b = c * e[i];
-        r = Math.hypot(f, g);
-        e[i + 1] = r;
-        if (r === 0) {
-          // underflow: the matrix splits here; undo the partial shift and restart
-          d[i + 1] -= p;
-          e[m] = 0;
-          deflated = true;
-          break;
-        }
-        s = f / r;
-        c = g / r;
-        g = d[i + 1] - p;
-        r = (d[i] - g) * s + 2 * c * b;
-        p = s * r;
-        d[i + 1] = g + p;
-        g = c * r - b;
-        // rotate rows i and i+1 of Qᵀ
-        const ri = i * n;
-        const rj = (i + 1) * n;
-        for (let k = 0; k < n; k++) {
-          const qi = qt[ri + k];
-          const qj = qt[rj + k];
-          qt[rj + k] = s * qi + c * qj;
-          qt[ri + k] = c * qi - s * qj;
-        }
-      }
-      if (deflated) continue;
-      d[l] -= p;
-      e[l] = g;
-      e[m] = 0;
-    }
-  }
 }

@@ -70,7 +70,7 @@ const OP_NAMES = [
   'upsample_nearest2d', 'upsample_bicubic2d', 'layer_norm', 'gelu', 'dropout', 'constant_pad_nd',
   'reshape', 'view', 'permute', 'transpose', 'flatten',
   'squeeze', 'unsqueeze', 'expand', 'repeat', 'slice', 'narrow', 'select', 'index_select', 'gather',
-  'scatter', 'masked_fill', 'masked_select', 'nonzero', 'cat', 'stack', 'split', 'flip', 'topk', 'sort',
+  'scatter', 'masked_fill', 'masked_select', 'nonzero', 'cat', 'stack', 'split', 'flip', 'topk', 'sort', 'linalg_eigh',
   'argsort', 'add_', 'add_scalar_', 'mul_', 'mul_scalar_', 'div_', 'div_scalar_', 'addcmul_', 'addcdiv_', 'lerp_', 'sqrt_', 'relu_',
   'clamp_', 'copy_', 'set_data', 'zero_', 'fill_', 'index_copy_',
 ] as const;

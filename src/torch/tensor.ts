@@ -360,6 +360,10 @@ export class Tensor implements Disposable {
   sort(dim = -1, descending = false): [Tensor, Tensor] {
     return wrapPair(call(OP.sort, this.h, dim, descending));
   }
+  /** Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix, from its lower triangle (torch.linalg.eigh). */
+  eigh(): [Tensor, Tensor] {
+    return wrapPair(call(OP.linalg_eigh, this.h, 'L'));
+  }
   argsort(dim = -1, descending = false): Tensor {
     return wrap(call(OP.argsort, this.h, dim, descending));
   }

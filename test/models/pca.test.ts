@@ -108,6 +108,27 @@ test('PCA (Gram route, N < D) and randomized subspace iteration find the same co
   randomized.dispose();
 });
 
+test('leading(k) of a PCA is the PCA of dimension k of the same data (components nest), whitened as asked', () => {
+  const d = 20;
+  const u = HADAMARD.map((h) => Array.from({ length: d }, (_, i) => (i >= 3 && i < 7 ? h[i - 3] : 0)));
+  const offset = Array.from({ length: d }, (_, i) => i / 10);
+  const x = crossData(u, AMPLITUDES, offset, 2);
+  const four = Pca.fit(x, { dim: 4 });
+  const two = Pca.fit(x, { dim: 2, whiten: true });
+  const lead = four.leading(2, true);
+  assert.equal(lead.whiten, true);
+  assert.deepEqual(lead.components.shape, [d, 2]);
+  lead.components.toNumbers().forEach((v, i) => close(v, two.components.toNumbers()[i]!, 1e-6, `components[${i}]`));
+  lead.explainedVariance.toNumbers().forEach((v, i) => close(v, two.explainedVariance.toNumbers()[i]!, 1e-6, `variance[${i}]`));
+  torch.tidy(() => close(lead.transform(x.float()).sub(two.transform(x.float())).abs().sum().item(), 0, 1e-5, 'the same descriptors'));
+  four.dispose();
+  lead.dispose();
+  assert.ok(two.components.toNumbers().length > 0, 'the original survives disposing a leading copy');
+  two.dispose();
+  x.dispose();
+  assert.throws(() => Pca.fit(crossData(u, AMPLITUDES, offset, 1), { dim: 3 }).leading(4), /leading dim must be in 1\.\.3, got 4/);
+});
+
 test("PCA sign convention: each component's largest-magnitude entry is positive", () => {
   const u = [[0.6, -0.8], [0.8, 0.6]];
   const x = crossData(u, [2, 1], [0, 0], 1);

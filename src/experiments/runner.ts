@@ -204,7 +204,11 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
   const net = given ?? (await modelFromCheckpoint(trained.model)).net;
   const t1 = performance.now();
   const tests: TestResult[] = [];
-  const pcas = new PcaFits(run, net, Math.max(0, ...plan.evaluations.map((e) => e.pcaDim ?? 0)));
+  // A PCA to as many dimensions as the descriptor has, or more, is no reduction: skipped for this model.
+  const evaluations = plan.evaluations.filter((e) => e.pcaDim === undefined || e.pcaDim < net.dim);
+  const skipped = plan.evaluations.filter((e) => !evaluations.includes(e));
+  if (skipped.length > 0) log(`  ${skipped.map((e) => e.name).join(', ')}: PCA to at least the descriptor's ${net.dim} dimensions, skipped`);
+  const pcas = new PcaFits(run, net, Math.max(0, ...evaluations.map((e) => e.pcaDim ?? 0)));
   try {
     for (const [i, t] of plan.tests.entries()) {
       const set = await sets.get(run.config.datasetsFolder, t, run.config.valPositiveDistThreshold);
@@ -212,7 +216,7 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
       // Evaluation-only variants: the same trained model, evaluated another way (no retraining).
       // Search time depends on the descriptor and the database size, not on the test set: timed on the
       // first test set only (a variant that only times the search is skipped on the others).
-      for (const { searchSizes, ...e } of plan.evaluations) {
+      for (const { searchSizes, ...e } of evaluations) {
         if (i === 0) tests.push(await testOn(net, run, t, set, pcas, { ...e, searchSizes }));
         else if (Object.keys(e).length > 1) tests.push(await testOn(net, run, t, set, pcas, e));
       }

@@ -9,9 +9,8 @@ import sharp from 'sharp';
 import * as torch from '../../src/torch/index.ts';
 import { F, nn, Tensor } from '../../src/torch/index.ts';
 import { MobileNetV2, makeDivisible } from '../../src/models/mobilenetv2.ts';
-import {
-  depthwiseToTorch, hwioToOihw, loadKerasWeights, MOBILENETV2_035_WEIGHTS_DIR,
-} from '../../src/models/weights/keras-mobilenetv2.ts';
+import { depthwiseToTorch, loadKerasWeights, MOBILENETV2_035_WEIGHTS_DIR } from '../../src/models/weights/keras-mobilenetv2.ts';
+import { hwioToOihw } from '../../src/models/weights/keras.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 interface Tap { keras: string; features_index: number; shape: number[]; sum: number; abs_sum: number }

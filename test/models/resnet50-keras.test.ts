@@ -14,7 +14,7 @@ import { Bottleneck, ResNetTrunk, loadResNetWeights } from '../../src/models/res
 import {
   convertKerasResNet50, foldKerasConvBn, kerasResNet50Layers, readResNetWeights, reverseInputChannels, saveKerasResNet50, KERAS_BN_EPS,
 } from '../../src/models/weights/keras-resnet50.ts';
-import { hwioToOihw } from '../../src/models/weights/keras-mobilenetv2.ts';
+import { hwioToOihw } from '../../src/models/weights/keras.ts';
 import { ModelSpecSchema, modelFromSpec } from '../../src/models/assemble.ts';
 import { loadImage, normalizeFloatInto, normalizeRgbInto } from '../../src/data/image.ts';
 import { ensureResNet50KerasWeights, RegistryUnreachableError } from '../../scripts/weights/resnet50.ts';

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadStateDict, nn, type HostTensor } from '../../torch/index.ts';
 import { loadTfjsLayersModel } from '../../torch/serialization/index.ts';
 import type { MobileNetV2 } from '../mobilenetv2.ts';
+import { hwioToOihw, kerasLayerConfigs } from './keras.ts';
 
 /** The ImageNet weights committed to the repository (Keras alpha 0.35, 224 input). */
 export const MOBILENETV2_035_WEIGHTS_DIR = fileURLToPath(new URL('../../../weights/mobilenet_v2_0.35_imagenet/', import.meta.url));
@@ -55,17 +56,6 @@ const BN_FIELDS: ReadonlyArray<[string, string]> = [
   ['gamma', 'weight'], ['beta', 'bias'], ['moving_mean', 'running_mean'], ['moving_variance', 'running_var'],
 ];
 
-/** [kh, kw, cin, cout] → [cout, cin, kh, kw]. */
-export function hwioToOihw(t: HostTensor): HostTensor {
-  const [kh, kw, ci, co] = t.shape as [number, number, number, number];
-  const src = t.data as Float32Array;
-  const dst = new Float32Array(src.length);
-  for (let h = 0; h < kh; h++) for (let w = 0; w < kw; w++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-    dst[((o * ci + i) * kh + h) * kw + w] = src[((h * kw + w) * ci + i) * co + o]!;
-  }
-  return { dtype: 'float32', shape: [co, ci, kh, kw], data: dst };
-}
-
 /** Depthwise [kh, kw, C, M] → [C·M, 1, kh, kw]; TensorFlow's output channel c·M + m. */
 export function depthwiseToTorch(t: HostTensor): HostTensor {
   const [kh, kw, c, m] = t.shape as [number, number, number, number];
@@ -73,20 +63,6 @@ export function depthwiseToTorch(t: HostTensor): HostTensor {
   return { ...r, shape: [c * m, 1, kh, kw] };
 }
 
-/** Keras layer configs by name, found anywhere in a (nested) model topology. */
-function kerasLayerConfigs(topology: unknown): Map<string, { class_name?: string; config?: Record<string, unknown> }> {
-  const out = new Map<string, { class_name?: string; config?: Record<string, unknown> }>();
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) { node.forEach(visit); return; }
-    if (typeof node !== 'object' || node === null) return;
-    const o = node as { class_name?: string; name?: string; config?: Record<string, unknown> };
-    const name = o.name ?? (typeof o.config?.name === 'string' ? o.config.name : undefined);
-    if (typeof o.class_name === 'string' && name !== undefined && o.config) out.set(name, o);
-    for (const v of Object.values(o)) visit(v);
-  };
-  visit(topology);
-  return out;
-}
 
 export interface KerasLoadReport {
   /** vgl parameter/buffer names written. */

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { HostTensor } from '../../torch/index.ts';
 import { findStateDict, loadPth, loadPthBytes, loadTfjsLayersModel, savePth, type PickleValue } from '../../torch/serialization/index.ts';
 import { RESNET_FLAVOURS, type ResNetFlavour } from '../resnet.ts';
-import { hwioToOihw } from './keras-mobilenetv2.ts';
+import { hwioToOihw, kerasLayerConfigs } from './keras.ts';
 
 /** torchvision's BatchNorm2d eps, which vgl's ResNet uses. */
 export const TORCH_BN_EPS = 1e-5;
@@ -127,22 +127,6 @@ export function transpose2d(t: HostTensor): HostTensor {
   return f32([c, r], dst);
 }
 
-type LayerConfig = { class_name?: string; config?: Record<string, unknown> };
-
-/** Keras layer configs by name, from a functional model's layer list (or none for a weights-only file). */
-function kerasLayerConfigs(topology: unknown): Map<string, LayerConfig> {
-  const out = new Map<string, LayerConfig>();
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) { node.forEach(visit); return; }
-    if (typeof node !== 'object' || node === null) return;
-    const o = node as { class_name?: string; name?: string; config?: Record<string, unknown> };
-    const name = o.name ?? (typeof o.config?.name === 'string' ? o.config.name : undefined);
-    if (typeof o.class_name === 'string' && name !== undefined && o.config) out.set(name, o);
-    for (const v of Object.values(o)) visit(v);
-  };
-  visit(topology);
-  return out;
-}
 
 /**
  * BatchNorm eps per Keras BN layer, after checking the layer graph is the v1 ResNet50 the mapping

@@ -46,7 +46,10 @@ export function pairedBootstrap(a: readonly number[], b: readonly number[], o: {
   means.sort();
   const tail = (1 - level) / 2;
   const at = (q: number) => means[Math.min(samples - 1, Math.max(0, Math.round(q * (samples - 1))))]!;
-  const low = at(tail), high = at(1 - tail);
-  const difference = (d.reduce((x, y) => x + y, 0) / n) * scale;
+  // Scores are fractions (k of the seeds), whose float differences do not cancel exactly: a bound that
+  // is 0 but for rounding (1e-17) must not make a difference significant.
+  const snap = (x: number) => (Math.abs(x) < 1e-9 * scale ? 0 : x);
+  const low = snap(at(tail)), high = snap(at(1 - tail));
+  const difference = snap((d.reduce((x, y) => x + y, 0) / n) * scale);
   return { difference, low, high, level, samples, queries: n, significant: low > 0 || high < 0 };
 }

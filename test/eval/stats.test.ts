@@ -35,3 +35,11 @@ test('paired bootstrap: identical variants → 0 inside the interval; a clearly 
   assert.deepEqual(pairedBootstrap(a, b, { seed: 7, scale: 100 }), pairedBootstrap(a, b, { seed: 7, scale: 100 }));
   assert.throws(() => pairedBootstrap([1, 0], [1]), /same queries/);
 });
+
+test('paired bootstrap: scores equal but for float rounding (1 − 1/3 vs 2/3) are no difference', () => {
+  const a = Array.from({ length: 12 }, () => 2 / 3);
+  const b = Array.from({ length: 12 }, () => 1 - 1 / 3); // 0.6666666666666667
+  assert.notEqual(a[0], b[0]);
+  const r = pairedBootstrap(a, b, { scale: 100 });
+  assert.deepEqual([r.difference, r.low, r.high, r.significant], [0, 0, 0, false]);
+});

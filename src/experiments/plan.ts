@@ -18,7 +18,14 @@ import { parseSize } from '../data/image.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const name = z.string().regex(NAME, 'letters, digits, ".", "_" and "-" (a folder name)');
-const size = z.string().transform((s, ctx) => parseSize(s) ?? (ctx.addIssue({ code: 'custom', message: 'HxW, e.g. 240x320' }), z.NEVER));
+// "HxW" in a plan file; [H, W] in the plan.json a run writes (the parsed plan), which tables read back
+const size = z.unknown().transform((v, ctx): [number, number] => {
+  const parsed = typeof v === 'string' ? parseSize(v)
+    : Array.isArray(v) && v.length === 2 && v.every((n) => Number.isInteger(n) && n > 0) ? (v as [number, number]) : null;
+  if (parsed) return parsed;
+  ctx.addIssue({ code: 'custom', message: 'HxW, e.g. 240x320' });
+  return z.NEVER;
+});
 const options = z.record(z.string(), z.unknown());
 
 const TestSchema = z.object({

@@ -29,6 +29,8 @@ test('a list crossed with a grid, times the seeds: ids, folders, options over de
   assert.equal(last.id, 'netvlad,lr=0.0001,optim=sgd/seed-2');
   assert.deepEqual([last.config.netvladClusters, last.config.epochs, last.config.resize, last.config.optimizer], [16, 2, [120, 160], 'sgd']);
   assert.deepEqual(plan.tests[1], { dataset: 'gardens_point_night', split: 'test', size: [240, 320] });
+  // The parsed plan (what plan.json holds) parses again to itself: tables read it back.
+  assert.deepEqual(parsePlan(JSON.parse(JSON.stringify(plan)), 'plan.json'), plan);
   // Every id is distinct (one folder per run).
   assert.equal(new Set(runs.map((r) => r.id)).size, runs.length);
 });

@@ -24,7 +24,7 @@ import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, averagePathOf, type LogEntry } from '../train/train.ts';
 import { sizedName, untrainedNetwork } from './demo.ts';
-import { experimentTable, tableCsv, tableMarkdown, type ExperimentTable } from './table.ts';
+import { experimentTable, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 
 /** One test set's result for one trained model. */
@@ -154,17 +154,20 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
       await makeRun(plan, run, tests, progress, log);
     }
     made++;
+    await writeTables(plan, runs, experimentDir);
   }
-  const records = await readRecords(runs);
-  if (records.length > 0) await writeTables(experimentDir, experimentTable(records, comparisonsOf(plan)));
-  return records;
+  return writeTables(plan, runs, experimentDir);
 }
 
-/** table.md, table.csv and table.json in the experiment folder (rewritten as runs finish). */
-async function writeTables(dir: string, table: ExperimentTable): Promise<void> {
+/** table.md, table.csv and table.json of the runs done so far, in the experiment folder (rewritten after every run). */
+async function writeTables(plan: Plan, runs: readonly PlannedRun[], dir: string): Promise<RunRecord[]> {
+  const records = await readRecords(runs);
+  if (records.length === 0) return records;
+  const table = experimentTable(records, comparisonsOf(plan));
   await writeFileAtomic(join(dir, 'table.md'), `${tableMarkdown(table)}\n`);
   await writeFileAtomic(join(dir, 'table.csv'), tableCsv(table));
   await writeFileAtomic(join(dir, 'table.json'), `${JSON.stringify(table, null, 2)}\n`);
+  return records;
 }
 
 /** The plan as run, in the experiment folder (what `vgl experiment table` reads). */

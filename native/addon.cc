@@ -1,8 +1,9 @@
 // vgl_torch: a thin N-API face over libtorch. Tensor handles, typed-array I/O, the op dispatcher,
-// and engine settings (threads, seed, grad mode). All model logic lives in TypeScript.
+// and engine settings (threads, seed, grad mode, autocast). All model logic lives in TypeScript.
 #include "tensor.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
@@ -256,6 +257,45 @@ Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
 Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
 }
+
+// Autocast (mixed precision), per device type: an enable flag and the lower-precision dtype that
+// autocast-listed ops (convolutions, matrix products) compute in. JavaScript scopes set and restore
+// both (src/torch/factory.ts autocast) and clear the cache of cast weights when the outermost exits.
+bool AutocastCuda(const Napi::Value& v) {
+  auto device = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  if (device != "cpu" && device != "cuda") throw Napi::TypeError::New(v.Env(), "autocast: device must be 'cpu' or 'cuda', got '" + device + "'");
+  return device == "cuda";
+}
+Napi::Value SetAutocastEnabled(const Napi::CallbackInfo& info) {
+  bool cuda = AutocastCuda(info[0]);
+  bool on = info[1].As<Napi::Boolean>().Value();
+  bool prev = cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+  if (cuda) at::autocast::set_enabled(on);
+  else at::autocast::set_cpu_enabled(on);
+  return Napi::Boolean::New(info.Env(), prev);
+}
+Napi::Value IsAutocastEnabled(const Napi::CallbackInfo& info) {
+  bool cuda = AutocastCuda(info[0]);
+  return Napi::Boolean::New(info.Env(), cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled());
+}
+Napi::Value SetAutocastDtype(const Napi::CallbackInfo& info) {
+  bool cuda = AutocastCuda(info[0]);
+  auto dtype = static_cast<at::ScalarType>(info[1].As<Napi::Number>().Int32Value());
+  if (dtype != at::kBFloat16 && dtype != at::kHalf) throw Napi::TypeError::New(info.Env(), "autocast: the dtype must be bfloat16 or float16");
+  auto prev = cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+  if (cuda) at::autocast::set_autocast_gpu_dtype(dtype);
+  else at::autocast::set_autocast_cpu_dtype(dtype);
+  return Napi::Number::New(info.Env(), static_cast<double>(prev));
+}
+Napi::Value AutocastDtype(const Napi::CallbackInfo& info) {
+  bool cuda = AutocastCuda(info[0]);
+  auto dtype = cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+  return Napi::Number::New(info.Env(), static_cast<double>(dtype));
+}
+Napi::Value ClearAutocastCache(const Napi::CallbackInfo& info) {
+  at::autocast::clear_cache();
+  return info.Env().Undefined();
+}
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
@@ -287,6 +327,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("exitInferenceMode", Napi::Function::New(env, ExitInferenceMode));
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));
+  exports.Set("setAutocastEnabled", Napi::Function::New(env, SetAutocastEnabled));
+  exports.Set("isAutocastEnabled", Napi::Function::New(env, IsAutocastEnabled));
+  exports.Set("setAutocastDtype", Napi::Function::New(env, SetAutocastDtype));
+  exports.Set("autocastDtype", Napi::Function::New(env, AutocastDtype));
+  exports.Set("clearAutocastCache", Napi::Function::New(env, ClearAutocastCache));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));

@@ -25,6 +25,9 @@ at::Tensor Mean(const Args& a) {
   return a.has(1) ? at::mean(a.t(0), a.l(1), a.b(2)) : at::mean(a.t(0));
 }
 at::Tensor Grad(const at::Tensor& t) { return t.grad(); }
+// hardtanh has no bf16 backward in libtorch 1.13; clamp has. They differ only exactly at 0 and 6, where
+// clamp passes the gradient and hardtanh does not.
+at::Tensor Relu6(const at::Tensor& x) { return x.scalar_type() == at::kBFloat16 ? at::clamp(x, 0, 6) : at::hardtanh(x, 0, 6); }
 Napi::Value MaybeTensor(Napi::Env env, const at::Tensor& t) { return t.defined() ? Wrap(env, t) : env.Null(); }
 }  // namespace
 
@@ -104,7 +107,7 @@ const std::vector<OpEntry>& OpTable() {
       OP(tanh, at::tanh(a.t(0))),
       OP(sigmoid, at::sigmoid(a.t(0))),
       OP(relu, at::relu(a.t(0))),
-      OP(relu6, at::hardtanh(a.t(0), 0, 6)),
+      OP(relu6, Relu6(a.t(0))),
       OP(leaky_relu, at::leaky_relu(a.t(0), a.scalar(1))),
       OP(softplus, at::softplus(a.t(0), a.scalar(1), a.scalar(2))),
       OP(floor, at::floor(a.t(0))),

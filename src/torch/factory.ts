@@ -1,4 +1,4 @@
-// Creating tensors, and engine-wide settings (seed, threads, grad mode, device).
+// Creating tensors, and engine-wide settings (seed, threads, grad mode, autocast, device).
 import { native, call, OP } from './native.ts';
 import { Tensor, wrap } from './tensor.ts';
 import { SCALAR_TYPE, type DType, type AnyTypedArray, type HostTensor, numel } from './dtype.ts';
@@ -49,13 +49,16 @@ function arrayOf(dtype: DType, values: ArrayLike<number>): AnyTypedArray {
     case 'int16': return Int16Array.from(values);
     case 'int8': return Int8Array.from(values);
     case 'uint8': case 'bool': return Uint8Array.from(values, (x) => (dtype === 'bool' ? (x ? 1 : 0) : x));
-    case 'float16': throw new Error('tensor(): build float16 tensors from float32 and .to("float16")');
+    case 'float16': case 'bfloat16': return Float32Array.from(values); // cast by the engine (tensor())
   }
 }
 
+const isHalf = (d: DType): boolean => d === 'float16' || d === 'bfloat16';
+
 /**
  * A tensor from values: a typed array (copied; shape defaults to 1-D, dtype from the array type unless
- * given) or nested number arrays (dtype float32 unless given).
+ * given) or nested number arrays (dtype float32 unless given). A Uint16Array holds raw float16 bits, or
+ * bfloat16 bits with { dtype: 'bfloat16' }; numbers given for either 16-bit float are rounded by the engine.
  */
 export function tensor(values: AnyTypedArray | Nested, shape?: number[], options: Options = {}): Tensor {
   let data: AnyTypedArray;
@@ -64,7 +67,8 @@ export function tensor(values: AnyTypedArray | Nested, shape?: number[], options
   if (ArrayBuffer.isView(values)) {
     const natural = dtypeOfArray(values);
     dtype = options.dtype ?? natural;
-    data = dtype === natural || (dtype === 'bool' && natural === 'uint8') ? values : arrayOf(dtype, Array.from(values as ArrayLike<number>, Number));
+    const same = dtype === natural || (dtype === 'bool' && natural === 'uint8') || (isHalf(dtype) && natural === 'float16');
+    data = same ? values : arrayOf(dtype, Array.from(values as ArrayLike<number>, Number));
     dims = shape ?? [values.length];
   } else {
     const flat: number[] = [];
@@ -77,7 +81,13 @@ export function tensor(values: AnyTypedArray | Nested, shape?: number[], options
   if (numel(dims) !== data.length) {
     throw new Error(`tensor(): ${data.length} values do not fill shape [${dims}]`);
   }
-  const t = wrap(native.fromArray(data, dims, SCALAR_TYPE[dtype]));
+  const rounded = isHalf(dtype) && !(data instanceof Uint16Array); // numbers for a 16-bit float: float32, then cast
+  let t = wrap(native.fromArray(data, dims, SCALAR_TYPE[rounded ? 'float32' : dtype]));
+  if (rounded) {
+    const cast = t.to(dtype);
+    t.dispose();
+    t = cast;
+  }
   if (options.device && options.device !== 'cpu') {
     const moved = t.to(options.device);
     t.dispose();
@@ -164,4 +174,45 @@ export function inferenceMode<T>(fn: () => T): T {
   } finally {
     native.exitInferenceMode();
   }
+}
+
+/** The lower-precision dtypes autocast computes in (the CPU: bfloat16 only). */
+export type AutocastDType = 'bfloat16' | 'float16';
+export type AutocastDevice = 'cpu' | 'cuda';
+
+let autocastDepth = 0;
+
+/**
+ * Runs fn under autocast (like torch.autocast(device, dtype)): the ops autocast lists for the device —
+ * convolutions, linear layers, matrix products — cast their inputs to `dtype` and compute in it (on
+ * this CPU: its AMX / AVX512-BF16 units); other ops run in their inputs' dtype. Parameters keep their
+ * own dtype (fp32 master weights); gradients flow back through the casts to them in fp32.
+ * `false` turns autocast off inside an autocast scope, for code that must stay in fp32 (losses,
+ * normalisations): it widens its bf16 inputs (precision.ts inFloat32, atLeastFloat32). Scopes nest and are synchronous;
+ * when the outermost ends, the weights it cast are forgotten (the next step casts the updated ones).
+ */
+export function autocast<T>(dtype: AutocastDType | false, fn: () => T, device: AutocastDevice = 'cpu'): T {
+  if (dtype !== false && device === 'cpu' && dtype !== 'bfloat16') {
+    throw new Error(`autocast: the CPU computes in bfloat16 only, not ${dtype}`);
+  }
+  const wasEnabled = native.setAutocastEnabled(device, dtype !== false);
+  const previousDtype = dtype === false ? null : native.setAutocastDtype(device, SCALAR_TYPE[dtype]);
+  autocastDepth++;
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new Error('autocast: fn returned a Promise; autocast scopes are synchronous');
+    return result;
+  } finally {
+    autocastDepth--;
+    if (autocastDepth === 0) native.clearAutocastCache();
+    native.setAutocastEnabled(device, wasEnabled);
+    if (previousDtype !== null) native.setAutocastDtype(device, previousDtype);
+  }
+}
+
+/** Whether autocast is on for a device, and the dtype it computes in. */
+export function autocastState(device: AutocastDevice = 'cpu'): { enabled: boolean; dtype: DType } {
+  const code = native.autocastDtype(device);
+  const dtype = (Object.keys(SCALAR_TYPE) as DType[]).find((d) => SCALAR_TYPE[d] === code)!;
+  return { enabled: native.isAutocastEnabled(device), dtype };
 }

@@ -28,6 +28,11 @@ interface Addon {
   exitInferenceMode(): void;
   setGradEnabled(on: boolean): boolean;
   isGradEnabled(): boolean;
+  setAutocastEnabled(device: 'cpu' | 'cuda', on: boolean): boolean;
+  isAutocastEnabled(device: 'cpu' | 'cuda'): boolean;
+  setAutocastDtype(device: 'cpu' | 'cuda', scalarType: number): number;
+  autocastDtype(device: 'cpu' | 'cuda'): number;
+  clearAutocastCache(): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;

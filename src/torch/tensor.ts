@@ -90,9 +90,9 @@ export class Tensor implements Disposable {
   toFloat32Array(): Float32Array {
     return (this.dtype === 'float32' ? this.data() : withTemp(this.to('float32'), (t) => t.data())) as Float32Array;
   }
-  /** Values as plain numbers (int64 converted; fine below 2^53). */
+  /** Values as plain numbers (int64 converted, fine below 2^53; float16 and bfloat16 widened). */
   toNumbers(): number[] {
-    const d = this.data();
+    const d = this.dtype === 'float16' || this.dtype === 'bfloat16' ? this.toFloat32Array() : this.data();
     return d instanceof BigInt64Array ? Array.from(d, Number) : Array.from(d as ArrayLike<number>);
   }
   toHost(): HostTensor {

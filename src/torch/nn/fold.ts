@@ -1,15 +1,17 @@
 // Inference speed-ups that leave the trained parameters untouched: BatchNorm folded into the
-// preceding convolution (w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β) and weights in channels-last
-// memory order (faster oneDNN convolutions on CPU). Valid only in eval mode, for the current weights.
+// preceding convolution (w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β), weights in channels-last
+// memory order (faster oneDNN convolutions on CPU) and, for bf16 inference, in bfloat16 (folded in
+// fp32 first). Valid only in eval mode, for the current weights.
 import { Tensor } from '../tensor.ts';
+import type { DType } from '../dtype.ts';
 import { noGrad } from '../factory.ts';
 import { keep, tidy } from '../scope.ts';
 import { Conv2d, BatchNorm2d } from './layers.ts';
 
 export type ConvBn = readonly [Conv2d, BatchNorm2d | null];
 
-/** Installs folded inference weights on each pair; returns a function that removes them. */
-export function foldForInference(pairs: readonly ConvBn[], channelsLast = true): () => void {
+/** Installs folded inference weights (of `dtype`) on each pair; returns a function that removes them. */
+export function foldForInference(pairs: readonly ConvBn[], channelsLast = true, dtype: DType = 'float32'): () => void {
   noGrad(() => {
     for (const [conv, bn] of pairs) {
       const { weight, bias } = tidy(() => {
@@ -19,6 +21,10 @@ export function foldForInference(pairs: readonly ConvBn[], channelsLast = true):
           const scale = bn.runningVar.add(bn.eps).rsqrt().mul(bn.weight);
           w = w.mul(scale.reshape(-1, 1, 1, 1));
           b = b.sub(bn.runningMean).mul(scale).add(bn.bias);
+        }
+        if (dtype !== w.dtype) {
+          w = w.to(dtype);
+          b = b.to(dtype);
         }
         return { weight: w.contiguous(channelsLast), bias: b.contiguous() };
       });

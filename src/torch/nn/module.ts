@@ -3,7 +3,7 @@
 import { Tensor } from '../tensor.ts';
 import { keep } from '../scope.ts';
 import { noGrad, type Device } from '../factory.ts';
-import { SCALAR_TYPE, type DType } from '../dtype.ts';
+import { SCALAR_TYPE, isFloatingPoint, type DType } from '../dtype.ts';
 
 export abstract class Module {
   training = true;
@@ -88,7 +88,7 @@ export abstract class Module {
     const isDtype = target in SCALAR_TYPE;
     noGrad(() => {
       for (const t of this.stateDict().values()) {
-        if (isDtype && !['float16', 'float32', 'float64'].includes(t.dtype)) continue; // counters stay integers
+        if (isDtype && !isFloatingPoint(t.dtype)) continue; // counters stay integers
         const moved = t.to(target as DType);
         t.setData_(moved);
         moved.dispose();

@@ -12,7 +12,7 @@ export const STORAGE_CLASS_DTYPE: Record<string, DType | 'bfloat16'> = {
 };
 
 export const DTYPE_STORAGE_CLASS: Record<DType, string> = {
-  float32: 'FloatStorage', float64: 'DoubleStorage', float16: 'HalfStorage', int64: 'LongStorage',
+  float32: 'FloatStorage', float64: 'DoubleStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage', int64: 'LongStorage',
   int32: 'IntStorage', int16: 'ShortStorage', int8: 'CharStorage', uint8: 'ByteStorage', bool: 'BoolStorage',
 };
 

@@ -1,0 +1,157 @@
+// bfloat16 tensors end to end, the autocast scope, and which precision 'auto' picks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as torch from '../../src/torch/index.ts';
+import { F, nn, Tensor } from '../../src/torch/index.ts';
+import { bf16Support, resolvePrecision } from '../../src/torch/precision.ts';
+
+/** bfloat16 keeps 8 significant bits: one rounding is off by at most 2⁻⁸ relative. */
+const BF16_EPS = 2 ** -8;
+
+/** Largest |a − b| relative to the largest |b|: results compared as a whole, as accumulation spreads the rounding. */
+function relativeError(a: Tensor, b: Tensor): number {
+  return torch.tidy(() => a.float().sub(b.float()).abs().amax().item() / Math.max(b.float().abs().amax().item(), 1e-30));
+}
+
+test('bfloat16 tensors: created from numbers or raw bits, converted both ways, read back as numbers', () => {
+  torch.tidy(() => {
+    const t = torch.tensor([1.5, -2.25, 3.1, 0.1], undefined, { dtype: 'bfloat16' });
+    assert.equal(t.dtype, 'bfloat16');
+    // 3.1 rounds to 3.09375 and 0.1 to 0.10009765625 (8 significant bits); the others are exact.
+    assert.deepEqual(t.toNumbers(), [1.5, -2.25, 3.09375, 0.10009765625]);
+    const bits = t.data();
+    assert.ok(bits instanceof Uint16Array, 'raw 16-bit patterns');
+    assert.equal(bits[0], 0x3fc0, 'bf16(1.5) is the top half of float32 1.5 (0x3fc00000)');
+    const fromBits = torch.tensor(Uint16Array.from(bits), [4], { dtype: 'bfloat16' });
+    assert.ok(fromBits.equal(t));
+    assert.equal(torch.zeros([2, 3], { dtype: 'bfloat16' }).dtype, 'bfloat16');
+    assert.equal(torch.randn([4], { dtype: 'bfloat16' }).dtype, 'bfloat16');
+    const x = torch.randn([1000]);
+    const back = x.to('bfloat16').float();
+    assert.equal(back.dtype, 'float32');
+    assert.ok(x.sub(back).abs().sub(x.abs().mul(BF16_EPS)).amax().item() <= 0, 'each value within 2^-8 relative');
+    const host = x.to('bfloat16').toHost();
+    assert.deepEqual([host.dtype, host.shape], ['bfloat16', [1000]]);
+    assert.ok(torch.fromHost(host).float().equal(back));
+  });
+});
+
+test('bf16 ops the models use agree with fp32 on the same (bf16-rounded) inputs within bf16 tolerance', () => {
+  torch.manualSeed(1);
+  torch.tidy(() => {
+    // Inputs rounded to bf16 first: the comparison measures the op's own rounding, not the inputs'.
+    const r = (shape: number[]) => torch.randn(shape).to('bfloat16').float();
+    const x = r([2, 8, 12, 10]), w = r([16, 8, 3, 3]), b = r([16]);
+    const dw = r([8, 1, 3, 3]);
+    const a = r([6, 40]), m = r([40, 7]), ba = r([3, 5, 40]), bb = r([3, 40, 4]);
+    const lw = r([7, 40]), lb = r([7]);
+    const gamma = r([8]), beta = r([8]), mean = r([8]).mul(0.1), variance = r([8]).abs().add(0.5);
+    const cases: [string, (t: (v: Tensor) => Tensor) => Tensor, number][] = [
+      ['conv2d', (t) => F.conv2d(t(x), t(w), t(b), { padding: 1 }), 4],
+      ['conv2d stride 2 channels-last', (t) => F.conv2d(t(x).contiguous(true), t(w), t(b), { stride: 2, padding: 1 }), 4],
+      ['depthwise conv2d', (t) => F.conv2d(t(x), t(dw), null, { padding: 1, groups: 8 }), 4],
+      ['batch_norm eval', (t) => F.batchNorm(t(x), mean, variance, { weight: gamma, bias: beta }), 4],
+      ['batch_norm train (fp32 statistics)', (t) => F.batchNorm(t(x), mean.clone(), variance.clone(), { weight: gamma, bias: beta, training: true }), 4],
+      ['relu', (t) => t(x).relu(), 1],
+      ['relu6', (t) => t(x).mul(4).relu6(), 1],
+      ['max_pool2d', (t) => F.maxPool2d(t(x), 3, { stride: 2, padding: 1 }), 1],
+      ['avg_pool2d', (t) => F.avgPool2d(t(x), 2), 2],
+      ['adaptive_avg_pool2d', (t) => F.adaptiveAvgPool2d(t(x), 1), 2],
+      // Not here: bilinear upsampling, off by ~4% in bf16 in libtorch 1.13 (as in its PyTorch); the models
+      // use it only in fp32 (CRN's mask in the fp32 head, position embeddings resampled as fp32 parameters).
+      ['add', (t) => t(x).add(t(x).mul(0.5)), 2],
+      ['mul', (t) => t(x).mul(t(x)), 2],
+      ['sum', (t) => t(x).sum([2, 3]), 4],
+      ['mean', (t) => t(x).mean([2, 3]), 4],
+      ['norm', (t) => t(x).norm(2, 1), 4],
+      ['softmax', (t) => t(x).softmax(1), 4],
+      ['matmul', (t) => t(a).matmul(t(m)), 4],
+      ['mm', (t) => t(a).mm(t(m)), 4],
+      ['bmm', (t) => t(ba).bmm(t(bb)), 4],
+      ['linear', (t) => F.linear(t(a), t(lw), t(lb)), 4],
+      ['layer_norm', (t) => F.layerNorm(t(a), [40], t(a.narrow(0, 0, 1).reshape(40)), t(a.narrow(0, 1, 1).reshape(40))), 4],
+      ['gelu', (t) => F.gelu(t(a)), 2],
+      ['sigmoid', (t) => t(a).sigmoid(), 2],
+      ['cat', (t) => torch.cat([t(a), t(a)], 0), 1],
+    ];
+    for (const [name, op, ulps] of cases) {
+      const want = op((v) => v);
+      const got = op((v) => v.to('bfloat16'));
+      assert.equal(got.dtype, 'bfloat16', `${name}: computes in bf16`);
+      const err = relativeError(got, want);
+      assert.ok(err <= ulps * BF16_EPS, `${name}: relative error ${err.toExponential(2)} > ${ulps} x 2^-8`);
+    }
+  });
+});
+
+test('autocast: convolutions and matrix products compute in bf16, fp32 weights stay fp32 and get fp32 gradients; the scope restores the state', () => {
+  torch.manualSeed(2);
+  torch.tidy(() => {
+    const conv = new nn.Conv2d(3, 4, 3, { padding: 1 });
+    const lin = new nn.Linear(16, 5);
+    const x = torch.randn([2, 3, 4, 4]);
+    assert.deepEqual(torch.autocastState(), { enabled: false, dtype: 'bfloat16' });
+    const [y, z, island] = torch.autocast('bfloat16', () => {
+      assert.equal(torch.autocastState().enabled, true);
+      const y = conv.forward(x);
+      const z = lin.forward(y.flatten(1).float().narrow(1, 0, 16));
+      // An fp32 island inside: autocast off, inputs cast to fp32.
+      const island = torch.inFloat32(() => F.conv2d(x.to("bfloat16").float(), conv.weight));
+      assert.equal(torch.autocastState().enabled, true, 'inFloat32 restores autocast');
+      return [y, z, island];
+    });
+    assert.deepEqual([y.dtype, z.dtype, island.dtype], ['bfloat16', 'bfloat16', 'float32']);
+    assert.equal(torch.autocastState().enabled, false, 'restored after the scope');
+    for (const p of [...conv.parameters(), ...lin.parameters()]) assert.equal(p.dtype, 'float32', 'parameters stay fp32');
+    z.float().sum().backward();
+    for (const p of [...conv.parameters(), ...lin.parameters()]) assert.equal(p.grad?.dtype, 'float32', 'fp32 gradients');
+    // The bf16 result is the fp32 one up to bf16 rounding.
+    assert.ok(relativeError(y, conv.forward(x)) < 4 * BF16_EPS);
+    // An exception leaves the state as it was.
+    assert.throws(() => torch.autocast('bfloat16', () => { throw new Error('boom'); }), /boom/);
+    assert.equal(torch.autocastState().enabled, false);
+    assert.throws(() => torch.autocast('float16', () => 0), /the CPU computes in bfloat16 only/);
+  });
+});
+
+test('autocast: weights updated between scopes are seen (the cast cache ends with the outermost scope)', () => {
+  torch.tidy(() => {
+    const w = torch.ones([1, 1, 1, 1]).requiresGrad_(true);
+    const x = torch.ones([1, 1, 2, 2]);
+    const run = () => torch.autocast('bfloat16', () => torch.autocast('bfloat16', () => F.conv2d(x, w)).sum().item());
+    assert.equal(run(), 4);
+    torch.noGrad(() => w.mul_(3));
+    assert.equal(run(), 12, 'the second scope casts the updated weight');
+  });
+});
+
+test('Module.to("bfloat16") casts floating parameters and buffers, not integer counters', () => {
+  torch.tidy(() => {
+    const bn = new nn.BatchNorm2d(4);
+    bn.to('bfloat16');
+    const dtypes = Object.fromEntries([...bn.stateDict()].map(([k, t]) => [k, t.dtype]));
+    assert.deepEqual(dtypes, { weight: 'bfloat16', bias: 'bfloat16', running_mean: 'bfloat16', running_var: 'bfloat16', num_batches_tracked: 'int64' });
+    bn.dispose();
+  });
+});
+
+test("precision 'auto': bf16 where the CPU reports AMX-BF16 or AVX512-BF16, fp32 elsewhere or under VGL_BF16=0; every choice says why", () => {
+  const amx = () => new Set(['avx512f', 'amx_bf16', 'amx_tile']);
+  const avx = () => new Set(['avx512f', 'avx512_bf16']);
+  const none = () => new Set(['avx2', 'avx512f']);
+  assert.deepEqual(resolvePrecision('auto', 'cpu', {}, amx), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports amx_bf16' });
+  assert.deepEqual(resolvePrecision('auto', 'cpu', {}, avx), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports avx512_bf16' });
+  assert.deepEqual(resolvePrecision('auto', 'cpu', {}, none), { precision: 'fp32', requested: 'auto', reason: 'auto: the CPU reports neither amx_bf16 nor avx512_bf16' });
+  assert.deepEqual(resolvePrecision('auto', 'cpu', { VGL_BF16: '0' }, amx), { precision: 'fp32', requested: 'auto', reason: 'auto: VGL_BF16=0 treats bf16 as unavailable' });
+  assert.equal(resolvePrecision('auto', 'cpu', { VGL_BF16: '1' }, none).precision, 'bf16');
+  assert.equal(resolvePrecision('auto', 'cpu', {}, () => null).precision, 'fp32', 'no /proc/cpuinfo');
+  // Asked for explicitly, each runs as asked; bf16 without units warns that it is emulated.
+  assert.equal(resolvePrecision('fp32', 'cpu', {}, amx).precision, 'fp32');
+  const forced = resolvePrecision('bf16', 'cpu', { VGL_BF16: '0' }, amx);
+  assert.equal(forced.precision, 'bf16');
+  assert.match(forced.reason, /emulated there and likely slower/);
+  assert.throws(() => bf16Support('cpu', { VGL_BF16: 'yes' }), /VGL_BF16 "yes": expected 0 .* or 1/);
+  assert.throws(() => resolvePrecision('half' as 'fp32'), /precision "half": expected fp32 \| bf16 \| auto/);
+  // This machine: the CPU flags decide (the brief's machines have AMX-BF16), and VGL_BF16=0 overrides them.
+  assert.equal(resolvePrecision('auto', 'cpu', { VGL_BF16: '0' }).precision, 'fp32');
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.ts';
-import { searchExact, neighboursOf, mergeNeighbours } from '../../src/eval/search.ts';
+import { searchExact, searchPrefiltered, neighboursOf, mergeNeighbours, type Neighbours } from '../../src/eval/search.ts';
 import { Rng } from '../../src/data/random.ts';
 
 /** Deterministic uniform numbers in [0, 1). */
@@ -140,4 +140,93 @@ test('a database searched part by part and merged (low-memory evaluation) equals
   const ab = mergeNeighbours(a, b, 2, 3);
   assert.deepEqual(Array.from(ab.indices), [1, 2, 3]);
   assert.throws(() => mergeNeighbours(a, { ...b, count: 2 }, 2, 3), /1 and 2 query rows/);
+});
+
+// ---- bf16 pre-filter, fp32 re-ranking -------------------------------------------------------------
+
+/**
+ * Same indices everywhere, squared distances within fp32 rounding of scores near 1 computed by different
+ * kernels (distances themselves come from ‖q‖² − score, whose cancellation the square root magnifies).
+ */
+function assertSameResult(got: Neighbours, want: Neighbours, what: string): void {
+  assert.deepEqual([got.count, got.k], [want.count, want.k], what);
+  assert.deepEqual(Array.from(got.indices), Array.from(want.indices), `${what}: indices`);
+  got.distances.forEach((d, i) => assert.ok(Math.abs(d ** 2 - want.distances[i] ** 2) < 2e-6, `${what}: distance ${i}: ${d} vs ${want.distances[i]}`));
+}
+
+/**
+ * Clusters of near-duplicates: each query sits near a centre with `near` database rows around it whose
+ * scores differ by ~1e-4, far below bf16's resolution near 1 (2^-8 ≈ 0.004), among random far rows.
+ */
+function nearDuplicates(seed: number, dim: number, queries: number, near: number, far: number): { db: Float32Array; qs: Float32Array } {
+  const rand = rng(seed);
+  const centres = randomRows(queries, dim, rand, true);
+  const rows: number[] = [];
+  const qs: number[] = [];
+  for (let c = 0; c < queries; c++) {
+    const centre = centres.subarray(c * dim, (c + 1) * dim);
+    const jitter = (scale: number) => {
+      const v = Array.from(centre, (x) => x + scale * (rand() * 2 - 1));
+      const norm = Math.hypot(...v);
+      return v.map((x) => x / norm);
+    };
+    qs.push(...jitter(0.002));
+    for (let j = 0; j < near; j++) rows.push(...jitter(0.004 + 0.0004 * j));
+  }
+  rows.push(...randomRows(far, dim, rand, true));
+  return { db: Float32Array.from(rows), qs: Float32Array.from(qs) };
+}
+
+test('bf16 search: the pre-filter re-ranked in fp32 gives the fp32 top-N where bf16 scores alone misorder it', () => {
+  const dim = 64, queries = 12, k = 10;
+  const { db, qs } = nearDuplicates(41, dim, queries, 30, 400);
+  torch.tidy(() => {
+    const database = torch.tensor(db, [db.length / dim, dim]), q = torch.tensor(qs, [queries, dim]);
+    const want = searchExact(database, q, { k });
+    // The case must need the re-ranking: bf16 scores alone rank some query's top-k otherwise.
+    const [, bf16Order] = q.to('bfloat16').mm(database.to('bfloat16').t()).float().topk(k, 1);
+    const alone = bf16Order.toNumbers();
+    assert.ok(alone.some((i, j) => i !== want.indices[j]), 'bf16 scores alone give another top-k');
+    for (const metric of ['l2', 'unit'] as const) {
+      const exact = searchExact(database, q, { k, metric });
+      for (const [queryBlock, databaseBlock] of [[1024, 8192], [5, 97]]) {
+        const { neighbours, stats } = searchPrefiltered(database, q, { k, metric, queryBlock, databaseBlock });
+        assertSameResult(neighbours, exact, `${metric}, blocks ${queryBlock}x${databaseBlock}`);
+        assert.deepEqual([stats.candidates, stats.certified, stats.fallbacks], [42, queries, 0], 'every top-k certified: the 30 near rows are all candidates');
+        assert.ok(stats.rescored >= 30 && stats.rescored < 42, `the near rows re-scored in fp32, the far ones ruled out by the bound: ${stats.rescored}`);
+      }
+      // searchExact takes the pre-filter for databases of PREFILTER_MIN_ROWS_PER_CANDIDATE rows per candidate (fp32 is as fast below).
+      assertSameResult(searchExact(database, q, { k, metric, precision: 'bf16', candidates: 10 }), exact, `${metric} via searchExact`);
+    }
+    const brute = bruteForce(db, qs, dim, k);
+    assert.deepEqual(Array.from({ length: queries }, (_, i) => Array.from(neighboursOf(want, i).indices)), brute.indices);
+  });
+});
+
+test('bf16 search: queries the error bound cannot certify are searched again in fp32; random sets certify', () => {
+  const dim = 64, queries = 12, k = 10;
+  const { db, qs } = nearDuplicates(43, dim, queries, 30, 400);
+  torch.tidy(() => {
+    const database = torch.tensor(db, [db.length / dim, dim]), q = torch.tensor(qs, [queries, dim]);
+    const exact = searchExact(database, q, { k });
+    // Only k candidates among 30 rows within bf16's rounding of each other: no top-k can be certified.
+    const { neighbours, stats } = searchPrefiltered(database, q, { k, candidates: k });
+    assert.equal(stats.fallbacks, queries);
+    assertSameResult(neighbours, exact, 'after fp32 fallback');
+    // Random unit vectors (scores spread far beyond the bound): certified, same as fp32.
+    const rand = rng(47);
+    const rdb = torch.tensor(randomRows(700, 48, rand, true), [700, 48]), rq = torch.tensor(randomRows(90, 48, rand, true), [90, 48]);
+    const random = searchPrefiltered(rdb, rq, { k: 20, queryBlock: 32, databaseBlock: 256 });
+    assert.ok(random.stats.certified > 80, `certified ${random.stats.certified} of 90`);
+    assertSameResult(random.neighbours, searchExact(rdb, rq, { k: 20 }), 'random unit vectors');
+    // A database no larger than the candidates: every row is re-ranked, nothing to certify.
+    const small = searchPrefiltered(rdb.narrow(0, 0, 30), rq, { k: 5 });
+    assert.deepEqual([small.stats.candidates, small.stats.certified, small.stats.fallbacks], [30, 90, 0]);
+    assertSameResult(small.neighbours, searchExact(rdb.narrow(0, 0, 30), rq, { k: 5 }), 'small database');
+    assert.throws(() => searchPrefiltered(rdb, rq, { k: 5, candidates: 3 }), /candidates \(3\) must be at least k \(5\)/);
+    assert.throws(() => searchExact(rdb, rq, { k: 5, precision: 'fp16' as 'bf16' }), /precision must be "fp32" or "bf16"/);
+  });
+  const live = torch.liveTensors();
+  torch.tidy(() => searchPrefiltered(torch.tensor(db, [db.length / dim, dim]), torch.tensor(qs, [queries, dim]), { k, candidates: k }));
+  assert.equal(torch.liveTensors(), live, 'nothing left behind, fallback path included');
 });

@@ -37,6 +37,8 @@ export interface EvaluateOptions {
   /** Search blocks (see searchExact). */
   queryBlock?: number;
   databaseBlock?: number;
+  /** 'bf16': search with a bf16 pre-filter and fp32 re-ranking (the fp32 top-N, faster; see searchExact). Default 'fp32'. */
+  searchPrecision?: 'fp32' | 'bf16';
   device?: torch.Device;
   /** Progress bars on stderr (default: when stderr is a TTY). */
   progress?: boolean;
@@ -133,7 +135,7 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
     let predictions: Neighbours;
     try {
       predictions = searchExact(database, queries, {
-        k, queryBlock: options.queryBlock, databaseBlock: options.databaseBlock,
+        k, queryBlock: options.queryBlock, databaseBlock: options.databaseBlock, precision: options.searchPrecision,
         onProgress: (() => { let last = 0; return (done: number) => { bar.tick(done - last); last = done; }; })(),
       });
     } finally {
@@ -181,7 +183,7 @@ async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, opt
       const part = await extractDescriptors(model, paths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: `database ${d0 + paths.length}/${n}` });
       const ts = performance.now();
       try {
-        const found = searchExact(part, queries, { k: Math.min(k, paths.length), queryBlock: options.queryBlock, databaseBlock: options.databaseBlock });
+        const found = searchExact(part, queries, { k: Math.min(k, paths.length), queryBlock: options.queryBlock, databaseBlock: options.databaseBlock, precision: options.searchPrecision });
         predictions = predictions === null ? found : mergeNeighbours(predictions, found, d0, k);
       } finally {
         part.dispose();

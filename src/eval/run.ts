@@ -65,12 +65,16 @@ export interface EvaluationRequest {
   /** maj_voting weight (0.01). */
   majorityWeight?: number;
   progress?: boolean;
+  /** Compute precision of extraction and search (default fp32); auto: bf16 where the CPU has bf16 units. */
+  precision?: torch.PrecisionOption;
 }
 
 export interface EvalSummary {
   model: { source: 'run' | 'checkpoint' | 'flags'; run?: string; checkpoint?: string; backbone: string; aggregation: string; descriptorDim: number; initialisedFrom?: string;
     pca?: { dim: number; whiten: boolean; fittedOn: string; explainedVariance: number } };
   dataset: { root: string; name: string; split: string; database: number; queries: number };
+  /** What ran and why (extraction and search; the head and the recalls in fp32 either way). */
+  precision: { precision: torch.Precision; reason: string };
   method: string;
   radius: number;
   recallValues: number[];
@@ -128,6 +132,7 @@ async function requestedModel(r: EvaluationRequest, device: torch.Device): Promi
 /** Evaluates the requested model on one split; returns the summary (and writes files with outputFolder). */
 export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => console.error(s)): Promise<EvalSummary> {
   const device = torch.defaultDevice();
+  const precision = torch.resolvePrecision(r.precision ?? 'fp32', device);
   const model = await requestedModel(r, device);
   const { net } = model;
   try {
@@ -158,6 +163,7 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
     const summaryOfNet = net.summary();
     log(`evaluating ${summaryOfNet.backbone} + ${summaryOfNet.aggregation} (${summaryOfNet.descriptorDim}-d${model.checkpoint ? `, ${model.checkpoint}` : model.source === 'spec' ? (r.weights ? ', ImageNet backbone' : ', untrained') : ''}) ` +
       `on ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database, ${dataset.queriesPaths.length} queries, ${r.testMethod}, ${size.height}x${size.width}`);
+    log(torch.describePrecision(precision) + (precision.precision === 'bf16' ? ': bf16 backbone, fp32 head; search with a bf16 pre-filter re-ranked in fp32' : ''));
 
     // Evaluate with the fast inference path (after PCA, when asked).
     let pcaInfo: EvalSummary['model']['pca'];
@@ -192,8 +198,9 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
         progress: r.progress, outDir: r.outputFolder, saveDescriptors: r.saveDescriptors,
         images: r.images ? undefined : false,
         databaseChunk: r.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined, majorityWeight: r.majorityWeight,
+        searchPrecision: precision.precision,
       });
-    });
+    }, { precision: precision.precision });
 
     const summary: EvalSummary = {
       model: {
@@ -201,6 +208,7 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
         aggregation: summaryOfNet.aggregation, descriptorDim: summaryOfNet.descriptorDim, initialisedFrom, pca: pcaInfo,
       },
       dataset: { root: dataset.root, name: dataset.name, split: dataset.split, database: result.databaseCount, queries: result.queriesCount },
+      precision: { precision: precision.precision, reason: precision.reason },
       method: result.method, radius: result.radius, recallValues, recalls: result.recalls, recallsByRadius: result.recallsByRadius,
       timings: { ...result.timings },
     };

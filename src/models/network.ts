@@ -1,7 +1,7 @@
 // A place-recognition network: backbone (local features) → aggregation head (global descriptor),
 // assembled from a typed config. State-dict names are `backbone.*` and `aggregation.*`, with the
 // torchvision names inside the backbone.
-import { nn, tidy, Tensor, inferenceMode } from '../torch/index.ts';
+import { nn, tidy, Tensor, inferenceMode, inFloat32, atLeastFloat32, withPrecision, type Precision } from '../torch/index.ts';
 import { freezeModules, type Backbone, type AggregationHead } from './types.ts';
 import { ResNetTrunk, loadResNetWeights, type ResNetName, type Cut, type ResNetFlavour } from './resnet.ts';
 import { MobileNetV2 } from './mobilenetv2.ts';
@@ -138,9 +138,20 @@ export class GeoLocalizationNet extends nn.Module {
   get inputNormalization(): Backbone['inputNormalization'] {
     return this.backbone.inputNormalization;
   }
-  /** Images [B, 3, H, W] → descriptors [B, D] (unit length, except shallow heads under --l2 before_pool / none). */
+  /**
+   * Images [B, 3, H, W] → descriptors [B, D] (unit length, except shallow heads under --l2 before_pool / none).
+   * Under bf16 autocast the backbone computes in bf16; the head always in fp32 (aggregate).
+   */
   forward(images: Tensor): Tensor {
-    return tidy(() => this.aggregation.forward(this.backbone.forward(images)));
+    return tidy(() => this.aggregate(this.backbone.forward(images)));
+  }
+  /**
+   * The head on the backbone's maps, in fp32 whatever they were computed in: NetVLAD's soft assignment
+   * and every normalisation stay fp32 (autocast would leave a softmax of bf16 maps in bf16), and the
+   * descriptors handed to losses, search and recall are fp32. The head costs little beside the backbone.
+   */
+  private aggregate(maps: Tensor): Tensor {
+    return inFloat32(() => this.aggregation.forward(atLeastFloat32(maps)));
   }
   /** Local feature maps [B, C, h, w] (for NetVLAD's k-means initialisation). */
   features(images: Tensor): Tensor {
@@ -170,16 +181,20 @@ export class GeoLocalizationNet extends nn.Module {
 
   /**
    * Runs fn with the fastest inference path: eval mode, inference mode, BatchNorm folded into the
-   * convolutions and channels-last inputs. The given forward returns the descriptors forward() does.
-   * The trained weights are untouched; the previous train/eval mode is restored afterwards.
+   * convolutions and channels-last inputs; with precision 'bf16', folded weights in bf16 and the
+   * backbone under bf16 autocast (the head in fp32, as in forward()). The given forward returns fp32
+   * descriptors, those of forward() up to the precision. The trained weights are untouched; the
+   * previous train/eval mode is restored afterwards.
    */
-  async fastInference<T>(fn: (forward: (images: Tensor) => Tensor) => T | Promise<T>): Promise<T> {
+  async fastInference<T>(fn: (forward: (images: Tensor) => Tensor) => T | Promise<T>, options: { precision?: Precision } = {}): Promise<T> {
+    const precision = options.precision ?? 'fp32';
+    const device = this.parameters()[0]?.device.startsWith('cuda') ? 'cuda' : 'cpu';
     const wasTraining = this.training;
     this.eval();
-    const unfold = nn.foldForInference(this.backbone.convBnPairs?.() ?? []);
+    const unfold = nn.foldForInference(this.backbone.convBnPairs?.() ?? [], true, precision === 'bf16' ? 'bfloat16' : 'float32');
     const forward = (images: Tensor): Tensor => inferenceMode(() => tidy(() => {
-      const maps = this.backbone.forward(nn.toChannelsLast(images)).contiguous();
-      return this.aggregation.forward(maps);
+      const maps = withPrecision(precision, () => this.backbone.forward(nn.toChannelsLast(images)).contiguous(), device);
+      return this.aggregate(maps);
     }));
     try {
       return await fn(forward);

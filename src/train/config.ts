@@ -6,6 +6,7 @@ import { TEST_METHODS } from '../eval/test-methods.ts';
 import { ModelSpecShape } from '../models/assemble.ts';
 import { splitDatasetNames } from '../data/dataset.ts';
 import { parseSize } from '../data/image.ts';
+import { PRECISIONS } from '../torch/precision.ts';
 
 const positive = z.number().positive();
 const count = z.number().int().positive();
@@ -88,6 +89,8 @@ export const TrainConfigSchema = z.object({
   seed: z.number().int().min(0).default(0).describe('random seed'),
   outputFolder: z.string().min(1).describe('run folder (checkpoints, log.jsonl, config.json); an existing run resumes'),
   numWorkers: count.optional().describe('image decoding workers (default: the loader\'s)'),
+  precision: z.enum(PRECISIONS).default('fp32')
+    .describe('compute precision: bf16 runs convolutions and matrix products in bfloat16 (autocast; weights, optimizer state, losses and the head stay fp32), auto = bf16 where the CPU has AMX or AVX512-BF16 units (VGL_BF16=0: as if it had none)'),
 }).strict().superRefine((c, ctx) => {
   if (c.criterion === 'none' && c.invarianceWeight === 0) {
     ctx.addIssue({ code: 'custom', path: ['criterion'], message: "'none' trains the invariance term alone: set invarianceWeight > 0" });

@@ -13,7 +13,11 @@
 //   'none'         the per-query losses, shape [B].
 // Default for every criterion: 'per-triplet', the benchmark's, so one lr means the same training
 // whatever the loss. 'per-query' is the SARE paper's form (mean over the batch), K times larger.
-import { Tensor, tidy, cat, zeros, type Device } from '../torch/index.ts';
+//
+// Precision: the losses compute in fp32 at least (computeLoss and featureInvarianceLoss widen bf16 inputs
+// and turn autocast off), as PyTorch's autocast keeps losses in fp32: under --precision bf16 the feature
+// maps arrive in bf16.
+import { Tensor, tidy, cat, zeros, inFloat32, atLeastFloat32, type Device } from '../torch/index.ts';
 
 export type LossName = 'triplet' | 'sare_ind' | 'sare_joint' | 'solar';
 export const LOSS_NAMES: readonly LossName[] = ['triplet', 'sare_ind', 'sare_joint', 'solar'];
@@ -167,18 +171,24 @@ export function featureInvarianceLoss(student: Tensor, teacher: Tensor): Tensor 
   if (s.length !== t.length || s.some((d, i) => d !== t[i])) {
     throw new Error(`featureInvarianceLoss: student [${s.join(', ')}] and teacher [${t.join(', ')}] feature maps differ in shape`);
   }
-  return tidy(() => student.sub(teacher).pow(2).mean().div(teacher.pow(2).mean().clampMin(1e-12)));
+  return inFloat32(() => tidy(() => {
+    const [st, te] = [atLeastFloat32(student), atLeastFloat32(teacher)];
+    return st.sub(te).pow(2).mean().div(te.pow(2).mean().clampMin(1e-12));
+  }));
 }
 
-/** The loss named `name` (the trainer's registry). Triplet options are ignored by the SARE losses, sosWeight by all but SOLAR. */
+/** The loss named `name` (the trainer's registry), in fp32. Triplet options are ignored by the SARE losses, sosWeight by all but SOLAR. */
 export function computeLoss(name: LossName, query: Tensor, positive: Tensor, negatives: Tensor, options: LossOptions = {}): Tensor {
-  switch (name) {
-    case 'triplet': return tripletLoss(query, positive, negatives, options);
-    case 'sare_ind': return sareIndLoss(query, positive, negatives, { reduction: options.reduction });
-    case 'sare_joint': return sareJointLoss(query, positive, negatives, { reduction: options.reduction });
-    case 'solar': return solarLoss(query, positive, negatives, options);
-    default: throw new Error(`unknown loss '${name as string}'; expected one of ${LOSS_NAMES.join(', ')}`);
-  }
+  if (!LOSS_NAMES.includes(name)) throw new Error(`unknown loss '${name as string}'; expected one of ${LOSS_NAMES.join(', ')}`);
+  return inFloat32(() => tidy(() => {
+    const [q, p, n] = [query, positive, negatives].map(atLeastFloat32);
+    switch (name) {
+      case 'triplet': return tripletLoss(q, p, n, options);
+      case 'sare_ind': return sareIndLoss(q, p, n, { reduction: options.reduction });
+      case 'sare_joint': return sareJointLoss(q, p, n, { reduction: options.reduction });
+      case 'solar': return solarLoss(q, p, n, options);
+    }
+  }));
 }
 
 /**

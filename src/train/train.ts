@@ -3,13 +3,15 @@
 //                   → checkpoint;  then validate (recall@N on val) → best checkpoint → early stopping.
 // Every random draw derives from (seed, epoch, loop, batch), so a run resumed from its last checkpoint
 // (written atomically after every cache loop) continues exactly as if never interrupted.
+// --precision bf16: the forward passes (training steps, caching, validation) compute the backbone
+// under bf16 autocast; the head, the losses, the weights and the optimizer state stay fp32.
 // log.jsonl gets one line per step, per cache loop (timings, mining statistics) and per validation.
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, appendFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { flagName } from '../errors.ts';
 import * as torch from '../torch/index.ts';
-import { optim, type Tensor } from '../torch/index.ts';
+import { optim, resolvePrecision, describePrecision, withPrecision, type Precision, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import { openDatasets, listSplits, partOf, verifyImages, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
@@ -141,6 +143,7 @@ export type LogEntry =
   | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
   | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls }
   | { event: 'resume-changes'; changes: string[] }
+  | { event: 'precision'; precision: Precision; requested: TrainConfig['precision']; reason: string }
   | ({ event: 'threads'; from: number; to: number; stepMs: [number, number] } & StepPosition)
   | { event: 'average'; epoch: number; epochs: number; recalls: Recalls };
 
@@ -162,14 +165,15 @@ export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): opti
   }
 }
 
-/** Recall@N of the model on a split (database vs queries, soft positives at the val radius). */
+/** Recall@N of the model on a split (database vs queries, soft positives at the val radius), in the config's precision. */
 export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean, method: TestMethod = 'hard_resize',
   device: torch.Device = torch.defaultDevice()): Promise<Recalls> {
+  const { precision } = resolvePrecision(config.precision, device);
   const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
     size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, device, progress, method,
     databaseChunk: config.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
-    radius: config.valPositiveDistThreshold, recallValues: config.recallValues,
-  }));
+    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, searchPrecision: precision,
+  }), { precision });
   return result.recalls;
 }
 
@@ -246,7 +250,7 @@ async function removeStaleTempFiles(out: string, log: (s: string) => void): Prom
 
 /** Cache loop: extract the plan's database and query descriptors with the fast inference path. */
 async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, training: TrainingQueries, plan: ReturnType<typeof planCacheLoop>, config: TrainConfig,
-  progress: boolean, device: torch.Device) {
+  progress: boolean, device: torch.Device, precision: Precision) {
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
   return net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
@@ -254,7 +258,7 @@ async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, trainin
     const database = await extractDescriptors(model, Array.from(plan.database, (i) => ds.databasePaths[i]), { ...opts, label: 'cache database' });
     const queries = await extractDescriptors(model, Array.from(plan.queries, (j) => training.paths[j]), { ...opts, label: 'cache queries' });
     return { database, queries };
-  });
+  }, { precision });
 }
 
 /** Everything one run's phases share. */
@@ -278,6 +282,8 @@ interface Run {
   lastPath: string;
   bestPath: string;
   device: torch.Device;
+  /** What the forward passes compute in (config.precision resolved on this machine). */
+  precision: Precision;
   /** VGL_NUM_THREADS=auto: the intra-op thread count follows the load (steps timed, counts tried). */
   threads: torch.ThreadAdapter | null;
 }
@@ -305,6 +311,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     hooks.onRecord?.(entry);
   };
   const device = hooks.device ?? torch.defaultDevice();
+  const precision = resolvePrecision(config.precision, device);
 
   // Data: what exists and where (validated up front, before any model work).
   // Several datasets: their training sets are mixed (tuples never cross datasets), validation covers every val split.
@@ -368,6 +375,8 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   const summary = net.summary();
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
+  log(describePrecision(precision) + (precision.precision === 'bf16' ? ': weights, optimizer state, head and losses in fp32' : ''));
+  await record({ event: 'precision', ...precision });
 
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
   const normalization = imageNormalization(net);
@@ -383,6 +392,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   }
   const run: Run = {
     config, hooks, progress, log, record, net, opt, state, trainDs, training, queryGroups, invariance, lastPath, bestPath, device,
+    precision: precision.precision,
     memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`), size, normalization,
     threads: torch.adaptiveThreadsRequested() && device === 'cpu' ? new torch.ThreadAdapter() : null,
   };
@@ -429,7 +439,7 @@ async function cacheAndMine(run: Run, loopSeed: number): Promise<{ triplets: Tri
   const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed, run.queryGroups);
   const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
     { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
-  const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device);
+  const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device, run.precision);
   const cacheMs = msSince(t);
   t = performance.now();
   let triplets: Triplet[];
@@ -477,12 +487,14 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
       if (views) images += views.shape[0];
       let invarianceValue: number | undefined;
       const threadsBefore = run.threads?.changes.length ?? 0;
+      // The forward passes in the run's precision; the losses (fp32 by contract) and backward outside it.
+      const inPrecision = <T>(fn: () => T): T => withPrecision(run.precision, fn, run.device);
       const compute = () => torch.tidy(() => {
         opt.zeroGrad();
         let l: Tensor | null = null;
         if (batch) {
           const x = torch.fromHost(batch.images);
-          const descriptors = net.forward(toDevice(flipped ? x.flip(3) : x, run.device));
+          const descriptors = inPrecision(() => net.forward(toDevice(flipped ? x.flip(3) : x, run.device)));
           const { query, positive, negatives } = splitTuples(descriptors, batch.indices.length / tuple);
           l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin, sosWeight: config.sosWeight, reduction: config.lossReduction });
         }
@@ -490,7 +502,7 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
           const both = toDevice(torch.fromHost(views), run.device);
           const b = both.size(0) / 2;
           // Feature maps (the backbone learns), or descriptors (the head learns too).
-          const describe = (m: GeoLocalizationNet, x: Tensor) => (config.invarianceOn === 'descriptors' ? m.forward(x) : m.features(x));
+          const describe = (m: GeoLocalizationNet, x: Tensor) => inPrecision(() => (config.invarianceOn === 'descriptors' ? m.forward(x) : m.features(x)));
           const teacher = torch.noGrad(() => describe(invariance.teacher, both.narrow(0, 0, b)));
           const term = featureInvarianceLoss(describe(net, both.narrow(0, b, b)), teacher);
           invarianceValue = term.item();

@@ -233,3 +233,23 @@ test('featureInvarianceLoss: squared difference over squared teacher, both avera
     assert.throws(() => featureInvarianceLoss(student, torch.zeros([1, 2, 2, 1], f64)), /student \[1, 2, 1, 2\] and teacher \[1, 2, 2, 1\]/);
   });
 });
+
+test('losses compute in fp32 from bf16 descriptors or feature maps, also under autocast, with fp32 gradients', () => {
+  torch.manualSeed(5);
+  torch.tidy(() => {
+    const q = torch.randn([2, 8]).to('bfloat16').requiresGrad_(true);
+    const p = torch.randn([2, 8]).to('bfloat16');
+    const n = torch.randn([2, 3, 8]).to('bfloat16');
+    for (const name of ['triplet', 'sare_ind', 'sare_joint', 'solar'] as const) {
+      const want = computeLoss(name, q.float(), p.float(), n.float()).item();
+      const l = torch.autocast('bfloat16', () => computeLoss(name, q, p, n));
+      assert.equal(l.dtype, 'float32', name);
+      close(l.item(), want, 1e-6, `${name} on bf16 inputs`);
+    }
+    const maps = torch.randn([2, 4, 3, 3]);
+    const inv = torch.autocast('bfloat16', () => featureInvarianceLoss(maps.to('bfloat16'), maps.mul(1.1).to('bfloat16')));
+    assert.equal(inv.dtype, 'float32');
+    computeLoss('triplet', q, p, n).backward();
+    assert.equal(q.grad?.dtype, 'bfloat16', 'the gradient flows back through the cast to the input dtype');
+  });
+});

@@ -79,8 +79,8 @@ function countDiffering(a: Map<string, HostTensor>, b: Map<string, HostTensor>):
   return n;
 }
 
-/** Run A uninterrupted; run B stopped after each count of `stops` loops (resume points `resumePoints`: epoch, next loop), then finished. */
-async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, stops: number[], resumePoints: [number, number][]): Promise<void> {
+/** Run A uninterrupted; run B stopped after each count of `stops` loops (resume points `resumePoints`: epoch, next loop), then finished. Returns A's config. */
+async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, stops: number[], resumePoints: [number, number][]): Promise<TrainConfig> {
   const a = tinyConfig(over);
   await train(a, quiet);
 
@@ -124,12 +124,45 @@ async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, 
 
   // The test could fail: each stop saw different weights from the final ones.
   for (const s of snapshots) assert.ok(countDiffering(s, lastA.stateDict) > 0, 'training changed the weights after the stop');
+  return a;
 }
 
 test('resume equals uninterrupted: partial mining, stopped mid-epoch and at an epoch boundary', async () => {
   // Stops after loops 0-1 (mid epoch 0), then after loop 2 (its checkpoint written, the epoch-0 validation
   // not yet run: the resumed run validates first), then after epoch 1's first loop.
   await assertResumeEqualsUninterrupted({ mining: 'partial' }, [2, 1, 1], [[0, 2], [0, 3], [1, 1]]);
+});
+
+test('bf16: a run resumes to the uninterrupted bf16 result; weights, optimizer state and checkpoints stay fp32', async () => {
+  const a = await assertResumeEqualsUninterrupted({ mining: 'partial', precision: 'bf16' }, [2], [[0, 2]]);
+  const precision = readLog(a.outputFolder).find((e) => e.event === 'precision');
+  assert.ok(precision && precision.event === 'precision');
+  assert.equal(precision.precision, 'bf16');
+  const last = await loadCheckpoint(join(a.outputFolder, 'last.pth'));
+  for (const [name, t] of last.stateDict) assert.ok(t.dtype === 'float32' || t.dtype === 'int64', `${name}: ${t.dtype}`);
+  for (const p of last.optimizer!.state) for (const [name, t] of Object.entries(p.tensors)) assert.equal(t.dtype, 'float32', `optimizer ${name}`);
+  // bf16 trains a different trajectory from fp32 (the test could fail: precision changes the steps).
+  const fp32 = tinyConfig({ mining: 'partial', epochs: 1 });
+  await train(fp32, { ...quiet, maxLoops: 1 });
+  assert.notDeepEqual(stepLosses(fp32.outputFolder).slice(0, 2), stepLosses(a.outputFolder).slice(0, 2));
+});
+
+test("precision auto: the run logs which precision runs and why; VGL_BF16=0 (no bf16 units) makes it fp32", async () => {
+  const saved = process.env.VGL_BF16;
+  const lines: string[] = [];
+  const config = tinyConfig({ precision: 'auto', epochs: 1 });
+  process.env.VGL_BF16 = '0';
+  try {
+    await train(config, { ...quiet, log: (l) => lines.push(l), maxLoops: 1 });
+  } finally {
+    if (saved === undefined) delete process.env.VGL_BF16;
+    else process.env.VGL_BF16 = saved;
+  }
+  const { time: _t, ...precision } = readLog(config.outputFolder).find((e) => e.event === 'precision')!;
+  assert.deepEqual(precision, { event: 'precision', precision: 'fp32', requested: 'auto', reason: 'auto: VGL_BF16=0 treats bf16 as unavailable' });
+  assert.ok(lines.includes('precision fp32 (auto: VGL_BF16=0 treats bf16 as unavailable)'), lines.join('\n'));
+  // A resumed run may not switch precision: that would mix two trainings.
+  await assert.rejects(train({ ...config, precision: 'bf16' }, quiet), /--precision "auto" -> "bf16"/);
 });
 
 test('resume equals uninterrupted: full mining keeps its negative memory across the restart', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ensureCity } from '../data/synth/generate.ts';
 import { TrainConfigSchema } from '../train/config.ts';
+import { PRECISIONS } from '../torch/precision.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
 import { DEMO_CITY_NAME as CITY_NAME } from '../data/synth/options.ts';
 import { train, type LogEntry, type LoopRecord, type ValidationRecord } from '../train/train.ts';
@@ -36,6 +37,8 @@ export const BenchEpochOptionsSchema = z.object({
   inferBatchSize: count.default(32),
   seed: z.number().int().min(0).default(0),
   progress: z.boolean().default(false),
+  /** The trainer's --precision (bf16 autocast with fp32 weights; auto: bf16 where the CPU has bf16 units). */
+  precision: z.enum(PRECISIONS).default('fp32'),
 }).strict();
 
 export type BenchEpochOptions = z.input<typeof BenchEpochOptionsSchema>;
@@ -52,6 +55,8 @@ export interface EpochBenchmark {
   dataset: { dir: string; reused: boolean; renderMs: number; trainDatabase: number; trainQueries: number; valDatabase: number; valQueries: number };
   model: { backbone: string; aggregation: string; resize: [number, number]; weights: string | null };
   mining: string;
+  /** What ran (the trainer's log says why). */
+  precision: string;
   queriesPerEpoch: number;
   cacheLoops: number;
   threads: number;
@@ -86,13 +91,15 @@ export async function benchEpoch(options: BenchEpochOptions = {}): Promise<Epoch
     backbone: o.backbone, aggregation: o.aggregation, netvladClusters: o.netvladClusters, weights, resize: o.resize,
     lr: 1e-3, epochs: 1, patience: 1, mining: o.mining, queriesPerEpoch: o.queriesPerEpoch,
     cacheRefreshRate: o.cacheRefreshRate ?? o.queriesPerEpoch, negSamplesNum: o.negSamplesNum,
-    batchSize: o.batchSize, inferBatchSize: o.inferBatchSize, seed: o.seed,
+    batchSize: o.batchSize, inferBatchSize: o.inferBatchSize, seed: o.seed, precision: o.precision,
   });
 
   const loops: LoopRecord[] = [];
   const validations: ValidationRecord[] = [];
   const log: string[] = [];
+  let precision: string = o.precision;
   const onRecord = (e: LogEntry) => {
+    if (e.event === 'precision') precision = e.precision;
     if (e.event === 'loop') loops.push(e);
     else if (e.event === 'validation') validations.push(e);
   };
@@ -117,6 +124,7 @@ export async function benchEpoch(options: BenchEpochOptions = {}): Promise<Epoch
     },
     model: { backbone: o.backbone, aggregation: o.aggregation, resize: o.resize, weights: weights ?? null },
     mining: o.mining,
+    precision,
     queriesPerEpoch: o.queriesPerEpoch,
     cacheLoops: loops.length,
     threads: availableParallelism(),

@@ -72,6 +72,8 @@ export interface DemoOptions {
   log: (line: string) => void;
   /** Size of the rendered cities (default 'demo'; tests use 'tiny'). */
   citySize?: SizeName;
+  /** Compute precision of training and evaluation (default fp32; auto: bf16 where the CPU has bf16 units). */
+  precision?: torch.PrecisionOption;
 }
 
 export interface DemoRow {
@@ -97,7 +99,7 @@ export interface DemoRow {
  * 240x320 for half of `epochs`.
  * Triplet training on these small real sets, tried first, gave small and unsteady night gains.
  */
-export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder' | 'epochs' | 'queriesPerEpoch' | 'seed'> & { trainOn?: TrainingData },
+export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder' | 'epochs' | 'queriesPerEpoch' | 'seed' | 'precision'> & { trainOn?: TrainingData },
   head: 'gem' | 'netvlad', folder = `mobilenetv2-${head}`): TrainConfig {
   const epochs = head === 'netvlad' ? Math.max(1, Math.round(o.epochs / 2)) : o.epochs;
   return TrainConfigSchema.parse({
@@ -110,19 +112,24 @@ export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder
     // 120x160 alone it lost 7.7 R@1 by day at 240x320; GeM's gains did not change with the sizes.
     invarianceSizes: head === 'netvlad' ? [[120, 160], [240, 320]] : [],
     resize: [120, 160], lr: 3e-5, epochs, patience: epochs, queriesPerEpoch: o.queriesPerEpoch,
-    cacheRefreshRate: o.queriesPerEpoch, batchSize: 4, inferBatchSize: 32, seed: o.seed,
+    cacheRefreshRate: o.queriesPerEpoch, batchSize: 4, inferBatchSize: 32, seed: o.seed, precision: o.precision ?? 'fp32',
     augment: { grayscale: 0.5, gamma: 0.5, blur: 1, noise: 0.15, brightness: 0.3, contrast: 0.3 },
   });
 }
 
-/** Recall@N of a network on a test split (at the config's size, or `size`), with prediction grids in outDir when given. */
+/**
+ * Recall@N of a network on a test split (at the config's size, or `size`), with prediction grids in
+ * outDir when given; in the config's precision, or `precision`.
+ */
 export async function recallsOf(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, outDir: string | undefined, progress: boolean,
-  size: [number, number] = config.resize): Promise<Recalls> {
+  size: [number, number] = config.resize, precision: torch.PrecisionOption = config.precision): Promise<Recalls> {
+  const device = torch.defaultDevice();
+  const resolved = torch.resolvePrecision(precision, device).precision;
   const r = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, device: torch.defaultDevice(),
+    size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, device,
     radius: config.valPositiveDistThreshold, recallValues: config.recallValues, outDir, progress,
-    images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 },
-  }));
+    images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 }, searchPrecision: resolved,
+  }), { precision: resolved });
   return r.recalls;
 }
 
@@ -156,6 +163,8 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
     tests.push([t, opened.get(t.dataset)!]);
   }
   o.log(`datasets ready [${since()}]; training on ${TRAINING_DATA[o.trainOn ?? 'real'].join(' + ')}`);
+  const precision = torch.resolvePrecision(o.precision ?? 'fp32');
+  o.log(`${torch.describePrecision(precision)}, for training and evaluation`);
   const rows: DemoRow[] = [];
   for (const head of o.heads) {
     const config = demoConfig(o, head);
@@ -182,7 +191,9 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   }
   const verdicts = judgeRealGains(rows);
   const table = formatTable(rows);
-  await writeFile(join(o.outputFolder, 'results.json'), `${JSON.stringify({ trainOn: o.trainOn ?? 'real', rows, verdicts, seconds: (Date.now() - t0) / 1000 }, null, 2)}\n`);
+  await writeFile(join(o.outputFolder, 'results.json'), `${JSON.stringify({
+    trainOn: o.trainOn ?? 'real', precision: { precision: precision.precision, reason: precision.reason }, rows, verdicts, seconds: (Date.now() - t0) / 1000,
+  }, null, 2)}\n`);
   await writeFile(join(o.outputFolder, 'results.md'), `${table}\n\n${formatVerdicts(verdicts)}\n`);
   o.log(`demo finished in ${since()}`);
   return rows;

@@ -22,3 +22,12 @@ test('vgl demo: --train-on names the training data it accepts', () => {
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /--train-on "dreams"/);
 });
+
+test('vgl demo --precision and vgl demo precision validate their flags', () => {
+  const r = vgl('demo', '--precision', 'half');
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--precision "half"/);
+  const p = vgl('demo', 'precision', '--heads', 'gem,vlad');
+  assert.equal(p.status, 2, p.stderr);
+  assert.match(p.stderr, /--heads/);
+});

@@ -101,6 +101,26 @@ test('vgl eval --pca-dataset-folder (the reference\'s PCA images) and --efficien
   assert.deepEqual(lowRam.recalls, bruteRecall(saved.queries.map((q) => q.predictions.map((p) => p.database)), 25, [1, 2, 5]));
 });
 
+test('vgl eval --precision: bf16 and auto say what ran and why; VGL_BF16=0 makes auto fp32; recall as fp32 on this separable set', async () => {
+  const lines: string[] = [];
+  const fp32 = await runEval(evalFlags({ run: runDir, images: false, progress: false }), quiet);
+  assert.deepEqual(fp32.precision, { precision: 'fp32', reason: 'asked for fp32' });
+  const bf16 = await runEval(evalFlags({ run: runDir, images: false, progress: false, precision: 'bf16' }), (l) => lines.push(l));
+  assert.equal(bf16.precision.precision, 'bf16');
+  assert.ok(lines.some((l) => l.startsWith('precision bf16 (asked for bf16')), lines.join('\n'));
+  assert.deepEqual(bf16.recalls, fp32.recalls);
+  const saved = process.env.VGL_BF16;
+  process.env.VGL_BF16 = '0';
+  try {
+    const auto = await runEval(evalFlags({ run: runDir, images: false, progress: false, precision: 'auto' }), quiet);
+    assert.deepEqual(auto.precision, { precision: 'fp32', reason: 'auto: VGL_BF16=0 treats bf16 as unavailable' });
+  } finally {
+    if (saved === undefined) delete process.env.VGL_BF16;
+    else process.env.VGL_BF16 = saved;
+  }
+  assert.throws(() => evalFlags({ run: runDir, precision: 'half' }), /Invalid option/);
+});
+
 test('vgl eval recall --from: recall at new radii from saved predictions equals brute force and a direct evaluation', async () => {
   const from = join(runDir, 'eval');
   const radii = [5, 10, 25, 50, 100];

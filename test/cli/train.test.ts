@@ -62,4 +62,9 @@ test('vgl train flags come from the schema: help shows its defaults and choices;
   const attention = (v: string) => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', attention: v }).attention;
   assert.deepEqual(['soa', 'nonlocal', 'cbam', 'true', 'false', 'none'].map(attention), ['soa', 'nonlocal', 'cbam', 'cbam', 'none', 'none']);
   assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', l2: 'sideways' }), /--l2 "sideways"/);
+  // --precision: fp32 by default (what runs before it existed), bf16 or auto on request
+  assert.match(help, /--precision <value>.*\(fp32 \| bf16 \| auto\) \[default: fp32\]/);
+  assert.equal(configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o' }).precision, 'fp32');
+  assert.equal(configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', precision: 'bf16' }).precision, 'bf16');
+  assert.throws(() => configFromFlags({ datasetsFolder: '/d', datasetName: 'x', outputFolder: 'o', precision: 'half' }), /--precision "half"/);
 });

@@ -7,6 +7,9 @@
 - extract_optimised_ms_per_image: the same with vgl's inference optimisations done the PyTorch way:
   BatchNorm folded into the convolutions (torch.nn.utils.fusion.fuse_conv_bn_eval) and channels-last
   weights and inputs.
+- *_bf16_*: the same three under CPU autocast to bfloat16 (torch.autocast("cpu", torch.bfloat16)), as
+  the PyTorch documentation writes mixed precision: forward and loss inside autocast, backward and the
+  optimizer step outside; fp32 master weights.
 Random weights: timing does not depend on them. Prints JSON (medians).
 Usage: model.py THREADS ITERS HEIGHT WIDTH EXTRACT_BATCH
 """
@@ -40,14 +43,15 @@ criterion = nn.TripletMarginLoss(margin=0.1, p=2, reduction="sum")
 images = torch.randn(12, 3, H, W)
 
 
-def train_step():
+def train_step(bf16=False):
     model.train()
     for m in list(backbone.children())[:6]:
         m.eval()
     opt.zero_grad()
-    d = model(images)
-    q, p, negs = d[0:1], d[1:2], d[2:]
-    loss = criterion(q.expand_as(negs), p.expand_as(negs), negs) / negs.shape[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        d = model(images)
+        q, p, negs = d[0:1], d[1:2], d[2:]
+        loss = criterion(q.expand_as(negs), p.expand_as(negs), negs) / negs.shape[0]
     loss.backward()
     opt.step()
 
@@ -55,9 +59,9 @@ def train_step():
 batch = torch.randn(B, 3, H, W)
 
 
-def extract():
+def extract(bf16=False):
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         model(batch)
 
 
@@ -80,8 +84,8 @@ with torch.inference_mode():  # the folded copy computes the same descriptors as
     assert torch.allclose(fast(batch_cl), model.eval()(batch), atol=1e-4), "folding changed the descriptors"
 
 
-def extract_optimised():
-    with torch.inference_mode():
+def extract_optimised(bf16=False):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         fast(batch_cl)
 
 
@@ -96,8 +100,11 @@ def median_ms(fn, n):
     return times[len(times) // 2]
 
 
-train = median_ms(train_step, iters)
-extract_ms = median_ms(extract, iters) / B
-extract_optimised_ms = median_ms(extract_optimised, iters) / B
-print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "train_ms": train,
-                  "extract_ms_per_image": extract_ms, "extract_optimised_ms_per_image": extract_optimised_ms}))
+bf16 = lambda fn: lambda: fn(bf16=True)  # noqa: E731
+print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                  "train_ms": median_ms(train_step, iters),
+                  "extract_ms_per_image": median_ms(extract, iters) / B,
+                  "extract_optimised_ms_per_image": median_ms(extract_optimised, iters) / B,
+                  "train_bf16_ms": median_ms(bf16(train_step), iters),
+                  "extract_bf16_ms_per_image": median_ms(bf16(extract), iters) / B,
+                  "extract_bf16_optimised_ms_per_image": median_ms(bf16(extract_optimised), iters) / B}))

@@ -3,9 +3,20 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags, imageSizeFlag } from '../flags.ts';
+import { PRECISIONS } from '../../torch/precision.ts';
 
 const iters = z.coerce.number().int().min(1).max(1000);
 const count = z.coerce.number().int().positive();
+const precision = z.enum(PRECISIONS).default('auto');
+const PRECISION_HELP = `vgl's precision: ${PRECISIONS.join(' | ')} (auto: bf16 where the CPU has AMX / AVX512-BF16, VGL_BF16=0 to say it has not)`;
+
+/** The precision a benchmark runs vgl in, said on stderr with the reason. */
+async function resolveForBench(option: z.output<typeof precision>) {
+  const { resolvePrecision, describePrecision } = await import('../../torch/precision.ts');
+  const r = resolvePrecision(option);
+  console.error(`vgl runs in ${describePrecision(r)}`);
+  return r.precision;
+}
 
 const BenchFlags = z.object({
   iters,
@@ -20,6 +31,7 @@ const SearchFlags = z.object({
   k: count.optional(),
   full: z.boolean().optional(),
   iters: iters.default(3),
+  precision,
   json: z.boolean().optional(),
 });
 
@@ -29,6 +41,8 @@ const EpochFlags = z.object({
   datasetsFolder: z.string().min(1),
   aggregation: z.string().min(1),
   mining: z.enum(['full', 'partial', 'random']),
+  // fp32 unless asked: the demo's MobileNetV2-0.35 trains slower in bf16 (its small convolutions' bf16 backward).
+  precision: z.enum(PRECISIONS).default('fp32'),
   json: z.boolean().optional(),
 });
 
@@ -36,6 +50,7 @@ const ModelFlags = z.object({
   iters: iters.default(5),
   resize: size.default([480, 640]),
   extractBatch: count.max(256).default(8),
+  precision,
   json: z.boolean().optional(),
 });
 
@@ -89,23 +104,32 @@ export function register(program: Command): void {
     .option('--k <k>', 'neighbours per query (20)')
     .option('--full', 'Pitts30k test sizes: 10000 x 6816 x 16384 (about 10 s per side per run with OpenBLAS)')
     .option('--iters <n>', 'timed runs per side (median reported)', '3')
+    .option('--precision <p>', `${PRECISION_HELP}; bf16: a bf16 pre-filter re-ranked in fp32 (auto)`)
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const flags = parseFlags(SearchFlags, raw);
       const { benchSearch } = await import('../../bench/search.ts');
-      const r = await benchSearch(flags);
+      const r = await benchSearch({ ...flags, precision: await resolveForBench(flags.precision) });
       if (flags.json) {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
       const s = r.sizes;
-      console.log(benchTable(`search benchmark: ${s.queries} queries x ${s.database} database x ${s.dim}-d, top ${s.k} ` +
-        `(${r.threads} threads, faiss ${r.faiss.version}), median of ${flags.iters}:`, 'ms', 'faiss', [
-        ['exact search', r.vgl.search_ms, r.faiss.search_ms, r.ratio],
+      console.log(benchTable(`search benchmark: ${s.queries} queries x ${s.database} database x ${s.dim}-d, top ${s.k}, vgl in ${r.vgl.precision} ` +
+        `(${r.threads} threads, faiss ${r.faiss.version}, PyTorch ${r.pytorch.version}), best median of ${flags.iters} over 2 alternating rounds:`, 'ms', 'ref', [
+        ['exact search vs faiss IndexFlatL2 (fp32)', r.vgl.search_ms, r.faiss.search_ms, r.ratio],
+        ['  same, vs PyTorch fp32', r.vgl.search_ms, r.pytorch.fp32_ms, r.ratioPytorch.fp32],
+        ['  same, vs PyTorch bf16 autocast (not re-ranked)', r.vgl.search_ms, r.pytorch.bf16_ms, r.ratioPytorch.bf16],
       ]));
       console.log(`  queries/s: vgl ${r.vgl.queries_per_s.toFixed(0)}, faiss ${r.faiss.queries_per_s.toFixed(0)}`);
-      console.log(`  agreement: same top-1 ${(100 * r.agreement.top1).toFixed(2)}%, same top-${s.k} set ${(100 * r.agreement.topkSets).toFixed(2)}%, ` +
+      console.log(`  agreement with faiss: same top-1 ${(100 * r.agreement.top1).toFixed(2)}%, same top-${s.k} set ${(100 * r.agreement.topkSets).toFixed(2)}%, ` +
         `largest distance difference ${r.agreement.maxDistanceDiff.toExponential(2)}`);
+      if (r.vgl.prefilter) {
+        const p = r.vgl.prefilter;
+        console.log(`  bf16 pre-filter: ${p.candidates} candidates kept per query, ${p.rescored.toFixed(1)} of them re-scored in fp32 on average; ` +
+          `${p.certified} queries' top-${s.k} certified, ${p.fallbacks} searched again in fp32`);
+      }
+      console.log(`  PyTorch bf16 alone (no re-ranking) vs faiss: same top-1 ${(100 * r.pytorchBf16Agreement.top1).toFixed(2)}%, same top-${s.k} set ${(100 * r.pytorchBf16Agreement.topkSets).toFixed(2)}%`);
     });
 
   bench.command('model')
@@ -113,22 +137,30 @@ export function register(program: Command): void {
     .option('--iters <n>', 'timed iterations (median reported)', '5')
     .option('--resize <HxW>', 'image size', '480x640')
     .option('--extract-batch <b>', 'images per extraction forward pass', '8')
+    .option('--precision <p>', `${PRECISION_HELP} (auto)`)
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const flags = parseFlags(ModelFlags, raw);
-      const { benchModel } = await import('../../bench/model.ts');
+      const { benchModel, bf16Goals } = await import('../../bench/model.ts');
       const [height, width] = flags.resize;
-      const r = await benchModel({ iters: flags.iters, height, width, extractBatch: flags.extractBatch });
+      const r = await benchModel({ iters: flags.iters, height, width, extractBatch: flags.extractBatch, precision: await resolveForBench(flags.precision) });
       if (flags.json) {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
-      console.log(benchTable(`model benchmark: ResNet-18 conv4 + NetVLAD at ${height}x${width} (${r.threads} threads, PyTorch ${r.reference.torch}), best median of ${flags.iters} over 2 alternating rounds:`,
+      const ref = r.reference;
+      console.log(benchTable(`model benchmark: ResNet-18 conv4 + NetVLAD at ${height}x${width}, vgl in ${r.precision} (${r.threads} threads, PyTorch ${ref.torch}), best median of ${flags.iters} over 2 alternating rounds:`,
         'ms', 'PyTorch', [
-          ['train step (12-image tuple)', r.train_ms, r.reference.train_ms, r.ratio.train],
-          [`extraction per image (batch ${flags.extractBatch}), vs eager`, r.extract_ms_per_image, r.reference.extract_ms_per_image, r.ratio.extract],
-          ['  same, vs PyTorch folded BN + channels-last', r.extract_ms_per_image, r.reference.extract_optimised_ms_per_image, r.ratio.extractOptimised],
+          ['train step (12-image tuple), vs PyTorch fp32', r.train_ms, ref.train_ms, r.ratio.train],
+          ['  same, vs PyTorch bf16 autocast', r.train_ms, ref.train_bf16_ms, r.ratio.trainBf16],
+          [`extraction per image (batch ${flags.extractBatch}), vs fp32 eager`, r.extract_ms_per_image, ref.extract_ms_per_image, r.ratio.extract],
+          ['  same, vs fp32 folded BN + channels-last', r.extract_ms_per_image, ref.extract_optimised_ms_per_image, r.ratio.extractOptimised],
+          ['  same, vs bf16 autocast eager', r.extract_ms_per_image, ref.extract_bf16_ms_per_image, r.ratio.extractBf16],
+          ['  same, vs bf16 autocast folded BN + channels-last', r.extract_ms_per_image, ref.extract_bf16_optimised_ms_per_image, r.ratio.extractBf16Optimised],
         ]));
+      if (r.precision === 'bf16') {
+        for (const g of bf16Goals(r)) console.log(`  goal: ${g.goal} <= ${g.limit.toFixed(1)}x: ${g.ratio.toFixed(3)}x, ${g.met ? 'met' : 'NOT met'}`);
+      }
     });
 
   bench.command('epoch')
@@ -136,16 +168,17 @@ export function register(program: Command): void {
     .option('--datasets-folder <dir>', 'where the synthetic city is (rendered when absent)', 'data/datasets')
     .option('--aggregation <name>', 'aggregation head', 'netvlad')
     .option('--mining <method>', 'full | partial | random', 'partial')
+    .option('--precision <p>', `${PRECISION_HELP} (fp32: the demo's MobileNetV2 trains slower in bf16 here)`)
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const flags = parseFlags(EpochFlags, raw);
       const { benchEpoch } = await import('../../bench/epoch.ts');
-      const r = await benchEpoch({ datasetsFolder: flags.datasetsFolder, aggregation: flags.aggregation, mining: flags.mining });
+      const r = await benchEpoch({ datasetsFolder: flags.datasetsFolder, aggregation: flags.aggregation, mining: flags.mining, precision: flags.precision });
       if (flags.json) {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
-      console.log(`one epoch: ${r.model.backbone} + ${r.model.aggregation} at ${r.model.resize.join('x')}, ${r.queriesPerEpoch} queries, ` +
+      console.log(`one epoch: ${r.model.backbone} + ${r.model.aggregation} at ${r.model.resize.join('x')} in ${r.precision}, ${r.queriesPerEpoch} queries, ` +
         `${r.mining} mining, ${r.threads} threads (total ${(r.totalMs / 1000).toFixed(1)} s)`);
       console.log(`  phase         seconds   share   images/s`);
       for (const [name, p] of Object.entries(r.phases)) {

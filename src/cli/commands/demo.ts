@@ -1,15 +1,29 @@
 // `vgl demo`: the main job on the embedded default (synthetic cities + real photographs), see
 // src/experiments/demo.ts; `vgl demo curves`: recall@1 on the real test sets per epoch for each
-// training-data choice, see src/experiments/real-curves.ts.
+// training-data choice, see src/experiments/real-curves.ts; `vgl demo precision`: the demo's models in
+// fp32 and bf16 side by side, see src/experiments/precision.ts.
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags } from '../flags.ts';
+import { PRECISIONS } from '../../torch/precision.ts';
 
 const TRAIN_ON = ['real', 'synthetic', 'mixed'] as const;
 
 const DemoFlags = z.object({
   datasetsFolder: z.string().min(1),
+  outputFolder: z.string().min(1).optional(),
+  heads: z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(['gem', 'netvlad'])).min(1)),
+  trainOn: z.enum(TRAIN_ON),
+  epochs: z.coerce.number().int().min(1).max(100),
+  queriesPerEpoch: z.coerce.number().int().min(4),
+  seed: z.coerce.number().int().min(0),
+  precision: z.enum(PRECISIONS),
+});
+
+const PrecisionFlags = z.object({
+  datasetsFolder: z.string().min(1),
   outputFolder: z.string().min(1),
+  fp32From: z.string().min(1).optional(),
   heads: z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(['gem', 'netvlad'])).min(1)),
   trainOn: z.enum(TRAIN_ON),
   epochs: z.coerce.number().int().min(1).max(100),
@@ -34,19 +48,40 @@ export function register(program: Command): void {
   const demo = program.command('demo').enablePositionalOptions()
     .description('render the synthetic cities, link the real photographs, train MobileNetV2 + GeM and + NetVLAD, and print untrained vs trained recall on every test set')
     .option('--datasets-folder <dir>', 'where the datasets go', 'data/datasets')
-    .option('--output-folder <dir>', 'runs, predictions and results', 'runs/demo')
+    .option('--output-folder <dir>', 'runs, predictions and results (default runs/demo; runs/demo-<precision> for bf16 or auto)')
     .option('--heads <list>', 'aggregation heads to train', 'gem,netvlad')
     .option('--train-on <data>', `training data: ${TRAIN_ON.join(' | ')} (real = Gardens Point + Nordland train splits)`, 'real')
     .option('--epochs <n>', 'training epochs per model (NetVLAD, which also trains at 240x320, half of them)', DEFAULT_EPOCHS)
     .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
     .option('--seed <n>', 'random seed', '0')
+    .option('--precision <p>', `training and evaluation: ${PRECISIONS.join(' | ')} (bf16: bfloat16 backbone, fp32 weights, head and losses; auto: bf16 where the CPU has AMX / AVX512-BF16)`, 'fp32')
     .action(async (raw) => {
       const flags = parseFlags(DemoFlags, raw);
+      // Each precision keeps its own runs: the demo retrains a run folder whose options changed.
+      const outputFolder = flags.outputFolder ?? (flags.precision === 'fp32' ? 'runs/demo' : `runs/demo-${flags.precision}`);
       const { runDemo, formatTable, judgeRealGains, formatVerdicts } = await import('../../experiments/demo.ts');
-      const rows = await runDemo({ ...flags, progress: Boolean(process.stderr.isTTY), log: (s) => console.error(s) });
+      const rows = await runDemo({ ...flags, outputFolder, progress: Boolean(process.stderr.isTTY), log: (s) => console.error(s) });
       console.log(`\nrecall@N on the test sets (percent, 25 m), untrained → trained:\n\n${formatTable(rows)}\n`);
       console.log(`${formatVerdicts(judgeRealGains(rows))}\n`);
-      console.log(`results: ${flags.outputFolder}/results.{json,md}, predictions and grids under ${flags.outputFolder}/*/`);
+      console.log(`results: ${outputFolder}/results.{json,md}, predictions and grids under ${outputFolder}/*/`);
+    });
+  demo.command('precision')
+    .description("the demo's models in fp32 and in bf16: recall@1/5/10 on every test set trained and evaluated in fp32, evaluated in bf16, trained and evaluated in bf16, and the bf16 search's agreement with fp32")
+    .option('--datasets-folder <dir>', 'where the datasets go', 'data/datasets')
+    .option('--output-folder <dir>', 'runs (fp32/, bf16/) and precision.{json,md}', 'runs/precision')
+    .option('--fp32-from <dir>', "reuse the fp32 runs of a demo output folder (e.g. runs/demo) instead of training them under <output-folder>/fp32")
+    .option('--heads <list>', 'aggregation heads to train', 'gem,netvlad')
+    .option('--train-on <data>', `training data: ${TRAIN_ON.join(' | ')}`, 'real')
+    .option('--epochs <n>', 'training epochs per model (NetVLAD half of them)', DEFAULT_EPOCHS)
+    .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
+    .option('--seed <n>', 'random seed', '0')
+    .action(async (raw) => {
+      const flags = parseFlags(PrecisionFlags, raw);
+      const { runPrecisionComparison, formatPrecisionTable, formatPrecisionSummary, summarizePrecision } = await import('../../experiments/precision.ts');
+      const rows = await runPrecisionComparison({ ...flags, progress: Boolean(process.stderr.isTTY), log: (s) => console.error(s) });
+      console.log(`\nrecall@N (percent, 25 m): trained and evaluated in fp32 · evaluated in bf16 · trained and evaluated in bf16:\n\n${formatPrecisionTable(rows)}\n`);
+      console.log(`${formatPrecisionSummary(summarizePrecision(rows))}\n`);
+      console.log(`results: ${flags.outputFolder}/precision.{json,md}`);
     });
   demo.command('datasets')
     .description("only the demo's datasets: render the synthetic cities and link the real photographs (what the study's plans train and test on)")

@@ -11,6 +11,7 @@ import type { EvalSummary, RecallFromSummary } from '../../eval/run.ts';
 import { BACKBONE_NAMES } from '../../models/network.ts';
 import { ATTENTION_BLOCKS, BASE_HEADS } from '../../models/aggregation/index.ts';
 import { RESNET_FLAVOURS } from '../../models/resnet.ts';
+import { PRECISIONS } from '../../torch/precision.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -66,6 +67,7 @@ export const EvalFlags = z.object({
   efficientRamTesting: z.boolean().default(false),
   majorityWeight: z.coerce.number().finite().nonnegative().optional(),
   progress: z.boolean().optional(),
+  precision: z.enum(PRECISIONS).default('fp32'),
   json: z.boolean().default(false),
   /** Not a flag: narrower ResNet widths for tiny networks (tests). */
   resnetWidths: z.array(positiveInt).optional(),
@@ -117,7 +119,7 @@ export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(
 
 function printEval(s: EvalSummary): void {
   console.log(`${s.dataset.name}/${s.dataset.split}: ${s.dataset.queries} queries vs ${s.dataset.database} database images, ` +
-    `${s.model.backbone} + ${s.model.aggregation} (${s.model.descriptorDim}-d), ${s.method}`);
+    `${s.model.backbone} + ${s.model.aggregation} (${s.model.descriptorDim}-d), ${s.method}, ${s.precision.precision}`);
   console.log(formatRecallTable(s.recallsByRadius, s.recallValues, s.radius));
   const t = s.timings;
   console.log(`time: database ${(t.databaseMs / 1000).toFixed(1)} s, queries ${(t.queriesMs / 1000).toFixed(1)} s, search ${(t.searchMs / 1000).toFixed(2)} s, total ${(t.totalMs / 1000).toFixed(1)} s`);
@@ -186,6 +188,7 @@ export function register(program: Command): void {
     .option('--efficient-ram-testing', `describe and search the database ${EFFICIENT_RAM_CHUNK} images at a time (the database descriptors are never held whole)`)
     .option('--majority-weight <w>', 'maj_voting: how much agreement between the crops counts (0.01, as the reference)')
     .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
+    .option('--precision <p>', `${PRECISIONS.join(' | ')}: bf16 extracts with a bf16 backbone (fp32 head) and searches with a bf16 pre-filter re-ranked in fp32; auto = bf16 where the CPU has AMX / AVX512-BF16 (fp32)`)
     .option('--from <dir>', 'eval recall: output folder of a previous vgl eval (recalls.json + predictions.json)')
     .option('--json', 'print the summary as JSON')
     .action(async (what: string | undefined, raw: Record<string, unknown>, cmd: Command) => {

@@ -22,6 +22,7 @@ import { fitPca, pcaFolderImages, withPca } from './pca.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from './recall.ts';
 import type { TestMethod } from './test-methods.ts';
 import { readSavedEvaluation, recallFromSaved } from './model-io.ts';
+import { choosePrecision, type Bf16Check } from './precision-check.ts';
 
 /** What to evaluate, and how. Absent data options come from the run's training config. */
 export interface EvaluationRequest {
@@ -74,7 +75,7 @@ export interface EvalSummary {
     pca?: { dim: number; whiten: boolean; fittedOn: string; explainedVariance: number } };
   dataset: { root: string; name: string; split: string; database: number; queries: number };
   /** What ran and why (extraction and search; the head and the recalls in fp32 either way). */
-  precision: { precision: torch.Precision; reason: string };
+  precision: { precision: torch.Precision; reason: string; check?: Bf16Check };
   method: string;
   radius: number;
   recallValues: number[];
@@ -132,7 +133,6 @@ async function requestedModel(r: EvaluationRequest, device: torch.Device): Promi
 /** Evaluates the requested model on one split; returns the summary (and writes files with outputFolder). */
 export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => console.error(s)): Promise<EvalSummary> {
   const device = torch.defaultDevice();
-  const precision = torch.resolvePrecision(r.precision ?? 'fp32', device);
   const model = await requestedModel(r, device);
   const { net } = model;
   try {
@@ -163,7 +163,9 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
     const summaryOfNet = net.summary();
     log(`evaluating ${summaryOfNet.backbone} + ${summaryOfNet.aggregation} (${summaryOfNet.descriptorDim}-d${model.checkpoint ? `, ${model.checkpoint}` : model.source === 'spec' ? (r.weights ? ', ImageNet backbone' : ', untrained') : ''}) ` +
       `on ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database, ${dataset.queriesPaths.length} queries, ${r.testMethod}, ${size.height}x${size.width}`);
-    log(torch.describePrecision(precision) + (precision.precision === 'bf16' ? ': bf16 backbone, fp32 head; search with a bf16 pre-filter re-ranked in fp32' : ''));
+    const precision = await choosePrecision(r.precision ?? 'fp32', net, dataset.databasePaths, size, device);
+    log(torch.describePrecision(precision) + (precision.precision === 'bf16' ? ': bf16 backbone, fp32 head' : '') +
+      (precision.searchPrecision === 'bf16' ? '; search with a bf16 pre-filter re-ranked in fp32' : ''));
 
     // Evaluate with the fast inference path (after PCA, when asked).
     let pcaInfo: EvalSummary['model']['pca'];
@@ -198,7 +200,7 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
         progress: r.progress, outDir: r.outputFolder, saveDescriptors: r.saveDescriptors,
         images: r.images ? undefined : false,
         databaseChunk: r.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined, majorityWeight: r.majorityWeight,
-        searchPrecision: precision.precision,
+        searchPrecision: precision.searchPrecision,
       });
     }, { precision: precision.precision });
 
@@ -208,7 +210,7 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
         aggregation: summaryOfNet.aggregation, descriptorDim: summaryOfNet.descriptorDim, initialisedFrom, pca: pcaInfo,
       },
       dataset: { root: dataset.root, name: dataset.name, split: dataset.split, database: result.databaseCount, queries: result.queriesCount },
-      precision: { precision: precision.precision, reason: precision.reason },
+      precision: { precision: precision.precision, reason: precision.reason, ...(precision.check ? { check: precision.check } : {}) },
       method: result.method, radius: result.radius, recallValues, recalls: result.recalls, recallsByRadius: result.recallsByRadius,
       timings: { ...result.timings },
     };

@@ -14,6 +14,7 @@ import type { GeoLocalizationNet } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
+import { choosePrecision } from '../eval/precision-check.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
 import { train, initOptions, checkResumeConfig, averagePathOf, type TrainHooks } from '../train/train.ts';
 import { initialiseHeadFromData, modelFromCheckpoint, modelFromSpec } from '../models/assemble.ts';
@@ -119,17 +120,19 @@ export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder
 
 /**
  * Recall@N of a network on a test split (at the config's size, or `size`), with prediction grids in
- * outDir when given; in the config's precision, or `precision`.
+ * outDir when given; in the config's precision, or `precision` (bf16 checked on the split's images,
+ * see choosePrecision).
  */
 export async function recallsOf(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, outDir: string | undefined, progress: boolean,
   size: [number, number] = config.resize, precision: torch.PrecisionOption = config.precision): Promise<Recalls> {
   const device = torch.defaultDevice();
-  const resolved = torch.resolvePrecision(precision, device).precision;
+  const imageSize = { height: size[0], width: size[1] };
+  const chosen = await choosePrecision(precision, net, ds.databasePaths, imageSize, device);
   const r = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, device,
+    size: imageSize, batchSize: config.inferBatchSize, device,
     radius: config.valPositiveDistThreshold, recallValues: config.recallValues, outDir, progress,
-    images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 }, searchPrecision: resolved,
-  }), { precision: resolved });
+    images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 }, searchPrecision: chosen.searchPrecision,
+  }), { precision: chosen.precision });
   return r.recalls;
 }
 
@@ -163,8 +166,9 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
     tests.push([t, opened.get(t.dataset)!]);
   }
   o.log(`datasets ready [${since()}]; training on ${TRAINING_DATA[o.trainOn ?? 'real'].join(' + ')}`);
+  // Each model's runs check bf16 on their own images (the training log and choosePrecision say what ran).
   const precision = torch.resolvePrecision(o.precision ?? 'fp32');
-  o.log(`${torch.describePrecision(precision)}, for training and evaluation`);
+  o.log(`${torch.describePrecision(precision)}, for training and evaluation, where each model's descriptors allow it`);
   const rows: DemoRow[] = [];
   for (const head of o.heads) {
     const config = demoConfig(o, head);

@@ -11,7 +11,7 @@ import { mkdir, writeFile, appendFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { flagName } from '../errors.ts';
 import * as torch from '../torch/index.ts';
-import { optim, resolvePrecision, describePrecision, withPrecision, type Precision, type Tensor } from '../torch/index.ts';
+import { optim, describePrecision, withPrecision, type Precision, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import { openDatasets, listSplits, partOf, verifyImages, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
@@ -27,6 +27,7 @@ import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
 import { evaluate, EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
 import type { TestMethod } from '../eval/test-methods.ts';
+import { choosePrecision, type Bf16Check, type ChosenPrecision } from '../eval/precision-check.ts';
 import { computeLoss, featureInvarianceLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { checkRunMemory } from './memory.ts';
@@ -64,7 +65,13 @@ interface RunState {
   epochSteps: number;
   history: { epoch: number; recalls: Recalls; meanLoss: number }[];
   config: TrainConfig;
+  /** What the run computes in, chosen when it started (a resumed run keeps it, whatever a new check would say). */
+  precision?: RunPrecision;
 }
+
+/** The precisions a run computes in: forward passes (checked, see choosePrecision) and the search. */
+export type RunPrecision = Pick<ChosenPrecision, 'precision' | 'searchPrecision'>;
+const FP32: RunPrecision = { precision: 'fp32', searchPrecision: 'fp32' };
 
 export interface TrainResult {
   outputFolder: string;
@@ -143,7 +150,7 @@ export type LogEntry =
   | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
   | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls }
   | { event: 'resume-changes'; changes: string[] }
-  | { event: 'precision'; precision: Precision; requested: TrainConfig['precision']; reason: string }
+  | { event: 'precision'; precision: Precision; searchPrecision: Precision; requested: TrainConfig['precision']; reason: string; check?: Bf16Check }
   | ({ event: 'threads'; from: number; to: number; stepMs: [number, number] } & StepPosition)
   | { event: 'average'; epoch: number; epochs: number; recalls: Recalls };
 
@@ -165,14 +172,13 @@ export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): opti
   }
 }
 
-/** Recall@N of the model on a split (database vs queries, soft positives at the val radius), in the config's precision. */
+/** Recall@N of the model on a split (database vs queries, soft positives at the val radius), in the run's precision. */
 export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean, method: TestMethod = 'hard_resize',
-  device: torch.Device = torch.defaultDevice()): Promise<Recalls> {
-  const { precision } = resolvePrecision(config.precision, device);
+  device: torch.Device = torch.defaultDevice(), { precision, searchPrecision }: RunPrecision = FP32): Promise<Recalls> {
   const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
     size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, device, progress, method,
     databaseChunk: config.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
-    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, searchPrecision: precision,
+    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, searchPrecision,
   }), { precision });
   return result.recalls;
 }
@@ -282,8 +288,8 @@ interface Run {
   lastPath: string;
   bestPath: string;
   device: torch.Device;
-  /** What the forward passes compute in (config.precision resolved on this machine). */
-  precision: Precision;
+  /** What the forward passes and the searches compute in. */
+  precision: RunPrecision;
   /** VGL_NUM_THREADS=auto: the intra-op thread count follows the load (steps timed, counts tried). */
   threads: torch.ThreadAdapter | null;
 }
@@ -311,7 +317,6 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     hooks.onRecord?.(entry);
   };
   const device = hooks.device ?? torch.defaultDevice();
-  const precision = resolvePrecision(config.precision, device);
 
   // Data: what exists and where (validated up front, before any model work).
   // Several datasets: their training sets are mixed (tuples never cross datasets), validation covers every val split.
@@ -375,10 +380,19 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   const summary = net.summary();
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
-  log(describePrecision(precision) + (precision.precision === 'bf16' ? ': weights, optimizer state, head and losses in fp32' : ''));
-  await record({ event: 'precision', ...precision });
-
+  // The precision: chosen (and checked on training images) when the run starts, kept when it resumes.
   const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
+  let precision: RunPrecision;
+  if (state.precision !== undefined) {
+    precision = state.precision;
+    log(`precision ${precision.precision}, as the run started (search ${precision.searchPrecision})`);
+  } else {
+    const chosen = await choosePrecision(config.precision, net, trainDs.databasePaths, size, device);
+    precision = { precision: chosen.precision, searchPrecision: chosen.searchPrecision };
+    state.precision = precision;
+    log(describePrecision(chosen) + (chosen.precision === 'bf16' ? ': weights, optimizer state, head and losses in fp32' : ''));
+    await record({ event: 'precision', ...chosen });
+  }
   const normalization = imageNormalization(net);
   // A fresh run's student is the teacher's starting point: copied, not rebuilt (NetVLAD's k-means once).
   const start = !resuming && config.resume === undefined ? net : null;
@@ -392,7 +406,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   }
   const run: Run = {
     config, hooks, progress, log, record, net, opt, state, trainDs, training, queryGroups, invariance, lastPath, bestPath, device,
-    precision: precision.precision,
+    precision,
     memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`), size, normalization,
     threads: torch.adaptiveThreadsRequested() && device === 'cpu' ? new torch.ThreadAdapter() : null,
   };
@@ -439,7 +453,7 @@ async function cacheAndMine(run: Run, loopSeed: number): Promise<{ triplets: Tri
   const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed, run.queryGroups);
   const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
     { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
-  const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device, run.precision);
+  const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device, run.precision.precision);
   const cacheMs = msSince(t);
   t = performance.now();
   let triplets: Triplet[];
@@ -488,7 +502,7 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
       let invarianceValue: number | undefined;
       const threadsBefore = run.threads?.changes.length ?? 0;
       // The forward passes in the run's precision; the losses (fp32 by contract) and backward outside it.
-      const inPrecision = <T>(fn: () => T): T => withPrecision(run.precision, fn, run.device);
+      const inPrecision = <T>(fn: () => T): T => withPrecision(run.precision.precision, fn, run.device);
       const compute = () => torch.tidy(() => {
         opt.zeroGrad();
         let l: Tensor | null = null;
@@ -571,7 +585,7 @@ function saveLast(run: Run): Promise<void> {
 async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   const { net, state, config, log } = run;
   const t = performance.now();
-  const recalls = await recallsOn(net, valDs, config, run.progress, 'hard_resize', run.device);
+  const recalls = await recallsOn(net, valDs, config, run.progress, 'hard_resize', run.device, run.precision);
   const validateMs = msSince(t);
   const meanLoss = state.epochSteps > 0 ? state.epochLossSum / state.epochSteps : NaN;
   state.history.push({ epoch: state.epoch, recalls, meanLoss });
@@ -628,7 +642,7 @@ async function updateAverage(run: Run, valDs: GeoDataset): Promise<void> {
     }
     torch.loadStateDict(average, mean, { source: path });
     if (run.device !== 'cpu') average.to(run.device);
-    const recalls = await recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device);
+    const recalls = await recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device, run.precision);
     await saveCheckpoint(path, average, null, { throughEpoch: state.epoch, epochs: n + 1, recalls, config });
     await run.record({ event: 'average', epoch: state.epoch, epochs: n + 1, recalls });
     run.log(`average of ${n + 1} epochs: val ${Object.entries(recalls).map(([k, r]) => `R@${k} ${r.toFixed(1)}`).join(', ')}`);
@@ -648,7 +662,7 @@ async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
   if (withTest.length === 0) return null;
   const testDs = await openDatasets(config.datasetsFolder, withTest, 'test');
   torch.loadStateDict(net, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
-  const testRecalls = await recallsOn(net, testDs, config, run.progress, config.testMethod, run.device);
+  const testRecalls = await recallsOn(net, testDs, config, run.progress, config.testMethod, run.device, run.precision);
   await run.record({ event: 'test', epoch: state.bestEpoch, method: config.testMethod, recalls: testRecalls });
   await writeFile(join(config.outputFolder, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
   run.log(`test (${config.averageWeights ? 'average of the epochs' : `best model, epoch ${state.bestEpoch}`}, ${config.testMethod}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);

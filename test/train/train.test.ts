@@ -159,8 +159,19 @@ test("precision auto: the run logs which precision runs and why; VGL_BF16=0 (no 
     else process.env.VGL_BF16 = saved;
   }
   const { time: _t, ...precision } = readLog(config.outputFolder).find((e) => e.event === 'precision')!;
-  assert.deepEqual(precision, { event: 'precision', precision: 'fp32', requested: 'auto', reason: 'auto: VGL_BF16=0 treats bf16 as unavailable' });
+  assert.deepEqual(precision, { event: 'precision', precision: 'fp32', searchPrecision: 'fp32', requested: 'auto', reason: 'auto: VGL_BF16=0 treats bf16 as unavailable' });
   assert.ok(lines.includes('precision fp32 (auto: VGL_BF16=0 treats bf16 as unavailable)'), lines.join('\n'));
+  // Resumed on a machine where auto would say bf16, the run keeps what it started with.
+  process.env.VGL_BF16 = '1';
+  const resumed: string[] = [];
+  try {
+    await train(config, { ...quiet, log: (l) => resumed.push(l), maxLoops: 1 });
+  } finally {
+    if (saved === undefined) delete process.env.VGL_BF16;
+    else process.env.VGL_BF16 = saved;
+  }
+  assert.ok(resumed.includes('precision fp32, as the run started (search fp32)'), resumed.join('\n'));
+  assert.equal(readLog(config.outputFolder).filter((e) => e.event === 'precision').length, 1, 'one choice per run');
   // A resumed run may not switch precision: that would mix two trainings.
   await assert.rejects(train({ ...config, precision: 'bf16' }, quiet), /--precision "auto" -> "bf16"/);
 });

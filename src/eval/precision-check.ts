@@ -1,0 +1,85 @@
+// Whether bf16 keeps a network's descriptors, measured before a run relies on it. bf16 autocast is
+// as exact as fp32 for some backbones and not for others: on the Gardens Point night photos ImageNet
+// ResNet-50 + GeM descriptors come out 0.7% off fp32 in bf16 (recall unchanged), the demo's
+// MobileNetV2-0.35 + GeM 12% off (top-1 changed for 17 of 52 queries, R@1 −7.7). Its first blocks do
+// most of it: their depthwise and projection convolutions subtract large BatchNorm means from small
+// outputs, where bf16's 8 significant bits show. So the precision a run asks for is checked on a few
+// of its own images: the same images described in fp32 and in bf16, the descriptors compared.
+import * as torch from '../torch/index.ts';
+import type { Tensor } from '../torch/index.ts';
+import type { GeoLocalizationNet } from '../models/network.ts';
+import type { ImageSize } from '../data/image.ts';
+import { extractDescriptors } from './extract.ts';
+
+/**
+ * The largest mean relative descriptor error ‖d_bf16 − d_fp32‖ / ‖d_fp32‖ that 'auto' accepts. Between
+ * the two measured cases (0.7%: recall kept; 12%: recall moved by several points), with room for
+ * backbones a little worse than ResNet-50.
+ */
+export const BF16_MAX_DESCRIPTOR_ERROR = 0.02;
+/** Images the check describes twice (spread over the list it is given). */
+export const BF16_CHECK_IMAGES = 8;
+
+export interface Bf16Check {
+  images: number;
+  /** Mean and largest ‖d_bf16 − d_fp32‖ / ‖d_fp32‖ over the images. */
+  meanError: number;
+  maxError: number;
+  limit: number;
+  passed: boolean;
+}
+
+/** `count` paths spread evenly over `paths` (all of them when there are fewer). */
+export function spreadSample<T>(paths: readonly T[], count: number): T[] {
+  if (paths.length <= count) return [...paths];
+  return Array.from({ length: count }, (_, i) => paths[Math.floor((i * paths.length) / count)]);
+}
+
+/** The check itself: the images described by the fast inference path in fp32 and in bf16. */
+export async function checkBf16Descriptors(net: GeoLocalizationNet, paths: readonly string[], size: ImageSize,
+  options: { device?: torch.Device; limit?: number } = {}): Promise<Bf16Check> {
+  const sample = spreadSample(paths, BF16_CHECK_IMAGES);
+  if (sample.length === 0) throw new Error('bf16 check: no images to describe');
+  const limit = options.limit ?? BF16_MAX_DESCRIPTOR_ERROR;
+  const describe = (precision: torch.Precision) => net.fastInference((forward) => extractDescriptors(net.asDescriptorModel(forward), sample,
+    { size, batchSize: sample.length, device: options.device, progress: false }), { precision });
+  const fp32 = await describe('fp32');
+  let bf16: Tensor | null = null;
+  try {
+    bf16 = await describe('bf16');
+    const errors = torch.tidy(() => bf16!.sub(fp32).norm(2, 1).div(fp32.norm(2, 1).clampMin(1e-12)).toNumbers());
+    const meanError = errors.reduce((s, e) => s + e, 0) / errors.length;
+    return { images: sample.length, meanError, maxError: Math.max(...errors), limit, passed: meanError <= limit };
+  } finally {
+    torch.dispose(fp32, ...(bf16 ? [bf16] : []));
+  }
+}
+
+export interface ChosenPrecision extends torch.ResolvedPrecision {
+  /**
+   * The search's: the option resolved on this machine, not checked (the bf16 search returns the fp32
+   * search's top-N whatever the descriptors; it pays off where bf16 runs on fast units).
+   */
+  searchPrecision: torch.Precision;
+  /** The descriptor check, when bf16 was in question. */
+  check?: Bf16Check;
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/**
+ * The precision a run computes in: `option` resolved on this machine (resolvePrecision), then, where
+ * that is bf16, checked on `paths`. 'auto' falls back to fp32 when the check fails; an explicit 'bf16'
+ * stays bf16 and the reason says what the check found.
+ */
+export async function choosePrecision(option: torch.PrecisionOption, net: GeoLocalizationNet, paths: readonly string[], size: ImageSize,
+  device: torch.Device = torch.defaultDevice(), limit = BF16_MAX_DESCRIPTOR_ERROR): Promise<ChosenPrecision> {
+  const hardware = torch.resolvePrecision(option, device);
+  const resolved = { ...hardware, searchPrecision: hardware.precision };
+  if (resolved.precision === 'fp32') return resolved;
+  const check = await checkBf16Descriptors(net, paths, size, { device, limit });
+  const found = `its bf16 descriptors are ${percent(check.meanError)} off fp32 on ${check.images} of its images (limit ${percent(check.limit)})`;
+  if (check.passed) return { ...resolved, reason: `${resolved.reason}; ${found}`, check };
+  if (option === 'auto') return { ...resolved, precision: 'fp32', reason: `${resolved.reason}, but ${found}: fp32 keeps its recall`, check };
+  return { ...resolved, reason: `${resolved.reason}; warning: ${found}, so recall may differ from fp32 (auto would run fp32)`, check };
+}

@@ -1,0 +1,73 @@
+// The bf16 descriptor check: its error is the one between the two precisions' descriptors; the real
+// ImageNet MobileNetV2-0.35 on real night photos fails it (what made 'auto' check at all), and 'auto'
+// then runs fp32 while an explicit 'bf16' runs bf16 with a warning.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../../src/torch/index.ts';
+import { buildNetwork } from '../../src/models/network.ts';
+import { MOBILENETV2_035_WEIGHTS_DIR } from '../../src/models/weights/keras-mobilenetv2.ts';
+import { extractDescriptors } from '../../src/eval/extract.ts';
+import { BF16_MAX_DESCRIPTOR_ERROR, checkBf16Descriptors, choosePrecision, spreadSample } from '../../src/eval/precision-check.ts';
+
+const NIGHT = 'assets/real/gardens_point/night_right';
+const photos = readdirSync(NIGHT).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(NIGHT, f));
+const size = { height: 120, width: 160 };
+
+test('spreadSample: evenly spread picks, all when there are fewer', () => {
+  assert.deepEqual(spreadSample([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 4), [0, 2, 5, 7]);
+  assert.deepEqual(spreadSample([1, 2], 8), [1, 2]);
+  assert.deepEqual(spreadSample([], 3), []);
+});
+
+test('bf16 check on the real MobileNetV2-0.35 and night photos: the error is that of the two precisions\' descriptors, above the limit; auto → fp32, bf16 → bf16 with a warning', async () => {
+  const net = buildNetwork({ backbone: 'mobilenetv2', aggregation: 'gem' });
+  await net.loadPretrained(MOBILENETV2_035_WEIGHTS_DIR);
+  try {
+    const check = await checkBf16Descriptors(net, photos, size);
+    assert.equal(check.images, 8);
+    // Independently: the same 8 photos described in each precision, the mean relative difference.
+    const sample = spreadSample(photos, 8);
+    const describe = (precision: torch.Precision) => net.fastInference((forward) =>
+      extractDescriptors(net.asDescriptorModel(forward), sample, { size, batchSize: 3, progress: false }), { precision });
+    const [fp32, bf16] = [await describe('fp32'), await describe('bf16')];
+    const a = fp32.toFloat32Array(), b = bf16.toFloat32Array();
+    const dim = fp32.size(1);
+    const errors = Array.from({ length: 8 }, (_, i) => {
+      let d = 0, n = 0;
+      for (let j = i * dim; j < (i + 1) * dim; j++) { d += (b[j] - a[j]) ** 2; n += a[j] ** 2; }
+      return Math.sqrt(d / n);
+    });
+    torch.dispose(fp32, bf16);
+    const mean = errors.reduce((s, e) => s + e, 0) / 8;
+    assert.ok(Math.abs(check.meanError - mean) < 1e-6, `${check.meanError} vs ${mean}`);
+    assert.ok(Math.abs(check.maxError - Math.max(...errors)) < 1e-6);
+    assert.ok(check.meanError > BF16_MAX_DESCRIPTOR_ERROR && !check.passed, `MobileNetV2's bf16 error ${check.meanError}`);
+
+    const saved = process.env.VGL_BF16;
+    process.env.VGL_BF16 = '1'; // as on a machine with bf16 units, whatever this one has
+    try {
+      const auto = await choosePrecision('auto', net, photos, size, 'cpu');
+      assert.deepEqual([auto.precision, auto.searchPrecision, auto.check?.passed], ['fp32', 'bf16', false]);
+      assert.match(auto.reason, /^auto: VGL_BF16=1 treats bf16 as available, but its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 2\.0%\): fp32 keeps its recall$/);
+      const asked = await choosePrecision('bf16', net, photos, size, 'cpu');
+      assert.equal(asked.precision, 'bf16');
+      assert.match(asked.reason, /warning: its bf16 descriptors are .* recall may differ from fp32 \(auto would run fp32\)/);
+      // A limit the error is under passes: bf16 runs, the reason says by how much.
+      const loose = await choosePrecision('auto', net, photos, size, 'cpu', 0.5);
+      assert.equal(loose.precision, 'bf16');
+      assert.match(loose.reason, /; its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 50\.0%\)$/);
+      // No bf16 units: fp32, no check run.
+      process.env.VGL_BF16 = '0';
+      const none = await choosePrecision('auto', net, photos, size, 'cpu');
+      assert.deepEqual([none.precision, none.searchPrecision, none.check], ['fp32', 'fp32', undefined]);
+    } finally {
+      if (saved === undefined) delete process.env.VGL_BF16;
+      else process.env.VGL_BF16 = saved;
+    }
+    await assert.rejects(checkBf16Descriptors(net, [], size), /no images/);
+  } finally {
+    net.dispose();
+  }
+});

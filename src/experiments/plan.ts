@@ -15,6 +15,7 @@ import { UsageError } from '../errors.ts';
 import { TrainConfigSchema, trainOptionsFromMapping, type TrainConfig } from '../train/config.ts';
 import { TEST_METHODS } from '../eval/test-methods.ts';
 import { parseSize } from '../data/image.ts';
+import { PRECISIONS } from '../torch/precision.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const name = z.string().regex(NAME, 'letters, digits, ".", "_" and "-" (a folder name)');
@@ -47,6 +48,8 @@ const EvaluationSchema = z.object({
   pcaWhiten: z.boolean().optional(),
   /** Database sizes at which exact search is timed per query (the test database repeated, jittered). */
   searchSizes: z.array(z.number().int().positive()).min(1).optional(),
+  /** Extraction precision (default: the run's; bf16 checked on the test images, see choosePrecision). */
+  precision: z.enum(PRECISIONS).optional(),
 }).strict().refine((e) => e.pcaWhiten === undefined || e.pcaDim !== undefined, { message: 'pcaWhiten needs pcaDim', path: ['pcaWhiten'] });
 
 const FROM = /^[^#]+#[A-Za-z0-9][A-Za-z0-9._=,-]*$/;

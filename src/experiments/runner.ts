@@ -19,6 +19,7 @@ import { modelFromCheckpoint } from '../models/assemble.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import { withPca } from '../eval/pca.ts';
 import { extractDescriptors } from '../eval/extract.ts';
+import { choosePrecision } from '../eval/precision-check.ts';
 import { searchTimes, type SearchTime } from '../eval/search-time.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
@@ -45,6 +46,8 @@ export interface TestResult {
   descriptor?: { dim: number; bytes: number; pca?: { whiten: boolean; explainedVariance: number } };
   /** An evaluation variant with searchSizes: exact search time per query at each database size. */
   searchTimes?: SearchTime[];
+  /** Where not fp32: what extraction computed in and why (the run's --precision or the variant's). */
+  precision?: { precision: torch.Precision; reason: string };
   ms: number;
 }
 
@@ -283,14 +286,17 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
   const size = e?.size ?? t.size ?? config.resize;
   const radius = config.valPositiveDistThreshold;
   const pca = e?.pcaDim !== undefined ? await pcas.get({ ...e, pcaDim: e.pcaDim }) : undefined;
+  const imageSize = { height: size[0], width: size[1] };
+  // The precision is checked outside the timed evaluation; the search stays fp32 (search-time variants time fp32).
+  const precision = await choosePrecision(e?.precision ?? config.precision, net, ds.databasePaths, imageSize);
   const t0 = performance.now();
   const r = await net.fastInference((forward) => {
     const model = net.asDescriptorModel(forward);
     return evaluate(pca ? withPca(model, pca) : model, ds, {
-      size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
+      size: imageSize, batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
       method: e?.testMethod, extraRadii: e?.radii, returnDescriptors: e?.searchSizes !== undefined,
     });
-  });
+  }, { precision: precision.precision });
   const ms = Math.round(performance.now() - t0);
   let times: SearchTime[] | undefined;
   if (r.descriptors) {
@@ -309,6 +315,7 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
     ranks: Array.from(ranks),
     descriptor: { dim, bytes: dim * 4, ...(pca ? { pca: { whiten: pca.whiten, explainedVariance: pca.explainedVarianceRatio().reduce((a, b) => a + b, 0) } } : {}) },
     ...(times ? { searchTimes: times } : {}),
+    ...(precision.precision !== 'fp32' ? { precision: { precision: precision.precision, reason: precision.reason } } : {}),
     ms,
   };
 }

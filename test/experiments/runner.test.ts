@@ -114,7 +114,7 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
     ],
     seeds: [1],
     tests: [{ dataset: 'tiny' }],
-    evaluations: [{ name: 'pca8', pcaDim: 8, pcaWhiten: true }, { name: 'pca32', pcaDim: 32 }, { name: 'search', searchSizes: [50, 400] }],
+    evaluations: [{ name: 'pca8', pcaDim: 8, pcaWhiten: true }, { name: 'pca32', pcaDim: 32 }, { name: 'search', searchSizes: [50, 400] }, { name: 'bf16', precision: 'bf16' }],
   }));
   const dir = join(root, 'studies', 'tiny-reuse');
   const lines: string[] = [];
@@ -131,11 +131,16 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   assert.deepEqual(netvlad!.wallMs.train, sourceRecord.wallMs.train);
   // Same model, same test set: the same ranks as the source's own evaluation.
   assert.deepEqual(netvlad!.tests[0]!.ranks, sourceRecord.tests.find((t) => t.key === 'tiny')!.ranks);
-  assert.deepEqual(netvlad!.tests.map((t) => t.key), ['tiny', 'tiny#pca8', 'tiny#pca32', 'tiny#search']);
-  const [plain, pca, pca32, search] = netvlad!.tests;
+  assert.deepEqual(netvlad!.tests.map((t) => t.key), ['tiny', 'tiny#pca8', 'tiny#pca32', 'tiny#search', 'tiny#bf16']);
+  const [plain, pca, pca32, search, bf16] = netvlad!.tests;
+  // The bf16 variant says what ran and why (the check's finding in the reason); the others ran fp32.
+  assert.equal(bf16!.precision?.precision, 'bf16');
+  assert.match(bf16!.precision!.reason, /^asked for bf16.*its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images/);
+  assert.equal(bf16!.ranks.length, plain!.ranks.length);
+  assert.ok(netvlad!.tests.slice(0, 4).every((t) => t.precision === undefined));
   assert.equal(pca32!.descriptor!.dim, 32);
   // GeM here has 16 dimensions: a PCA to 32 is no reduction, skipped for it
-  assert.deepEqual(records.find((r) => r.variant === 'trained-gem')!.tests.map((t) => t.key), ['tiny', 'tiny#pca8', 'tiny#search']);
+  assert.deepEqual(records.find((r) => r.variant === 'trained-gem')!.tests.map((t) => t.key), ['tiny', 'tiny#pca8', 'tiny#search', 'tiny#bf16']);
   assert.deepEqual(pca!.descriptor?.dim, 8);
   assert.equal(pca!.descriptor?.bytes, 32);
   assert.ok(pca!.descriptor!.pca!.whiten && pca!.descriptor!.pca!.explainedVariance > 0 && pca!.descriptor!.pca!.explainedVariance <= 1);

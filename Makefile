@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 ADDON := native/build/Release/vgl_torch.node
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
 
-.PHONY: setup system-deps reference-deps weights test-weights test typecheck demo study bench clean
+.PHONY: setup system-deps test-system-deps reference-deps weights test-weights test typecheck demo study bench clean
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
@@ -24,6 +24,23 @@ system-deps:
 	    echo "vgl: missing system packages:$$missing"; \
 	    echo "     run as root:  apt-get update && apt-get install -y$$missing"; \
 	    echo "     (or set LIBTORCH=/path/to/libtorch, see README)"; exit 1; \
+	  fi; \
+	fi
+
+# What the tests use beyond the runtime: poppler-utils (the report's PDF pages checked as images and
+# text) and chromium (the service's web page driven in a real browser). Without root the tests that
+# need them skip and say why.
+test-system-deps:
+	@missing=""; \
+	for p in poppler-utils chromium; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "vgl: installing$$missing (for the tests)"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "vgl: the tests that need$$missing skip (run as root: apt-get install -y$$missing)"; \
 	  fi; \
 	fi
 
@@ -67,7 +84,7 @@ $(RESNET50_KERAS): | $(NODE_MODULES)
 test-weights: $(NODE_MODULES)
 	@[ -f $(RESNET50_KERAS) ] || node --import tsx scripts/weights/resnet50.ts || [ $$? -eq 2 ]
 
-test: setup typecheck test-weights
+test: setup test-system-deps typecheck test-weights
 	node scripts/run-tests.mjs
 
 demo: setup

@@ -18,6 +18,7 @@ const program = new Command('vgl')
 for (const c of [synth, importCmd, dataset, trainCmd, demo, bench]) c.register(program);
 (await import('./commands/eval.ts')).register(program);
 (await import('./commands/experiment.ts')).register(program);
+(await import('./commands/report.ts')).register(program);
 
 try {
   await program.parseAsync(process.argv);

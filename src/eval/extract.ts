@@ -1,7 +1,7 @@
 // Descriptor extraction: images -> batches (prefetching loader) -> model.forward in inference mode ->
 // one [rows, D] float32 matrix, filled in place (no per-batch copies kept). Saved as NumPy .npy v1.0
 // so `numpy.load` reads it.
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import * as torch from '../torch/index.ts';
 import { withAtomicFile } from '../torch/serialization/atomic.ts';
 import type { Tensor } from '../torch/index.ts';
@@ -161,6 +161,27 @@ async function readNpyRaw(path: string): Promise<{ shape: number[]; count: numbe
   const size = { '<f4': 4, '<f8': 8, '<i4': 4 }[descr];
   if (size !== undefined && raw.length !== count * size) throw new Error(`npy: ${path} holds ${raw.length} data bytes, shape [${shape}] of ${descr} needs ${count * size}`);
   return { shape, count, descr, raw };
+}
+
+/** The shape and dtype of a .npy file, read from its header only (a large matrix is not loaded). */
+export async function readNpyHeader(path: string): Promise<{ shape: number[]; descr: string; dataBytes: number }> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const head = Buffer.alloc(Math.min(size, 65536 + 12));
+    await fh.read(head, 0, head.length, 0);
+    if (head.length < 10 || head.toString('latin1', 0, 6) !== NPY_MAGIC) throw new Error(`npy: ${path} is not a .npy file (bad magic)`);
+    const headerLength = head[6] === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
+    const start = head[6] === 1 ? 10 : 12;
+    const header = head.toString('latin1', start, start + headerLength);
+    const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+    const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+    if (descr === undefined || shapeText === undefined) throw new Error(`npy: ${path} has an unreadable header: ${header.trim()}`);
+    const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+    return { shape, descr, dataBytes: size - start - headerLength };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Reads a little-endian float32 or float64 C-order .npy file as float32. */

@@ -98,8 +98,12 @@ const RunDataDefaults = z.object({
   inferBatchSize: z.number().optional(),
 });
 
+/** The model options of a request (what `vgl eval` and `vgl index build` share). */
+export type ModelRequest = Pick<EvaluationRequest, 'run' | 'checkpoint' | 'backbone' | 'aggregation' | 'weights' | 'netvladClusters' | 'l2' | 'gemP'
+  | 'resnetWidths' | 'resnetFlavour' | 'truncTe' | 'transformerDims'>;
+
 /** The model of a request: a run, a checkpoint with its own config, or a spec (optionally with a checkpoint's weights). */
-async function requestedModel(r: EvaluationRequest, device: torch.Device): Promise<AssembledModel> {
+export async function requestedModel(r: ModelRequest, device: torch.Device): Promise<AssembledModel> {
   if (r.run !== undefined) return modelFromRun(r.run, r.checkpoint, device);
   if (r.checkpoint !== undefined && r.backbone === undefined) return modelFromCheckpoint(r.checkpoint, device);
   if (r.backbone === undefined) {

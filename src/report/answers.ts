@@ -28,11 +28,13 @@ export function answerContrastive(s: Study): Inline[] {
     }
   }
   if (parts.length === 0) return [...out, 'The baselines plan has no untrained comparison in this folder.'];
-  const gains = t.cells.flatMap((c) => c.comparisons.filter((d) => /untrained/.test(d.against) && !/untrained/.test(c.variant)));
-  const up = gains.filter((d) => d.significant && d.difference > 0).length, down = gains.filter((d) => d.significant && d.difference < 0).length;
+  const gains = t.cells.flatMap((c) => c.comparisons.filter((d) => /untrained/.test(d.against) && !/untrained/.test(c.variant)).map((d) => ({ c, d })));
+  const up = gains.filter(({ d }) => d.significant && d.difference > 0), down = gains.filter(({ d }) => d.significant && d.difference < 0);
+  const where = (xs: typeof gains) => [...new Set(xs.map(({ c }) => c.test))].join(', ');
   return [...out, 'In this study, R@1 from the untrained network to the trained one: ', ...parts,
-    `in all, training raised R@1 beyond noise in ${up} of ${gains.length} (model, test set) pairs and lowered it in ${down}. `,
-    up === 0 ? 'At this training budget the contrastive objective did not move the ImageNet network measurably: the learned ranking needs more steps (or larger images) than this study gave it.' : up > down ? 'Where training changed recall it mostly raised it, on the domain it was trained on first.' : 'Training changed recall in both directions: what the network learned on its training domain does not carry over everywhere.'];
+    `in all, training raised R@1 beyond noise in ${up.length} of ${gains.length} (model, test set) pairs${up.length > 0 ? ` (on ${where(up)})` : ''} and lowered it in ${down.length}${down.length > 0 ? ` (on ${where(down)})` : ''}. `,
+    up.length === 0 && down.length === 0 ? 'At this training budget the contrastive objective did not move the network measurably from its ImageNet starting point.'
+      : up.length > down.length ? 'Where training changed recall measurably, it mostly raised it.' : up.length === down.length ? 'Training raised recall as often as it lowered it.' : 'Training lowered recall more often than it raised it: what the network learned does not carry over to those test sets.'];
 }
 
 /** Q2: mining and its downsides; measured: recall and cost of full / partial / random mining. */

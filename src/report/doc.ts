@@ -38,6 +38,10 @@ export type Block =
   | { kind: 'equation'; typst: string; text: string }
   | TableBlock
   | FigureBlock
+  /** Figures side by side (each width then a fraction of its column). */
+  | { kind: 'figrow'; figures: FigureBlock[] }
+  /** Preformatted text (commands). */
+  | { kind: 'code'; text: string }
   | { kind: 'pagebreak' };
 
 export interface ReportDoc {

@@ -23,6 +23,8 @@ function blockHtml(bl: Block, counters: { figure: number; table: number }): stri
     case 'list': return `<ul>${bl.items.map((it) => `<li>${inlineHtml(it)}</li>`).join('')}</ul>`;
     case 'equation': return `<div class="eq" role="img" aria-label="${escapeHtml(bl.text)}">${equationSvg(bl.typst)}</div>`;
     case 'pagebreak': return '';
+    case 'code': return `<pre>${escapeHtml(bl.text)}</pre>`;
+    case 'figrow': return `<div class="row">${bl.figures.map((f) => blockHtml(f, counters)).join('')}</div>`;
     case 'figure': return `<figure><a href="${escapeHtml(bl.png)}"><img src="${escapeHtml(bl.svg ?? bl.png)}" style="width:${Math.round((bl.width ?? 1) * 100)}%" alt="${escapeHtml(`figure ${counters.figure + 1}`)}"></a><figcaption>Figure ${++counters.figure}: ${inlineHtml(bl.caption)}</figcaption></figure>`;
     case 'table': {
       const align = (i: number) => ((bl.align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'l' ? 'left' : 'right');
@@ -36,7 +38,7 @@ h1{font-size:1.7rem;text-align:center;margin-bottom:.2rem}.subtitle{text-align:c
 .notice{border:2px solid #D55E00;border-radius:4px;padding:.6rem}
 table{border-collapse:collapse;font-size:.85rem;margin:auto}th{border-bottom:1px solid #444}td,th{padding:.15rem .45rem}
 figure{margin:1.2rem 0;text-align:center}figcaption{font-size:.9rem;margin:.3rem 0}img{max-width:100%}
-.eq{text-align:center;margin:.6rem 0}.eq svg{max-width:100%;height:auto}code{font-size:.85em}ol.refs{font-size:.9rem}`;
+.row{display:flex;gap:1rem}.row figure{flex:1}.eq{text-align:center;margin:.6rem 0}.eq svg{max-width:100%;height:auto}code{font-size:.85em}ol.refs{font-size:.9rem}`;
 
 export function htmlDocument(d: ReportDoc): string {
   const counters = { figure: 0, table: 0 };

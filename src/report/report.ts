@@ -72,9 +72,11 @@ async function dataSection(s: Study, outDir: string, figures: string[], log: (s:
       rows.push([[d.name], [sp.split], [String(sp.database)], [String(sp.queries)], [f1(sp.hardPositivesPerQuery.mean)], [f1(sp.softPositivesPerQuery.mean)], [String(sp.queriesWithoutSoftPositive)], [f1(sp.nearestDatabaseDistance.median)]]);
       const rel = (f: string) => relative(outDir, join(dir, f));
       figs.push(heading(3, `${d.name} / ${sp.split}`));
-      figs.push({ kind: 'figure', svg: rel(`${sp.split}-map.svg`), png: rel(`${sp.split}-map.png`), width: 0.62, caption: [`${d.name} / ${sp.split}: positions of the database images and queries (UTM).`] });
-      figs.push({ kind: 'figure', svg: rel(`${sp.split}-positives.svg`), png: rel(`${sp.split}-positives.png`), width: 0.62, caption: [`${d.name} / ${sp.split}: database images within ${sp.hardRadius} m and ${sp.softRadius} m of each query.`] });
-      figs.push({ kind: 'figure', png: rel(`${sp.split}-examples.png`), width: 0.9, caption: [`${d.name} / ${sp.split}: example queries and their positives.`] });
+      figs.push({ kind: 'figrow', figures: [
+        { kind: 'figure', svg: rel(`${sp.split}-map.svg`), png: rel(`${sp.split}-map.png`), caption: [`${d.name} / ${sp.split}: positions of the database images and queries (UTM).`] },
+        { kind: 'figure', svg: rel(`${sp.split}-positives.svg`), png: rel(`${sp.split}-positives.png`), caption: [`${d.name} / ${sp.split}: database images within ${sp.hardRadius} m and ${sp.softRadius} m of each query.`] },
+      ] });
+      figs.push({ kind: 'figure', png: rel(`${sp.split}-examples.png`), width: 0.75, caption: [`${d.name} / ${sp.split}: example queries and their positives.`] });
     }
   }
   if (rows.length > 0) {
@@ -138,7 +140,7 @@ function reproducibility(s: Study, opts: ReportOptions): Block[] {
   return [
     heading(1, 'Reproducibility'),
     para('Each plan is run (and resumed after a kill) with ', code('vgl experiment run <plan>'), '; this report is rebuilt from the run files with ', code(`vgl report ${s.root} --out ${opts.out}${opts.quick ? ' --quick' : ''}`), '. The commands of this study:'),
-    { kind: 'list', items: s.plans.map((p) => [code(`node bin/vgl.js experiment run ${dirName(p)} --out ${join(s.root, p.name)}`)]) },
+    { kind: 'code', text: s.plans.map((p) => `node bin/vgl.js experiment run ${dirName(p)} --out ${join(s.root, p.name)}`).join('\n') },
     para(b('Code. '), `The runs were made at commit${commits.size === 1 ? '' : 's'} ${[...commits].map(([c, n]) => `${c.slice(0, 12)} (${n} run${n === 1 ? '' : 's'})`).join(', ') || '–'}; the report at ${gitCommit().slice(0, 12)} on ${new Date().toISOString().slice(0, 10)}.`),
     para(b('Machine. '), machines.join('; ') || '–', `. Report built on ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB.`),
     {

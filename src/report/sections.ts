@@ -30,6 +30,8 @@ export const CATALOGUE: { name: string; title: string; asks: string }[] = [
 /** Writes a figure under figures/ and returns its block (null when there is nothing to plot). */
 export type FigureSink = (f: fig.Figure | undefined, caption: Inline[], width?: number) => Promise<FigureBlock | null>;
 
+/** A test key as shown: the evaluation variant after a breakable separator. */
+export const displayKey = (k: string) => k.replace('#', ' · ');
 const baseKey = (k: string) => k.replace(/#.*$/, '');
 const evalName = (k: string) => (k.includes('#') ? k.slice(k.indexOf('#') + 1) : '');
 
@@ -52,13 +54,13 @@ export function resultsTable(p: PlanResult, tests: readonly string[]): TableBloc
   for (const test of tests) {
     for (const c of t.cells.filter((x) => x.test === test)) {
       const vs: Inline[] = c.comparisons.length === 0 ? ['–'] : c.comparisons.flatMap((d, i): Inline[] => [
-        ...(i > 0 ? ['; '] : []), d.significant ? b(`${interval(d)} *`) : interval(d), ` vs ${d.against}`]);
-      rows.push([[test], [c.variant], [String(c.seeds.length)], [String(c.queries)], ...t.ns.map((n) => [pm(c.recalls[n]!)]), vs]);
+        ...(i > 0 ? ['; '] : []), d.significant ? b(`${interval(d)} *`) : interval(d), ...(c.comparisons.length > 1 || d.against !== t.baseline ? [` vs ${d.against}`] : [])]);
+      rows.push([[displayKey(test)], [c.variant], [String(c.seeds.length)], [String(c.queries)], ...t.ns.map((n) => [pm(c.recalls[n]!)]), vs]);
     }
   }
   return {
     kind: 'table', scale: 0.85,
-    caption: [`${p.name}: recall@N (%) at ${radiusOf(p)} m, mean ± std over seeds; R@1 difference with its paired bootstrap 95% interval, * when it excludes 0. Source: ${p.dir}/*/seed-*/evaluation.json.`],
+    caption: [`${p.name}: recall@N (%) at ${radiusOf(p)} m, mean ± std over seeds; R@1 difference against ${t.baseline} (or the variant named) with its paired bootstrap 95% interval, * when it excludes 0. Source: ${p.dir}/*/seed-*/evaluation.json.`],
     header: ['test', 'variant', 'seeds', 'queries', ...t.ns.map((n) => `R@${n}`), 'Δ R@1 [95% CI]'],
     align: ['l', 'l', 'r', 'r', ...t.ns.map(() => 'r' as const), 'l'],
     rows,

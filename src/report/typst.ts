@@ -3,7 +3,7 @@
 // markup, so no character of a variant or dataset name can be read as Typst syntax.
 import { NodeCompiler } from '@myriaddreamin/typst-ts-node-compiler';
 import { existsSync } from 'node:fs';
-import type { Block, Inline, ReportDoc } from './doc.ts';
+import type { Block, FigureBlock, Inline, ReportDoc } from './doc.ts';
 
 /** A Typst string literal. */
 export const str = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -17,6 +17,10 @@ export function inlineTypst(x: Inline | Inline[]): string {
   return `#${str(`[${x.cite.join(', ')}]`)}`;
 }
 
+function figureTypst(f: FigureBlock): string {
+  return `figure(image(${str(f.svg ?? f.png)}, width: ${Math.round((f.width ?? 1) * 100)}%), caption: [${inlineTypst(f.caption)}])`;
+}
+
 function blockTypst(bl: Block): string {
   switch (bl.kind) {
     case 'heading': return `#heading(level: ${bl.level})[${inlineTypst(bl.text)}]${bl.id ? ` <${bl.id}>` : ''}`;
@@ -24,10 +28,9 @@ function blockTypst(bl: Block): string {
     case 'list': return bl.items.map((it) => `- ${inlineTypst(it)}`).join('\n');
     case 'equation': return `$ ${bl.typst} $`;
     case 'pagebreak': return '#pagebreak(weak: true)';
-    case 'figure': {
-      const file = bl.svg ?? bl.png;
-      return `#figure(image(${str(file)}, width: ${Math.round((bl.width ?? 1) * 100)}%), caption: [${inlineTypst(bl.caption)}])`;
-    }
+    case 'code': return `#block(width: 100%, inset: 6pt, fill: rgb("#f4f4f4"), text(size: 7.5pt, raw(block: true, ${str(bl.text)})))`;
+    case 'figure': return `#${figureTypst(bl)}`;
+    case 'figrow': return `#grid(columns: ${bl.figures.length}, column-gutter: 10pt, ${bl.figures.map(figureTypst).join(', ')})`;
     case 'table': {
       const align = bl.header.map((_, i) => ((bl.align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'l' ? 'left' : 'right'));
       const cells = bl.rows.map((r) => r.map((c) => `[${inlineTypst(c)}]`).join(', ')).join(',\n  ');
@@ -47,6 +50,7 @@ export function typstSource(d: ReportDoc): string {
     '#set heading(numbering: "1.1")',
     '#show raw: set text(font: "DejaVu Sans Mono", size: 8.5pt)',
     '#show figure: set block(breakable: true)',
+    '#show table: set par(justify: false)',
     '#show figure.where(kind: table): set figure.caption(position: top)',
     `#align(center)[#text(size: 17pt, weight: "bold")[${inlineTypst(d.title)}] \\ #v(2pt) #text(size: 11pt)[${inlineTypst(d.subtitle)}]]`,
   ];

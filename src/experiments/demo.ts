@@ -77,7 +77,8 @@ export interface DemoOptions {
   precision?: torch.PrecisionOption;
 }
 
-export interface DemoRow {
+/** One model on one demo test set: the columns every demo table starts with. */
+export interface DemoTestRow {
   model: string;
   dataset: string;
   /** Test-time size HxW when not the training size. */
@@ -85,6 +86,9 @@ export interface DemoRow {
   label: string;
   real: boolean;
   queries: number;
+}
+
+export interface DemoRow extends DemoTestRow {
   untrained: Recalls;
   trained: Recalls;
 }

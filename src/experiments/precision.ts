@@ -15,7 +15,7 @@ import { searchPrefiltered, type Neighbours } from '../eval/search.ts';
 import type { Recalls } from '../eval/recall.ts';
 import { train, averagePathOf, checkResumeConfig } from '../train/train.ts';
 import { TrainConfigSchema, type TrainConfig } from '../train/config.ts';
-import { DEMO_TESTS, demoConfig, ensureDemoDatasets, recallsOf, sizedName, type DemoOptions, type DemoTest } from './demo.ts';
+import { DEMO_TESTS, demoConfig, ensureDemoDatasets, recallsOf, sizedName, type DemoOptions, type DemoTest, type DemoTestRow } from './demo.ts';
 
 /** The issue's accuracy target: bf16 recall@1/5/10 within this many points of fp32. */
 export const PRECISION_TARGET_POINTS = 0.5;
@@ -25,13 +25,7 @@ export interface PrecisionOptions extends Omit<DemoOptions, 'precision' | 'cityS
   fp32From?: string;
 }
 
-export interface PrecisionRow {
-  model: string;
-  dataset: string;
-  size?: string;
-  label: string;
-  real: boolean;
-  queries: number;
+export interface PrecisionRow extends DemoTestRow {
   /** Trained in fp32, evaluated in fp32. */
   fp32: Recalls;
   /** The same fp32 model evaluated in bf16 (extraction and search). */

@@ -126,7 +126,7 @@ async function examplesSection(dir: string | undefined, outDir: string, figures:
   return blocks;
 }
 
-function reproducibility(s: Study, opts: ReportOptions): Block[] {
+function reproducibility(s: Study, opts: ReportOptions, quick: boolean): Block[] {
   const records = s.plans.flatMap((p) => p.records);
   const commits = new Map<string, number>();
   for (const r of records) commits.set(r.commit, (commits.get(r.commit) ?? 0) + 1);
@@ -136,10 +136,10 @@ function reproducibility(s: Study, opts: ReportOptions): Block[] {
     const sum = (f: (r: (typeof own)[number]) => number, rs = own) => rs.reduce((a, r) => a + f(r), 0) / 60_000;
     return [[p.name], [`${p.records.length} / ${p.planned}`], [String(p.records.length - own.length)], [f1(sum((r) => r.wallMs.train))], [f1(sum((r) => r.wallMs.evaluate, p.records))]];
   });
-  const dirName = (p: { name: string }) => (opts.quick ? `experiments/quick/${p.name}.yaml` : `experiments/${p.name}.yaml`);
+  const dirName = (p: { name: string }) => (quick ? `experiments/quick/${p.name}.yaml` : `experiments/${p.name}.yaml`);
   return [
     heading(1, 'Reproducibility'),
-    para('Each plan is run (and resumed after a kill) with ', code('vgl experiment run <plan>'), '; this report is rebuilt from the run files with ', code(`vgl report ${s.root} --out ${opts.out}${opts.quick ? ' --quick' : ''}`), '. The commands of this study:'),
+    para('Each plan is run (and resumed after a kill) with ', code('vgl experiment run <plan>'), '; this report is rebuilt from the run files with ', code(`vgl report ${s.root} --out ${opts.out}`), '. The commands of this study:'),
     { kind: 'code', text: s.plans.map((p) => `node bin/vgl.js experiment run ${dirName(p)} --out ${join(s.root, p.name)}`).join('\n') },
     para(b('Code. '), `The runs were made at commit${commits.size === 1 ? '' : 's'} ${[...commits].map(([c, n]) => `${c.slice(0, 12)} (${n} run${n === 1 ? '' : 's'})`).join(', ') || '–'}; the report at ${gitCommit().slice(0, 12)} on ${new Date().toISOString().slice(0, 10)}.`),
     para(b('Machine. '), machines.join('; ') || '–', `. Report built on ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB.`),
@@ -163,6 +163,8 @@ export async function buildReport(root: string, opts: ReportOptions): Promise<Re
     return { kind: 'figure', svg: relative(outDir, files.svg), png: relative(outDir, files.png), caption, width: width ?? 1 };
   };
   const reduced = study.plans.filter((p) => p.plan.seeds.length < 3).map((p) => p.name);
+  // The quick plans (experiments/quick) mark themselves in their description; --quick says it for any folder.
+  const quick = opts.quick || study.plans.some((p) => p.plan.description?.startsWith('quick:'));
   const blocks: Block[] = [...introduction(), ...relatedWork(), ...method()];
   blocks.push(...(opts.datasetFigures === false ? [heading(1, 'Data'), para('Dataset figures were not drawn for this build (--no-dataset-figures).')] : await dataSection(study, outDir, figures, log)));
   blocks.push(heading(1, 'Experiments'));
@@ -178,12 +180,12 @@ export async function buildReport(root: string, opts: ReportOptions): Promise<Re
   blocks.push(...(await examplesSection(opts.examples, outDir, figures)));
   blocks.push(...answers(study));
   blocks.push(heading(1, 'Conclusion'), para(...conclusion(study)));
-  blocks.push(...reproducibility(study, opts));
+  blocks.push(...reproducibility(study, opts, quick));
 
   const doc: ReportDoc = {
     title: 'Visual geo-localization: GeM and NetVLAD, ablations and variations',
     subtitle: `vgl study report — ${study.plans.reduce((a, p) => a + p.records.length, 0)} runs from ${basename(resolve(root))}`,
-    ...(opts.quick ? { notice: [b('Reduced study. '), 'Built from the quick study (make report QUICK=1): one seed, fewer variants, shorter training. Differences are less certain and some plans are absent; run the full study (make report) for the brief\'s results.'] } : {}),
+    ...(quick ? { notice: [b('Reduced study. '), 'Built from the quick study (make report QUICK=1): one seed, fewer variants, shorter training. Differences are less certain and some plans are absent; run the full study (make report) for the brief\'s results.'] } : {}),
     blocks, references: REFERENCES,
   };
   const source = typstSource(doc);

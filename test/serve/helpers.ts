@@ -17,8 +17,9 @@ const colour = (i: number, a: number, b: number, c: number): [number, number, nu
 export const DATABASE: TinyImage[] = Array.from({ length: 12 }, (_, i) => ({
   east: 500_000 + 10 * i, north: 4_000_000 + (i % 3), rgb: colour(i, 37, 91, 53), right: colour(i, 113, 29, 71),
 }));
-export const QUERIES: TinyImage[] = [0, 3, 5, 8, 11, 6].map((d, j) => ({
-  east: 500_000 + 10 * d + 3, north: 4_000_000 + 4, rgb: colour(d, 37, 91, 53), right: colour(j === 5 ? d + 4 : d, 113, 29, 71),
+/** Queries 3 m east and 4 m north of a database image; the last two look like images 90-100 m away (failures). */
+export const QUERIES: TinyImage[] = [[0, 0], [3, 3], [5, 5], [8, 8], [11, 2], [6, 10]].map(([at, looksLike]) => ({
+  east: 500_000 + 10 * at + 3, north: 4_000_000 + 4, rgb: colour(looksLike, 37, 91, 53), right: colour(looksLike, 113, 29, 71),
 }));
 
 export interface TinyRun {

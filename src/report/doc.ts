@@ -25,6 +25,8 @@ export interface FigureBlock {
   /** Paths relative to the report folder. */
   svg?: string;
   png: string;
+  /** A lighter copy for the PDF (photo grids as JPEG); default the SVG, else the PNG. */
+  print?: string;
   caption: Inline[];
   /** Fraction of the text width. */
   width?: number;

@@ -6,6 +6,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { cpus, totalmem } from 'node:os';
+import sharp from 'sharp';
 import { gitCommit } from '../experiments/runner.ts';
 import { writeDatasetReport } from './dataset-stats.ts';
 import { b, code, heading, para, type Block, type FigureBlock, type Inline, type ReportDoc, type TableBlock } from './doc.ts';
@@ -30,6 +31,13 @@ export interface ReportOptions {
 }
 
 export interface ReportFiles { pdf: string; html: string; typst: string; figures: string[]; pages?: number }
+
+/** A JPEG beside a photo grid PNG, at most 1400 px wide, for the PDF (the PNGs made it ~20 MB). */
+async function printCopy(png: string): Promise<string> {
+  const jpg = png.replace(/\.png$/, '.print.jpg');
+  await sharp(png).resize({ width: 1400, withoutEnlargement: true }).flatten({ background: '#ffffff' }).jpeg({ quality: 82 }).toFile(jpg);
+  return jpg;
+}
 
 /** Datasets the plans trained and tested on: root → name → splits. */
 function datasetsUsed(s: Study): { root: string; name: string; splits: string[] }[] {
@@ -76,7 +84,8 @@ async function dataSection(s: Study, outDir: string, figures: string[], log: (s:
         { kind: 'figure', svg: rel(`${sp.split}-map.svg`), png: rel(`${sp.split}-map.png`), caption: [`${d.name} / ${sp.split}: positions of the database images and queries (UTM).`] },
         { kind: 'figure', svg: rel(`${sp.split}-positives.svg`), png: rel(`${sp.split}-positives.png`), caption: [`${d.name} / ${sp.split}: database images within ${sp.hardRadius} m and ${sp.softRadius} m of each query.`] },
       ] });
-      figs.push({ kind: 'figure', png: rel(`${sp.split}-examples.png`), width: 0.75, caption: [`${d.name} / ${sp.split}: example queries and their positives.`] });
+      const jpg = await printCopy(join(dir, `${sp.split}-examples.png`));
+      figs.push({ kind: 'figure', png: rel(`${sp.split}-examples.png`), print: relative(outDir, jpg), width: 0.75, caption: [`${d.name} / ${sp.split}: example queries and their positives.`] });
     }
   }
   if (rows.length > 0) {
@@ -120,7 +129,7 @@ async function examplesSection(dir: string | undefined, outDir: string, figures:
       await mkdir(join(outDir, 'figures', 'examples'), { recursive: true });
       await copyFile(src, dst);
       figures.push(dst);
-      blocks.push({ kind: 'figure', png: relative(outDir, dst), width: 0.8, caption: [`${f.model} on ${f.test}${r1 ? ` (R@1 ${r1})` : ''}: ${kind === 'sample' ? 'sample queries' : 'queries whose top-1 is wrong'}.`] } satisfies FigureBlock);
+      blocks.push({ kind: 'figure', png: relative(outDir, dst), print: relative(outDir, await printCopy(dst)), width: 0.8, caption: [`${f.model} on ${f.test}${r1 ? ` (R@1 ${r1})` : ''}: ${kind === 'sample' ? 'sample queries' : 'queries whose top-1 is wrong'}.`] } satisfies FigureBlock);
     }
   }
   return blocks;

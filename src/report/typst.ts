@@ -18,7 +18,7 @@ export function inlineTypst(x: Inline | Inline[]): string {
 }
 
 function figureTypst(f: FigureBlock): string {
-  return `figure(image(${str(f.svg ?? f.png)}, width: ${Math.round((f.width ?? 1) * 100)}%), caption: [${inlineTypst(f.caption)}])`;
+  return `figure(image(${str(f.print ?? f.svg ?? f.png)}, width: ${Math.round((f.width ?? 1) * 100)}%), caption: [${inlineTypst(f.caption)}])`;
 }
 
 function blockTypst(bl: Block): string {

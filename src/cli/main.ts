@@ -18,6 +18,9 @@ const program = new Command('vgl')
 for (const c of [synth, importCmd, dataset, trainCmd, demo, bench]) c.register(program);
 (await import('./commands/eval.ts')).register(program);
 (await import('./commands/experiment.ts')).register(program);
+(await import('./commands/index.ts')).register(program);
+(await import('./commands/localize.ts')).register(program);
+(await import('./commands/serve.ts')).register(program);
 (await import('./commands/report.ts')).register(program);
 
 try {

@@ -147,9 +147,6 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
             queries: exact.count, ...agreement,
             placeRecall: { radiusMetres: 25, exact: place(exact), approximate: place(approx) },
           };
-          log(`approximate vs exact on ${exact.count} queries: same nearest ${(100 * agreement.recallAt1).toFixed(1)}%, ` +
-            `exact top-10 found ${(100 * agreement.recallAt10).toFixed(1)}%; place recall@1 ${recall.placeRecall!.exact[1].toFixed(1)} → ${recall.placeRecall!.approximate[1].toFixed(1)}` +
-            (ns.includes(10) ? `, @10 ${recall.placeRecall!.exact[10].toFixed(1)} → ${recall.placeRecall!.approximate[10].toFixed(1)}` : ''));
         } else {
           recall = { queries: 0, recallAt1: NaN, recallAt10: NaN, note: `${dataset.name}/${dataset.split} has no queries: the approximate search was not measured` };
           log(recall.note!);

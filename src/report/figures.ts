@@ -115,14 +115,14 @@ export function sizeHeatmap(name: string, title: string, cells: readonly SizeCel
 /** R@1 against bytes per image (log scale), one point per descriptor (variant, with its PCA). */
 export interface BytesPoint { test: string; descriptor: string; head: string; bytes: number; recall: number }
 
-export function recallVsBytes(name: string, title: string, points: readonly BytesPoint[]): Figure | undefined {
+export function recallVsBytes(name: string, title: string, points: readonly BytesPoint[], tests?: readonly string[]): Figure | undefined {
   if (points.length === 0) return undefined;
   return figure(name, title, points as unknown as Record<string, unknown>[], {
-    facet: { field: 'test', type: 'nominal', title: null }, columns: 3,
+    facet: { field: 'test', type: 'nominal', title: null, ...(tests ? { sort: tests } : {}) }, columns: 3,
     spec: {
       width: 170, height: 150,
       layer: [
-        { mark: { type: 'point', filled: true, size: 60 }, encoding: { x: { field: 'bytes', type: 'quantitative', scale: { type: 'log' }, title: 'bytes per image' }, y: { field: 'recall', type: 'quantitative', title: 'R@1 (%)', scale: { zero: false } }, color: { field: 'head', type: 'nominal' }, shape: { field: 'head', type: 'nominal' }, tooltip: { field: 'descriptor' } } },
+        { mark: { type: 'point', filled: true, size: 60 }, encoding: { x: { field: 'bytes', type: 'quantitative', scale: { type: 'log' }, title: 'bytes per image', axis: { tickCount: 4, format: '~s' } }, y: { field: 'recall', type: 'quantitative', title: 'R@1 (%)', scale: { zero: false } }, color: { field: 'head', type: 'nominal' }, shape: { field: 'head', type: 'nominal' }, tooltip: { field: 'descriptor' } } },
       ],
     },
   });

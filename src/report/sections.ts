@@ -182,7 +182,7 @@ async function ablation6(p: PlanResult, t: ExperimentTable, sink: FigureSink): P
   }
   const f = await sink(fig.sizeHeatmap(`${p.name}-heatmap`, 'R@1: training size x test size', grid), ['Ablation 6: mean R@1 by training size (rows) and test size (columns), per test set.']);
   const s = imageSizeStatement(grid, t, t.baseline, variantOf);
-  return [...(f ? [f] : []), heading(3, 'Expected'), para(...s.expected), heading(3, 'Observed'), para(...s.observed)];
+  return [...(f ? [f] : []), heading(3, 'Expected'), para(...s.expected), heading(3, 'Observed'), ...s.paragraphs.map((x) => para(...x))];
 }
 
 async function scalability(p: PlanResult, t: ExperimentTable, bases: string[], sink: FigureSink): Promise<Block[]> {
@@ -190,7 +190,7 @@ async function scalability(p: PlanResult, t: ExperimentTable, bases: string[], s
   const head = (v: string) => (v.startsWith('netvlad') ? 'NetVLAD' : v.startsWith('gem') ? 'GeM' : v);
   const points = t.cells.filter((c) => c.descriptor && !c.searchTimes && bases.includes(baseKey(c.test)))
     .map((c) => ({ test: baseKey(c.test), descriptor: `${c.variant}${evalName(c.test) ? ` + ${evalName(c.test)}` : ''}`, head: head(c.variant), bytes: c.descriptor!.bytes, recall: c.recalls[1]!.mean }));
-  const f1g = await sink(fig.recallVsBytes(`${p.name}-bytes`, 'R@1 against bytes per image', points), ['Scalability: R@1 against the descriptor\'s bytes per image (float32), every variant and PCA.']);
+  const f1g = await sink(fig.recallVsBytes(`${p.name}-bytes`, 'R@1 against bytes per image', points, bases), ['Scalability: R@1 against the descriptor\'s bytes per image (float32), every variant and PCA.']);
   if (f1g) out.push(f1g);
   const timed = t.cells.filter((c) => c.searchTimes);
   const sp = timed.flatMap((c) => c.searchTimes!.filter((s) => s.msPerQuery !== null).map((s) => ({ descriptor: `${c.variant} (${c.descriptor?.dim}-d)`, databaseSize: s.databaseSize, ms: s.msPerQuery! })));
@@ -214,7 +214,9 @@ async function scalability(p: PlanResult, t: ExperimentTable, bases: string[], s
     const best = ps.reduce((a, x) => (x.recall > a.recall ? x : a), ps[0]!);
     const smallestNear = ps.find((x) => x.recall >= best.recall - 1);
     if (best && smallestNear) {
-      out.push(para(b('What it shows. '), `On ${first} the highest R@1 is ${f1(best.recall)} (${best.descriptor}, ${best.bytes.toLocaleString('en-US')} bytes); the smallest descriptor within one point of it is ${smallestNear.descriptor} at ${smallestNear.bytes.toLocaleString('en-US')} bytes (R@1 ${f1(smallestNear.recall)}), ${(best.bytes / smallestNear.bytes).toFixed(1)}x smaller.`));
+      out.push(para(b('Compression. '), `On ${first} the highest R@1 is ${f1(best.recall)} (${best.descriptor}, ${best.bytes.toLocaleString('en-US')} bytes); `,
+        smallestNear.bytes >= best.bytes ? 'no smaller descriptor comes within one point of it.'
+          : `the smallest descriptor within one point of it is ${smallestNear.descriptor} at ${smallestNear.bytes.toLocaleString('en-US')} bytes (R@1 ${f1(smallestNear.recall)}), ${(best.bytes / smallestNear.bytes).toFixed(1)}x smaller.`));
     }
   }
   out.push(...findings(t, mainTests(p)));

@@ -149,13 +149,14 @@ export function sizeGrid(records: readonly RunRecord[], defaults: Record<string,
 }
 
 /** Expected: larger images help and a model does best at its training size. Observed per test set, from the grid and the intervals. */
-export function imageSizeStatement(grid: readonly SizeResult[], t: ExperimentTable | undefined, baselineVariant: string | undefined, variantOfTrainSize: Record<string, string>): { expected: Inline[]; observed: Inline[]; verdicts: Record<string, { larger: boolean; matched: boolean }> } {
+export function imageSizeStatement(grid: readonly SizeResult[], t: ExperimentTable | undefined, baselineVariant: string | undefined, variantOfTrainSize: Record<string, string>): { expected: Inline[]; observed: Inline[]; paragraphs: Inline[][]; verdicts: Record<string, { larger: boolean; matched: boolean }> } {
   const expected: Inline[] = [
     'Larger images keep more detail of façades and landmarks, so we expect recall to grow with the image size; the datasets\' 480x640 is the usual choice for that reason. ',
     'We also expect a model to do best at the size it was trained at: convolutional features are not scale-invariant, and a model tested at another size sees its training features at another scale.',
   ];
   const observed: Inline[] = [];
   const verdicts: Record<string, { larger: boolean; matched: boolean }> = {};
+  const starts: number[] = [];
   for (const test of [...new Set(grid.map((g) => g.test))]) {
     const cells = grid.filter((g) => g.test === test);
     const trains = [...new Set(cells.map((c) => c.train))].sort((a, x) => pixelsOf(a) - pixelsOf(x));
@@ -170,26 +171,34 @@ export function imageSizeStatement(grid: readonly SizeResult[], t: ExperimentTab
     // "Larger helps": averaged over the training sizes, the largest test size beats the smallest.
     const meanAt = (size: string) => meanStd(cells.filter((c) => c.testSize === size).map((c) => c.recall)).mean;
     const larger = meanAt(largestTest) > meanAt(smallestTest);
+    starts.push(observed.length);
     observed.push(b(`${test}: `), `the best cell is trained at ${top.train} and tested at ${top.testSize} (R@1 ${pm({ mean: top.recall, std: top.std })}). `);
     observed.push(`Averaged over the training sizes, R@1 is ${f1(meanAt(smallestTest))} at ${smallestTest} and ${f1(meanAt(largestTest))} at ${largestTest}. `);
     verdicts[test] = { larger, matched: matched === bestPer.length };
     observed.push(`The best test size is ${bestPer.map((x) => `${x.best.testSize} for the model trained at ${x.train}`).join(', ')}: `,
       matched === bestPer.length ? 'every model does best at its own training size, as expected. '
         : matched === 0 ? 'no model does best at its own training size; ' : `${matched} of ${bestPer.length} models do best at their own training size; `);
-    if (matched < bestPer.length) observed.push(bestPer.every((x) => pixelsOf(x.best.testSize) >= pixelsOf(x.train)) ? 'the others do best on larger test images than they were trained on. ' : 'the mismatch goes both ways. ');
+    if (matched < bestPer.length) {
+      const larger = bestPer.every((x) => pixelsOf(x.best.testSize) >= pixelsOf(x.train));
+      observed.push(!larger ? 'the mismatch goes both ways. ' : matched === 0 ? 'each does best on test images larger than its training ones. ' : 'the others do best on test images larger than their training ones. ');
+    }
     // Training larger than the baseline, at the largest test size: the effect of training size with the test size fixed.
     if (t && baselineVariant) {
+      const baseSize = Object.entries(variantOfTrainSize).find(([, v]) => v === baselineVariant)?.[0];
       for (const tr of trains) {
         const v = variantOfTrainSize[tr];
         if (!v || v === baselineVariant) continue;
         const key = t.tests.find((k) => k.startsWith(`${test}#`) && k.endsWith(`-${largestTest}`));
         const d = key ? comparisonOf(cellOf(t, v, key), baselineVariant) : undefined;
-        if (d) observed.push(`Trained at ${tr} instead of the baseline's size, tested at ${largestTest}: `, b(interval(d)), ` (${verdictOf(d) === 'same' ? 'within noise' : `${verdictOf(d)} beyond noise`}). `);
+        if (d) observed.push(`Trained at ${tr} instead of ${baseSize ?? 'the baseline\'s size'}, tested at ${largestTest}: `, b(interval(d)), ` (${verdictOf(d) === 'same' ? 'within noise' : `${verdictOf(d)} beyond noise`}). `);
       }
     }
   }
   const all = Object.values(verdicts);
+  starts.push(observed.length);
   observed.push('Overall, larger test images are ', b(all.every((v) => v.larger) ? 'better on every test set' : all.some((v) => v.larger) ? 'better on some test sets only' : 'not better'),
     ' and matching the training size is ', b(all.every((v) => v.matched) ? 'best on every test set' : all.some((v) => v.matched) ? 'best on some test sets only' : 'never best'), '.');
-  return { expected, observed, verdicts };
+  // One paragraph per test set, and the overall one.
+  const paragraphs = starts.map((at, i) => observed.slice(at, starts[i + 1] ?? observed.length));
+  return { expected, observed, paragraphs, verdicts };
 }

@@ -4,10 +4,9 @@
 // resampled); every transformer x gem / netvlad / cls gives descriptors of the advertised size;
 // attention and the resampling pass gradient checks; --trunc-te and --freeze-te act as the reference's;
 // the memory probe sees attention's quadratic growth; a resumed tiny CCT run equals an uninterrupted one.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
@@ -20,11 +19,11 @@ import { buildNetwork, BACKBONES, type BackboneName } from '../../src/models/net
 import { HEADS } from '../../src/models/aggregation/index.ts';
 import { activationBytesPerImage } from '../../src/models/memory.ts';
 import { buildModel, initialiseHeadFromData, ModelSpecSchema } from '../../src/models/assemble.ts';
-import { generateCity } from '../../src/data/synth/generate.ts';
 import { openDataset } from '../../src/data/dataset.ts';
-import { TrainConfigSchema, trainOptionsFromMapping, type TrainConfig, type TrainConfigInput } from '../../src/train/config.ts';
-import { train, type TrainHooks, type LogEntry } from '../../src/train/train.ts';
+import { TrainConfigSchema, trainOptionsFromMapping } from '../../src/train/config.ts';
+import { train } from '../../src/train/train.ts';
 import { loadCheckpoint } from '../../src/torch/checkpoint.ts';
+import { useTinyCity, quiet, stepLosses, assertSameTensors } from '../helpers/tiny-city.ts';
 
 const dir = new URL('../fixtures/transformers/', import.meta.url);
 const shapes = JSON.parse(readFileSync(new URL('shapes.json', dir), 'utf8')) as {
@@ -329,38 +328,9 @@ test('memory probe: attention weights scale with the square of the token count, 
 // ---------------------------------------------------------------------------------------------
 // Training
 
-let root = '';
-const CITY = 'tiny';
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'vgl-transformers-test-'));
-  await generateCity({ out: root, name: CITY, size: 'tiny', workers: 0, seed: 3, queries: { train: 24, val: 16, test: 24 } });
-});
-after(() => {
-  if (root) rmSync(root, { recursive: true, force: true });
-});
-
-let runs = 0;
-/** As test/train/train.test.ts's tinyConfig, with a tiny transformer: 3 cache loops of 4 queries per epoch, 48x64 images. */
-function tinyConfig(over: Partial<TrainConfigInput> = {}): TrainConfig {
-  return TrainConfigSchema.parse({
-    datasetsFolder: root, datasetName: CITY, outputFolder: join(root, `run-${runs++}`),
-    backbone: 'cct224', transformerDims: [2, 16, 2], aggregation: 'cls', resize: [48, 64],
-    queriesPerEpoch: 12, cacheRefreshRate: 4, negSamplesNum: 20, negsNumPerQuery: 3, batchSize: 2,
-    epochs: 2, patience: 5, lr: 1e-3, recallValues: [1, 5], inferBatchSize: 32, seed: 7,
-    ...over,
-  });
-}
-const quiet: TrainHooks = { progress: false, log: () => {} };
-
-function bytesOf(t: HostTensor): Buffer {
-  return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-}
-function assertSameTensors(a: Map<string, HostTensor>, b: Map<string, HostTensor>, what: string): void {
-  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort(), `${what}: same tensor names`);
-  for (const [name, t] of a) assert.ok(bytesOf(t).equals(bytesOf(b.get(name)!)), `${what} ${name}: values differ`);
-}
-const stepLosses = (out: string) => readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n')
-  .map((l) => JSON.parse(l) as LogEntry).filter((e) => e.event === 'step').map((e) => e.event === 'step' && [e.epoch, e.loop, e.batch, e.loss]);
+// As test/train/train.test.ts, with a tiny transformer.
+const city = useTinyCity('vgl-transformers-test-', { backbone: 'cct224', transformerDims: [2, 16, 2], aggregation: 'cls' });
+const tinyConfig = city.config;
 
 test('a tiny CCT (cls: sequence pooling; attention dropout and stochastic depth on) resumed mid-epoch and at an epoch boundary equals an uninterrupted run', async () => {
   const a = tinyConfig();

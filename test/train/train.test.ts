@@ -4,80 +4,32 @@
 // The mechanics run ResNet-18 to conv4 at widths 8/8/16/16 on 48x64 images (about a second per run;
 // MobileNetV2 took 3x as long on the same settings); the recall test uses MobileNetV2 with the
 // repository's ImageNet weights, which a few dozen steps can improve.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { spawn, spawnSync } from 'node:child_process';
-import { tmpdir, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
 import { generateCity } from '../../src/data/synth/generate.ts';
-import { TrainConfigSchema, type TrainConfig, type TrainConfigInput } from '../../src/train/config.ts';
+import type { TrainConfig, TrainConfigInput } from '../../src/train/config.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { loadCheckpoint, loadWeights, saveCheckpoint } from '../../src/torch/checkpoint.ts';
 import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts';
 import { checkRunMemory } from '../../src/train/memory.ts';
 import { UsageError } from '../../src/errors.ts';
+import { useTinyCity, CITY, quiet, readLog, stepLosses, bytesOf, assertSameTensors, countDiffering } from '../helpers/tiny-city.ts';
 import { train, recallsOn, initOptions, optimizerFor, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
 
 const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
 
-let root = '';
-const CITY = 'tiny';
-
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'vgl-train-test-'));
-  await generateCity({ out: root, name: CITY, size: 'tiny', workers: 0, seed: 3, queries: { train: 24, val: 16, test: 24 } });
+const city = useTinyCity('vgl-train-test-', {
+  backbone: 'resnet18conv4', resnetWidths: [8, 8, 16, 16], aggregation: 'netvlad', netvladClusters: 8,
 });
-
-after(() => {
-  if (root) rmSync(root, { recursive: true, force: true });
-});
-
-let runs = 0;
-/** A fresh output folder and a small, fast configuration (3 cache loops of 4 queries per epoch). */
-function tinyConfig(over: Partial<TrainConfigInput> = {}): TrainConfig {
-  return TrainConfigSchema.parse({
-    datasetsFolder: root, datasetName: CITY, outputFolder: join(root, `run-${runs++}`),
-    backbone: 'resnet18conv4', resnetWidths: [8, 8, 16, 16], aggregation: 'netvlad', netvladClusters: 8, resize: [48, 64],
-    queriesPerEpoch: 12, cacheRefreshRate: 4, negSamplesNum: 20, negsNumPerQuery: 3, batchSize: 2,
-    epochs: 2, patience: 5, lr: 1e-3, recallValues: [1, 5], inferBatchSize: 32, seed: 7,
-    ...over,
-  });
-}
-
-const quiet: TrainHooks = { progress: false, log: () => {} };
-
-function readLog(out: string): (LogEntry & { time: string })[] {
-  return readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-}
-
-const stepLosses = (out: string) => readLog(out).filter((e) => e.event === 'step')
-  .map((e) => e.event === 'step' && [e.epoch, e.loop, e.batch, e.loss]);
-
-function bytesOf(t: HostTensor): Buffer {
-  return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-}
-
-/** Every tensor bit for bit (names, dtypes, shapes and bytes). */
-function assertSameTensors(a: Map<string, HostTensor>, b: Map<string, HostTensor>, what: string): void {
-  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort(), `${what}: same tensor names`);
-  for (const [name, t] of a) {
-    const u = b.get(name)!;
-    assert.equal(u.dtype, t.dtype, `${what} ${name}: dtype`);
-    assert.deepEqual(u.shape, t.shape, `${what} ${name}: shape`);
-    assert.ok(bytesOf(t).equals(bytesOf(u)), `${what} ${name}: values differ`);
-  }
-}
-
-function countDiffering(a: Map<string, HostTensor>, b: Map<string, HostTensor>): number {
-  let n = 0;
-  for (const [name, t] of a) if (!bytesOf(t).equals(bytesOf(b.get(name)!))) n++;
-  return n;
-}
+const tinyConfig = city.config;
 
 /** Run A uninterrupted; run B stopped after each count of `stops` loops (resume points `resumePoints`: epoch, next loop), then finished. Returns A's config. */
 async function assertResumeEqualsUninterrupted(over: Partial<TrainConfigInput>, stops: number[], resumePoints: [number, number][]): Promise<TrainConfig> {
@@ -385,16 +337,16 @@ test('log.jsonl: per cache loop timings, sizes and mining statistics; per valida
 });
 
 test('two training datasets mix: validation covers both val splits, full mining caches both databases', async () => {
-  await generateCity({ out: root, name: 'tinyB', size: 'tiny', workers: 0, seed: 5, queries: { train: 8, val: 16, test: 8 } });
+  await generateCity({ out: city.root, name: 'tinyB', size: 'tiny', workers: 0, seed: 5, queries: { train: 8, val: 16, test: 8 } });
   const config = tinyConfig({ datasetName: `${CITY},tinyB`, epochs: 1, queriesPerEpoch: 8, cacheRefreshRate: 8, mining: 'full' });
   const seen: LogEntry[] = [];
   await train(config, { ...quiet, onRecord: (e) => seen.push(e) });
   const [loop] = seen.flatMap((e) => (e.event === 'loop' ? [e] : []));
   const [validation] = seen.flatMap((e) => (e.event === 'validation' ? [e] : []));
-  const a = await openDataset(root, CITY, 'val'), b = await openDataset(root, 'tinyB', 'val');
+  const a = await openDataset(city.root, CITY, 'val'), b = await openDataset(city.root, 'tinyB', 'val');
   assert.equal(validation.images, a.databasePaths.length + a.queriesPaths.length + b.databasePaths.length + b.queriesPaths.length);
   // Full mining caches both training databases whole, plus the loop's 8 queries.
-  const ta = await openDataset(root, CITY, 'train'), tb = await openDataset(root, 'tinyB', 'train');
+  const ta = await openDataset(city.root, CITY, 'train'), tb = await openDataset(city.root, 'tinyB', 'train');
   assert.equal(loop.cachedImages, ta.databasePaths.length + tb.databasePaths.length + 8);
   assert.equal(JSON.parse(readFileSync(join(config.outputFolder, 'config.json'), 'utf8')).datasetName, `${CITY},tinyB`);
   assert.throws(() => tinyConfig({ datasetName: `${CITY},,x` }), /one dataset name, or several separated by commas/);
@@ -403,18 +355,18 @@ test('two training datasets mix: validation covers both val splits, full mining 
 test('a short training raises val recall@1 over the untrained model', async (t) => {
   // A city with twice the training area, more queries; MobileNetV2 (ImageNet) + GeM at 48x64, 3 epochs of
   // 96 queries. Measured with seeds 0-3: val R@1 50 → 60.4 / 58.3 / 58.3 / 58.3 (of 48 queries); seed 0 here.
-  await generateCity({ out: root, name: 'tiny2', size: 'tiny', workers: 0, seed: 0, columns: { train: 2, val: 1, test: 1 }, queries: { train: 96, val: 48, test: 8 } });
+  await generateCity({ out: city.root, name: 'tiny2', size: 'tiny', workers: 0, seed: 0, columns: { train: 2, val: 1, test: 1 }, queries: { train: 96, val: 48, test: 8 } });
   const config = tinyConfig({
     datasetName: 'tiny2', backbone: 'mobilenetv2', weights: MOBILENETV2_WEIGHTS, aggregation: 'gem', resnetWidths: undefined,
     queriesPerEpoch: 96, cacheRefreshRate: 96, negSamplesNum: 30, negsNumPerQuery: 4, batchSize: 4, epochs: 3, lr: 3e-4, seed: 0,
   });
-  const val = await openDataset(root, 'tiny2', 'val');
+  const val = await openDataset(city.root, 'tiny2', 'val');
   // The untrained model exactly as train() starts it.
   torch.manualSeed(config.seed);
   const untrained = buildModel(config);
   await untrained.loadPretrained(MOBILENETV2_WEIGHTS);
   untrained.freezeReference();
-  await initialiseHeadFromData(untrained, await openDataset(root, 'tiny2', 'train'), initOptions(config));
+  await initialiseHeadFromData(untrained, await openDataset(city.root, 'tiny2', 'train'), initOptions(config));
   const before = await recallsOn(untrained, val, config, false);
   untrained.dispose();
 
@@ -457,7 +409,7 @@ test('--resume starts a new run from another run\'s weights; CRN starts from a N
   assert.ok(Math.abs(crnMove - 5e-3) < 5e-3 * 0.02, `CRN layers moved by at most ${crnMove}`);
   assert.ok(Math.abs(netMove - 5e-4) < 5e-4 * 0.02, `the rest moved by at most ${netMove}`);
 
-  await assert.rejects(train(tinyConfig({ resume: join(root, 'nothing.pth') }), quiet), /--resume .*nothing\.pth: file not found/);
+  await assert.rejects(train(tinyConfig({ resume: join(city.root, 'nothing.pth') }), quiet), /--resume .*nothing\.pth: file not found/);
 });
 
 test('reference options: queries per epoch in whole cache loops, the final test method, a loud warning for random weights', async () => {

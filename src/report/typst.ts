@@ -52,7 +52,7 @@ export function typstSource(d: ReportDoc): string {
     '#show figure: set block(breakable: true)',
     '#show table: set par(justify: false)',
     '#show figure.where(kind: table): set figure.caption(position: top)',
-    `#align(center)[#text(size: 17pt, weight: "bold")[${inlineTypst(d.title)}] \\ #v(2pt) #text(size: 11pt)[${inlineTypst(d.subtitle)}]]`,
+    `#align(center)[#set par(justify: false); #text(size: 17pt, weight: "bold")[${inlineTypst(d.title)}] \\ #v(2pt) #text(size: 11pt)[${inlineTypst(d.subtitle)}]]`,
   ];
   if (d.notice) head.push(`#block(stroke: 0.8pt + rgb("#D55E00"), inset: 8pt, radius: 3pt, width: 100%)[${inlineTypst(d.notice)}]`);
   head.push('#outline(depth: 2)');

@@ -187,4 +187,39 @@ export function register(program: Command): void {
       console.log(`  checkpoints  ${(r.checkpointMs / 1000).toFixed(1).padStart(8)}; other (model, weights, k-means) ${(r.otherMs / 1000).toFixed(1)} s`);
       console.log(`  val recall: ${Object.entries(r.recalls).map(([n, v]) => `R@${n} ${v.toFixed(1)}`).join(', ')}`);
     });
+  bench.command('index')
+    .description('city-scale search: exact (vgl fp32) vs approximate (usearch HNSW, re-ranked) at 10k, 100k and 1M synthetic descriptors: build time, memory, query time, recall@1/10 against exact')
+    .option('--sizes <list>', 'database sizes (10000,100000,1000000)')
+    .option('--dim <d>', 'descriptor dimension (256)')
+    .option('--queries <n>', 'queries per size, timed in a batch and measured for recall (1000)')
+    .option('--quantizations <list>', 'HNSW storages to build: f32, f16, i8 (f16,i8)')
+    .option('--connectivity <m>', 'HNSW graph degree (16)')
+    .option('--expansion-add <ef>', 'HNSW candidates while building (64)')
+    .option('--expansion-search <ef>', 'HNSW candidates while searching (64)')
+    .option('--json', 'print JSON only')
+    .action(async (raw) => {
+      const list = z.string().transform((s, ctx) => {
+        const v = s.split(',').map((x) => Number(x.trim()));
+        if (v.some((x) => !Number.isInteger(x) || x < 1)) {
+          ctx.addIssue({ code: 'custom', message: 'expected a comma-separated list of positive integers, e.g. 10000,100000' });
+          return z.NEVER;
+        }
+        return v;
+      });
+      const flags = parseFlags(z.object({
+        sizes: list.optional(), dim: count.max(65536).optional(), queries: count.optional(),
+        quantizations: z.string().transform((s) => s.split(',').map((x) => x.trim())).pipe(z.array(z.enum(['f32', 'f16', 'i8'])).min(1)).optional(),
+        connectivity: count.max(256).optional(), expansionAdd: count.max(4096).optional(), expansionSearch: count.max(4096).optional(),
+        json: z.boolean().optional(),
+      }), raw);
+      const { benchIndex, indexBenchTable } = await import('../../bench/index.ts');
+      const r = await benchIndex(flags);
+      if (flags.json) {
+        console.log(JSON.stringify(r, null, 2));
+        return;
+      }
+      console.log(`index benchmark: ${r.dim}-d synthetic place descriptors, top ${r.k}, ${r.threads} threads; HNSW M ${r.hnsw.connectivity}, ` +
+        `ef ${r.hnsw.expansionAdd}/${r.hnsw.expansionSearch}, ${r.hnsw.candidates} candidates re-ranked in fp32; recall = exact neighbours found`);
+      console.log(indexBenchTable(r));
+    });
 }

@@ -206,7 +206,7 @@ export async function buildReport(root: string, opts: ReportOptions): Promise<Re
   await writeFile(pdfFile, pdf);
   const htmlFile = join(outDir, 'report.html');
   await writeFile(htmlFile, htmlDocument(doc));
-  return { pdf: pdfFile, html: htmlFile, typst: typstFile, figures };
+  return { pdf: pdfFile, html: htmlFile, typst: typstFile, figures, ...(pdf.pages ? { pages: pdf.pages } : {}) };
 }
 
 /** The conclusion: the findings of each plan that count, or that none does. */

@@ -64,8 +64,8 @@ export function typstSource(d: ReportDoc): string {
 /** Fonts Typst may use besides its embedded ones (Libertinus, New Computer Modern): the system's, where present. */
 const FONT_DIRS = ['/usr/share/fonts', '/usr/local/share/fonts'].filter((d) => existsSync(d));
 
-/** Compiles Typst source to PDF; image paths in the source are relative to `workspace`. Errors carry Typst's diagnostics. */
-export function compilePdf(source: string, workspace: string): Buffer {
+/** Compiles Typst source to PDF (and says how many pages Typst laid out); image paths in the source are relative to `workspace`. Errors carry Typst's diagnostics. */
+export function compilePdf(source: string, workspace: string): Buffer & { pages?: number } {
   const compiler = NodeCompiler.create({ workspace, fontArgs: [{ fontPaths: FONT_DIRS }] });
   const doc = compiler.compile({ mainFileContent: source });
   const result = doc.result;
@@ -74,7 +74,7 @@ export function compilePdf(source: string, workspace: string): Buffer {
     const list = err ? compiler.fetchDiagnostics(err) : [];
     throw new Error(`typst could not compile the report: ${JSON.stringify(list).slice(0, 2000)}`);
   }
-  return compiler.pdf(result);
+  return Object.assign(compiler.pdf(result), { pages: result.numOfPages });
 }
 
 /** One display equation as a standalone SVG (the HTML shows the PDF's typesetting). */

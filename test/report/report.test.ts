@@ -59,6 +59,7 @@ test('the pages render; every page with a figure has drawn, coloured content', {
   const pages = pageCount(r.pdf);
   // title + contents, intro, method, data, three plan sections with figures, answers, appendix
   assert.ok(pages >= 6 && pages <= 40, `${pages} pages`);
+  assert.equal(pages, r.pages, 'the PDF has the pages Typst laid out');
   execFileSync('pdftoppm', ['-r', '40', '-png', r.pdf, join(out, 'page')]);
   const pngs = readdirSync(out).filter((f) => /^page-\d+\.png$/.test(f)).sort();
   assert.equal(pngs.length, pages);

@@ -8,7 +8,7 @@
 // each (unit vectors near their centre), queries being new views of a random database image's place.
 // Uniform random vectors would be unlike real descriptors and the worst case for a graph.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir, availableParallelism } from 'node:os';
+import { tmpdir, availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
@@ -58,6 +58,8 @@ export interface IndexBench {
   queries: number;
   k: number;
   threads: number;
+  /** The machine's 1-minute load average when the run started and ended (shared machines: timings depend on it). */
+  loadAverage: [number, number];
   hnsw: { connectivity: number; expansionAdd: number; expansionSearch: number; candidates: number };
   rows: IndexBenchRow[];
 }
@@ -111,6 +113,7 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
   };
   const log = o.log ?? ((s: string) => console.error(s));
   const rows: IndexBenchRow[] = [];
+  const loadAtStart = loadavg()[0];
   const work = mkdtempSync(join(tmpdir(), 'vgl-bench-index-'));
   try {
     for (const size of sizes) {
@@ -170,7 +173,7 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  return { dim, queries: q, k, threads: availableParallelism(), hnsw, rows };
+  return { dim, queries: q, k, threads: availableParallelism(), loadAverage: [loadAtStart, loadavg()[0]], hnsw, rows };
 }
 
 /** The rows as a markdown table. */

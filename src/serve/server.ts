@@ -127,9 +127,13 @@ export async function buildServer(parts: ServiceParts): Promise<FastifyInstance>
     served: inference.stats.served, failed: inference.stats.failed, batches: inference.stats.batches, workerRestarts: inference.stats.restarts,
     memory: { rssMB: process.memoryUsage().rss / 1048576, heapUsedMB: process.memoryUsage().heapUsed / 1048576 },
   }));
-  const e = index.images.map((i) => i.east), n = index.images.map((i) => i.north);
-  const bounds = index.images.length === 0 ? null
-    : { east: [Math.min(...e), Math.max(...e)], north: [Math.min(...n), Math.max(...n)] };
+  // (a loop, not Math.min(...list): a million arguments overflow the stack)
+  let bounds: { east: [number, number]; north: [number, number] } | null = null;
+  for (const im of index.images) {
+    if (bounds === null) bounds = { east: [im.east, im.east], north: [im.north, im.north] };
+    bounds.east = [Math.min(bounds.east[0], im.east), Math.max(bounds.east[1], im.east)];
+    bounds.north = [Math.min(bounds.north[0], im.north), Math.max(bounds.north[1], im.north)];
+  }
   app.get('/index', async () => ({
     dir: index.dir, count: index.meta.count, dim: index.meta.dim, model: index.meta.model, dataset: index.meta.dataset ?? null,
     search: index.meta.search, created: index.meta.created, additions: index.meta.additions, bounds,

@@ -219,7 +219,8 @@ export function register(program: Command): void {
         return;
       }
       console.log(`index benchmark: ${r.dim}-d synthetic place descriptors, top ${r.k}, ${r.threads} threads; HNSW M ${r.hnsw.connectivity}, ` +
-        `ef ${r.hnsw.expansionAdd}/${r.hnsw.expansionSearch}, ${r.hnsw.candidates} candidates re-ranked in fp32; recall = exact neighbours found`);
+        `ef ${r.hnsw.expansionAdd}/${r.hnsw.expansionSearch}, ${r.hnsw.candidates} candidates re-ranked in fp32; recall = exact neighbours found; ` +
+        `load average ${r.loadAverage[0].toFixed(1)} → ${r.loadAverage[1].toFixed(1)}`);
       console.log(indexBenchTable(r));
     });
 }

@@ -109,11 +109,18 @@ export function valRadiusStatement(curves: readonly RadiusCurve[], reference = 2
     lines.push(`${test}: ${parts.join('; ')}. `);
   }
   const verdict = falls.length === 0 ? 'confirmed' : 'not confirmed';
+  // Where 90% is reached, per test set and model: the same for every model of a test set means the test set, not the model, sets it.
+  const reach = (c: RadiusCurve) => c.points.find((p) => p.recall >= 90)?.radius ?? Infinity;
+  const sameWithinTest = byTest.every((test) => new Set(curves.filter((c) => c.test === test).map(reach)).size === 1);
+  const saturating = byTest.filter((test) => curves.filter((c) => c.test === test).every((c) => reach(c) < Infinity));
   const observed: Inline[] = [
     ...lines,
-    'The prediction is ', b(verdict), falls.length === 0
-      ? ': recall never falls as the radius grows. Where it saturates depends on the test set, not on the model: a 90% plateau means most errors at 25 m are neighbouring places; its absence means the errors are far-away places (appearance change, not localisation precision).'
-      : `: recall falls with the radius for ${joinAnd(falls)}, which a correct evaluation cannot produce (check the positives).`,
+    'The prediction is ', b(verdict), falls.length === 0 ? ': recall never falls as the radius grows. '
+      : `: recall falls with the radius for ${joinAnd(falls)}, which a correct evaluation cannot produce (check the positives). `,
+    sameWithinTest ? 'Every model of a test set reaches 90% at the same radius (or none does): where recall levels off is set by the test set, not by the model. '
+      : 'The models of a test set reach 90% at different radii: the model, not only the test set, sets where recall levels off. ',
+    saturating.length > 0 ? `On ${joinAnd(saturating)} recall reaches 90%: most errors at ${reference} m are neighbouring places. ` : '',
+    saturating.length < byTest.length ? `On ${joinAnd(byTest.filter((x) => !saturating.includes(x)))} it stays below 90% at every radius: most errors are far-away places, an appearance problem rather than one of localisation precision.` : '',
   ];
   return { expected, observed, verdict };
 }

@@ -18,6 +18,11 @@ test('ablation 4: confirmed while recall grows with the radius, not confirmed wh
   assert.equal(down.verdict, 'not confirmed');
   assert.match(plainText(down.observed), /falls with the radius for gem on city \(25 → 100 m\)/);
   assert.match(plainText(valRadiusStatement([curve('gem', [1, 2, 3])]).observed), /below 90% even at 100 m/);
+  // where recall levels off: the same radius for both models, or not
+  assert.match(plainText(valRadiusStatement([curve('gem', [20, 40, 95]), curve('netvlad', [10, 30, 91])]).observed), /set by the test set, not by the model/);
+  const apart = plainText(valRadiusStatement([curve('gem', [20, 92, 95]), curve('netvlad', [10, 30, 91])]).observed);
+  assert.match(apart, /reach 90% at different radii/);
+  assert.match(apart, /On city recall reaches 90%/);
 });
 
 function record(variant: string, resize: string | undefined, seed: number, bySize: Record<string, number>): RunRecord {

@@ -264,7 +264,12 @@ export async function startService(o: ServeOptions): Promise<RunningService> {
     return {
       app, url, inference,
       async close() {
-        await app.close();
+        // In-flight requests get a grace period; then every connection is closed, including kept-alive
+        // ones a client left half-used (fastify would otherwise wait for their 72 s keep-alive timeout).
+        const closing = app.close();
+        const force = setTimeout(() => app.server.closeAllConnections(), 2000);
+        await closing;
+        clearTimeout(force);
         await inference.close();
       },
     };

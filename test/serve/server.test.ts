@@ -110,6 +110,24 @@ test('GET /eval: the explorer\'s queries as vgl eval saved them; grids served by
   assert.equal(q.status, 200);
 });
 
+test('a dead inference worker is started again; the server answers meanwhile and afterwards', async () => {
+  // The worker is private to Inference; reach it to kill it as a crash would.
+  const worker = (service.inference as unknown as { worker: { terminate(): Promise<number> } }).worker;
+  await worker.terminate();
+  const h = await (await fetch(url('/health'))).json() as { workerRestarts: number };
+  assert.equal(h.workerRestarts, 1);
+  const png = await readFile(databasePath(tiny.root, DATABASE[4]));
+  for (let tries = 0; ; tries++) {
+    const r = await post(form('image', png), '?top=2');
+    if (r.status === 200) {
+      assert.equal((r.json.matches as { id: number }[])[0].id, 4);
+      break;
+    }
+    assert.ok(tries < 100, `still failing: ${JSON.stringify(r.json)}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+});
+
 interface AutocannonResult { errors: number; timeouts: number; non2xx: number; requests: { total: number; average: number }; latency: { p99: number; average: number } }
 const autocannon = createRequire(import.meta.url)('autocannon') as (o: Record<string, unknown>) => Promise<AutocannonResult>;
 

@@ -4,7 +4,7 @@
 // graph nodes) without describing the others again.
 import { existsSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import * as torch from '../torch/index.ts';
 import { UsageError } from '../errors.ts';
@@ -197,7 +197,8 @@ async function imagesToAdd(paths: readonly string[]): Promise<IndexImage[]> {
       const found = await listImages(abs);
       if (found.length === 0) throw new UsageError(`${p}: no ${IMAGE_EXTENSIONS.join('/')} images found (searched recursively)`);
       files.push(...found);
-    } else files.push(abs);
+    } else if (IMAGE_EXTENSIONS.includes(extname(abs).toLowerCase())) files.push(abs);
+    else throw new UsageError(`${p}: not a ${IMAGE_EXTENSIONS.join('/')} image`);
   }
   const bad: string[] = [];
   const images = files.map((file) => {

@@ -128,6 +128,7 @@ test('index add: appends new images without touching the old rows; re-adding ski
     await loc.close();
   }
   await assert.rejects(addToIndex({ index: dir, paths: [join(folder.dir, 'nope.jpg')] }, quiet), /nope\.jpg: not found/);
+  await assert.rejects(addToIndex({ index: dir, paths: [join(dir, 'index.json')] }, quiet), /index\.json: not a \.jpg\/\.jpeg\/\.png image/);
   const unnamed = join(tempDir('vgl-index-'), 'photo.png');
   await cp(folder.paths[0], unnamed);
   await assert.rejects(addToIndex({ index: dir, paths: [unnamed] }, quiet), /position in the name[\s\S]*photo\.png/);

@@ -123,7 +123,7 @@ export function register(program: Command): void {
         return;
       }
       const m = ix.meta;
-      console.log(`${ix.dir}: ${m.count} images, ${m.dim}-d descriptors of ${m.model.backbone} + ${m.model.aggregation} (${m.model.source}: ${m.model.run ?? m.model.checkpoint ?? 'spec'}), ` +
+      console.log(`${ix.dir}: ${m.count} images, ${m.dim}-d descriptors of ${m.model.backbone} + ${m.model.aggregation} (${m.model.source}: ${[m.model.run, m.model.checkpoint].filter((x) => x !== undefined).join(', ') || 'ImageNet / untrained weights'}), ` +
         `input ${m.model.resize.join('x')} ${m.model.normalization}; ${m.search.kind === 'exact' ? 'exact search' : `HNSW ${m.search.quantization}, M ${m.search.connectivity}`}; ` +
         `built ${m.created}${m.additions.length ? `, ${m.additions.length} addition(s)` : ''}`);
     });

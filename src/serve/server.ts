@@ -186,10 +186,12 @@ export async function buildServer(parts: ServiceParts): Promise<FastifyInstance>
     const decodeMs = performance.now() - t0;
     const t1 = performance.now();
     const found = await inference.neighbours(input, top);
-    const matches = Array.from(found.indices, (id, rank): Match & { rank: number; file: string; thumbnail: string } => {
+    const matches: (Match & { rank: number; file: string; thumbnail: string })[] = [];
+    found.indices.forEach((id, rank) => {
+      if (id < 0) return; // a graph may give fewer than top
       const im = index.images[id];
-      return { rank, id, file: im.file, east: im.east, north: im.north, distance: found.distances[rank], thumbnail: `/database/${id}/thumbnail` };
-    }).filter((m) => m.id >= 0);
+      matches.push({ rank, id, file: im.file, east: im.east, north: im.north, distance: found.distances[rank], thumbnail: `/database/${id}/thumbnail` });
+    });
     return {
       file: name, image: { width: info.width, height: info.height, format: info.format },
       matches, estimate: estimatePosition(matches, radius),

@@ -16,7 +16,10 @@ export interface TableCell {
   recalls: Record<number, { mean: number; std: number }>;
   /** Evaluation variants with radii: radius → N → mean recall@N over seeds. */
   recallsByRadius?: Record<number, Record<number, number>>;
-  /** R@1 against each variant it is compared with (none for the baseline itself). */
+  /**
+   * R@1 against each variant it is compared with (none for the baseline itself); an evaluation-only
+   * variant's cell also against the plain evaluation of the same models (`<test> (same models)`).
+   */
   comparisons: (BootstrapResult & { against: string })[];
   /** Descriptor dimension and bytes per image (float32). */
   descriptor?: { dim: number; bytes: number };
@@ -94,6 +97,11 @@ export function experimentTable(records: readonly RunRecord[], comparisons: Comp
       for (const against of comparisons[v] ?? (v === baseline ? [] : [baseline])) {
         const base = (byVariant.get(against) ?? []).filter((r) => r.tests.some((t) => t.key === test));
         if (base.length > 0) cell.comparisons.push({ against, ...pairedBootstrap(queryScores(base, test, 1), queryScores(runs, test, 1), BOOTSTRAP) });
+      }
+      // An evaluation-only variant (test#name) is also compared with the same models evaluated the plain way.
+      const plain = test.split('#')[0]!;
+      if (plain !== test && runs.every((r) => r.tests.some((t) => t.key === plain))) {
+        cell.comparisons.push({ against: `${plain} (same models)`, ...pairedBootstrap(queryScores(runs, plain, 1), queryScores(runs, test, 1), BOOTSTRAP) });
       }
       cells.push(cell);
     }

@@ -158,6 +158,11 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   const table = experimentTable(records, comparisonsOf(readPlan(file)));
   const cell = table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny')!;
   assert.deepEqual(cell.comparisons.map((c) => c.against), ['trained-netvlad', 'start']);
+  // An evaluation-only variant is also compared with the same models' plain evaluation: one seed, so the difference is that of R@1.
+  const bf16Cell = table.cells.find((c) => c.variant === 'trained-netvlad' && c.test === 'tiny#bf16')!;
+  const same = bf16Cell.comparisons.find((c) => c.against === 'tiny (same models)')!;
+  assert.ok(Math.abs(same.difference - (bf16!.recalls[1]! - plain!.recalls[1]!)) < 1e-9, `${same.difference}`);
+  assert.ok(same.low <= same.difference && same.difference <= same.high);
   assert.equal(table.costs[0]!.trainedBy, 'tiny-study/netvlad');
   assert.equal(netvlad!.epochs, sourceRecord.epochs);
 

@@ -52,7 +52,8 @@ export function answerMining(s: Study): Inline[] {
     const total = e.cache + e.mine + e.train + e.validate;
     return `${c.variant} ${f1(e.cache + e.mine)} s of ${f1(total)} s per epoch (${f1((100 * (e.cache + e.mine)) / total)}%)`;
   });
-  const effects = t.cells.filter((c) => c.test === test).flatMap((c) => c.comparisons.map((d): Inline[] => [`${c.variant} against ${d.against}: `, b(interval(d)), ` (${judged(d)}); `])).flat();
+  const effects = t.cells.filter((c) => c.test === test).flatMap((c) => c.comparisons.map((d): Inline[] => [`${c.variant} against ${d.against}: `, b(interval(d)), ` (${judged(d)})`]))
+    .flatMap((x, i, all) => [...x, i < all.length - 1 ? '; ' : '. ']);
   return [...out, `Measured here: caching and mining take ${costs.join('; ')}. `,
     ...(effects.length > 0 ? [`Their effect on R@1 on ${test}: `, ...effects] : []),
     effects.length > 0 && t.cells.filter((c) => c.test === test).every((c) => c.comparisons.every((d) => !d.significant))

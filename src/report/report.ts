@@ -215,13 +215,14 @@ function conclusion(s: Study): Inline[] {
   let any = 0;
   for (const p of s.plans) {
     if (!p.table) continue;
-    const sig = p.table.cells.flatMap((c) => c.comparisons.filter((d) => d.significant).map((d) => ({ c, d })));
+    // Between variants only: an evaluation variant against the same models' plain evaluation is a finding of its section, not a choice compared.
+    const sig = p.table.cells.flatMap((c) => c.comparisons.filter((d) => d.significant && !d.against.endsWith('(same models)')).map((d) => ({ c, d })));
     any += sig.length;
     const strongest = sig.sort((x, y) => Math.abs(y.d.difference) - Math.abs(x.d.difference))[0];
     out.push(b(`${p.name}: `), strongest
       ? `${sig.length} difference${sig.length > 1 ? 's' : ''} beyond noise; the largest, ${strongest.c.variant} against ${strongest.d.against} on ${strongest.c.test}, ${strongest.d.difference > 0 ? '+' : '−'}${f1(Math.abs(strongest.d.difference))} R@1. `
       : 'no difference beyond noise. ');
   }
-  out.push(any === 0 ? 'No comparison of this study exceeds its noise: at this scale the choices studied do not change recall measurably.' : 'Every other comparison is within its noise: the intervals say which choices matter at this scale and which cannot be told apart.');
+  out.push(any === 0 ? 'No comparison between variants exceeds its noise: at this scale the choices studied do not change recall measurably.' : 'Every other comparison between variants is within its noise: the intervals say which choices matter at this scale and which cannot be told apart.');
   return out;
 }

@@ -71,7 +71,9 @@ async function dataSection(s: Study, outDir: string, figures: string[], log: (s:
       continue;
     }
     const present = d.splits.filter((sp) => existsSync(join(d.root, d.name, 'images', sp)));
-    if (present.length === 0) { missing.push(`${d.name} (${d.splits.join(', ')})`); continue; }
+    const absent = d.splits.filter((sp) => !present.includes(sp));
+    if (absent.length > 0) missing.push(`${d.name} (${absent.join(', ')})`);
+    if (present.length === 0) continue;
     log(`dataset figures: ${d.name} (${present.join(', ')})`);
     const dir = join(outDir, 'figures', 'data', d.name);
     const r = await writeDatasetReport(d.root, d.name, dir, { splits: present, exampleQueries: 3, examplePositives: 4 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -142,13 +142,46 @@ test('the expected-vs-observed verdict and the comparisons flip when the numbers
   };
   swap('ablation-3-train-threshold', 'train-10m', 'train-50m');
   swap('baselines', 'gem', 'netvlad');
-  // and mark the study as the quick one the way experiments/quick's plans do (their description)
-  const planFile = join(flipped, 'baselines', 'plan.json');
-  writeFileSync(planFile, JSON.stringify({ ...JSON.parse(readFileSync(planFile, 'utf8')), description: 'quick: reduced' }));
+  // and mark the study as the quick one the way experiments/quick's plans do (their description);
+  // give it a tiny synth-city test split on disk (6 database images every 10 m, 3 queries) for the data section
+  const datasets = join(flipped, 'datasets');
+  for (const [part, norths] of [['database', [0, 10, 20, 30, 40, 50]], ['queries', [2, 21, 48]]] as const) {
+    const dir = join(datasets, 'synth-city', 'images', 'test', part);
+    mkdirSync(dir, { recursive: true });
+    for (const n of norths) await sharp({ create: { width: 32, height: 24, channels: 3, background: { r: 40 + 4 * n, g: 90, b: 160 } } }).jpeg().toFile(join(dir, `@500000.00@${(4000000 + n).toFixed(2)}@@@@@@@@@@@@.jpg`));
+  }
+  for (const plan of ['baselines', 'ablation-3-train-threshold', 'ablation-4-val-radius']) {
+    const planFile = join(flipped, plan, 'plan.json');
+    const json = JSON.parse(readFileSync(planFile, 'utf8'));
+    json.defaults.datasets_folder = datasets;
+    if (plan === 'baselines') json.description = 'quick: reduced';
+    writeFileSync(planFile, JSON.stringify(json));
+  }
   const r2 = await buildReport(flipped, { out: join(flipped, 'report') });
   const after = flat(pdfText(r2.pdf));
   assert.match(after, /The prediction is contradicted: 50 m is better than 10 m/);
   assert.ok(!after.includes('The prediction is confirmed: both extremes'), 'ablation 3 still confirmed after the flip');
   assert.match(after, /on synth-city, netvlad has R@1 [^:]+: −\d+\.\d \[[^\]]+\], lower beyond noise/);
   assert.match(after, /Reduced study/);
+  // the data section: synth-city's test split counted (queries within 10 m: 2, 2 and 2 database images; within 25 m: 3, 5 and 3; nearest 2, 1 and 2 m),
+  // its figures drawn; the training split and gardens_point_night named as missing
+  const layout = pdfText(r2.pdf);
+  assert.match(layout, /synth-city\s+test\s+6\s+3\s+2\.0\s+3\.7\s+0\s+2\.0/);
+  assert.match(after, /Not on this machine: .*gardens_point_night \(test; looked for/);
+  assert.match(after, /synth-city \(train\)/);
+  for (const f of ['test-map.svg', 'test-positives.svg', 'test-examples.png']) assert.ok(existsSync(join(flipped, 'report', 'figures', 'data', 'synth-city', f)), f);
+});
+
+test('vgl report on the command line: the files, and a missing folder refused with exit 2', { skip: NO_POPPLER }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vgl-report-cli-'));
+  const ok = spawnSync(process.execPath, ['bin/vgl.js', 'report', `${FIXTURE}/ablation-3-train-threshold`, '--out', dir, '--quick', '--no-dataset-figures', '--examples', join(dir, 'none')], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /report: .*report\.pdf/);
+  const text = flat(pdfText(join(dir, 'report.pdf')));
+  assert.match(text, /Reduced study/);
+  assert.match(text, /Dataset figures were not drawn/);
+  assert.match(text, /No saved prediction grids in/);
+  const bad = spawnSync(process.execPath, ['bin/vgl.js', 'report', `${FIXTURE}/nope`, '--out', dir], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /study\/nope: not a folder/);
 });

@@ -39,7 +39,8 @@ const evalName = (k: string) => (k.includes('#') ? k.slice(k.indexOf('#') + 1) :
 export function mainTests(p: PlanResult): string[] {
   const t = p.table!;
   const bySize = new Set(p.plan.evaluations.filter((e) => e.size).map((e) => e.name));
-  const repeats = new Set(p.plan.evaluations.filter((e) => !e.size && e.pcaDim === undefined && !e.testMethod).map((e) => e.name));
+  // Only extra radii or search timing leave the 25 m recall as it is; any other option (size, PCA, test method, precision) changes it.
+  const repeats = new Set(p.plan.evaluations.filter((e) => Object.keys(e).every((k) => ['name', 'radii', 'searchSizes'].includes(k))).map((e) => e.name));
   return t.tests.filter((k) => {
     const e = evalName(k);
     if (e === '') return bySize.size === 0;

@@ -60,3 +60,11 @@ test('Typst: names with markup characters are typeset as they are', { skip: spaw
   assert.ok(text.includes(name), text);
   assert.ok(text.includes('1.0 ± 0.5'));
 });
+
+test('main table: evaluation variants that repeat the 25 m recall are left out, the others kept; with size variants the plain keys go', async () => {
+  const { mainTests } = await import('../../src/report/sections.ts');
+  const plan = (evaluations: Record<string, unknown>[], tests: string[]) => ({ plan: { evaluations }, table: { tests } }) as unknown as Parameters<typeof mainTests>[0];
+  assert.deepEqual(mainTests(plan([{ name: 'radii', radii: [5] }, { name: 'search', searchSizes: [10] }, { name: 'bf16', precision: 'bf16' }, { name: 'pca', pcaDim: 8 }],
+    ['a', 'a#radii', 'a#search', 'a#bf16', 'a#pca'])), ['a', 'a#bf16', 'a#pca']);
+  assert.deepEqual(mainTests(plan([{ name: 'test-1x2', size: [1, 2] }], ['a', 'a#test-1x2'])), ['a#test-1x2']);
+});

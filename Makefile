@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 ADDON := native/build/Release/vgl_torch.node
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
 
-.PHONY: setup system-deps test-system-deps reference-deps weights test-weights test typecheck demo study bench clean
+.PHONY: setup system-deps test-system-deps reference-deps weights test-weights test typecheck demo study report bench clean
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
@@ -93,10 +93,28 @@ demo: setup
 # The brief's study at demo scale (experiments/*.yaml), resumable: a finished run is skipped, a killed
 # one resumes. Tables in runs/experiments/<plan>/table.{md,csv,json}.
 STUDY := baselines ablation-1-lr-optimizer ablation-2-cross-dataset ablation-3-train-threshold \
-	ablation-4-val-radius ablation-5-augmentations ablation-6-image-size mining scalability
-study: setup
+	ablation-4-val-radius ablation-5-augmentations ablation-6-image-size mining scalability \
+	variation-losses variation-attention variation-backbones variation-mining precision
+study: setup weights
 	node bin/vgl.js demo datasets
 	@set -e; for p in $(STUDY); do node bin/vgl.js experiment run experiments/$$p.yaml; done
+
+# The brief's report (vgl report): the study above, resumed where it stands, then report/report.pdf
+# (+ report.html, figures/). QUICK=1: the reduced plans of experiments/quick/ (one seed, fewer
+# variants, shorter training) into runs/experiments-quick/, and a report that says it is reduced.
+QUICK_STUDY := baselines ablation-1-lr-optimizer ablation-2-cross-dataset ablation-3-train-threshold \
+	ablation-4-val-radius ablation-6-image-size mining scalability
+report: setup
+ifeq ($(QUICK),1)
+	node bin/vgl.js demo datasets
+	@set -e; for p in $(QUICK_STUDY); do node bin/vgl.js experiment run experiments/quick/$$p.yaml --out runs/experiments-quick/$$p; done
+	node bin/vgl.js report runs/experiments-quick --out report-quick
+	@echo "report: report-quick/report.pdf (reduced study)"
+else
+	$(MAKE) study
+	node bin/vgl.js report runs/experiments --out report
+	@echo "report: report/report.pdf"
+endif
 
 bench: setup reference-deps
 	node bin/vgl.js bench engine

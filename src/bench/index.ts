@@ -30,7 +30,8 @@ export interface IndexBenchOptions {
   quantizations?: Quantization[];
   connectivity?: number;
   expansionAdd?: number;
-  expansionSearch?: number;
+  /** Search widths measured on each graph (default 64; several: the same graph reloaded with each). */
+  expansionSearch?: number[];
   /** Database images per place (default 10). */
   imagesPerPlace?: number;
   seed?: number;
@@ -60,7 +61,7 @@ export interface IndexBench {
   threads: number;
   /** The machine's 1-minute load average when the run started and ended (shared machines: timings depend on it). */
   loadAverage: [number, number];
-  hnsw: { connectivity: number; expansionAdd: number; expansionSearch: number; candidates: number };
+  hnsw: { connectivity: number; expansionAdd: number; expansionSearch: number[]; candidates: number };
   rows: IndexBenchRow[];
 }
 
@@ -109,7 +110,7 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
   const quantizations = o.quantizations ?? ['f16', 'i8'];
   const hnsw = {
     connectivity: o.connectivity ?? HNSW_DEFAULTS.connectivity, expansionAdd: o.expansionAdd ?? HNSW_DEFAULTS.expansionAdd,
-    expansionSearch: o.expansionSearch ?? HNSW_DEFAULTS.expansionSearch, candidates: candidatesFor(k),
+    expansionSearch: o.expansionSearch ?? [HNSW_DEFAULTS.expansionSearch], candidates: candidatesFor(k),
   };
   const log = o.log ?? ((s: string) => console.error(s));
   const rows: IndexBenchRow[] = [];
@@ -140,7 +141,8 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
         log(`  exact: ${(exactMs / q).toFixed(3)} ms/query in a batch of ${q}, ${exactSingle.toFixed(2)} ms alone`);
         for (const quantization of quantizations) {
           const before = process.memoryUsage().rss;
-          const graph = new HnswIndex(dim, { quantization, ...hnsw });
+          const options = { quantization, connectivity: hnsw.connectivity, expansionAdd: hnsw.expansionAdd, expansionSearch: hnsw.expansionSearch[0] };
+          const graph = new HnswIndex(dim, options);
           let lastReport = performance.now();
           const [, buildMs] = timed(() => graph.add(databaseHost, 0, (done, total) => {
             if (performance.now() - lastReport > 30_000) {
@@ -152,18 +154,20 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
           const file = join(work, `${size}-${quantization}.usearch`);
           graph.save(file);
           const bytes = statSync(file).size;
+          // The search width is a search-time setting: the same graph, reloaded with each.
+          for (const ef of hnsw.expansionSearch) {
+            const g = ef === options.expansionSearch ? graph : HnswIndex.load(file, dim, { ...options, expansionSearch: ef });
+            const c = Math.min(hnsw.candidates, size);
+            const search = (qs: Float32Array): RankedRows => rerank(databaseHost, dim, qs, g.candidates(qs, c, 1), c, Math.min(k, size));
+            const [approx, approxMs] = timed(() => search(queriesHost));
+            const agreement = neighbourRecall(exact, approx);
+            const approxSingle = single((row) => search(row));
+            const method = `hnsw ${quantization}${hnsw.expansionSearch.length > 1 ? `, ef ${ef}` : ''}`;
+            rows.push({ size, method, buildMs, bytes, rssGrowthBytes: grown, batchMsPerQuery: approxMs / q, singleMs: approxSingle, ...agreement });
+            log(`  ${method}: built in ${(buildMs / 1000).toFixed(1)} s, ${(bytes / 1048576).toFixed(0)} MiB; ${(approxMs / q).toFixed(3)} ms/query, ` +
+              `${approxSingle.toFixed(2)} ms alone; recall@1 ${(100 * agreement.recallAt1).toFixed(1)}%, @10 ${(100 * agreement.recallAt10).toFixed(1)}%`);
+          }
           rmSync(file);
-          const c = Math.min(hnsw.candidates, size);
-          const search = (qs: Float32Array): RankedRows => rerank(databaseHost, dim, qs, graph.candidates(qs, c, 1), c, Math.min(k, size));
-          const [approx, approxMs] = timed(() => search(queriesHost));
-          const agreement = neighbourRecall(exact, approx);
-          const approxSingle = single((row) => search(row));
-          rows.push({
-            size, method: `hnsw ${quantization}`, buildMs, bytes, rssGrowthBytes: grown,
-            batchMsPerQuery: approxMs / q, singleMs: approxSingle, ...agreement,
-          });
-          log(`  hnsw ${quantization}: built in ${(buildMs / 1000).toFixed(1)} s, ${(bytes / 1048576).toFixed(0)} MiB; ${(approxMs / q).toFixed(3)} ms/query, ` +
-            `${approxSingle.toFixed(2)} ms alone; recall@1 ${(100 * agreement.recallAt1).toFixed(1)}%, @10 ${(100 * agreement.recallAt10).toFixed(1)}%`);
         }
       } finally {
         database.dispose();

@@ -195,7 +195,7 @@ export function register(program: Command): void {
     .option('--quantizations <list>', 'HNSW storages to build: f32, f16, i8 (f16,i8)')
     .option('--connectivity <m>', 'HNSW graph degree (16)')
     .option('--expansion-add <ef>', 'HNSW candidates while building (64)')
-    .option('--expansion-search <ef>', 'HNSW candidates while searching (64)')
+    .option('--expansion-search <list>', 'HNSW candidates while searching; several (64,256) measure the same graph at each (64)')
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const list = z.string().transform((s, ctx) => {
@@ -209,7 +209,7 @@ export function register(program: Command): void {
       const flags = parseFlags(z.object({
         sizes: list.optional(), dim: count.max(65536).optional(), queries: count.optional(),
         quantizations: z.string().transform((s) => s.split(',').map((x) => x.trim())).pipe(z.array(z.enum(['f32', 'f16', 'i8'])).min(1)).optional(),
-        connectivity: count.max(256).optional(), expansionAdd: count.max(4096).optional(), expansionSearch: count.max(4096).optional(),
+        connectivity: count.max(256).optional(), expansionAdd: count.max(4096).optional(), expansionSearch: list.optional(),
         json: z.boolean().optional(),
       }), raw);
       const { benchIndex, indexBenchTable } = await import('../../bench/index.ts');
@@ -219,7 +219,7 @@ export function register(program: Command): void {
         return;
       }
       console.log(`index benchmark: ${r.dim}-d synthetic place descriptors, top ${r.k}, ${r.threads} threads; HNSW M ${r.hnsw.connectivity}, ` +
-        `ef ${r.hnsw.expansionAdd}/${r.hnsw.expansionSearch}, ${r.hnsw.candidates} candidates re-ranked in fp32; recall = exact neighbours found; ` +
+        `ef ${r.hnsw.expansionAdd}/${r.hnsw.expansionSearch.join(',')}, ${r.hnsw.candidates} candidates re-ranked in fp32; recall = exact neighbours found; ` +
         `load average ${r.loadAverage[0].toFixed(1)} → ${r.loadAverage[1].toFixed(1)}`);
       console.log(indexBenchTable(r));
     });

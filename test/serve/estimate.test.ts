@@ -68,11 +68,14 @@ test('HnswIndex: on a small set its re-ranked neighbours are brute force\'s; i8 
   }
 });
 
-test('bench index (small): rows per size and method, exact memory = rows x dim x 4, approximate recall measured', async () => {
-  const b = await benchIndex({ sizes: [3000], dim: 32, queries: 100, singleQueries: 5, quantizations: ['f16'], log: () => undefined });
-  assert.deepEqual(b.rows.map((r) => r.method), ['exact fp32', 'hnsw f16']);
+test('bench index (small): rows per size and method, exact memory = rows x dim x 4, both search widths on one graph', async () => {
+  const b = await benchIndex({ sizes: [3000], dim: 32, queries: 100, singleQueries: 5, quantizations: ['f16'], expansionSearch: [16, 128], log: () => undefined });
+  assert.deepEqual(b.rows.map((r) => r.method), ['exact fp32', 'hnsw f16, ef 16', 'hnsw f16, ef 128']);
   assert.equal(b.rows[0].bytes, 3000 * 32 * 4);
-  assert.ok(b.rows[1].buildMs > 0 && b.rows[1].bytes > 0);
-  assert.ok(b.rows[1].recallAt10 > 0.8 && b.rows[1].recallAt10 <= 1, `recall@10 ${b.rows[1].recallAt10}`);
-  assert.match(indexBenchTable(b), /\| 3,000 \| hnsw f16 \|/);
+  const [narrow, wide] = b.rows.slice(1);
+  assert.ok(narrow.buildMs > 0 && narrow.bytes > 0);
+  assert.deepEqual([wide.buildMs, wide.bytes], [narrow.buildMs, narrow.bytes]); // the same graph, searched wider
+  assert.ok(wide.recallAt10 > 0.9 && wide.recallAt10 <= 1, `recall@10 ${wide.recallAt10}`);
+  assert.ok(wide.recallAt10 >= narrow.recallAt10 - 0.02, `ef 128 ${wide.recallAt10} vs ef 16 ${narrow.recallAt10}`);
+  assert.match(indexBenchTable(b), /\| 3,000 \| hnsw f16, ef 128 \|/);
 });

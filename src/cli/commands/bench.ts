@@ -192,10 +192,10 @@ export function register(program: Command): void {
     .option('--sizes <list>', 'database sizes (10000,100000,1000000)')
     .option('--dim <d>', 'descriptor dimension (256)')
     .option('--queries <n>', 'queries per size, timed in a batch and measured for recall (1000)')
-    .option('--quantizations <list>', 'HNSW storages to build: f32, f16, i8 (f16,i8)')
+    .option('--quantizations <list>', 'HNSW storages to build: f32, f16, i8 (i8)')
     .option('--connectivity <m>', 'HNSW graph degree (16)')
     .option('--expansion-add <ef>', 'HNSW candidates while building (64)')
-    .option('--expansion-search <list>', 'HNSW candidates while searching; several (64,256) measure the same graph at each (64)')
+    .option('--expansion-search <list>', 'HNSW candidates while searching; each is measured on the same graph (64,256)')
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const list = z.string().transform((s, ctx) => {

@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 ADDON := native/build/Release/vgl_torch.node
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
 
-.PHONY: setup system-deps test-system-deps reference-deps weights test-weights test typecheck demo study report bench clean
+.PHONY: setup system-deps test-system-deps reference-deps weights test-weights test typecheck demo study report serve bench bench-index clean
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
@@ -115,6 +115,20 @@ else
 	node bin/vgl.js report runs/experiments --out report
 	@echo "report: report/report.pdf"
 endif
+
+# The localization service on the demo's GeM model (after make demo), over the Gardens Point night
+# database, with the demo's evaluation of it in the explorer: http://127.0.0.1:8080
+DEMO_INDEX := indexes/demo-gardens-point-night
+serve: setup
+	[ -f $(DEMO_INDEX)/index.json ] || node bin/vgl.js index build --run runs/demo/mobilenetv2-gem \
+	  --checkpoint runs/demo/mobilenetv2-gem/average.pth --datasets-folder data/datasets \
+	  --dataset-name gardens_point_night --out $(DEMO_INDEX)
+	node bin/vgl.js serve --index $(DEMO_INDEX) --eval runs/demo/mobilenetv2-gem/trained/gardens_point_night
+
+# Exact vs approximate (HNSW) search at 10k / 100k / 1M descriptors: the 1M graph's build dominates
+# (~35 min on two loaded cores); --sizes picks fewer.
+bench-index: setup
+	node bin/vgl.js bench index
 
 bench: setup reference-deps
 	node bin/vgl.js bench engine

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import { searchExact } from '../eval/search.ts';
-import { HnswIndex, HNSW_DEFAULTS, candidatesFor, neighbourRecall, rerank, type RankedRows } from '../serve/approximate.ts';
-import type { Quantization } from '../serve/index-store.ts';
+import { HnswIndex, HNSW_DEFAULTS, candidatesFor, neighbourRecall, rerank, type RankedRows } from '../eval/approximate.ts';
+import type { Quantization } from '../eval/approximate.ts';
 
 export interface IndexBenchOptions {
   /** Database sizes (default 10,000, 100,000, 1,000,000). */

@@ -22,7 +22,7 @@ import {
   INDEX_FILES, INDEX_FORMAT, INDEX_VERSION, openIndex, writeIndexFiles, indexPositions,
   type IndexImage, type IndexMeta, type IndexSearch, type ModelReference, type Quantization,
 } from './index-store.ts';
-import { HnswIndex, HNSW_DEFAULTS, allUnitRows, candidatesFor, neighbourRecall, rerank, type RankedRows } from './approximate.ts';
+import { HnswIndex, HNSW_DEFAULTS, allUnitRows, candidatesFor, neighbourRecall, rerank, type RankedRows } from '../eval/approximate.ts';
 import { modelOfReference, inputFormatOf } from './localizer.ts';
 
 type Log = (line: string) => void;

@@ -9,14 +9,14 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../torch/serialization/atomic.ts';
 import { readNpyHeader } from '../eval/extract.ts';
+import { QUANTIZATIONS, type Quantization } from '../eval/approximate.ts';
+
+export type { Quantization };
 
 export const INDEX_FILES = { meta: 'index.json', descriptors: 'descriptors.npy', images: 'images.json', hnsw: 'hnsw.usearch' } as const;
 export const INDEX_FORMAT = 'vgl-index';
 export const INDEX_VERSION = 1;
 
-/** HNSW storage of the vectors: usearch's scalar kinds. */
-export const QUANTIZATIONS = ['f32', 'f16', 'i8'] as const;
-export type Quantization = (typeof QUANTIZATIONS)[number];
 
 /** Agreement of approximate search with exact search on a set of queries. */
 const ApproximateRecallSchema = z.object({

@@ -10,7 +10,7 @@ import { loadImage, type ImageInput, type ImageSize, type Normalization } from '
 import { isDataInitialised } from '../models/types.ts';
 import { modelFromCheckpoint, modelFromRun, modelFromSpec, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
 import { openIndex, type IndexImage, type ModelReference, type OpenedIndex } from './index-store.ts';
-import { HnswIndex, candidatesFor, rerank, type RankedRows } from './approximate.ts';
+import { HnswIndex, candidatesFor, rerank, type RankedRows } from '../eval/approximate.ts';
 import { estimatePosition, type Match, type PositionEstimate } from './estimate.ts';
 
 type Log = (line: string) => void;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { estimatePosition } from '../../src/serve/estimate.ts';
-import { rerank, neighbourRecall, allUnitRows, HnswIndex } from '../../src/serve/approximate.ts';
+import { rerank, neighbourRecall, allUnitRows, HnswIndex } from '../../src/eval/approximate.ts';
 import { benchIndex, indexBenchTable } from '../../src/bench/index.ts';
 
 test('estimatePosition: the agreeing matches vote, weighted by 1/(d² + ε); the confidence is their share', () => {

@@ -3,10 +3,10 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags, UsageError, flagName, imageSizeFlag } from '../flags.ts';
 import { RESNET_FLAVOURS } from '../../models/resnet.ts';
+import { QUANTIZATIONS } from '../../eval/approximate.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 const size = imageSizeFlag().transform(([height, width]) => ({ height, width }));
-const QUANTIZATIONS = ['f32', 'f16', 'i8'] as const;
 
 export const IndexBuildFlags = z.object({
   run: z.string().min(1).optional(),

@@ -2,7 +2,10 @@
 // its candidates re-ranked by exact fp32 L2 distances so reported distances are true whatever the
 // storage (f32, f16 or i8). And how far an approximate answer is from the exact one.
 import { Index, MetricKind, ScalarKind } from 'usearch';
-import type { Quantization } from './index-store.ts';
+
+/** HNSW storage of the vectors: usearch's scalar kinds. */
+export const QUANTIZATIONS = ['f32', 'f16', 'i8'] as const;
+export type Quantization = (typeof QUANTIZATIONS)[number];
 
 export interface HnswOptions {
   quantization: Quantization;

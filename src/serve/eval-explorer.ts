@@ -4,17 +4,11 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import type { QueryPrediction } from '../eval/predictions.ts';
 
-export interface ExplorerQuery {
-  query: number;
-  file: string;
-  east: number;
-  north: number;
-  firstCorrectRank: number;
-  positives: number;
-  /** Top-1 error in metres. */
+/** A query of predictions.json, with its top-1 error in metres (null without predictions). */
+export interface ExplorerQuery extends QueryPrediction {
   errorMetres: number | null;
-  predictions: { rank: number; database: number; file: string; east: number; north: number; distance: number; errorMetres: number; correct: boolean }[];
 }
 
 export interface Evaluation {

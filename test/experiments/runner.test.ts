@@ -89,7 +89,9 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.match(md, /### tiny@64x80 \(24 queries\)/);
   assert.match(md, /- netvlad: R@1 by radius 10 m [\d.]+, 25 m [\d.]+, 50 m [\d.]+/);
   assert.match(md, /\| netvlad \| 2 \| 64 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\]( \*)? vs gem \|/);
-  assert.equal(tableCsv(table).trim().split('\n').length, 1 + table.cells.length * 2);
+  // One CSV row per cell, N and comparison (evaluation-only variants also against the same models' plain evaluation).
+  assert.equal(tableCsv(table).trim().split('\n').length, 1 + table.cells.reduce((rows, c) => rows + 2 * Math.max(1, c.comparisons.length), 0));
+  assert.deepEqual(table.cells.find((c) => c.variant === 'gem' && c.test === 'tiny#radii')!.comparisons.map((c) => c.against), ['tiny (same models)']);
   assert.equal(readFileSync(join(stopped, 'table.md'), 'utf8'), `${md}\n`, 'the run writes its tables');
   assert.equal(readFileSync(join(stopped, 'table.csv'), 'utf8'), tableCsv(table));
   // The cost per variant: the records' phases per epoch and wall times, averaged over seeds.

@@ -35,22 +35,39 @@ const size = imageSizeFlag().transform(([height, width]) => ({ height, width }))
 const positiveInt = z.coerce.number().int().positive();
 const metres = z.coerce.number().finite().nonnegative();
 
-export const EvalFlags = z.object({
+/** The flags that choose a model and the split it describes: vgl eval's, and vgl index build's. */
+export const MODEL_AND_SPLIT_FLAGS = {
   run: z.string().min(1).optional(),
   checkpoint: z.string().min(1).optional(),
   backbone: z.string().min(1).optional(),
   aggregation: z.string().min(1).optional(),
   weights: z.string().min(1).optional(),
-  netvladClusters: positiveInt.optional(),
   l2: z.enum(['before_pool', 'after_pool', 'none']).optional(),
   gemP: z.coerce.number().positive().optional(),
   resnetFlavour: z.enum(RESNET_FLAVOURS).optional(),
-  truncTe: positiveInt.optional(),
-  transformerDims: numberList('integer').optional(),
   datasetsFolder: z.string().min(1).optional(),
   datasetName: z.string().min(1).optional(),
   split: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. test').default('test'),
   resize: size.optional(),
+  /** Not a flag: narrower ResNet widths for tiny networks (tests). */
+  resnetWidths: z.array(positiveInt).optional(),
+};
+
+const NETWORK_FLAGS = ['backbone', 'aggregation', 'weights', 'netvladClusters', 'l2', 'gemP'] as const;
+
+/** --run names its model in its config.json: flags that build a network beside it are refused, by name. */
+export function refuseNetworkFlagsWithRun(flags: { run?: string } & Partial<Record<(typeof NETWORK_FLAGS)[number], unknown>>): void {
+  const given = NETWORK_FLAGS.filter((k) => flags[k] !== undefined);
+  if (flags.run !== undefined && given.length > 0) {
+    throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${given.map(flagName).join(', ')}`);
+  }
+}
+
+export const EvalFlags = z.object({
+  ...MODEL_AND_SPLIT_FLAGS,
+  netvladClusters: positiveInt.optional(),
+  truncTe: positiveInt.optional(),
+  transformerDims: numberList('integer').optional(),
   testMethod: z.enum(TEST_METHODS).default('hard_resize'),
   recallValues: numberList('integer').optional(),
   valPositiveDistThreshold: metres.optional(),
@@ -69,8 +86,6 @@ export const EvalFlags = z.object({
   progress: z.boolean().optional(),
   precision: z.enum(PRECISIONS).default('fp32'),
   json: z.boolean().default(false),
-  /** Not a flag: narrower ResNet widths for tiny networks (tests). */
-  resnetWidths: z.array(positiveInt).optional(),
 });
 export type EvalFlags = z.output<typeof EvalFlags>;
 
@@ -106,10 +121,7 @@ type Log = (line: string) => void;
 
 /** Runs `vgl eval` with parsed flags; returns what it printed as data. */
 export async function runEval(flags: EvalFlags, log: Log = (s) => console.error(s)): Promise<EvalSummary> {
-  const modelFlags = (['backbone', 'aggregation', 'weights', 'netvladClusters', 'l2', 'gemP'] as const).filter((k) => flags[k] !== undefined);
-  if (flags.run !== undefined && modelFlags.length > 0) {
-    throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${modelFlags.map(flagName).join(', ')}`);
-  }
+  refuseNetworkFlagsWithRun(flags);
   if (flags.run === undefined && flags.checkpoint === undefined && flags.backbone === undefined) {
     throw new UsageError('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
   }

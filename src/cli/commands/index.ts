@@ -1,26 +1,15 @@
 // `vgl index build|add|info`: the index folder `vgl localize` and `vgl serve` search (src/serve/).
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseFlags, UsageError, flagName, imageSizeFlag } from '../flags.ts';
+import { parseFlags, UsageError, flagName } from '../flags.ts';
 import { RESNET_FLAVOURS } from '../../models/resnet.ts';
 import { QUANTIZATIONS } from '../../eval/approximate.ts';
+import { MODEL_AND_SPLIT_FLAGS, refuseNetworkFlagsWithRun } from './eval.ts';
 
 const positiveInt = z.coerce.number().int().positive();
-const size = imageSizeFlag().transform(([height, width]) => ({ height, width }));
 
 export const IndexBuildFlags = z.object({
-  run: z.string().min(1).optional(),
-  checkpoint: z.string().min(1).optional(),
-  backbone: z.string().min(1).optional(),
-  aggregation: z.string().min(1).optional(),
-  weights: z.string().min(1).optional(),
-  l2: z.enum(['before_pool', 'after_pool', 'none']).optional(),
-  gemP: z.coerce.number().positive().optional(),
-  resnetFlavour: z.enum(RESNET_FLAVOURS).optional(),
-  datasetsFolder: z.string().min(1).optional(),
-  datasetName: z.string().min(1).optional(),
-  split: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. test').default('test'),
-  resize: size.optional(),
+  ...MODEL_AND_SPLIT_FLAGS,
   out: z.string({ error: 'required: the index folder to write' }).min(1),
   // --approximate alone means f16 storage
   approximate: z.union([z.literal(true).transform(() => 'f16' as const), z.enum(QUANTIZATIONS)]).optional(),
@@ -31,8 +20,6 @@ export const IndexBuildFlags = z.object({
   overwrite: z.boolean().default(false),
   progress: z.boolean().optional(),
   json: z.boolean().default(false),
-  /** Not a flag: narrower ResNet widths (tests). */
-  resnetWidths: z.array(positiveInt).optional(),
 });
 export type IndexBuildFlags = z.output<typeof IndexBuildFlags>;
 
@@ -45,8 +32,7 @@ export const IndexAddFlags = z.object({
 
 /** `vgl index build` with parsed flags. */
 export async function runIndexBuild(flags: IndexBuildFlags, log: (s: string) => void = (s) => console.error(s)) {
-  const modelFlags = (['backbone', 'aggregation', 'weights', 'l2', 'gemP'] as const).filter((k) => flags[k] !== undefined);
-  if (flags.run !== undefined && modelFlags.length > 0) throw new UsageError(`--run ${flags.run}: the run's config.json names the model; drop ${modelFlags.map(flagName).join(', ')}`);
+  refuseNetworkFlagsWithRun(flags);
   if (flags.approximate === undefined) {
     const hnsw = (['connectivity', 'expansionAdd', 'expansionSearch'] as const).filter((k) => flags[k] !== undefined);
     if (hnsw.length > 0) throw new UsageError(`${hnsw.map(flagName).join(', ')}: HNSW options; add --approximate [f32|f16|i8]`);

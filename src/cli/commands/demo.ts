@@ -9,14 +9,20 @@ import { PRECISIONS } from '../../torch/precision.ts';
 
 const TRAIN_ON = ['real', 'synthetic', 'mixed'] as const;
 
-const DemoFlags = z.object({
-  datasetsFolder: z.string().min(1),
-  outputFolder: z.string().min(1).optional(),
-  heads: z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(['gem', 'netvlad'])).min(1)),
-  trainOn: z.enum(TRAIN_ON),
+/** The training budget every demo command takes. */
+const BUDGET_FLAGS = {
   epochs: z.coerce.number().int().min(1).max(100),
   queriesPerEpoch: z.coerce.number().int().min(4),
   seed: z.coerce.number().int().min(0),
+};
+const HEADS = z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(['gem', 'netvlad'])).min(1));
+
+const DemoFlags = z.object({
+  datasetsFolder: z.string().min(1),
+  outputFolder: z.string().min(1).optional(),
+  heads: HEADS,
+  trainOn: z.enum(TRAIN_ON),
+  ...BUDGET_FLAGS,
   precision: z.enum(PRECISIONS),
 });
 
@@ -24,11 +30,9 @@ const PrecisionFlags = z.object({
   datasetsFolder: z.string().min(1),
   outputFolder: z.string().min(1),
   fp32From: z.string().min(1).optional(),
-  heads: z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(['gem', 'netvlad'])).min(1)),
+  heads: HEADS,
   trainOn: z.enum(TRAIN_ON),
-  epochs: z.coerce.number().int().min(1).max(100),
-  queriesPerEpoch: z.coerce.number().int().min(4),
-  seed: z.coerce.number().int().min(0),
+  ...BUDGET_FLAGS,
 });
 
 const CurvesFlags = z.object({
@@ -36,9 +40,7 @@ const CurvesFlags = z.object({
   outputFolder: z.string().min(1),
   head: z.enum(['gem', 'netvlad']),
   choices: z.string().transform((s) => s.split(',')).pipe(z.array(z.enum(TRAIN_ON)).min(1)),
-  epochs: z.coerce.number().int().min(1).max(100),
-  queriesPerEpoch: z.coerce.number().int().min(4),
-  seed: z.coerce.number().int().min(0),
+  ...BUDGET_FLAGS,
 });
 
 const DEFAULT_EPOCHS = '4';

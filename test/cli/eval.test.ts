@@ -5,14 +5,13 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import * as torch from '../../src/torch/index.ts';
 import { saveCheckpoint } from '../../src/torch/checkpoint.ts';
 import { TrainConfigSchema } from '../../src/train/config.ts';
 import { buildModel } from '../../src/models/assemble.ts';
 import { UsageError } from '../../src/cli/flags.ts';
 import { register, runEval, runRecallFrom, EvalFlags, RecallFromFlags } from '../../src/cli/commands/eval.ts';
 import { readSavedEvaluation, recallFromSavedPositions } from '../../src/eval/model-io.ts';
-import { tinyDataset, type TinyImage } from '../eval/helpers.ts';
+import { tinyDataset, untrainedRunFolder, type TinyImage } from '../eval/helpers.ts';
 
 // Database every 10 m along a street (east), distinct colours; queries between them at known offsets.
 const database: TinyImage[] = Array.from({ length: 8 }, (_, i) => ({
@@ -44,15 +43,7 @@ let runDir: string;
 test('setup: tiny dataset and a run folder (config.json + best.pth) of a narrow ResNet-18 conv4 + GeM', async () => {
   root = await tinyDataset(database, queries);
   runDir = await mkdtemp(join(tmpdir(), 'vgl-eval-run-'));
-  const config = TrainConfigSchema.parse({
-    datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16],
-    resize: [32, 32], recallValues: [1, 2, 5], inferBatchSize: 4,
-  });
-  torch.manualSeed(7);
-  const net = buildModel(config);
-  await saveCheckpoint(join(runDir, 'best.pth'), net, null, { epoch: 0, recalls: {}, config });
-  net.dispose();
-  await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
+  await untrainedRunFolder(root, runDir, 7);
 });
 
 test('vgl eval --run: files written, recall equal to brute force at the radius and extra radii', async () => {

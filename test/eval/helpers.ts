@@ -1,8 +1,13 @@
-// Shared by the eval tests: a trivial descriptor model and a tiny datasets_vg layout on disk.
-import { mkdir } from 'node:fs/promises';
+// Shared by the eval tests: a trivial descriptor model, a tiny datasets_vg layout on disk and a run
+// folder of an untrained narrow network.
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import * as torch from '../../src/torch/index.ts';
 import type { Tensor } from '../../src/torch/index.ts';
+import { saveCheckpoint } from '../../src/torch/checkpoint.ts';
+import { TrainConfigSchema } from '../../src/train/config.ts';
+import { buildModel } from '../../src/models/assemble.ts';
 import type { DescriptorModel } from '../../src/eval/extract.ts';
 import { formatDatasetFilename } from '../../src/data/filename.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -54,4 +59,20 @@ export async function tinyDataset(database: TinyImage[], queries: TinyImage[]): 
     for (const img of list) await writeImage(join(dir, formatDatasetFilename({ east: img.east, north: img.north, extension: '.png' })), img);
   }
   return root;
+}
+
+/**
+ * A run folder (config.json + best.pth) of a narrow, randomly initialised ResNet-18 conv4 + GeM that
+ * describes the tiny dataset under `root` at 32x32: what vgl eval --run and vgl index build --run read.
+ */
+export async function untrainedRunFolder(root: string, runDir: string, seed: number): Promise<void> {
+  const config = TrainConfigSchema.parse({
+    datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16],
+    resize: [32, 32], recallValues: [1, 2, 5], inferBatchSize: 4,
+  });
+  torch.manualSeed(seed);
+  const net = buildModel(config);
+  await saveCheckpoint(join(runDir, 'best.pth'), net, null, { epoch: 0, recalls: {}, config });
+  net.dispose();
+  await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
 }

@@ -1,13 +1,9 @@
 // Shared by the service tests: a tiny street dataset on disk and a run folder (config.json + best.pth)
 // of a narrow, randomly initialised ResNet-18 conv4 + GeM that describes it at 32x32.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as torch from '../../src/torch/index.ts';
-import { saveCheckpoint } from '../../src/torch/checkpoint.ts';
-import { TrainConfigSchema } from '../../src/train/config.ts';
-import { buildModel } from '../../src/models/assemble.ts';
 import { formatDatasetFilename } from '../../src/data/filename.ts';
-import { tinyDataset, writeImage, type TinyImage } from '../eval/helpers.ts';
+import { tinyDataset, untrainedRunFolder, writeImage, type TinyImage } from '../eval/helpers.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /** Two-coloured images (left/right halves) so a random network tells them apart. */
@@ -31,15 +27,7 @@ export interface TinyRun {
 export async function tinyRun(): Promise<TinyRun> {
   const root = await tinyDataset(DATABASE, QUERIES);
   const runDir = tempDir('vgl-serve-run-');
-  const config = TrainConfigSchema.parse({
-    datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16],
-    resize: [32, 32], recallValues: [1, 2, 5], inferBatchSize: 4,
-  });
-  torch.manualSeed(11);
-  const net = buildModel(config);
-  await saveCheckpoint(join(runDir, 'best.pth'), net, null, { epoch: 0, recalls: {}, config });
-  net.dispose();
-  await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
+  await untrainedRunFolder(root, runDir, 11);
   return { root, runDir };
 }
 

@@ -98,6 +98,23 @@ const RunDataDefaults = z.object({
   inferBatchSize: z.number().optional(),
 });
 
+/**
+ * The data a request reads with a model: each option as given, else the run's config, else the default
+ * (480x640, 16 images per batch); the datasets folder and name are required one way or the other. A
+ * batch that cannot fit in memory at that size is refused here, before any image is read.
+ */
+export function dataOfRequest(model: AssembledModel, r: Pick<EvaluationRequest, 'datasetsFolder' | 'datasetName' | 'resize' | 'inferBatchSize'>, log: Log) {
+  const defaults = RunDataDefaults.parse(model.config ?? {});
+  const datasetsFolder = r.datasetsFolder ?? defaults.datasetsFolder;
+  const datasetName = r.datasetName ?? defaults.datasetName;
+  if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
+  if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
+  const size: ImageSize = r.resize ?? (defaults.resize ? { height: defaults.resize[0], width: defaults.resize[1] } : { height: 480, width: 640 });
+  const batchSize = r.inferBatchSize ?? defaults.inferBatchSize ?? 16;
+  checkMemory(inferenceMemory(model.net, size.height, size.width, batchSize), [size.height, size.width], log);
+  return { defaults, datasetsFolder, datasetName, size, batchSize };
+}
+
 /** The model options of a request (what `vgl eval` and `vgl index build` share). */
 export type ModelRequest = Pick<EvaluationRequest, 'run' | 'checkpoint' | 'backbone' | 'aggregation' | 'weights' | 'netvladClusters' | 'l2' | 'gemP'
   | 'resnetWidths' | 'resnetFlavour' | 'truncTe' | 'transformerDims'>;
@@ -141,16 +158,9 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
   const { net } = model;
   try {
     // The data: the request first, then the run's config.
-    const defaults = RunDataDefaults.parse(model.config ?? {});
-    const datasetsFolder = r.datasetsFolder ?? defaults.datasetsFolder;
-    const datasetName = r.datasetName ?? defaults.datasetName;
-    if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
-    if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
-    const size: ImageSize = r.resize ?? (defaults.resize ? { height: defaults.resize[0], width: defaults.resize[1] } : { height: 480, width: 640 });
+    const { defaults, datasetsFolder, datasetName, size, batchSize } = dataOfRequest(model, r, log);
     const recallValues = r.recallValues ?? defaults.recallValues ?? [...DEFAULT_RECALL_VALUES];
     const radius = r.valPositiveDistThreshold ?? defaults.valPositiveDistThreshold ?? 25;
-    const batchSize = r.inferBatchSize ?? defaults.inferBatchSize ?? 16;
-    checkMemory(inferenceMemory(net, size.height, size.width, batchSize), [size.height, size.width], log);
     // A run trained on several datasets ("a,b") is evaluated on their splits together, as training tests it.
     const dataset = await openDatasets(datasetsFolder, splitDatasetNames(datasetName), r.split);
 

@@ -5,19 +5,17 @@
 import { existsSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
-import { z } from 'zod';
 import * as torch from '../torch/index.ts';
 import { UsageError } from '../errors.ts';
 import { openDataset, listImages } from '../data/dataset.ts';
 import { parseDatasetFilename, FilenameError, IMAGE_EXTENSIONS } from '../data/filename.ts';
 import type { ImageSize } from '../data/image.ts';
-import { checkMemory, inferenceMemory } from '../models/memory.ts';
 import { isDataInitialised } from '../models/types.ts';
 import type { AssembledModel } from '../models/assemble.ts';
 import { extractDescriptors, readNpy, writeNpy } from '../eval/extract.ts';
 import { searchExact } from '../eval/search.ts';
 import { recallAtRadii } from '../eval/recall.ts';
-import { requestedModel, type ModelRequest } from '../eval/run.ts';
+import { dataOfRequest, requestedModel, type ModelRequest } from '../eval/run.ts';
 import {
   INDEX_FILES, INDEX_FORMAT, INDEX_VERSION, openIndex, writeIndexFiles, indexPositions,
   type IndexImage, type IndexMeta, type IndexSearch, type ModelReference, type Quantization,
@@ -50,13 +48,6 @@ export interface BuildIndexSummary {
   timings: { describeMs: number; graphMs?: number; totalMs: number };
 }
 
-const RunDefaults = z.object({
-  datasetsFolder: z.string().optional(),
-  datasetName: z.string().optional(),
-  resize: z.tuple([z.number(), z.number()]).optional(),
-  inferBatchSize: z.number().optional(),
-});
-
 /** Where the model came from, as the index records it (absolute paths: the index is used from anywhere). */
 function referenceOf(model: AssembledModel, r: ModelRequest, size: ImageSize): ModelReference {
   const s = model.net.summary();
@@ -83,15 +74,8 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
     if (model.source === 'spec' && isDataInitialised(net.aggregation)) {
       throw new UsageError(`--aggregation ${net.config.aggregation}: an untrained head initialised from data (k-means) could not be rebuilt to describe query photos; index a trained run (--run DIR) or checkpoint`);
     }
-    const defaults = RunDefaults.parse(model.config ?? {});
-    const datasetsFolder = r.datasetsFolder ?? defaults.datasetsFolder;
-    const datasetName = r.datasetName ?? defaults.datasetName;
-    if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
-    if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
+    const { datasetsFolder, datasetName, size, batchSize } = dataOfRequest(model, r, log);
     if (datasetName.includes(',')) throw new UsageError(`--dataset-name ${datasetName}: one dataset per index (build one per dataset, or add the others with vgl index add)`);
-    const size: ImageSize = r.resize ?? (defaults.resize ? { height: defaults.resize[0], width: defaults.resize[1] } : { height: 480, width: 640 });
-    const batchSize = r.inferBatchSize ?? defaults.inferBatchSize ?? 16;
-    checkMemory(inferenceMemory(net, size.height, size.width, batchSize), [size.height, size.width], log);
     const dataset = await openDataset(datasetsFolder, datasetName, r.split);
     const measure = r.approximate !== undefined && dataset.queriesPaths.length > 0;
     log(`indexing ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database images with ${net.summary().backbone} + ${net.summary().aggregation} ` +

@@ -235,7 +235,7 @@ export async function addToIndex(r: AddToIndexRequest, log: Log = (s) => console
   if (meta.search.kind === 'hnsw') {
     const s = meta.search;
     if (s.quantization === 'i8' && !allUnitRows(added, meta.dim)) throw new Error(`${files.hnsw}: i8 graph, but the new descriptors are not unit length`);
-    const hnsw = HnswIndex.load(files.hnsw!, meta.dim, { quantization: s.quantization, connectivity: s.connectivity, expansionAdd: s.expansionAdd, expansionSearch: s.expansionSearch });
+    const hnsw = HnswIndex.load(files.hnsw!, meta.dim, s);
     hnsw.add(added, meta.count);
     hnsw.save(files.hnsw!);
   }

@@ -89,7 +89,7 @@ export class Localizer {
     let hnsw: HnswIndex | null = null;
     if (meta.search.kind === 'hnsw') {
       const s = meta.search;
-      hnsw = HnswIndex.load(files.hnsw!, meta.dim, { quantization: s.quantization, connectivity: s.connectivity, expansionAdd: s.expansionAdd, expansionSearch: s.expansionSearch });
+      hnsw = HnswIndex.load(files.hnsw!, meta.dim, s);
       if (hnsw.size !== meta.count) throw new Error(`${files.hnsw}: ${hnsw.size} vectors in the graph, ${files.meta} says ${meta.count}; rebuild the index`);
     }
     const database = torch.keep(torch.tensor(data, [meta.count, meta.dim]));

@@ -26,7 +26,8 @@ import { datasetNames } from '../train/config.ts';
 import { train, averagePathOf, type LogEntry } from '../train/train.ts';
 import { sizedName, untrainedNetwork } from './demo.ts';
 import { experimentTable, tableCsv, tableMarkdown } from './table.ts';
-import { comparisonsOf, expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
+import { comparisonsOf, expandPlan, parsePlan, planRunFolders, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
+import { UsageError } from '../errors.ts';
 
 /** One test set's result for one trained model. */
 export interface TestResult {
@@ -318,6 +319,32 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
     ...(precision.precision !== 'fp32' ? { precision: { precision: precision.precision, reason: precision.reason } } : {}),
     ms,
   };
+}
+
+/** The plan an experiment folder ran (its plan.json), its run folders, and the records of the runs that are done with their files, in plan order. */
+export interface ExperimentFolder {
+  plan: Plan;
+  runs: { id: string; folder: string }[];
+  records: RunRecord[];
+  recordFiles: string[];
+}
+
+/** Reads an experiment folder as `vgl experiment run` wrote it; a missing plan.json or an unreadable file is named. */
+export function readExperimentFolder(dir: string): ExperimentFolder {
+  const file = join(dir, 'plan.json');
+  if (!existsSync(file)) throw new UsageError(`${dir}: no plan.json (not an experiment folder written by vgl experiment run)`);
+  const plan = parsePlan(readJson(file), file);
+  const runs = planRunFolders(plan, dir);
+  const recordFiles = runs.map((r) => join(r.folder, RUN_RECORD)).filter((f) => existsSync(f));
+  return { plan, runs, records: recordFiles.map((f) => readJson(f) as RunRecord), recordFiles };
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${file}: ${(e as Error).message}`);
+  }
 }
 
 /** The records of the runs that are done, in plan order. */

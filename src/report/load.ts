@@ -5,8 +5,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
-import { comparisonsOf, parsePlan, planRunFolders, type Plan } from '../experiments/plan.ts';
-import { RUN_RECORD, type RunRecord } from '../experiments/runner.ts';
+import { comparisonsOf, type Plan } from '../experiments/plan.ts';
+import { readExperimentFolder, type RunRecord } from '../experiments/runner.ts';
 import { experimentTable, type ExperimentTable } from '../experiments/table.ts';
 
 /** One validation of a training run (one per epoch). */
@@ -53,27 +53,7 @@ export function readValidationCurve(logFile: string): EpochPoint[] {
 
 /** One plan's experiment folder. */
 export function loadPlan(dir: string): PlanResult {
-  const file = join(dir, PLAN_FILE);
-  let data: unknown;
-  try {
-    data = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`${file}: ${(e as Error).message}`);
-  }
-  const plan = parsePlan(data, file);
-  const runs = planRunFolders(plan, dir);
-  const records: RunRecord[] = [];
-  const recordFiles: string[] = [];
-  for (const run of runs) {
-    const f = join(run.folder, RUN_RECORD);
-    if (!existsSync(f)) continue;
-    try {
-      records.push(JSON.parse(readFileSync(f, 'utf8')) as RunRecord);
-    } catch (e) {
-      throw new UsageError(`${f}: ${(e as Error).message}`);
-    }
-    recordFiles.push(f);
-  }
+  const { plan, runs, records, recordFiles } = readExperimentFolder(dir);
   const curves: RunCurve[] = [];
   for (const [i, r] of records.entries()) {
     if (r.model === 'untrained') continue;

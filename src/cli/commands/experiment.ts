@@ -1,10 +1,9 @@
 // `vgl experiment run|status|table`: a plan's runs in sequence (resumable), where they stand, and
 // their statistics (src/experiments/).
 import { join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseFlags, UsageError } from '../flags.ts';
+import { parseFlags } from '../flags.ts';
 
 const defaultDir = (plan: { name: string }) => join('runs', 'experiments', plan.name);
 
@@ -43,13 +42,11 @@ export function register(program: Command): void {
     .option('--format <f>', 'md | csv | json', 'md')
     .action(async (dir: string, raw: { format: string }) => {
       const { format } = parseFlags(TableFlags, raw);
-      const planFile = join(dir, 'plan.json');
-      if (!existsSync(planFile)) throw new UsageError(`${dir}: no plan.json (not an experiment folder written by vgl experiment run)`);
-      const { parsePlan, planRunFolders, comparisonsOf } = await import('../../experiments/plan.ts');
-      const { readRecords } = await import('../../experiments/runner.ts');
+      const { comparisonsOf } = await import('../../experiments/plan.ts');
+      const { readExperimentFolder } = await import('../../experiments/runner.ts');
       const { experimentTable, tableMarkdown, tableCsv } = await import('../../experiments/table.ts');
-      const plan = parsePlan(JSON.parse(readFileSync(planFile, 'utf8')), planFile);
-      const t = experimentTable(await readRecords(planRunFolders(plan, dir)), comparisonsOf(plan));
+      const { plan, records } = readExperimentFolder(dir);
+      const t = experimentTable(records, comparisonsOf(plan));
       console.log(format === 'md' ? tableMarkdown(t) : format === 'csv' ? tableCsv(t) : JSON.stringify(t, null, 2));
     });
 }

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { Pca } from '../models/pca.ts';
@@ -65,6 +65,14 @@ export interface RunRecord {
   commit: string;
   machine: { cpus: string; cores: number; threads: number; device: string; node: string };
   wallMs: { train: number; evaluate: number };
+  /**
+   * CPU time of the process (all its threads) and the machine's 1-minute load average, highest of the
+   * samples at each phase's start and end: a load above `machine.threads` means the run shared the
+   * CPUs with other work, and its wall times overstate what it costs on a quiet machine. Absent in
+   * records written before they were measured.
+   */
+  cpuMs?: { train: number; evaluate: number };
+  load?: { train: number; evaluate: number };
   /** Sums over the run's cache loops (log.jsonl), and over its validations. */
   phasesMs: { cache: number; mine: number; train: number; validate: number };
   /** Epochs trained (validations in the log): phasesMs / epochs is the cost of one epoch. */
@@ -149,9 +157,9 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
       await evaluateRun(plan, run, tests, { ...trained, trainedBy: `${source.plan.name}/${source.run.id}` }, log);
     } else if (run.untrained) {
       log(`[${i + 1}/${runs.length}] ${run.id}: evaluating the untrained network`);
-      const t0 = performance.now();
+      const cost = startCost();
       const net = await untrainedNetwork(run.config, (s) => log(`  ${s}`));
-      const untrained = { model: 'untrained', wallMs: { train: Math.round(performance.now() - t0) }, phasesMs: { cache: 0, mine: 0, train: 0, validate: 0 }, epochs: 0 };
+      const untrained = { model: 'untrained', ...trainCost(cost), phasesMs: { cache: 0, mine: 0, train: 0, validate: 0 }, epochs: 0 };
       await evaluateRun(plan, run, tests, untrained, log, net);
     } else {
       log(`[${i + 1}/${runs.length}] ${run.id}: ${state === 'started' ? 'resuming' : 'training'}`);
@@ -196,20 +204,36 @@ class TestSets {
 }
 
 async function makeRun(plan: Plan, run: PlannedRun, sets: TestSets, progress: boolean, log: (s: string) => void): Promise<void> {
-  const t0 = performance.now();
+  const cost = startCost();
   await train(run.config, { progress, log: (s) => log(`  ${s}`), test: false });
-  const trained = { model: modelPathOf(run), wallMs: { train: Math.round(performance.now() - t0) }, ...phasesOf(run.config.outputFolder) };
+  const trained = { model: modelPathOf(run), ...trainCost(cost), ...phasesOf(run.config.outputFolder) };
   await evaluateRun(plan, run, sets, trained, log);
+}
+
+/** Wall time, CPU time and load of a phase, from its start. */
+interface CostStart { wall: number; cpu: NodeJS.CpuUsage; load: number }
+const startCost = (): CostStart => ({ wall: performance.now(), cpu: process.cpuUsage(), load: loadavg()[0]! });
+function endCost(start: CostStart): { wallMs: number; cpuMs: number; load: number } {
+  const cpu = process.cpuUsage(start.cpu);
+  return {
+    wallMs: Math.round(performance.now() - start.wall), cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+    load: Math.round(Math.max(start.load, loadavg()[0]!) * 100) / 100,
+  };
+}
+type TrainCost = Pick<RunRecord, 'cpuMs' | 'load'> & { wallMs: { train: number } };
+function trainCost(start: CostStart): { wallMs: { train: number }; cpuMs: { train: number; evaluate: number }; load: { train: number; evaluate: number } } {
+  const c = endCost(start);
+  return { wallMs: { train: c.wallMs }, cpuMs: { train: c.cpuMs, evaluate: 0 }, load: { train: c.load, evaluate: 0 } };
 }
 
 const modelPathOf = (run: PlannedRun) => (run.config.averageWeights ? averagePathOf(run.config.outputFolder) : join(run.config.outputFolder, 'best.pth'));
 
 /** Evaluates a run's model (its checkpoint, or `net` when given) on every test set and evaluation variant of the plan; writes its record. */
 async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
-  trained: Pick<RunRecord, 'model' | 'phasesMs' | 'epochs' | 'trainedBy'> & { wallMs: { train: number } }, log: (s: string) => void,
+  trained: Pick<RunRecord, 'model' | 'phasesMs' | 'epochs' | 'trainedBy'> & TrainCost, log: (s: string) => void,
   given?: Net): Promise<void> {
   const net = given ?? (await modelFromCheckpoint(trained.model)).net;
-  const t1 = performance.now();
+  const start = startCost();
   const tests: TestResult[] = [];
   // A PCA to as many dimensions as the descriptor has, or more, is no reduction: skipped for this model.
   const evaluations = plan.evaluations.filter((e) => e.pcaDim === undefined || e.pcaDim < net.dim);
@@ -236,7 +260,7 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
     id: run.id, variant: run.variant, seed: run.seed, options: run.options, model: given ? trained.model : resolve(trained.model),
     ...(trained.trainedBy ? { trainedBy: trained.trainedBy } : {}), commit: gitCommit(),
     machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), threads: torch.getNumThreads(), device: torch.defaultDevice(), node: process.version },
-    wallMs: { train: trained.wallMs.train, evaluate: Math.round(performance.now() - t1) },
+    ...costRecord(trained, endCost(start)),
     phasesMs: trained.phasesMs,
     epochs: trained.epochs,
     tests,
@@ -244,6 +268,16 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
   await mkdir(run.folder, { recursive: true });
   await writeFileAtomic(join(run.folder, RUN_RECORD), `${JSON.stringify(record)}\n`);
   log(`  ${tests.map((t) => `${t.key} R@1 ${t.recalls[1]?.toFixed(1)}`).join(', ')}`);
+}
+
+/** The record's times: training's as measured (or as its source run measured them), evaluation's now. */
+function costRecord(trained: TrainCost, evaluation: ReturnType<typeof endCost>): Pick<RunRecord, 'wallMs' | 'cpuMs' | 'load'> {
+  return {
+    wallMs: { train: trained.wallMs.train, evaluate: evaluation.wallMs },
+    // A source run recorded before CPU time was measured has none: this record's training CPU is unknown too.
+    ...(trained.cpuMs ? { cpuMs: { train: trained.cpuMs.train, evaluate: evaluation.cpuMs } } : {}),
+    ...(trained.load ? { load: { train: trained.load.train, evaluate: evaluation.load } } : {}),
+  };
 }
 
 type Net = Awaited<ReturnType<typeof modelFromCheckpoint>>['net'];

@@ -38,6 +38,10 @@ export interface VariantCost {
   perEpochSeconds?: { cache: number; mine: number; train: number; validate: number };
   trainMinutes: number;
   evaluateMinutes: number;
+  /** CPU minutes (all threads) of training and evaluation, where the records measured them. */
+  cpuMinutes?: { train: number; evaluate: number };
+  /** The highest 1-minute load average any of the runs saw, and the threads they ran with. */
+  load?: { highest: number; threads: number };
 }
 
 export interface ExperimentTable {
@@ -115,6 +119,10 @@ function costOf(variant: string, runs: readonly RunRecord[]): VariantCost {
     variant, epochs: mean((r) => r.epochs ?? NaN),
     trainMinutes: mean((r) => r.wallMs.train / 60_000), evaluateMinutes: mean((r) => r.wallMs.evaluate / 60_000),
   };
+  if (runs.every((r) => r.cpuMs)) cost.cpuMinutes = { train: mean((r) => r.cpuMs!.train / 60_000), evaluate: mean((r) => r.cpuMs!.evaluate / 60_000) };
+  if (runs.every((r) => r.load)) {
+    cost.load = { highest: Math.max(...runs.map((r) => Math.max(r.load!.train, r.load!.evaluate))), threads: Math.max(...runs.map((r) => r.machine.threads)) };
+  }
   if (runs[0]!.trainedBy) cost.trainedBy = runs[0]!.trainedBy.replace(/\/seed-\d+$/, '');
   if (runs.every((r) => r.epochs > 0)) {
     const per = (k: keyof RunRecord['phasesMs']) => mean((r) => r.phasesMs[k] / r.epochs / 1000);
@@ -152,12 +160,18 @@ export function tableMarkdown(t: ExperimentTable): string {
   }
   parts.push('mean ± std over seeds; * : the paired bootstrap interval over queries (10,000 resamples) excludes 0.', '');
   parts.push('### Cost per variant (mean over seeds)\n');
-  parts.push('| variant | epochs | cache s/epoch | mining s/epoch | training s/epoch | validation s/epoch | training min | evaluation min |');
-  parts.push('|---|---|---|---|---|---|---|---|');
+  parts.push('| variant | epochs | cache s/epoch | mining s/epoch | training s/epoch | validation s/epoch | training min | evaluation min | CPU min | highest load |');
+  parts.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const c of t.costs) {
     const e = c.perEpochSeconds;
     const phases = (e ? [e.cache, e.mine, e.train, e.validate].map(f1) : ['', '', '', '']).join(' | ');
-    parts.push(`| ${c.variant}${c.trainedBy ? ` (models of ${c.trainedBy})` : ''} | ${Number.isNaN(c.epochs) ? '' : f1(c.epochs)} | ${phases} | ${f1(c.trainMinutes)} | ${f1(c.evaluateMinutes)} |`);
+    const cpu = c.cpuMinutes ? f1(c.cpuMinutes.train + c.cpuMinutes.evaluate) : '';
+    const load = c.load ? `${c.load.highest.toFixed(1)}${c.load.highest > c.load.threads + 0.5 ? ' (shared)' : ''}` : '';
+    parts.push(`| ${c.variant}${c.trainedBy ? ` (models of ${c.trainedBy})` : ''} | ${Number.isNaN(c.epochs) ? '' : f1(c.epochs)} | ${phases} | ${f1(c.trainMinutes)} | ${f1(c.evaluateMinutes)} | ${cpu} | ${load} |`);
+  }
+  if (t.costs.some((c) => c.load)) {
+    parts.push('', 'Minutes are wall time. CPU min: the process\'s CPU time over all its threads. Highest load: the 1-minute load average at the start and end of each phase; '
+      + '(shared) marks a load above the threads the runs used, where other work shared the CPUs and the wall times overstate the cost.');
   }
   return parts.join('\n');
 }

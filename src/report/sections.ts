@@ -74,12 +74,14 @@ function costTable(p: PlanResult): TableBlock {
   const t = p.table!;
   return {
     kind: 'table', scale: 0.85,
-    caption: [`${p.name}: cost per variant, means over seeds (from phasesMs and wallMs of the records; a reused variant's training is its source's).`],
-    header: ['variant', 'epochs', 'cache s/ep', 'mining s/ep', 'training s/ep', 'validation s/ep', 'training min', 'evaluation min'],
+    caption: [`${p.name}: cost per variant, means over seeds (from phasesMs and wallMs of the records; a reused variant's training is its source's). `
+      + 'Highest load: the 1-minute load average the runs saw; "shared" marks runs that shared the CPUs with other work, whose wall times overstate the cost.'],
+    header: ['variant', 'epochs', 'cache s/ep', 'mining s/ep', 'training s/ep', 'validation s/ep', 'training min', 'evaluation min', 'highest load'],
     rows: t.costs.map((c) => {
       const e = c.perEpochSeconds;
       return [[c.variant + (c.trainedBy ? ` (${c.trainedBy})` : '')], [Number.isNaN(c.epochs) ? '–' : f1(c.epochs)],
-        ...(e ? [e.cache, e.mine, e.train, e.validate].map((x) => [f1(x)]) : [['–'], ['–'], ['–'], ['–']]), [f1(c.trainMinutes)], [f1(c.evaluateMinutes)]];
+        ...(e ? [e.cache, e.mine, e.train, e.validate].map((x) => [f1(x)]) : [['–'], ['–'], ['–'], ['–']]), [f1(c.trainMinutes)], [f1(c.evaluateMinutes)],
+        [c.load ? `${c.load.highest.toFixed(1)}${c.load.highest > c.load.threads + 0.5 ? ' shared' : ''}` : '–']];
     }),
   };
 }

@@ -100,7 +100,12 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.equal(cost.epochs, 1);
   assert.ok(Math.abs(cost.perEpochSeconds!.cache - (records[0]!.phasesMs.cache + records[1]!.phasesMs.cache) / 2 / 1000) < 1e-9);
   assert.ok(Math.abs(cost.trainMinutes - (records[0]!.wallMs.train + records[1]!.wallMs.train) / 2 / 60_000) < 1e-9);
-  assert.match(md, /\| netvlad \| 1\.0 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
+  assert.match(md, /\| netvlad \| 1\.0 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+( \(shared\))? \|/);
+  // CPU time and load are recorded per phase: the cost's CPU minutes are the records' mean, its load their highest.
+  for (const r of records) assert.ok(r.cpuMs!.train > 0 && r.cpuMs!.evaluate > 0 && r.load!.train >= 0 && r.load!.evaluate >= 0, JSON.stringify(r.cpuMs));
+  assert.ok(Math.abs(cost.cpuMinutes!.train - (records[0]!.cpuMs!.train + records[1]!.cpuMs!.train) / 2 / 60_000) < 1e-9);
+  assert.equal(cost.load!.highest, Math.max(...records.flatMap((r) => [r.load!.train, r.load!.evaluate])));
+  assert.equal(cost.load!.threads, records[0]!.machine.threads);
 });
 
 test('a plan reusing another plan\'s models: the source is trained in its own folder once, then only evaluated; PCA and search-time variants', { timeout: 600_000 }, async () => {
@@ -131,6 +136,8 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   assert.equal(netvlad!.trainedBy, 'tiny-study/netvlad/seed-1');
   assert.equal(netvlad!.model, sourceRecord.model);
   assert.deepEqual(netvlad!.wallMs.train, sourceRecord.wallMs.train);
+  assert.equal(netvlad!.cpuMs!.train, sourceRecord.cpuMs!.train, 'a reused model\'s training CPU is its source\'s');
+  assert.equal(netvlad!.load!.train, sourceRecord.load!.train);
   // Same model, same test set: the same ranks as the source's own evaluation.
   assert.deepEqual(netvlad!.tests[0]!.ranks, sourceRecord.tests.find((t) => t.key === 'tiny')!.ranks);
   assert.deepEqual(netvlad!.tests.map((t) => t.key), ['tiny', 'tiny#pca8', 'tiny#pca32', 'tiny#search', 'tiny#bf16']);

@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 ADDON := native/build/Release/vgl_torch.node
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/config.cjs
 
-.PHONY: setup system-deps test-system-deps reference-deps weights test-weights test typecheck demo study report serve bench bench-index clean
+.PHONY: setup system-deps test-system-deps reference-deps weights test-weights test typecheck demo study variations precision-study report serve bench bench-index clean
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
@@ -91,13 +91,21 @@ demo: setup
 	node bin/vgl.js demo
 
 # The brief's study at demo scale (experiments/*.yaml), resumable: a finished run is skipped, a killed
-# one resumes. Tables in runs/experiments/<plan>/table.{md,csv,json}.
+# one resumes. Tables in runs/experiments/<plan>/table.{md,csv,json}. `study`: the baselines, the six
+# ablations, mining and scalability (about 3.5 hours on two quiet cores); `variations`: the brief's
+# variations (losses, attention, backbones, cheaper mining); `precision-study`: bf16 vs fp32 training.
 STUDY := baselines ablation-1-lr-optimizer ablation-2-cross-dataset ablation-3-train-threshold \
-	ablation-4-val-radius ablation-5-augmentations ablation-6-image-size mining scalability \
-	variation-losses variation-attention variation-backbones variation-mining precision
+	ablation-4-val-radius ablation-5-augmentations ablation-6-image-size mining scalability
+VARIATIONS := variation-losses variation-attention variation-backbones variation-mining
 study: setup weights
 	node bin/vgl.js demo datasets
 	@set -e; for p in $(STUDY); do node bin/vgl.js experiment run experiments/$$p.yaml; done
+variations: setup weights
+	node bin/vgl.js demo datasets
+	@set -e; for p in $(VARIATIONS); do node bin/vgl.js experiment run experiments/$$p.yaml; done
+precision-study: setup weights
+	node bin/vgl.js demo datasets
+	node bin/vgl.js experiment run experiments/precision.yaml
 
 # The brief's report (vgl report): the study above, resumed where it stands, then report/report.pdf
 # (+ report.html, figures/). QUICK=1: the reduced plans of experiments/quick/ (one seed, fewer
@@ -111,7 +119,7 @@ ifeq ($(QUICK),1)
 	node bin/vgl.js report runs/experiments-quick --out report-quick
 	@echo "report: report-quick/report.pdf (reduced study)"
 else
-	$(MAKE) study
+	$(MAKE) study variations precision-study
 	node bin/vgl.js report runs/experiments --out report
 	@echo "report: report/report.pdf"
 endif

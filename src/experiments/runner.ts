@@ -23,7 +23,7 @@ import { choosePrecision } from '../eval/precision-check.ts';
 import { searchTimes, type SearchTime } from '../eval/search-time.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
-import { train, averagePathOf, type LogEntry } from '../train/train.ts';
+import { train, averagePathOf, trainedConfigChanges, type LogEntry } from '../train/train.ts';
 import { sizedName, untrainedNetwork } from './demo.ts';
 import { experimentTable, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, parsePlan, planRunFolders, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
@@ -113,9 +113,30 @@ export function phasesOf(outputFolder: string): Pick<RunRecord, 'phasesMs' | 'ep
   return { phasesMs, epochs };
 }
 
-export type RunProgress = 'done' | 'started' | 'pending';
+export type RunProgress = 'done' | 'started' | 'pending' | 'stale';
+
+/**
+ * What the model of a finished run (or of the finished source run it reuses) was trained with that the
+ * plan no longer asks — the plan was edited after it ran, and its results are not the plan's. Empty
+ * when the run is the plan's, or nothing is finished yet (a started run's resume checks its own).
+ */
+export function staleChanges(run: PlannedRun): string[] {
+  const recordFile = join(run.folder, RUN_RECORD);
+  // The model a finished record evaluated: its own training, another plan's, or the untrained network.
+  if (existsSync(recordFile)) {
+    const record = JSON.parse(readFileSync(recordFile, 'utf8')) as RunRecord;
+    const was = record.model === 'untrained' ? 'the untrained network' : record.trainedBy ? `the model of ${record.trainedBy}` : 'its own training';
+    const now = run.untrained ? 'the untrained network' : run.source ? `the model of ${run.source.plan.name}/${run.source.run.id}` : 'its own training';
+    if (was !== now) return [`evaluated ${was}, the plan now asks ${now}`];
+  }
+  if (run.untrained) return [];
+  const trainer = run.source?.run ?? run;
+  if (!existsSync(recordFile) && !existsSync(join(trainer.folder, RUN_RECORD))) return [];
+  return trainedConfigChanges(trainer.config.outputFolder, trainer.config);
+}
 
 export function runState(run: PlannedRun): RunProgress {
+  if (staleChanges(run).length > 0) return 'stale';
   if (existsSync(join(run.folder, RUN_RECORD))) return 'done';
   if (run.untrained) return 'pending';
   if (run.source && runState(run.source.run) === 'done') return 'started';
@@ -134,6 +155,12 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
   const log = o.log ?? ((s: string) => console.error(s));
   const plan = readPlan(planPath);
   const runs = expandPlan(plan, experimentDir, { planFile: planPath });
+  const stale = runs.map((r) => ({ r, changes: staleChanges(r) })).filter((x) => x.changes.length > 0);
+  if (stale.length > 0) {
+    throw new UsageError(`${experimentDir}: ${stale.length} finished run(s) made otherwise than ${planPath} now asks (edited after they ran?); `
+      + `their results are not this plan's:\n${stale.map(({ r, changes }) => `  ${r.id}${r.source ? ` (model of ${r.source.plan.name}/${r.source.run.id})` : ''}: ${changes.join('; ')}`).join('\n')}\n`
+      + `Move their folder away (or run the plan into another folder with --out) to train them as the plan says.`);
+  }
   await writePlanCopy(plan, experimentDir);
   const tests = new TestSets();
   let made = 0;

@@ -6,7 +6,7 @@
 // --precision bf16: the forward passes (training steps, caching, validation) compute the backbone
 // under bf16 autocast; the head, the losses, the weights and the optimizer state stay fp32.
 // log.jsonl gets one line per step, per cache loop (timings, mining statistics) and per validation.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile, appendFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { flagName } from '../errors.ts';
@@ -222,6 +222,16 @@ export const RESUMABLE_CHANGES: readonly (keyof TrainConfig)[] = ['epochs', 'pat
  */
 export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConfig, where: string): { applied: string[] } {
   if (saved === undefined) return { applied: [] }; // checkpoints written before configs were stored
+  const { applied, refused } = configChanges(saved, now);
+  if (refused.length > 0) {
+    throw new Error(`${where}: this run was started with other options; resuming would mix two trainings:\n  ${refused.join('\n  ')}\n` +
+      `Rerun with the run's options (see config.json), or use another --output-folder. Only ${RESUMABLE_CHANGES.map(flagName).join(', ')} may change on resume.`);
+  }
+  return { applied };
+}
+
+/** The differences between two configs as "flag old -> new": those a resume may apply, and the others. */
+function configChanges(saved: TrainConfig, now: TrainConfig): { applied: string[]; refused: string[] } {
   const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
   const applied: string[] = [];
   const refused: string[] = [];
@@ -230,11 +240,20 @@ export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConf
     const change = `${flagName(key)} ${show(saved[key])} -> ${show(now[key])}`;
     (RESUMABLE_CHANGES.includes(key) ? applied : refused).push(change);
   }
-  if (refused.length > 0) {
-    throw new Error(`${where}: this run was started with other options; resuming would mix two trainings:\n  ${refused.join('\n  ')}\n` +
-      `Rerun with the run's options (see config.json), or use another --output-folder. Only ${RESUMABLE_CHANGES.map(flagName).join(', ')} may change on resume.`);
-  }
-  return { applied };
+  return { applied, refused };
+}
+
+/**
+ * How a finished run's config.json differs from `config` in what it trains (the changes a resume may
+ * apply, such as the batch size for inference, do not count): empty when the run is what `config`
+ * asks for, or when the folder has no config.json.
+ */
+export function trainedConfigChanges(folder: string, config: TrainConfig): string[] {
+  const file = join(folder, 'config.json');
+  if (!existsSync(file)) return [];
+  const parsed = TrainConfigSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.success) return [`${file} is not a valid run config: ${parsed.error.issues[0]?.message ?? ''}`];
+  return configChanges(withResolvedFlavour(parsed.data), withResolvedFlavour(config)).refused;
 }
 
 /** The first parameter or buffer holding NaN/±inf, or null. A step can break weights (or BatchNorm statistics) with a finite loss. */

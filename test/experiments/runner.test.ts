@@ -15,7 +15,7 @@ import * as torch from '../../src/torch/index.ts';
 import { modelFromSpec } from '../../src/models/assemble.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
-import { runExperiment, runState, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
+import { runExperiment, runState, staleChanges, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
 import { experimentTable, tableMarkdown, tableCsv } from '../../src/experiments/table.ts';
 
 let root = '';
@@ -106,6 +106,28 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.ok(Math.abs(cost.cpuMinutes!.train - (records[0]!.cpuMs!.train + records[1]!.cpuMs!.train) / 2 / 60_000) < 1e-9);
   assert.equal(cost.load!.highest, Math.max(...records.flatMap((r) => [r.load!.train, r.load!.evaluate])));
   assert.equal(cost.load!.threads, records[0]!.machine.threads);
+});
+
+test('a plan edited after its runs finished: the runs trained otherwise are stale and refused, by name and option', () => {
+  const edited = YAML.parse(readFileSync(writePlan(), 'utf8'));
+  edited.variants[1].lr = 1e-2; // netvlad now asks another learning rate
+  edited.defaults.infer_batch_size = 16; // a change a resume may apply: not stale
+  const file = join(root, 'plan-edited.yaml');
+  writeFileSync(file, YAML.stringify(edited));
+  const dir = join(root, 'exp-straight'); // made by the test above: four finished runs
+  const runs = expandPlan(readPlan(file), dir);
+  assert.deepEqual(runs.map(runState), ['done', 'done', 'stale', 'stale']);
+  assert.deepEqual(staleChanges(runs[2]!), ['--lr 0.001 -> 0.01']);
+  assert.deepEqual(staleChanges(runs[0]!), []);
+  // A variant that now reuses another model (or the untrained network) is stale too.
+  const reusing = YAML.parse(readFileSync(file, 'utf8'));
+  reusing.variants[0] = { name: 'gem', untrained: true, aggregation: 'gem' };
+  writeFileSync(join(root, 'plan-untrained.yaml'), YAML.stringify(reusing));
+  const [gem] = expandPlan(readPlan(join(root, 'plan-untrained.yaml')), dir);
+  assert.deepEqual(staleChanges(gem!), ['evaluated its own training, the plan now asks the untrained network']);
+  return assert.rejects(runExperiment(file, dir, { log: () => {} }),
+    (e: Error) => /2 finished run\(s\) made otherwise than/.test(e.message) && /netvlad\/seed-0: --lr 0\.001 -> 0\.01\n  netvlad\/seed-1: --lr 0\.001 -> 0\.01\n/.test(e.message)
+      && !/gem\/seed|infer/.test(e.message) && /--out/.test(e.message));
 });
 
 test('a plan reusing another plan\'s models: the source is trained in its own folder once, then only evaluated; PCA and search-time variants', { timeout: 600_000 }, async () => {

@@ -26,15 +26,18 @@ export function register(program: Command): void {
       console.error(`tables: ${dir}/table.{md,csv,json}`);
     });
   cmd.command('status <plan>')
-    .description('each run of the plan: done, started (a checkpoint to resume) or pending')
+    .description('each run of the plan: done, started (a checkpoint to resume), pending, or stale (finished with options the plan no longer asks)')
     .option('--out <dir>', 'experiment folder (default runs/experiments/<plan name>)')
     .action(async (planPath: string, raw: { out?: string }) => {
       const { readPlan, expandPlan } = await import('../../experiments/plan.ts');
-      const { runState } = await import('../../experiments/runner.ts');
+      const { runState, staleChanges } = await import('../../experiments/runner.ts');
       const plan = readPlan(planPath);
       const runs = expandPlan(plan, raw.out ?? defaultDir(plan), { planFile: planPath });
       const states = runs.map((r) => runState(r));
-      for (const [i, r] of runs.entries()) console.log(`${states[i]!.padEnd(8)} ${r.id}${r.source ? ` (model of ${r.source.plan.name}/${r.source.run.id})` : ''}`);
+      for (const [i, r] of runs.entries()) {
+        const stale = states[i] === 'stale' ? ` — ${staleChanges(r).join('; ')}` : '';
+        console.log(`${states[i]!.padEnd(8)} ${r.id}${r.source ? ` (model of ${r.source.plan.name}/${r.source.run.id})` : ''}${stale}`);
+      }
       console.log(`${states.filter((s) => s === 'done').length} of ${runs.length} runs done`);
     });
   cmd.command('table <dir>')

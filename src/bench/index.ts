@@ -1,8 +1,9 @@
 // `vgl bench index`: exact search (src/eval/search.ts, fp32 matrix products) against an approximate
 // HNSW graph (usearch, as `vgl index build --approximate` builds it, candidates re-ranked in fp32)
 // at city scale: 10k, 100k and 1M synthetic descriptors. Per size and method: build time, memory,
-// query time (a batch of queries, and one query at a time as the service meets them) and recall@1/10
-// of the approximate neighbours against the exact ones.
+// query time (a batch of queries, and one query at a time as the service meets them), recall@1/10
+// of the approximate neighbours against the exact ones, and what localization cares about: how often
+// the first match (or one of the first 10) is an image of the query's place, exact and approximate.
 //
 // The descriptors imitate a place-recognition database: places (cluster centres) seen by ~10 images
 // each (unit vectors near their centre), queries being new views of a random database image's place.
@@ -52,6 +53,9 @@ export interface IndexBenchRow {
   /** Against exact search on the same queries (0..1). */
   recallAt1: number;
   recallAt10: number;
+  /** Share of queries whose first match (any of the first 10) is an image of the query's own place (0..1). */
+  placeAt1: number;
+  placeAt10: number;
 }
 
 export interface IndexBench {
@@ -66,9 +70,11 @@ export interface IndexBench {
 }
 
 /** Unit rows: `places` centres, each database row near one of them, queries near random database rows' places. */
-function syntheticDescriptors(size: number, dim: number, queries: number, imagesPerPlace: number): { database: Tensor; queries: Tensor } {
+interface SyntheticDescriptors { database: Tensor; queries: Tensor; databasePlaces: Int32Array; queryPlaces: Int32Array }
+function syntheticDescriptors(size: number, dim: number, queries: number, imagesPerPlace: number): SyntheticDescriptors {
   const places = Math.max(1, Math.round(size / imagesPerPlace));
-  return torch.tidy(() => {
+  const databasePlaces = new Int32Array(size);
+  const made = torch.tidy(() => {
     const centres = unit(torch.randn([places, dim]));
     const chunk = 65536;
     const parts: Tensor[] = [];
@@ -76,6 +82,7 @@ function syntheticDescriptors(size: number, dim: number, queries: number, images
       const n = Math.min(chunk, size - r0);
       parts.push(torch.tidy(() => {
         const of = torch.randint(0, places, [n]);
+        databasePlaces.set(of.toNumbers(), r0);
         // view noise of norm ~0.6 around the place's centre (cosine ~0.85 to it)
         return unit(centres.indexSelect(0, of).add(torch.randn([n, dim]).mul(0.6 / Math.sqrt(dim))));
       }));
@@ -84,8 +91,21 @@ function syntheticDescriptors(size: number, dim: number, queries: number, images
     const seen = torch.randint(0, size, [queries]);
     // a new view: another draw of the same amount of noise around the image's place
     const q = unit(database.indexSelect(0, seen).add(torch.randn([queries, dim]).mul(0.6 / Math.sqrt(dim))));
-    return { database: torch.keep(database), queries: torch.keep(q) };
+    return { database: torch.keep(database), queries: torch.keep(q), seen: seen.toNumbers() };
   });
+  return { database: made.database, queries: made.queries, databasePlaces, queryPlaces: Int32Array.from(made.seen, (row) => databasePlaces[row]!) };
+}
+
+/** Share of queries whose first match, and any of the first 10, lies in the query's place. */
+export function placeRecall(found: RankedRows, databasePlaces: Int32Array, queryPlaces: Int32Array): { placeAt1: number; placeAt10: number } {
+  let at1 = 0;
+  let at10 = 0;
+  for (let q = 0; q < found.count; q++) {
+    const row = found.indices.subarray(q * found.k, q * found.k + Math.min(10, found.k));
+    if (row[0]! >= 0 && databasePlaces[row[0]!] === queryPlaces[q]) at1++;
+    if (row.some((i) => i >= 0 && databasePlaces[i] === queryPlaces[q])) at10++;
+  }
+  return { placeAt1: at1 / found.count, placeAt10: at10 / found.count };
 }
 
 const unit = (x: Tensor): Tensor => x.div(x.norm(2, 1, true).clampMin(1e-12));
@@ -121,7 +141,7 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
       torch.manualSeed(o.seed ?? 0);
       log(`${size.toLocaleString('en')} descriptors x ${dim}-d: generating`);
       const rss0 = process.memoryUsage().rss;
-      const { database, queries } = syntheticDescriptors(size, dim, q, o.imagesPerPlace ?? 10);
+      const { database, queries, databasePlaces, queryPlaces } = syntheticDescriptors(size, dim, q, o.imagesPerPlace ?? 10);
       try {
         const databaseHost = database.toFloat32Array();
         const queriesHost = queries.toFloat32Array();
@@ -136,9 +156,9 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
         const exactSingle = single((row) => torch.tidy(() => searchExact(database, torch.tensor(row, [1, dim]), { k })));
         rows.push({
           size, method: 'exact fp32', buildMs: 0, bytes: size * dim * 4, rssGrowthBytes: process.memoryUsage().rss - rss0,
-          batchMsPerQuery: exactMs / q, singleMs: exactSingle, recallAt1: 1, recallAt10: 1,
+          batchMsPerQuery: exactMs / q, singleMs: exactSingle, recallAt1: 1, recallAt10: 1, ...placeRecall(exact, databasePlaces, queryPlaces),
         });
-        log(`  exact: ${(exactMs / q).toFixed(3)} ms/query in a batch of ${q}, ${exactSingle.toFixed(2)} ms alone`);
+        log(`  exact: ${(exactMs / q).toFixed(3)} ms/query in a batch of ${q}, ${exactSingle.toFixed(2)} ms alone; right place @1 ${(100 * rows.at(-1)!.placeAt1).toFixed(1)}%`);
         for (const quantization of quantizations) {
           const before = process.memoryUsage().rss;
           const options = { quantization, connectivity: hnsw.connectivity, expansionAdd: hnsw.expansionAdd, expansionSearch: hnsw.expansionSearch[0] };
@@ -160,12 +180,13 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
             const c = Math.min(hnsw.candidates, size);
             const search = (qs: Float32Array): RankedRows => rerank(databaseHost, dim, qs, g.candidates(qs, c, 1), c, Math.min(k, size));
             const [approx, approxMs] = timed(() => search(queriesHost));
-            const agreement = neighbourRecall(exact, approx);
+            const agreement = { ...neighbourRecall(exact, approx), ...placeRecall(approx, databasePlaces, queryPlaces) };
             const approxSingle = single((row) => search(row));
             const method = `hnsw ${quantization}${hnsw.expansionSearch.length > 1 ? `, ef ${ef}` : ''}`;
             rows.push({ size, method, buildMs, bytes, rssGrowthBytes: grown, batchMsPerQuery: approxMs / q, singleMs: approxSingle, ...agreement });
             log(`  ${method}: built in ${(buildMs / 1000).toFixed(1)} s, ${(bytes / 1048576).toFixed(0)} MiB; ${(approxMs / q).toFixed(3)} ms/query, ` +
-              `${approxSingle.toFixed(2)} ms alone; recall@1 ${(100 * agreement.recallAt1).toFixed(1)}%, @10 ${(100 * agreement.recallAt10).toFixed(1)}%`);
+              `${approxSingle.toFixed(2)} ms alone; recall@1 ${(100 * agreement.recallAt1).toFixed(1)}%, @10 ${(100 * agreement.recallAt10).toFixed(1)}%; `
+              + `right place @1 ${(100 * agreement.placeAt1).toFixed(1)}%`);
           }
           rmSync(file);
         }
@@ -183,14 +204,14 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
 /** The rows as a markdown table. */
 export function indexBenchTable(b: IndexBench): string {
   const lines = [
-    '| database | method | build | memory | query, batch of ' + b.queries + ' | query, alone | recall@1 | recall@10 |',
-    '|---|---|---|---|---|---|---|---|',
+    '| database | method | build | memory | query, batch of ' + b.queries + ' | query, alone | recall@1 | recall@10 | right place @1 | right place @10 |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of b.rows) {
     const mib = r.bytes / 1048576;
     lines.push(`| ${r.size.toLocaleString('en')} | ${r.method} | ${r.buildMs === 0 ? '–' : `${(r.buildMs / 1000).toFixed(1)} s`} | ` +
       `${mib >= 100 ? mib.toFixed(0) : mib.toFixed(1)} MiB | ${r.batchMsPerQuery.toFixed(3)} ms | ${r.singleMs.toFixed(2)} ms | ` +
-      `${(100 * r.recallAt1).toFixed(1)}% | ${(100 * r.recallAt10).toFixed(1)}% |`);
+      `${(100 * r.recallAt1).toFixed(1)}% | ${(100 * r.recallAt10).toFixed(1)}% | ${(100 * r.placeAt1).toFixed(1)}% | ${(100 * r.placeAt10).toFixed(1)}% |`);
   }
   return lines.join('\n');
 }

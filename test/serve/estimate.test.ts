@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { estimatePosition } from '../../src/serve/estimate.ts';
 import { rerank, neighbourRecall, allUnitRows, HnswIndex } from '../../src/eval/approximate.ts';
-import { benchIndex, indexBenchTable } from '../../src/bench/index.ts';
+import { benchIndex, indexBenchTable, placeRecall } from '../../src/bench/index.ts';
 
 test('estimatePosition: the agreeing matches vote, weighted by 1/(d² + ε); the confidence is their share', () => {
   const matches = [
@@ -78,4 +78,15 @@ test('bench index (small): rows per size and method, exact memory = rows x dim x
   assert.ok(wide.recallAt10 > 0.9 && wide.recallAt10 <= 1, `recall@10 ${wide.recallAt10}`);
   assert.ok(wide.recallAt10 >= narrow.recallAt10 - 0.02, `ef 128 ${wide.recallAt10} vs ef 16 ${narrow.recallAt10}`);
   assert.match(indexBenchTable(b), /\| 3,000 \| hnsw f16, ef 128 \|/);
+  // Place recall: views of a place with cosine ~0.85 to it, places nearly orthogonal in 32-d: exact search finds the place.
+  assert.ok(b.rows[0].placeAt1 > 0.9 && b.rows[0].placeAt10 >= b.rows[0].placeAt1, JSON.stringify(b.rows[0]));
+  assert.ok(wide.placeAt1 >= b.rows[0].placeAt1 - 0.02, `approximate ${wide.placeAt1} vs exact ${b.rows[0].placeAt1}`);
+});
+
+test('place recall counts a first match (any of the first 10) of the query\'s place', () => {
+  // 3 queries, k 2: query 0 finds its place first, query 1 only second, query 2 never (and a -1 for a missing match).
+  const found = { count: 3, k: 2, indices: Int32Array.of(4, 0, 1, 2, 3, -1), distances: new Float32Array(6) };
+  const databasePlaces = Int32Array.of(7, 7, 8, 9, 5);
+  const r = placeRecall(found, databasePlaces, Int32Array.of(5, 8, 7));
+  assert.deepEqual(r, { placeAt1: 1 / 3, placeAt10: 2 / 3 });
 });

@@ -5,7 +5,7 @@
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import { readNpy } from '../eval/extract.ts';
-import { searchExact } from '../eval/search.ts';
+import { databaseSquaredNorms, searchExact } from '../eval/search.ts';
 import { loadImage, type ImageInput, type ImageSize, type Normalization } from '../data/image.ts';
 import { isDataInitialised } from '../models/types.ts';
 import { modelFromCheckpoint, modelFromRun, modelFromSpec, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
@@ -74,6 +74,8 @@ export class Localizer {
     readonly format: InputFormat,
     private readonly forward: (images: Tensor) => Tensor,
     private readonly database: Tensor,
+    /** The database rows' squared norms, kept: one query's exact search then reads the matrix once. */
+    private readonly databaseSq: Tensor,
     private readonly databaseHost: Float32Array,
     private readonly hnsw: HnswIndex | null,
     private readonly release: () => Promise<void>,
@@ -93,6 +95,7 @@ export class Localizer {
       if (hnsw.size !== meta.count) throw new Error(`${files.hnsw}: ${hnsw.size} vectors in the graph, ${files.meta} says ${meta.count}; rebuild the index`);
     }
     const database = torch.keep(torch.tensor(data, [meta.count, meta.dim]));
+    const databaseSq = torch.keep(databaseSquaredNorms(database));
     // The fast inference path stays set up (folded BatchNorm) for the localizer's lifetime.
     let done!: () => void;
     const held = new Promise<void>((resolve) => { done = resolve; });
@@ -109,6 +112,7 @@ export class Localizer {
     } catch (e) {
       net.dispose();
       database.dispose();
+      databaseSq.dispose();
       throw e;
     }
     const release = async () => {
@@ -116,8 +120,9 @@ export class Localizer {
       await running;
       net.dispose();
       database.dispose();
+      databaseSq.dispose();
     };
-    return new Localizer(index, inputFormatOf(meta.model), forward, database, data, hnsw, release, options.radius ?? 25);
+    return new Localizer(index, inputFormatOf(meta.model), forward, database, databaseSq, data, hnsw, release, options.radius ?? 25);
   }
 
   get count(): number {
@@ -140,7 +145,7 @@ export class Localizer {
       const c = Math.min(candidatesFor(kk), this.count);
       return rerank(this.databaseHost, dim, descriptors, this.hnsw.candidates(descriptors, c, 1), c, kk);
     }
-    const exact = torch.tidy(() => searchExact(this.database, torch.tensor(descriptors, [m, dim]), { k: kk }));
+    const exact = torch.tidy(() => searchExact(this.database, torch.tensor(descriptors, [m, dim]), { k: kk, databaseSquaredNorms: this.databaseSq }));
     // Distances again from the differences: ‖q‖² + ‖d‖² − 2q·d loses the small ones (a photo of a
     // database image itself) to cancellation, and they decide the estimate's weights.
     return rerank(this.databaseHost, dim, descriptors, exact.indices, exact.k, exact.k);

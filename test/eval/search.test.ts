@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.ts';
-import { searchExact, searchPrefiltered, neighboursOf, mergeNeighbours, type Neighbours } from '../../src/eval/search.ts';
+import { databaseSquaredNorms, searchExact, searchPrefiltered, neighboursOf, mergeNeighbours, type Neighbours } from '../../src/eval/search.ts';
 import { Rng } from '../../src/data/random.ts';
 
 /** Deterministic uniform numbers in [0, 1). */
@@ -74,6 +74,18 @@ test('general L2 metric on vectors of any length equals brute force', () => {
   for (let q = 0; q < 30; q++) {
     for (let r = 0; r < 5; r++) assert.ok(Math.abs(got.distances[q * 5 + r] - expected.distances[q][r]) < 1e-4);
   }
+  // The database's norms computed once and passed in: the same neighbours and distances, one query at a time too.
+  const database = torch.tensor(db, [120, dim]);
+  const norms = databaseSquaredNorms(database);
+  for (let q = 0; q < 30; q += 7) {
+    const one = torch.tidy(() => searchExact(database, torch.tensor(qs.subarray(q * dim, (q + 1) * dim), [1, dim]), { k: 5, databaseBlock: 50, databaseSquaredNorms: norms }));
+    assert.deepEqual(Array.from(one.indices), expected.indices[q]);
+    for (let r = 0; r < 5; r++) assert.ok(Math.abs(one.distances[r] - expected.distances[q][r]) < 1e-4);
+  }
+  assert.throws(() => torch.tidy(() => searchExact(database, torch.tensor(qs, [30, dim]), { k: 5, databaseSquaredNorms: norms.narrow(0, 0, 100) })),
+    /databaseSquaredNorms has shape \[100\], the database 120 rows/);
+  norms.dispose();
+  database.dispose();
 });
 
 test('ties: lists sorted by distance then database index, also when ties straddle the k-th place and blocks', () => {

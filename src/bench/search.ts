@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { searchExact, searchPrefiltered, type Neighbours, type PrefilterStats } from '../eval/search.ts';
 import type { Precision } from '../torch/index.ts';
-import { writeNpy, readNpy, readNpyInt32 } from '../eval/extract.ts';
+import { writeNpy, readNpy, readNpyInt32 } from '../data/npy.ts';
 import { medianMs, runReference, ratio, bestOf } from './timing.ts';
 
 export interface SearchBenchOptions {

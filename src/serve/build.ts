@@ -12,7 +12,8 @@ import { parseDatasetFilename, FilenameError, IMAGE_EXTENSIONS } from '../data/f
 import type { ImageSize } from '../data/image.ts';
 import { isDataInitialised } from '../models/types.ts';
 import type { AssembledModel } from '../models/assemble.ts';
-import { extractDescriptors, readNpy, writeNpy } from '../eval/extract.ts';
+import { extractDescriptors } from '../eval/extract.ts';
+import { readNpy, writeNpy } from '../data/npy.ts';
 import { searchExact } from '../eval/search.ts';
 import { recallAtRadii } from '../eval/recall.ts';
 import { dataOfRequest, requestedModel, type ModelRequest } from '../eval/run.ts';
@@ -21,7 +22,8 @@ import {
   type IndexImage, type IndexMeta, type IndexSearch, type ModelReference, type Quantization,
 } from './index-store.ts';
 import { HnswIndex, HNSW_DEFAULTS, allUnitRows, candidatesFor, neighbourRecall, rerank, type RankedRows } from '../eval/approximate.ts';
-import { modelOfReference, inputFormatOf } from './localizer.ts';
+import { modelOfReference } from './localizer.ts';
+import { inputFormatOf } from './input.ts';
 
 type Log = (line: string) => void;
 

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../torch/serialization/atomic.ts';
-import { readNpyHeader } from '../eval/extract.ts';
+import { readNpyHeader } from '../data/npy.ts';
 import { QUANTIZATIONS, type Quantization } from '../eval/approximate.ts';
 
 export type { Quantization };

@@ -4,12 +4,13 @@
 // position from them. Used in-process by `vgl localize` and inside the service's worker thread.
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
-import { readNpy } from '../eval/extract.ts';
+import { readNpy } from '../data/npy.ts';
 import { databaseSquaredNorms, searchExact } from '../eval/search.ts';
-import { loadImage, type ImageInput, type ImageSize, type Normalization } from '../data/image.ts';
 import { isDataInitialised } from '../models/types.ts';
 import { modelFromCheckpoint, modelFromRun, modelFromSpec, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
 import { openIndex, type IndexImage, type ModelReference, type OpenedIndex } from './index-store.ts';
+import { inputFormatOf, prepareImage, type InputFormat } from './input.ts';
+import type { ImageInput } from '../data/image.ts';
 import { HnswIndex, candidatesFor, rerank, type RankedRows } from '../eval/approximate.ts';
 import { estimatePosition, type Match, type PositionEstimate } from './estimate.ts';
 
@@ -46,20 +47,6 @@ export async function modelOfReference(ref: ModelReference, where: string): Prom
     throw new Error(`${where}: the model now gives ${model.net.dim}-d descriptors, the index holds ${ref.descriptorDim}-d ones; rebuild the index`);
   }
   return model;
-}
-
-/** The images a localizer reads, as network input: its size and normalisation. */
-export interface InputFormat {
-  size: ImageSize;
-  normalization: Normalization;
-}
-
-export const inputFormatOf = (ref: ModelReference): InputFormat =>
-  ({ size: { height: ref.resize[0], width: ref.resize[1] }, normalization: ref.normalization as Normalization });
-
-/** A photo as network input [1, 3, H, W] (decoding needs no engine: the service does it on its main thread). */
-export async function prepareImage(input: ImageInput, format: InputFormat): Promise<Float32Array> {
-  return (await loadImage(input, { size: format.size, normalization: format.normalization })).data;
 }
 
 export interface LocalizerOptions {

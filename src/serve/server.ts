@@ -12,7 +12,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp, { type Metadata } from 'sharp';
 import { openIndex, type OpenedIndex } from './index-store.ts';
-import { inputFormatOf, prepareImage } from './localizer.ts';
+import { inputFormatOf, prepareImage } from './input.ts';
 import { estimatePosition, type Match } from './estimate.ts';
 import { Inference, type InferenceOptions } from './inference.ts';
 import { loadEvaluation, evaluationImage, type Evaluation } from './eval-explorer.ts';

@@ -7,7 +7,7 @@ import * as torch from '../../src/torch/index.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
 import { recallAtRadii } from '../../src/eval/recall.ts';
-import { readNpy } from '../../src/eval/extract.ts';
+import { readNpy } from '../../src/data/npy.ts';
 import { TEST_METHODS } from '../../src/eval/test-methods.ts';
 import { CSV_COLUMNS } from '../../src/eval/predictions.ts';
 import { MeanColourModel, tinyDataset } from './helpers.ts';

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as torch from '../../src/torch/index.ts';
-import { extractDescriptors, writeNpy, writeNpyChunks, readNpy, readNpyInt32, npyHeader, saveDescriptors, loadDescriptors } from '../../src/eval/extract.ts';
+import { extractDescriptors, saveDescriptors, loadDescriptors } from '../../src/eval/extract.ts';
+import { writeNpy, writeNpyChunks, readNpy, readNpyInt32, npyHeader } from '../../src/data/npy.ts';
 import type { Float32HostTensor } from '../../src/data/image.ts';
 import { MeanColourModel } from './helpers.ts';
 

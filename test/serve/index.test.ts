@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as torch from '../../src/torch/index.ts';
 import { modelFromRun } from '../../src/models/assemble.ts';
 import { loadImage } from '../../src/data/image.ts';
-import { readNpy } from '../../src/eval/extract.ts';
+import { readNpy } from '../../src/data/npy.ts';
 import { buildIndex, addToIndex } from '../../src/serve/build.ts';
 import { openIndex, IndexError } from '../../src/serve/index-store.ts';
 import { Localizer } from '../../src/serve/localizer.ts';

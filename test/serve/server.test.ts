@@ -157,3 +157,12 @@ test('load: a few hundred concurrent localizations on loopback, no errors, memor
   assert.ok(h.served >= 401 && h.failed === 0);
   assert.ok(h.batches < h.served, `requests were batched: ${h.batches} batches for ${h.served}`);
 });
+
+test('the main thread never loads the engine: importing the server loads no libtorch, importing the localizer does', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const enginesLoadedBy = (module: string): string[] => JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    `await import(${JSON.stringify(join(import.meta.dirname, '../../src/serve', module))});
+     console.log(JSON.stringify(process.report.getReport().sharedObjects.filter((l) => /torch/.test(l))));`], { encoding: 'utf8' }));
+  assert.deepEqual(enginesLoadedBy('server.ts'), []);
+  assert.ok(enginesLoadedBy('localizer.ts').some((l) => /vgl_torch\.node$/.test(l)), 'the check sees the engine where it is loaded');
+});

@@ -125,6 +125,49 @@ test('autocast: weights updated between scopes are seen (the cast cache ends wit
   });
 });
 
+test('keepFloat32: under autocast the kept module computes in fp32 on its widened input (the fp32 result), its neighbours in bf16; gradients reach its weights; its folded weights stay fp32', () => {
+  torch.manualSeed(5);
+  const first = new nn.Conv2d(3, 8, 3, { padding: 1 });
+  const kept = new nn.Sequential(new nn.Conv2d(8, 8, 1), new nn.BatchNorm2d(8), new nn.ReLU6());
+  const last = new nn.Conv2d(8, 4, 1);
+  const net = new nn.Sequential(first, kept, last);
+  assert.equal(nn.keepFloat32(kept), kept);
+  assert.deepEqual(net.layers.map((m) => m.keepsFloat32), [false, true, false]);
+  assert.ok(kept.layers.every((m) => m.keepsFloat32), 'the modules inside are marked too');
+  const x = torch.keep(torch.randn([2, 3, 6, 6]));
+  torch.tidy(() => {
+    const [a, b, c] = torch.autocast('bfloat16', () => {
+      const a = first.forward(x);
+      const b = kept.forward(a);
+      return [a, b, last.forward(b)];
+    });
+    assert.deepEqual([a.dtype, b.dtype, c.dtype], ['bfloat16', 'float32', 'bfloat16']);
+    assert.ok(b.equal(kept.forward(a.float())), "its output is its fp32 forward on the widened input");
+    assert.equal(torch.autocastState().enabled, false);
+    // Outside autocast nothing changes: fp32 throughout.
+    assert.equal(kept.forward(first.forward(x)).dtype, 'float32');
+  });
+  torch.tidy(() => {
+    const gradOf = (run: () => torch.Tensor) => {
+      net.zeroGrad();
+      run().float().pow(2).sum().backward();
+      return (kept.layers[0] as nn.Conv2d).weight.grad!.clone();
+    };
+    const want = gradOf(() => net.forward(x));
+    const got = gradOf(() => torch.autocast('bfloat16', () => net.forward(x)));
+    assert.equal(got.dtype, 'float32');
+    assert.ok(got.abs().amax().item() > 0, 'a gradient reached the kept module');
+    assert.ok(relativeError(got, want) < 16 * BF16_EPS, `its gradient is the fp32 one up to the neighbours' bf16 (${relativeError(got, want)})`);
+    net.zeroGrad();
+  });
+  net.eval();
+  const unfold = nn.foldForInference([[first, null], [kept.layers[0] as nn.Conv2d, kept.layers[1] as nn.BatchNorm2d], [last, null]], true, 'bfloat16');
+  assert.deepEqual([first, kept.layers[0] as nn.Conv2d, last].map((conv) => conv.inference?.weight.dtype), ['bfloat16', 'float32', 'bfloat16']);
+  unfold();
+  x.dispose();
+  net.dispose();
+});
+
 test('Module.to("bfloat16") casts floating parameters and buffers, not integer counters', () => {
   torch.tidy(() => {
     const bn = new nn.BatchNorm2d(4);

@@ -7,6 +7,8 @@ import { SCALAR_TYPE, isFloatingPoint, type DType } from '../dtype.ts';
 
 export abstract class Module {
   training = true;
+  /** Computes in fp32 under autocast, itself or as part of an enclosing module (keepFloat32 in float32.ts). */
+  keepsFloat32 = false;
   readonly #params = new Map<string, Tensor | null>();
   readonly #buffers = new Map<string, Tensor | null>();
   readonly #modules = new Map<string, Module>();

@@ -417,3 +417,38 @@ export async function readRecords(runs: readonly { folder: string }[]): Promise<
   }
   return out;
 }
+
+/** How long the runs not done yet should take, at the pace of the finished ones. */
+export interface RemainingEstimate {
+  minutes: number;
+  /** Runs with no finished run of their kind to go by (not in `minutes`). */
+  unknown: number;
+  /** The highest load the finished runs recorded (their pace depends on it), when they recorded it. */
+  highestLoad?: number;
+}
+
+/**
+ * Each unfinished run costs what the finished runs of the same variant and kind took on average (wall
+ * time), or else those of its kind in the plan: a trained run its training and evaluation, a reused or
+ * untrained one its evaluation (plus its source's training when the source is not done either).
+ */
+export function estimateRemaining(runs: readonly PlannedRun[], done: ReadonlyMap<PlannedRun, RunRecord>): RemainingEstimate {
+  const kindOf = (r: PlannedRun) => (r.untrained ? 'untrained' : r.source ? 'reused' : 'trained');
+  const costOf = (r: RunRecord) => (r.trainedBy ? 0 : r.wallMs.train) + r.wallMs.evaluate;
+  const mean = (xs: number[]) => (xs.length === 0 ? undefined : xs.reduce((a, b) => a + b, 0) / xs.length);
+  const finished = runs.filter((r) => done.has(r));
+  const paceOf = (r: PlannedRun): number | undefined => mean(finished.filter((f) => kindOf(f) === kindOf(r) && f.variant === r.variant).map((f) => costOf(done.get(f)!)))
+    ?? mean(finished.filter((f) => kindOf(f) === kindOf(r)).map((f) => costOf(done.get(f)!)));
+  const trainedPace = mean(finished.filter((f) => kindOf(f) === 'trained').map((f) => done.get(f)!.wallMs.train));
+  let ms = 0;
+  let unknown = 0;
+  for (const r of runs) {
+    if (done.has(r)) continue;
+    let pace = paceOf(r);
+    if (pace !== undefined && r.source && !existsSync(join(r.source.run.folder, RUN_RECORD))) pace = trainedPace === undefined ? undefined : pace + trainedPace;
+    if (pace === undefined) unknown++;
+    else ms += pace;
+  }
+  const loads = finished.map((f) => done.get(f)!.load).filter((l) => l !== undefined).map((l) => Math.max(l!.train, l!.evaluate));
+  return { minutes: ms / 60_000, unknown, ...(loads.length > 0 ? { highestLoad: Math.max(...loads) } : {}) };
+}

@@ -10,12 +10,12 @@ import YAML from 'yaml';
 import { generateCity } from '../../src/data/synth/generate.ts';
 import { recallsFromRanks } from '../../src/eval/recall.ts';
 import { meanStd } from '../../src/eval/stats.ts';
-import { readPlan, expandPlan, comparisonsOf } from '../../src/experiments/plan.ts';
+import { readPlan, expandPlan, comparisonsOf, type PlannedRun } from '../../src/experiments/plan.ts';
 import * as torch from '../../src/torch/index.ts';
 import { modelFromSpec } from '../../src/models/assemble.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
-import { runExperiment, runState, staleChanges, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
+import { runExperiment, runState, staleChanges, estimateRemaining, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
 import { experimentTable, tableMarkdown, tableCsv } from '../../src/experiments/table.ts';
 
 let root = '';
@@ -211,4 +211,21 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   assert.deepEqual(start.tests[0]!.recalls, direct.recalls);
   assert.equal(table.cells.find((c) => c.variant === 'trained-gem' && c.test === 'tiny#pca8')!.descriptor?.dim, 8);
   assert.match(tableMarkdown(table), /- trained-netvlad \(64-d, 256 bytes per image\): exact search ms per query by database size 50: [\d.]+, 400: [\d.]+/);
+});
+
+test('the time left: each unfinished run at the pace of finished runs of its variant and kind, else of its kind', () => {
+  const run = (variant: string, seed: number, kind: 'trained' | 'reused' | 'untrained') => ({
+    id: `${variant}/seed-${seed}`, variant, seed, folder: join(root, 'nowhere', variant, `seed-${seed}`), options: {}, config: {},
+    ...(kind === 'untrained' ? { untrained: true } : {}),
+    ...(kind === 'reused' ? { source: { run: { folder: join(root, 'nowhere', 'source', `seed-${seed}`) } } } : {}),
+  }) as unknown as PlannedRun;
+  const record = (train: number, evaluate: number, load: number, trainedBy?: string) =>
+    ({ wallMs: { train, evaluate }, load: { train: load, evaluate: load }, ...(trainedBy ? { trainedBy } : {}) }) as unknown as RunRecord;
+  const runs = [run('a', 0, 'trained'), run('a', 1, 'trained'), run('b', 0, 'trained'), run('u', 0, 'untrained'), run('r', 0, 'reused'), run('r', 1, 'reused')];
+  const done = new Map([[runs[0]!, record(60_000, 30_000, 1.5)], [runs[4]!, record(99_999, 20_000, 3.25, 'src/r/seed-0')]]);
+  const left = estimateRemaining(runs, done);
+  // a/1: a's 90 s; b/0: the trained kind's 90 s; r/1: r's evaluation 20 s + a training (its source is not done) 60 s; u/0: no untrained run finished.
+  assert.ok(Math.abs(left.minutes - (90 + 90 + 80) / 60) < 1e-9, String(left.minutes));
+  assert.equal(left.unknown, 1);
+  assert.equal(left.highestLoad, 3.25);
 });

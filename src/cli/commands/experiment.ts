@@ -1,6 +1,8 @@
 // `vgl experiment run|status|table`: a plan's runs in sequence (resumable), where they stand, and
 // their statistics (src/experiments/).
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RunRecord } from '../../experiments/runner.ts';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags } from '../flags.ts';
@@ -30,7 +32,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'experiment folder (default runs/experiments/<plan name>)')
     .action(async (planPath: string, raw: { out?: string }) => {
       const { readPlan, expandPlan } = await import('../../experiments/plan.ts');
-      const { runState, staleChanges } = await import('../../experiments/runner.ts');
+      const { runState, staleChanges, estimateRemaining, RUN_RECORD } = await import('../../experiments/runner.ts');
       const plan = readPlan(planPath);
       const runs = expandPlan(plan, raw.out ?? defaultDir(plan), { planFile: planPath });
       const states = runs.map((r) => runState(r));
@@ -38,7 +40,15 @@ export function register(program: Command): void {
         const stale = states[i] === 'stale' ? ` — ${staleChanges(r).join('; ')}` : '';
         console.log(`${states[i]!.padEnd(8)} ${r.id}${r.source ? ` (model of ${r.source.plan.name}/${r.source.run.id})` : ''}${stale}`);
       }
-      console.log(`${states.filter((s) => s === 'done').length} of ${runs.length} runs done`);
+      const done = new Map(runs.filter((_, i) => states[i] === 'done')
+        .map((r) => [r, JSON.parse(readFileSync(join(r.folder, RUN_RECORD), 'utf8')) as RunRecord] as const));
+      console.log(`${done.size} of ${runs.length} runs done`);
+      if (done.size < runs.length) {
+        const left = estimateRemaining(runs, done);
+        const load = left.highestLoad === undefined ? '' : `; the finished runs saw loads up to ${left.highestLoad.toFixed(1)}`;
+        if (left.unknown === runs.length - done.size) console.log('no time estimate yet: no run of these kinds has finished');
+        else console.log(`about ${Math.ceil(left.minutes)} min left at the finished runs' pace${left.unknown > 0 ? `, and ${left.unknown} run(s) of a kind not run yet` : ''}${load}`);
+      }
     });
   cmd.command('table <dir>')
     .description('recall@N per variant and test set: mean ± std over seeds, n queries, paired bootstrap against each variant\'s comparison (default the first variant)')

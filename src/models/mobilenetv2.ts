@@ -55,13 +55,16 @@ export class ConvBNReLU6 extends nn.Sequential {
 export class InvertedResidual extends nn.Module {
   readonly conv: nn.Sequential;
   readonly useResidual: boolean;
+  /** The depthwise 3x3 ConvBNReLU6 (conv.1, or conv.0 without expansion). */
+  readonly depthwise: ConvBNReLU6;
   constructor(readonly cin: number, readonly cout: number, readonly stride: 1 | 2, readonly expansion: number) {
     super();
     const hidden = cin * expansion;
     const layers: nn.Module[] = [];
     if (expansion !== 1) layers.push(new ConvBNReLU6(cin, hidden, 1));
+    this.depthwise = new ConvBNReLU6(hidden, hidden, 3, stride, hidden);
     layers.push(
-      new ConvBNReLU6(hidden, hidden, 3, stride, hidden), // depthwise
+      this.depthwise,
       new KerasConv2d(hidden, cout, 1, 1), // project (linear bottleneck: no activation)
       new nn.BatchNorm2d(cout, KERAS_BN),
     );
@@ -80,6 +83,19 @@ export interface MobileNetV2Options {
   /** Width multiplier alpha (Keras `alpha`); the shipped ImageNet weights are 0.35. */
   widthMultiplier?: number;
 }
+
+/**
+ * The precision policy (float32Modules): the blocks (features index) whose 1x1 convolutions compute in
+ * bf16 under autocast — only Conv_1 (features.18: 320α → 1280 channels, the largest matrix product,
+ * 10% of the multiply-adds); the stem and blocks 1-17 compute in fp32. Measured on Gardens Point
+ * photos (ImageNet weights and the demo's trained GeM and NetVLAD models, 120x160 and 240x320): all in
+ * bf16, MobileNetV2-0.35's descriptors are 9-15% off fp32. Its first blocks amplify rounding (the stem's
+ * output rounded to bf16 alone moves the descriptors 1.8%); each convolution alone in bf16 moves them
+ * 0.3-7% (block 1's most; rounding the folded weights is most of it), and these add up: the 7 least
+ * sensitive 1x1 convolutions together (blocks 8-10 and Conv_1) are 0.7-1.1% off and still move recall
+ * by up to 3 queries of 300; Conv_1 alone 0.3-0.45%, recall within one query of 300.
+ */
+export const MOBILENETV2_BF16_BLOCKS: readonly number[] = [18];
 
 /** The last block (features index) frozen by `freezeReference`: block_12 = features.13. */
 export const MOBILENETV2_LAST_FROZEN = 13;
@@ -130,6 +146,14 @@ export class MobileNetV2 extends nn.Module implements Backbone {
   /** features.0..features.13 (stem, expanded_conv, block_1..block_12) frozen; block_13+ and Conv_1 train. */
   freezeReference(): void {
     freezeModules(this.features.layers.slice(0, MOBILENETV2_LAST_FROZEN + 1));
+  }
+
+  /** Its precision policy (types.ts): all but the 1x1 convolutions of MOBILENETV2_BF16_BLOCKS compute in fp32 under autocast. */
+  float32Modules(): nn.Module[] {
+    return this.features.layers.flatMap((block, i) => {
+      if (!MOBILENETV2_BF16_BLOCKS.includes(i)) return [block];
+      return block instanceof InvertedResidual ? [block.depthwise] : [];
+    });
   }
 
   /** Every convolution with the BatchNorm that follows it (for folding at inference). */

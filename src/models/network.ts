@@ -130,6 +130,7 @@ export class GeoLocalizationNet extends nn.Module {
       if (set.length > 0) throw new Error(`${set.join(', ')}: for transformer backbones (${transformers}), not ${config.backbone}`);
     }
     this.backbone = this.module('backbone', entry.create(config));
+    for (const m of this.backbone.float32Modules?.() ?? []) nn.keepFloat32(m);
     this.aggregation = this.module('aggregation', head(this.backbone.outChannels, config.head ?? {}));
   }
   get dim(): number {
@@ -140,7 +141,8 @@ export class GeoLocalizationNet extends nn.Module {
   }
   /**
    * Images [B, 3, H, W] → descriptors [B, D] (unit length, except shallow heads under --l2 before_pool / none).
-   * Under bf16 autocast the backbone computes in bf16; the head always in fp32 (aggregate).
+   * Under bf16 autocast the backbone computes in bf16 (but for the modules its precision policy keeps
+   * in fp32, float32Modules); the head always in fp32 (aggregate).
    */
   forward(images: Tensor): Tensor {
     return tidy(() => this.aggregate(this.backbone.forward(images)));
@@ -182,9 +184,10 @@ export class GeoLocalizationNet extends nn.Module {
   /**
    * Runs fn with the fastest inference path: eval mode, inference mode, BatchNorm folded into the
    * convolutions and channels-last inputs; with precision 'bf16', folded weights in bf16 and the
-   * backbone under bf16 autocast (the head in fp32, as in forward()). The given forward returns fp32
-   * descriptors, those of forward() up to the precision. The trained weights are untouched; the
-   * previous train/eval mode is restored afterwards.
+   * backbone under bf16 autocast (the modules its precision policy keeps in fp32 with fp32 weights, the
+   * head in fp32, as in forward()). The given forward returns fp32 descriptors, those of forward() up
+   * to the precision. The trained weights are untouched; the previous train/eval mode is restored
+   * afterwards.
    */
   async fastInference<T>(fn: (forward: (images: Tensor) => Tensor) => T | Promise<T>, options: { precision?: Precision } = {}): Promise<T> {
     const precision = options.precision ?? 'fp32';

@@ -18,6 +18,12 @@ export interface Backbone extends nn.Module {
   readonly inputNormalization: Exclude<Normalization, 'unit'>;
   /** Convolutions and their BatchNorms, for folding at inference (optional). */
   convBnPairs?(): nn.ConvBn[];
+  /**
+   * Its precision policy: the modules that compute in fp32 under bf16 autocast, their inputs widened
+   * (the network applies nn.keepFloat32 to each). Absent: every module autocasts (ResNet, VGG, the
+   * transformers).
+   */
+  float32Modules?(): nn.Module[];
 }
 
 export interface AggregationHead extends nn.Module {

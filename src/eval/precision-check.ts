@@ -1,10 +1,10 @@
 // Whether bf16 keeps a network's descriptors, measured before a run relies on it. bf16 autocast is
 // as exact as fp32 for some backbones and not for others: on the Gardens Point night photos ImageNet
 // ResNet-50 + GeM descriptors come out 0.7% off fp32 in bf16 (recall unchanged), the demo's
-// MobileNetV2-0.35 + GeM 12% off (top-1 changed for 17 of 52 queries, R@1 −7.7). Its first blocks do
-// most of it: their depthwise and projection convolutions subtract large BatchNorm means from small
-// outputs, where bf16's 8 significant bits show. So the precision a run asks for is checked on a few
-// of its own images: the same images described in fp32 and in bf16, the descriptors compared.
+// MobileNetV2-0.35 + GeM 12% off when all of it runs in bf16 (top-1 changed for 17 of 52 queries,
+// R@1 −7.7); its precision policy (src/models/mobilenetv2.ts: all but its last convolution in fp32)
+// brings that to 0.3-0.45%. So the precision a run asks for is checked on a few of its own images: the
+// same images described in fp32 and in bf16 (with the network's policy), the descriptors compared.
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';

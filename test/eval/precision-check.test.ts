@@ -1,6 +1,7 @@
-// The bf16 descriptor check: its error is the one between the two precisions' descriptors; the real
-// ImageNet MobileNetV2-0.35 on real night photos fails it (what made 'auto' check at all), and 'auto'
-// then runs fp32 while an explicit 'bf16' runs bf16 with a warning.
+// The bf16 descriptor check: its error is the one between the two precisions' descriptors. The real
+// ImageNet MobileNetV2-0.35 on real night photos failed it when all of it ran in bf16 (10-15% off: what
+// made 'auto' check at all); with its precision policy it is within 1% and 'auto' runs bf16. Where the
+// check fails (here under a tighter limit) 'auto' runs fp32, an explicit 'bf16' bf16 with a warning.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -21,7 +22,7 @@ test('spreadSample: evenly spread picks, all when there are fewer', () => {
   assert.deepEqual(spreadSample([], 3), []);
 });
 
-test('bf16 check on the real MobileNetV2-0.35 and night photos: the error is that of the two precisions\' descriptors, above the limit; auto → fp32, bf16 → bf16 with a warning', async () => {
+test('bf16 check on the real MobileNetV2-0.35 and night photos: the error is that of the two precisions\' descriptors, within the limit with the precision policy; auto → bf16; failing a limit, auto → fp32, bf16 → bf16 with a warning', async () => {
   const net = buildNetwork({ backbone: 'mobilenetv2', aggregation: 'gem' });
   await net.loadPretrained(MOBILENETV2_035_WEIGHTS_DIR);
   try {
@@ -43,21 +44,23 @@ test('bf16 check on the real MobileNetV2-0.35 and night photos: the error is tha
     const mean = errors.reduce((s, e) => s + e, 0) / 8;
     assert.ok(Math.abs(check.meanError - mean) < 1e-6, `${check.meanError} vs ${mean}`);
     assert.ok(Math.abs(check.maxError - Math.max(...errors)) < 1e-6);
-    assert.ok(check.meanError > BF16_MAX_DESCRIPTOR_ERROR && !check.passed, `MobileNetV2's bf16 error ${check.meanError}`);
+    // Measured 0.36% (all in bf16: 10%); the aim is 1%, the limit 2%.
+    assert.ok(check.meanError < 0.01 && check.passed, `MobileNetV2's bf16 error ${check.meanError}`);
+    assert.ok(BF16_MAX_DESCRIPTOR_ERROR === 0.02);
 
     const saved = process.env.VGL_BF16;
     process.env.VGL_BF16 = '1'; // as on a machine with bf16 units, whatever this one has
     try {
       const auto = await choosePrecision('auto', net, photos, size, 'cpu');
-      assert.deepEqual([auto.precision, auto.searchPrecision, auto.check?.passed], ['fp32', 'bf16', false]);
-      assert.match(auto.reason, /^auto: VGL_BF16=1 treats bf16 as available, but its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 2\.0%\): fp32 keeps its recall$/);
-      const asked = await choosePrecision('bf16', net, photos, size, 'cpu');
+      assert.deepEqual([auto.precision, auto.searchPrecision, auto.check?.passed], ['bf16', 'bf16', true]);
+      assert.match(auto.reason, /^auto: VGL_BF16=1 treats bf16 as available; its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 2\.0%\)$/);
+      // A limit the error is over (0.1%): auto falls back to fp32, an explicit bf16 runs with a warning.
+      const strict = await choosePrecision('auto', net, photos, size, 'cpu', 0.001);
+      assert.deepEqual([strict.precision, strict.searchPrecision, strict.check?.passed], ['fp32', 'bf16', false]);
+      assert.match(strict.reason, /^auto: VGL_BF16=1 treats bf16 as available, but its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 0\.1%\): fp32 keeps its recall$/);
+      const asked = await choosePrecision('bf16', net, photos, size, 'cpu', 0.001);
       assert.equal(asked.precision, 'bf16');
       assert.match(asked.reason, /warning: its bf16 descriptors are .* recall may differ from fp32 \(auto would run fp32\)/);
-      // A limit the error is under passes: bf16 runs, the reason says by how much.
-      const loose = await choosePrecision('auto', net, photos, size, 'cpu', 0.5);
-      assert.equal(loose.precision, 'bf16');
-      assert.match(loose.reason, /; its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 50\.0%\)$/);
       // No bf16 units: fp32, no check run.
       process.env.VGL_BF16 = '0';
       const none = await choosePrecision('auto', net, photos, size, 'cpu');

@@ -21,6 +21,26 @@ export interface HnswOptions {
 
 export const HNSW_DEFAULTS = { connectivity: 16, expansionAdd: 64, expansionSearch: 64 } as const;
 
+/** The search widths an index build tries, doubling from the first, when it picks one for a target recall. */
+export const EXPANSION_SEARCH_LADDER = { first: 16, last: 4096 } as const;
+
+/**
+ * The smallest search width on the doubling ladder whose measured recall@1 (against exact search)
+ * reaches `target`, or the ladder's last when none does; with every width tried and its recall. A
+ * graph's recall at a width depends on its size and data (measured here: ef 64 finds the exact first
+ * neighbour for 99.5% of queries at 100k synthetic descriptors, 58.6% at 1M), so it is measured.
+ */
+export function chooseExpansionSearch(measure: (ef: number) => number, target: number,
+  ladder: { first: number; last: number } = EXPANSION_SEARCH_LADDER): { ef: number; reached: boolean; tried: { ef: number; recallAt1: number }[] } {
+  if (!(target > 0 && target <= 1)) throw new Error(`target recall must be in (0, 1], got ${target}`);
+  const tried: { ef: number; recallAt1: number }[] = [];
+  for (let ef = ladder.first; ; ef = Math.min(2 * ef, ladder.last)) {
+    const recallAt1 = measure(ef);
+    tried.push({ ef, recallAt1 });
+    if (recallAt1 >= target || ef >= ladder.last) return { ef, reached: recallAt1 >= target, tried };
+  }
+}
+
 /**
  * An HNSW graph over row-major [count, dim] vectors, keyed by row. i8 storage quantizes each vector to
  * [-127, 127] for unit vectors only, so it is searched by cosine; f32 and f16 by squared L2.

@@ -21,7 +21,7 @@ import {
   INDEX_FILES, INDEX_FORMAT, INDEX_VERSION, openIndex, writeIndexFiles, indexPositions,
   type IndexImage, type IndexMeta, type IndexSearch, type ModelReference, type Quantization,
 } from './index-store.ts';
-import { HnswIndex, HNSW_DEFAULTS, allUnitRows, candidatesFor, neighbourRecall, rerank, type RankedRows } from '../eval/approximate.ts';
+import { HnswIndex, HNSW_DEFAULTS, allUnitRows, candidatesFor, chooseExpansionSearch, neighbourRecall, rerank, type RankedRows } from '../eval/approximate.ts';
 import { modelOfReference } from './localizer.ts';
 import { inputFormatOf } from './input.ts';
 
@@ -37,7 +37,10 @@ export interface BuildIndexRequest extends ModelRequest {
   approximate?: Quantization;
   connectivity?: number;
   expansionAdd?: number;
+  /** HNSW search width; when unset, the smallest width whose recall@1 reaches targetRecall on the split's queries. */
   expansionSearch?: number;
+  /** Recall@1 against exact search the chosen search width must reach (default 0.99). */
+  targetRecall?: number;
   inferBatchSize?: number;
   progress?: boolean;
   /** Replace an existing index folder. */
@@ -116,15 +119,29 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
         const tGraph = performance.now();
         const hnsw = new HnswIndex(net.dim, options);
         hnsw.add(databaseHost, 0);
-        hnsw.save(join(out, INDEX_FILES.hnsw));
+        const graphFile = join(out, INDEX_FILES.hnsw);
+        hnsw.save(graphFile);
         graphMs = performance.now() - tGraph;
-        log(`HNSW graph (${options.quantization}, M ${options.connectivity}, ef ${options.expansionAdd}/${options.expansionSearch}) over ${hnsw.size} descriptors in ${(graphMs / 1000).toFixed(1)} s`);
+        log(`HNSW graph (${options.quantization}, M ${options.connectivity}, ef ${options.expansionAdd} while building) over ${hnsw.size} descriptors in ${(graphMs / 1000).toFixed(1)} s`);
         let recall: Extract<IndexSearch, { kind: 'hnsw' }>['recall'];
         if (queries !== null && queriesHost !== null) {
           const k = Math.min(10, images.length);
           const exact: RankedRows = searchExact(database, queries, { k });
           const c = Math.min(candidatesFor(k), images.length);
-          const approx = rerank(databaseHost, net.dim, queriesHost, hnsw.candidates(queriesHost, c), c, k);
+          // The same graph searched at width ef (a search-time setting: reloaded with it).
+          const approximateAt = (ef: number) => rerank(databaseHost, net.dim, queriesHost,
+            (ef === options.expansionSearch ? hnsw : HnswIndex.load(graphFile, net.dim, { ...options, expansionSearch: ef })).candidates(queriesHost, c), c, k);
+          let tuning: { targetRecallAt1: number; reached: boolean; tried: { ef: number; recallAt1: number }[] } | undefined;
+          if (r.expansionSearch === undefined) {
+            const target = r.targetRecall ?? 0.99;
+            const chosen = chooseExpansionSearch((ef) => neighbourRecall(exact, approximateAt(ef)).recallAt1, target);
+            tuning = { targetRecallAt1: target, reached: chosen.reached, tried: chosen.tried };
+            options.expansionSearch = chosen.ef;
+            log(`search width: ${chosen.tried.map((t) => `ef ${t.ef} → recall@1 ${(100 * t.recallAt1).toFixed(1)}%`).join(', ')}; ` +
+              (chosen.reached ? `ef ${chosen.ef} reaches ${(100 * target).toFixed(1)}%` : `WARNING: no width up to ${chosen.ef} reaches ${(100 * target).toFixed(1)}%; ` +
+                'build a denser graph (--connectivity, --expansion-add) or search exactly'));
+          }
+          const approx = approximateAt(options.expansionSearch);
           const agreement = neighbourRecall(exact, approx);
           const ns = [1, 10].filter((n) => n <= k);
           const positions = indexPositions(images);
@@ -132,6 +149,7 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
           recall = {
             queries: exact.count, ...agreement,
             placeRecall: { radiusMetres: 25, exact: place(exact), approximate: place(approx) },
+            ...(tuning ? { tuning } : {}),
           };
         } else {
           recall = { queries: 0, recallAt1: NaN, recallAt10: NaN, note: `${dataset.name}/${dataset.split} has no queries: the approximate search was not measured` };

@@ -27,6 +27,8 @@ const ApproximateRecallSchema = z.object({
   recallAt10: z.number(),
   /** Place recall@1/10 (percent, at radiusMetres) with exact and with approximate search. */
   placeRecall: z.object({ radiusMetres: z.number(), exact: z.record(z.string(), z.number()), approximate: z.record(z.string(), z.number()) }).optional(),
+  /** A search width chosen at build time: the recall@1 it had to reach, and each width tried with its recall@1. */
+  tuning: z.object({ targetRecallAt1: z.number(), reached: z.boolean(), tried: z.array(z.object({ ef: z.number(), recallAt1: z.number() })) }).optional(),
   note: z.string().optional(),
 });
 

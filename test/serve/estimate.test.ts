@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { estimatePosition } from '../../src/serve/estimate.ts';
-import { rerank, neighbourRecall, allUnitRows, HnswIndex } from '../../src/eval/approximate.ts';
+import { rerank, neighbourRecall, allUnitRows, HnswIndex, chooseExpansionSearch } from '../../src/eval/approximate.ts';
 import { benchIndex, indexBenchTable, placeRecall } from '../../src/bench/index.ts';
 
 test('estimatePosition: the agreeing matches vote, weighted by 1/(d² + ε); the confidence is their share', () => {
@@ -89,4 +89,17 @@ test('place recall counts a first match (any of the first 10) of the query\'s pl
   const databasePlaces = Int32Array.of(7, 7, 8, 9, 5);
   const r = placeRecall(found, databasePlaces, Int32Array.of(5, 8, 7));
   assert.deepEqual(r, { placeAt1: 1 / 3, placeAt10: 2 / 3 });
+});
+
+test('the search width: the smallest doubling that reaches the target recall@1, else the widest, every width tried recorded', () => {
+  const measured = new Map([[16, 0.5], [32, 0.8], [64, 0.995], [128, 1]]);
+  const seen: number[] = [];
+  const measure = (ef: number) => { seen.push(ef); return measured.get(ef) ?? 1; };
+  assert.deepEqual(chooseExpansionSearch(measure, 0.99), { ef: 64, reached: true, tried: [{ ef: 16, recallAt1: 0.5 }, { ef: 32, recallAt1: 0.8 }, { ef: 64, recallAt1: 0.995 }] });
+  assert.deepEqual(seen, [16, 32, 64], 'no width measured beyond the one chosen');
+  // Out of reach: the ladder's last width (capped, not doubled past it), marked as not reached.
+  const short = chooseExpansionSearch(() => 0.9, 0.99, { first: 16, last: 100 });
+  assert.deepEqual(short.tried.map((t) => t.ef), [16, 32, 64, 100]);
+  assert.deepEqual([short.ef, short.reached], [100, false]);
+  assert.throws(() => chooseExpansionSearch(measure, 1.5), /target recall must be in \(0, 1\], got 1.5/);
 });

@@ -84,6 +84,9 @@ test('index build --approximate: an HNSW graph whose recall against exact search
   assert.equal(r.recallAt1, 1);
   assert.equal(r.recallAt10, 1);
   assert.deepEqual(r.placeRecall!.approximate, r.placeRecall!.exact);
+  // No --expansion-search: the first width of the ladder already finds every exact neighbour here, and is chosen.
+  assert.deepEqual(r.tuning, { targetRecallAt1: 0.99, reached: true, tried: [{ ef: 16, recallAt1: 1 }] });
+  assert.equal(s.meta.search.expansionSearch, 16);
   const meta = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
   assert.equal(meta.search.recall.recallAt10, 1);
   // The approximate localizer answers as the exact one does.

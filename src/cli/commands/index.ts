@@ -16,6 +16,7 @@ export const IndexBuildFlags = z.object({
   connectivity: positiveInt.max(256).optional(),
   expansionAdd: positiveInt.max(4096).optional(),
   expansionSearch: positiveInt.max(4096).optional(),
+  targetRecall: z.coerce.number().gt(0).max(1).optional(),
   inferBatchSize: positiveInt.optional(),
   overwrite: z.boolean().default(false),
   progress: z.boolean().optional(),
@@ -34,7 +35,7 @@ export const IndexAddFlags = z.object({
 export async function runIndexBuild(flags: IndexBuildFlags, log: (s: string) => void = (s) => console.error(s)) {
   refuseNetworkFlagsWithRun(flags);
   if (flags.approximate === undefined) {
-    const hnsw = (['connectivity', 'expansionAdd', 'expansionSearch'] as const).filter((k) => flags[k] !== undefined);
+    const hnsw = (['connectivity', 'expansionAdd', 'expansionSearch', 'targetRecall'] as const).filter((k) => flags[k] !== undefined);
     if (hnsw.length > 0) throw new UsageError(`${hnsw.map(flagName).join(', ')}: HNSW options; add --approximate [f32|f16|i8]`);
   }
   const { buildIndex } = await import('../../serve/build.ts');
@@ -61,7 +62,8 @@ export function register(program: Command): void {
     .option('--approximate [storage]', 'also an HNSW graph (usearch) storing vectors as f32 | f16 | i8 (f16); i8 needs unit-length descriptors')
     .option('--connectivity <m>', `HNSW graph degree (16)`)
     .option('--expansion-add <ef>', 'HNSW candidates while building (64)')
-    .option('--expansion-search <ef>', 'HNSW candidates while searching (64)')
+    .option('--expansion-search <ef>', 'HNSW candidates while searching (default: the smallest of 16, 32, … 4096 reaching --target-recall on the split\'s queries)')
+    .option('--target-recall <r>', 'without --expansion-search: the recall@1 against exact search the chosen width must reach (0.99)')
     .option('--infer-batch-size <n>', 'images per forward pass (default: the run\'s, else 16)')
     .option('--overwrite', 'replace an index already in --out')
     .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
@@ -80,7 +82,8 @@ export function register(program: Command): void {
       if (m.search.kind === 'hnsw' && m.search.recall && m.search.recall.queries > 0) {
         const r = m.search.recall;
         console.log(`approximate vs exact on ${r.queries} queries: recall@1 ${(100 * r.recallAt1).toFixed(1)}%, recall@10 ${(100 * r.recallAt10).toFixed(1)}% (exact neighbours found); ` +
-          `place recall@1 at ${r.placeRecall!.radiusMetres} m ${r.placeRecall!.exact[1].toFixed(1)} (exact) vs ${r.placeRecall!.approximate[1].toFixed(1)} (approximate)`);
+          `place recall@1 at ${r.placeRecall!.radiusMetres} m ${r.placeRecall!.exact[1].toFixed(1)} (exact) vs ${r.placeRecall!.approximate[1].toFixed(1)} (approximate); ` +
+          `search width ${m.search.expansionSearch}${r.tuning ? ` (${r.tuning.reached ? 'the smallest reaching' : 'the widest tried, short of'} recall@1 ${(100 * r.tuning.targetRecallAt1).toFixed(1)}%)` : ''}`);
       }
     });
   index.command('add')

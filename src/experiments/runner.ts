@@ -248,7 +248,7 @@ function endCost(start: CostStart): { wallMs: number; cpuMs: number; load: numbe
   };
 }
 type TrainCost = Pick<RunRecord, 'cpuMs' | 'load'> & { wallMs: { train: number } };
-function trainCost(start: CostStart): { wallMs: { train: number }; cpuMs: { train: number; evaluate: number }; load: { train: number; evaluate: number } } {
+function trainCost(start: CostStart): Required<TrainCost> {
   const c = endCost(start);
   return { wallMs: { train: c.wallMs }, cpuMs: { train: c.cpuMs, evaluate: 0 }, load: { train: c.load, evaluate: 0 } };
 }

@@ -31,7 +31,7 @@ export interface IndexBenchOptions {
   quantizations?: Quantization[];
   connectivity?: number;
   expansionAdd?: number;
-  /** Search widths measured on each graph (default 64 and 256: the same graph reloaded with each). */
+  /** Search widths measured on each graph (default 64, 256 and 1024 — what 1M descriptors need: the same graph reloaded with each). */
   expansionSearch?: number[];
   /** Database images per place (default 10). */
   imagesPerPlace?: number;
@@ -130,7 +130,7 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
   const quantizations = o.quantizations ?? ['i8'];
   const hnsw = {
     connectivity: o.connectivity ?? HNSW_DEFAULTS.connectivity, expansionAdd: o.expansionAdd ?? HNSW_DEFAULTS.expansionAdd,
-    expansionSearch: o.expansionSearch ?? [HNSW_DEFAULTS.expansionSearch, 4 * HNSW_DEFAULTS.expansionSearch], candidates: candidatesFor(k),
+    expansionSearch: o.expansionSearch ?? [64, 256, 1024], candidates: candidatesFor(k),
   };
   const log = o.log ?? ((s: string) => console.error(s));
   const rows: IndexBenchRow[] = [];

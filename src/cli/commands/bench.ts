@@ -195,7 +195,7 @@ export function register(program: Command): void {
     .option('--quantizations <list>', 'HNSW storages to build: f32, f16, i8 (i8)')
     .option('--connectivity <m>', 'HNSW graph degree (16)')
     .option('--expansion-add <ef>', 'HNSW candidates while building (64)')
-    .option('--expansion-search <list>', 'HNSW candidates while searching; each is measured on the same graph (64,256)')
+    .option('--expansion-search <list>', 'HNSW candidates while searching; each is measured on the same graph (64,256,1024)')
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const list = z.string().transform((s, ctx) => {

@@ -106,6 +106,7 @@ variations: setup weights
 precision-study: setup weights
 	node bin/vgl.js demo datasets
 	node bin/vgl.js experiment run experiments/precision.yaml
+	node bin/vgl.js experiment run experiments/precision-mobilenet.yaml
 
 # The brief's report (vgl report): the study above, resumed where it stands, then report/report.pdf
 # (+ report.html, figures/). QUICK=1: the reduced plans of experiments/quick/ (one seed, fewer

@@ -13,7 +13,7 @@ import {
 /** The study's plans, in the report's order, with what each asks (the plans' header comments). */
 export const CATALOGUE: { name: string; title: string; asks: string }[] = [
   { name: 'baselines', title: 'Baselines: GeM and NetVLAD', asks: 'GeM against NetVLAD on the same backbone and recipe, each against its untrained network (ImageNet backbone; NetVLAD\'s clusters from k-means).' },
-  { name: 'ablation-1-lr-optimizer', title: 'Ablation 1: learning rate and optimiser', asks: 'Adam at two learning rates, AdamW at the larger, SGD with momentum at its own scale, for NetVLAD.' },
+  { name: 'ablation-1-lr-optimizer', title: 'Ablation 1: learning rate and optimiser', asks: 'Adam, AdamW and SGD with momentum, each at learning rates of its own scale, for NetVLAD.' },
   { name: 'ablation-2-cross-dataset', title: 'Ablation 2: cross-dataset', asks: 'The baselines trained on one dataset against the same recipe trained on another, each tested on every test set.' },
   { name: 'ablation-3-train-threshold', title: 'Ablation 3: the positives\' radius at training', asks: 'train_positives_dist_threshold (10 m in the reference) changed to smaller and larger radii.' },
   { name: 'ablation-4-val-radius', title: 'Ablation 4: the positives\' radius at test', asks: 'val_positive_dist_threshold (25 m) changed at evaluation only, on the baselines\' trained models.' },

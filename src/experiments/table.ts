@@ -42,7 +42,16 @@ export interface VariantCost {
   cpuMinutes?: { train: number; evaluate: number };
   /** The highest 1-minute load average any of the runs saw, and the threads they ran with. */
   load?: { highest: number; threads: number };
+  /**
+   * The runs' own CPU time over their wall time times their threads (0..1; a reused model's training
+   * is its source's and not counted). A run alone on the machine keeps its threads busy (here 0.8-0.9);
+   * one that shared the CPUs with other work gets a fraction, and its wall times overstate its cost.
+   */
+  cpuUse?: number;
 }
+
+/** Below this CPU use a variant's runs shared the machine (their wall times are not its cost). */
+export const SHARED_CPU_USE = 0.5;
 
 export interface ExperimentTable {
   /** The plan's first variant (what variants are compared with unless they name another). */
@@ -120,6 +129,12 @@ function costOf(variant: string, runs: readonly RunRecord[]): VariantCost {
     trainMinutes: mean((r) => r.wallMs.train / 60_000), evaluateMinutes: mean((r) => r.wallMs.evaluate / 60_000),
   };
   if (runs.every((r) => r.cpuMs)) cost.cpuMinutes = { train: mean((r) => r.cpuMs!.train / 60_000), evaluate: mean((r) => r.cpuMs!.evaluate / 60_000) };
+  if (runs.every((r) => r.cpuMs)) {
+    const own = (r: RunRecord, t: { train: number; evaluate: number }) => (r.trainedBy ? 0 : t.train) + t.evaluate;
+    const cpu = runs.reduce((a, r) => a + own(r, r.cpuMs!), 0);
+    const wall = runs.reduce((a, r) => a + own(r, r.wallMs) * r.machine.threads, 0);
+    if (wall > 0) cost.cpuUse = cpu / wall;
+  }
   if (runs.every((r) => r.load)) {
     cost.load = { highest: Math.max(...runs.map((r) => Math.max(r.load!.train, r.load!.evaluate))), threads: Math.max(...runs.map((r) => r.machine.threads)) };
   }
@@ -160,21 +175,24 @@ export function tableMarkdown(t: ExperimentTable): string {
   }
   parts.push('mean ± std over seeds; * : the paired bootstrap interval over queries (10,000 resamples) excludes 0.', '');
   parts.push('### Cost per variant (mean over seeds)\n');
-  parts.push('| variant | epochs | cache s/epoch | mining s/epoch | training s/epoch | validation s/epoch | training min | evaluation min | CPU min | highest load |');
+  parts.push('| variant | epochs | cache s/epoch | mining s/epoch | training s/epoch | validation s/epoch | training min | evaluation min | CPU min | CPU use |');
   parts.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const c of t.costs) {
     const e = c.perEpochSeconds;
     const phases = (e ? [e.cache, e.mine, e.train, e.validate].map(f1) : ['', '', '', '']).join(' | ');
     const cpu = c.cpuMinutes ? f1(c.cpuMinutes.train + c.cpuMinutes.evaluate) : '';
-    const load = c.load ? `${c.load.highest.toFixed(1)}${c.load.highest > c.load.threads + 0.5 ? ' (shared)' : ''}` : '';
-    parts.push(`| ${c.variant}${c.trainedBy ? ` (models of ${c.trainedBy})` : ''} | ${Number.isNaN(c.epochs) ? '' : f1(c.epochs)} | ${phases} | ${f1(c.trainMinutes)} | ${f1(c.evaluateMinutes)} | ${cpu} | ${load} |`);
+    parts.push(`| ${c.variant}${c.trainedBy ? ` (models of ${c.trainedBy})` : ''} | ${Number.isNaN(c.epochs) ? '' : f1(c.epochs)} | ${phases} | ${f1(c.trainMinutes)} | ${f1(c.evaluateMinutes)} | ${cpu} | ${cpuUseText(c)} |`);
   }
-  if (t.costs.some((c) => c.load)) {
-    parts.push('', 'Minutes are wall time. CPU min: the process\'s CPU time over all its threads. Highest load: the 1-minute load average at the start and end of each phase; '
-      + '(shared) marks a load above the threads the runs used, where other work shared the CPUs and the wall times overstate the cost.');
+  if (t.costs.some((c) => c.cpuUse !== undefined)) {
+    parts.push('', 'Minutes are wall time. CPU min: the process\'s CPU time over all its threads. CPU use: that time over wall time x threads; '
+      + `(shared) below ${100 * SHARED_CPU_USE}%, where other work shared the CPUs and the wall times overstate the cost.`);
   }
   return parts.join('\n');
 }
+
+/** "86%", or "21% (shared)" for runs that shared the machine; empty for records without CPU times. */
+export const cpuUseText = (c: VariantCost): string =>
+  (c.cpuUse === undefined ? '' : `${Math.round(100 * c.cpuUse)}%${c.cpuUse < SHARED_CPU_USE ? ' (shared)' : ''}`);
 
 export function tableCsv(t: ExperimentTable): string {
   const lines = ['test,variant,seeds,queries,dim,bytes,n,recall_mean,recall_std,against,r1_diff,r1_diff_low,r1_diff_high,significant,train_minutes'];

@@ -1,7 +1,7 @@
 // One section per plan found in the experiments folder (baselines, ablations, mining, scalability,
 // variations; any other plan gets the generic section): its table, its plots and what the numbers
 // say. Plans the brief asks for that are not in the folder are listed as missing, never filled in.
-import type { ExperimentTable } from '../experiments/table.ts';
+import { cpuUseText, type ExperimentTable } from '../experiments/table.ts';
 import { b, heading, para, type Block, type FigureBlock, type Inline, type TableBlock } from './doc.ts';
 import * as fig from './figures.ts';
 import type { PlanResult } from './load.ts';
@@ -75,13 +75,13 @@ function costTable(p: PlanResult): TableBlock {
   return {
     kind: 'table', scale: 0.85,
     caption: [`${p.name}: cost per variant, means over seeds (from phasesMs and wallMs of the records; a reused variant's training is its source's). `
-      + 'Highest load: the 1-minute load average the runs saw; "shared" marks runs that shared the CPUs with other work, whose wall times overstate the cost.'],
-    header: ['variant', 'epochs', 'cache s/ep', 'mining s/ep', 'training s/ep', 'validation s/ep', 'training min', 'evaluation min', 'highest load'],
+      + 'CPU use: the runs\' CPU time over wall time x threads; "shared" marks runs that shared the CPUs with other work, whose wall times overstate the cost.'],
+    header: ['variant', 'epochs', 'cache s/ep', 'mining s/ep', 'training s/ep', 'validation s/ep', 'training min', 'evaluation min', 'CPU use'],
     rows: t.costs.map((c) => {
       const e = c.perEpochSeconds;
       return [[c.variant + (c.trainedBy ? ` (${c.trainedBy})` : '')], [Number.isNaN(c.epochs) ? '–' : f1(c.epochs)],
         ...(e ? [e.cache, e.mine, e.train, e.validate].map((x) => [f1(x)]) : [['–'], ['–'], ['–'], ['–']]), [f1(c.trainMinutes)], [f1(c.evaluateMinutes)],
-        [c.load ? `${c.load.highest.toFixed(1)}${c.load.highest > c.load.threads + 0.5 ? ' shared' : ''}` : '–']];
+        [cpuUseText(c) || '–']];
     }),
   };
 }

@@ -16,7 +16,7 @@ import { modelFromSpec } from '../../src/models/assemble.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
 import { runExperiment, runState, staleChanges, estimateRemaining, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
-import { experimentTable, tableMarkdown, tableCsv } from '../../src/experiments/table.ts';
+import { experimentTable, tableMarkdown, tableCsv, cpuUseText } from '../../src/experiments/table.ts';
 
 let root = '';
 before(async () => {
@@ -100,12 +100,16 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
   assert.equal(cost.epochs, 1);
   assert.ok(Math.abs(cost.perEpochSeconds!.cache - (records[0]!.phasesMs.cache + records[1]!.phasesMs.cache) / 2 / 1000) < 1e-9);
   assert.ok(Math.abs(cost.trainMinutes - (records[0]!.wallMs.train + records[1]!.wallMs.train) / 2 / 60_000) < 1e-9);
-  assert.match(md, /\| netvlad \| 1\.0 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+( \(shared\))? \|/);
+  assert.match(md, /\| netvlad \| 1\.0 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+%( \(shared\))? \|/);
   // CPU time and load are recorded per phase: the cost's CPU minutes are the records' mean, its load their highest.
   for (const r of records) assert.ok(r.cpuMs!.train > 0 && r.cpuMs!.evaluate > 0 && r.load!.train >= 0 && r.load!.evaluate >= 0, JSON.stringify(r.cpuMs));
   assert.ok(Math.abs(cost.cpuMinutes!.train - (records[0]!.cpuMs!.train + records[1]!.cpuMs!.train) / 2 / 60_000) < 1e-9);
   assert.equal(cost.load!.highest, Math.max(...records.flatMap((r) => [r.load!.train, r.load!.evaluate])));
   assert.equal(cost.load!.threads, records[0]!.machine.threads);
+  // CPU use: the runs' CPU time over wall time x threads, as the records give them.
+  const cpu = records.reduce((a, r) => a + r.cpuMs!.train + r.cpuMs!.evaluate, 0);
+  const wall = records.reduce((a, r) => a + (r.wallMs.train + r.wallMs.evaluate) * r.machine.threads, 0);
+  assert.ok(Math.abs(cost.cpuUse! - cpu / wall) < 1e-12);
 });
 
 test('a plan edited after its runs finished: the runs trained otherwise are stale and refused, by name and option', () => {
@@ -228,4 +232,11 @@ test('the time left: each unfinished run at the pace of finished runs of its var
   assert.ok(Math.abs(left.minutes - (90 + 90 + 80) / 60) < 1e-9, String(left.minutes));
   assert.equal(left.unknown, 1);
   assert.equal(left.highestLoad, 3.25);
+});
+
+test('CPU use marks variants whose runs shared the machine', () => {
+  const cost = (cpuUse?: number) => ({ variant: 'v', epochs: 1, trainMinutes: 1, evaluateMinutes: 1, ...(cpuUse === undefined ? {} : { cpuUse }) });
+  assert.equal(cpuUseText(cost(0.86)), '86%');
+  assert.equal(cpuUseText(cost(0.21)), '21% (shared)');
+  assert.equal(cpuUseText(cost()), '', 'records from before CPU time was measured');
 });

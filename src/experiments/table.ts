@@ -128,8 +128,8 @@ function costOf(variant: string, runs: readonly RunRecord[]): VariantCost {
     variant, epochs: mean((r) => r.epochs ?? NaN),
     trainMinutes: mean((r) => r.wallMs.train / 60_000), evaluateMinutes: mean((r) => r.wallMs.evaluate / 60_000),
   };
-  if (runs.every((r) => r.cpuMs)) cost.cpuMinutes = { train: mean((r) => r.cpuMs!.train / 60_000), evaluate: mean((r) => r.cpuMs!.evaluate / 60_000) };
   if (runs.every((r) => r.cpuMs)) {
+    cost.cpuMinutes = { train: mean((r) => r.cpuMs!.train / 60_000), evaluate: mean((r) => r.cpuMs!.evaluate / 60_000) };
     const own = (r: RunRecord, t: { train: number; evaluate: number }) => (r.trainedBy ? 0 : t.train) + t.evaluate;
     const cpu = runs.reduce((a, r) => a + own(r, r.cpuMs!), 0);
     const wall = runs.reduce((a, r) => a + own(r, r.wallMs) * r.machine.threads, 0);

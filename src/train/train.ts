@@ -222,7 +222,7 @@ export const RESUMABLE_CHANGES: readonly (keyof TrainConfig)[] = ['epochs', 'pat
  */
 export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConfig, where: string): { applied: string[] } {
   if (saved === undefined) return { applied: [] }; // checkpoints written before configs were stored
-  const { applied, refused } = configChanges(saved, now);
+  const { applied, refused } = configChanges(saved, now, RESUMABLE_CHANGES);
   if (refused.length > 0) {
     throw new Error(`${where}: this run was started with other options; resuming would mix two trainings:\n  ${refused.join('\n  ')}\n` +
       `Rerun with the run's options (see config.json), or use another --output-folder. Only ${RESUMABLE_CHANGES.map(flagName).join(', ')} may change on resume.`);
@@ -230,30 +230,39 @@ export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConf
   return { applied };
 }
 
-/** The differences between two configs as "flag old -> new": those a resume may apply, and the others. */
-function configChanges(saved: TrainConfig, now: TrainConfig): { applied: string[]; refused: string[] } {
+/** The differences between two configs as "flag old -> new": those among `allowed`, and the others. */
+function configChanges(saved: TrainConfig, now: TrainConfig, allowed: readonly (keyof TrainConfig)[]): { applied: string[]; refused: string[] } {
   const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
   const applied: string[] = [];
   const refused: string[] = [];
   for (const key of new Set([...Object.keys(saved), ...Object.keys(now)]) as Set<keyof TrainConfig>) {
     if (JSON.stringify(saved[key]) === JSON.stringify(now[key])) continue;
     const change = `${flagName(key)} ${show(saved[key])} -> ${show(now[key])}`;
-    (RESUMABLE_CHANGES.includes(key) ? applied : refused).push(change);
+    (allowed.includes(key) ? applied : refused).push(change);
   }
   return { applied, refused };
 }
 
+/** Options that do not change the model a finished run trained (how it was read and tested, not what it learnt). */
+const TRAINING_NEUTRAL: readonly (keyof TrainConfig)[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder'];
+
 /**
- * How a finished run's config.json differs from `config` in what it trains (the changes a resume may
- * apply, such as the batch size for inference, do not count): empty when the run is what `config`
- * asks for, or when the folder has no config.json.
+ * How a finished run's config.json differs from `config` in what it trains (more epochs count: the
+ * finished run did not train them; the batch size for inference does not): empty when the run is
+ * what `config` asks for, or when the folder has no config.json.
  */
 export function trainedConfigChanges(folder: string, config: TrainConfig): string[] {
   const file = join(folder, 'config.json');
   if (!existsSync(file)) return [];
-  const parsed = TrainConfigSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  let saved: unknown;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return [`${file} is not readable JSON (${(e as Error).message})`];
+  }
+  const parsed = TrainConfigSchema.safeParse(saved);
   if (!parsed.success) return [`${file} is not a valid run config: ${parsed.error.issues[0]?.message ?? ''}`];
-  return configChanges(withResolvedFlavour(parsed.data), withResolvedFlavour(config)).refused;
+  return configChanges(withResolvedFlavour(parsed.data), withResolvedFlavour(config), TRAINING_NEUTRAL).refused;
 }
 
 /** The first parameter or buffer holding NaN/±inf, or null. A step can break weights (or BatchNorm statistics) with a finite loss. */

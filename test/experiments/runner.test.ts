@@ -115,7 +115,7 @@ test('a plan stopped after two runs resumes to the same table as an uninterrupte
 test('a plan edited after its runs finished: the runs trained otherwise are stale and refused, by name and option', () => {
   const edited = YAML.parse(readFileSync(writePlan(), 'utf8'));
   edited.variants[1].lr = 1e-2; // netvlad now asks another learning rate
-  edited.defaults.infer_batch_size = 16; // a change a resume may apply: not stale
+  edited.defaults.infer_batch_size = 16; // how the model is read, not what it learnt: not stale
   const file = join(root, 'plan-edited.yaml');
   writeFileSync(file, YAML.stringify(edited));
   const dir = join(root, 'exp-straight'); // made by the test above: four finished runs
@@ -123,6 +123,11 @@ test('a plan edited after its runs finished: the runs trained otherwise are stal
   assert.deepEqual(runs.map(runState), ['done', 'done', 'stale', 'stale']);
   assert.deepEqual(staleChanges(runs[2]!), ['--lr 0.001 -> 0.01']);
   assert.deepEqual(staleChanges(runs[0]!), []);
+  // More epochs than a finished run trained: stale too (a resume could extend an unfinished one).
+  const longer = YAML.parse(readFileSync(file, 'utf8'));
+  longer.defaults.epochs_num = 2;
+  writeFileSync(join(root, 'plan-longer.yaml'), YAML.stringify(longer));
+  assert.deepEqual(staleChanges(expandPlan(readPlan(join(root, 'plan-longer.yaml')), dir)[0]!), ['--epochs 1 -> 2']);
   // A variant that now reuses another model (or the untrained network) is stale too.
   const reusing = YAML.parse(readFileSync(file, 'utf8'));
   reusing.variants[0] = { name: 'gem', untrained: true, aggregation: 'gem' };

@@ -69,8 +69,10 @@ export interface IndexBench {
   rows: IndexBenchRow[];
 }
 
-/** Unit rows: `places` centres, each database row near one of them, queries near random database rows' places. */
+/** Descriptors, and the place of each database row and query. */
 interface SyntheticDescriptors { database: Tensor; queries: Tensor; databasePlaces: Int32Array; queryPlaces: Int32Array }
+
+/** Unit rows: `places` centres, each database row near one of them, queries near random database rows' places. */
 function syntheticDescriptors(size: number, dim: number, queries: number, imagesPerPlace: number): SyntheticDescriptors {
   const places = Math.max(1, Math.round(size / imagesPerPlace));
   const databasePlaces = new Int32Array(size);

@@ -181,7 +181,7 @@ export async function benchIndex(o: IndexBenchOptions = {}): Promise<IndexBench>
           const bytes = statSync(file).size;
           // The search width is a search-time setting: the same graph, reloaded with each.
           for (const ef of hnsw.expansionSearch) {
-            const g = ef === options.expansionSearch ? graph : HnswIndex.load(file, dim, { ...options, expansionSearch: ef });
+            const g = ef === options.expansionSearch ? graph : HnswIndex.load(file, dim, { ...options, expansionSearch: ef }, { mapped: true });
             const c = Math.min(hnsw.candidates, size);
             const search = (qs: Float32Array): RankedRows => rerank(databaseHost, dim, qs, g.candidates(qs, c, 1), c, Math.min(k, size));
             const [approx, approxMs] = timed(() => search(queriesHost));

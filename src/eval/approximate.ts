@@ -97,9 +97,15 @@ export class HnswIndex {
   }
 
   /** Loads a graph saved by save(); dim and options must be those it was built with. */
-  static load(path: string, dim: number, options: HnswOptions): HnswIndex {
+  /**
+   * A saved graph, with `options` (the search width among them: a search-time setting). `mapped`: the
+   * file memory-mapped rather than read (read-only; graphs of one file share the page cache), for
+   * searching one graph at several widths without a copy in memory per width.
+   */
+  static load(path: string, dim: number, options: HnswOptions, { mapped = false } = {}): HnswIndex {
     const h = new HnswIndex(dim, options);
-    h.index.load(path);
+    if (mapped) h.index.view(path);
+    else h.index.load(path);
     if (h.index.dimensions() !== dim) throw new Error(`${path}: an HNSW graph of ${h.index.dimensions()}-d vectors, the index's descriptors have ${dim}`);
     return h;
   }

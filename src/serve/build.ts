@@ -130,7 +130,7 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
           const c = Math.min(candidatesFor(k), images.length);
           // The same graph searched at width ef (a search-time setting: reloaded with it).
           const approximateAt = (ef: number) => rerank(databaseHost, net.dim, queriesHost,
-            (ef === options.expansionSearch ? hnsw : HnswIndex.load(graphFile, net.dim, { ...options, expansionSearch: ef })).candidates(queriesHost, c), c, k);
+            (ef === options.expansionSearch ? hnsw : HnswIndex.load(graphFile, net.dim, { ...options, expansionSearch: ef }, { mapped: true })).candidates(queriesHost, c), c, k);
           let tuning: { targetRecallAt1: number; reached: boolean; tried: { ef: number; recallAt1: number }[] } | undefined;
           if (r.expansionSearch === undefined) {
             const target = r.targetRecall ?? 0.99;

@@ -25,7 +25,7 @@ import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, averagePathOf, trainedConfigChanges, type LogEntry } from '../train/train.ts';
 import { sizedName, untrainedNetwork } from './demo.ts';
-import { experimentTable, tableCsv, tableMarkdown } from './table.ts';
+import { experimentTable, ownTime, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, parsePlan, planRunFolders, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 import { UsageError } from '../errors.ts';
 
@@ -434,7 +434,7 @@ export interface RemainingEstimate {
  */
 export function estimateRemaining(runs: readonly PlannedRun[], done: ReadonlyMap<PlannedRun, RunRecord>): RemainingEstimate {
   const kindOf = (r: PlannedRun) => (r.untrained ? 'untrained' : r.source ? 'reused' : 'trained');
-  const costOf = (r: RunRecord) => (r.trainedBy ? 0 : r.wallMs.train) + r.wallMs.evaluate;
+  const costOf = (r: RunRecord) => ownTime(r, r.wallMs);
   const mean = (xs: number[]) => (xs.length === 0 ? undefined : xs.reduce((a, b) => a + b, 0) / xs.length);
   const finished = runs.filter((r) => done.has(r));
   const paceOf = (r: PlannedRun): number | undefined => mean(finished.filter((f) => kindOf(f) === kindOf(r) && f.variant === r.variant).map((f) => costOf(done.get(f)!)))

@@ -50,6 +50,9 @@ export interface VariantCost {
   cpuUse?: number;
 }
 
+/** A record's own share of a time (wall or CPU): a reused model's training is its source run's, not this run's. */
+export const ownTime = (r: RunRecord, t: { train: number; evaluate: number }): number => (r.trainedBy ? 0 : t.train) + t.evaluate;
+
 /** Below this CPU use a variant's runs shared the machine (their wall times are not its cost). */
 export const SHARED_CPU_USE = 0.5;
 
@@ -130,9 +133,8 @@ function costOf(variant: string, runs: readonly RunRecord[]): VariantCost {
   };
   if (runs.every((r) => r.cpuMs)) {
     cost.cpuMinutes = { train: mean((r) => r.cpuMs!.train / 60_000), evaluate: mean((r) => r.cpuMs!.evaluate / 60_000) };
-    const own = (r: RunRecord, t: { train: number; evaluate: number }) => (r.trainedBy ? 0 : t.train) + t.evaluate;
-    const cpu = runs.reduce((a, r) => a + own(r, r.cpuMs!), 0);
-    const wall = runs.reduce((a, r) => a + own(r, r.wallMs) * r.machine.threads, 0);
+    const cpu = runs.reduce((a, r) => a + ownTime(r, r.cpuMs!), 0);
+    const wall = runs.reduce((a, r) => a + ownTime(r, r.wallMs) * r.machine.threads, 0);
     if (wall > 0) cost.cpuUse = cpu / wall;
   }
   if (runs.every((r) => r.load)) {

@@ -17,7 +17,6 @@ export const INDEX_FILES = { meta: 'index.json', descriptors: 'descriptors.npy',
 export const INDEX_FORMAT = 'vgl-index';
 export const INDEX_VERSION = 1;
 
-
 /** Agreement of approximate search with exact search on a set of queries. */
 const ApproximateRecallSchema = z.object({
   queries: z.number().int().nonnegative(),

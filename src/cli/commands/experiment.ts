@@ -1,8 +1,6 @@
 // `vgl experiment run|status|table`: a plan's runs in sequence (resumable), where they stand, and
 // their statistics (src/experiments/).
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunRecord } from '../../experiments/runner.ts';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags } from '../flags.ts';
@@ -32,7 +30,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'experiment folder (default runs/experiments/<plan name>)')
     .action(async (planPath: string, raw: { out?: string }) => {
       const { readPlan, expandPlan } = await import('../../experiments/plan.ts');
-      const { runState, staleChanges, estimateRemaining, RUN_RECORD } = await import('../../experiments/runner.ts');
+      const { runState, staleChanges, estimateRemaining, readRecords } = await import('../../experiments/runner.ts');
       const plan = readPlan(planPath);
       const runs = expandPlan(plan, raw.out ?? defaultDir(plan), { planFile: planPath });
       const states = runs.map((r) => runState(r));
@@ -40,8 +38,9 @@ export function register(program: Command): void {
         const stale = states[i] === 'stale' ? ` — ${staleChanges(r).join('; ')}` : '';
         console.log(`${states[i]!.padEnd(8)} ${r.id}${r.source ? ` (model of ${r.source.plan.name}/${r.source.run.id})` : ''}${stale}`);
       }
-      const done = new Map(runs.filter((_, i) => states[i] === 'done')
-        .map((r) => [r, JSON.parse(readFileSync(join(r.folder, RUN_RECORD), 'utf8')) as RunRecord] as const));
+      const finished = runs.filter((_, i) => states[i] === 'done');
+      const records = await readRecords(finished);
+      const done = new Map(finished.map((r, i) => [r, records[i]!] as const));
       console.log(`${done.size} of ${runs.length} runs done`);
       if (done.size < runs.length) {
         const left = estimateRemaining(runs, done);

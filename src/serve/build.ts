@@ -128,9 +128,17 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
           const k = Math.min(10, images.length);
           const exact: RankedRows = searchExact(database, queries, { k });
           const c = Math.min(candidatesFor(k), images.length);
-          // The same graph searched at width ef (a search-time setting: reloaded with it).
-          const approximateAt = (ef: number) => rerank(databaseHost, net.dim, queriesHost,
-            (ef === options.expansionSearch ? hnsw : HnswIndex.load(graphFile, net.dim, { ...options, expansionSearch: ef }, { mapped: true })).candidates(queriesHost, c), c, k);
+          // The same graph searched at width ef (a search-time setting: reloaded with it), once per width.
+          const searched = new Map<number, RankedRows>();
+          const approximateAt = (ef: number): RankedRows => {
+            let rows = searched.get(ef);
+            if (rows === undefined) {
+              const graph = ef === options.expansionSearch ? hnsw : HnswIndex.load(graphFile, net.dim, { ...options, expansionSearch: ef }, { mapped: true });
+              rows = rerank(databaseHost, net.dim, queriesHost, graph.candidates(queriesHost, c), c, k);
+              searched.set(ef, rows);
+            }
+            return rows;
+          };
           let tuning: { targetRecallAt1: number; reached: boolean; tried: { ef: number; recallAt1: number }[] } | undefined;
           if (r.expansionSearch === undefined) {
             const target = r.targetRecall ?? 0.99;

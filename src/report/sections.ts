@@ -17,7 +17,7 @@ export const CATALOGUE: { name: string; title: string; asks: string }[] = [
   { name: 'ablation-2-cross-dataset', title: 'Ablation 2: cross-dataset', asks: 'The baselines trained on one dataset against the same recipe trained on another, each tested on every test set.' },
   { name: 'ablation-3-train-threshold', title: 'Ablation 3: the positives\' radius at training', asks: 'train_positives_dist_threshold (10 m in the reference) changed to smaller and larger radii.' },
   { name: 'ablation-4-val-radius', title: 'Ablation 4: the positives\' radius at test', asks: 'val_positive_dist_threshold (25 m) changed at evaluation only, on the baselines\' trained models.' },
-  { name: 'ablation-5-augmentations', title: 'Ablation 5: data augmentation', asks: 'Colour jitter, random crops, perspective and all combined, tested on the training domain and the others.' },
+  { name: 'ablation-5-augmentations', title: 'Ablation 5: data augmentation', asks: 'Colour jitter and random crops, each alone, and all the augmentations combined (with perspective, rotation and flips), tested on the training domain and the others.' },
   { name: 'ablation-6-image-size', title: 'Ablation 6: image size at training and at test', asks: 'Models trained at several sizes, each tested at several sizes.' },
   { name: 'mining', title: 'Mining', asks: 'Full, partial and random negatives: recall and the cost of each.' },
   { name: 'scalability', title: 'Recall and scalability', asks: 'Descriptor dimension (GeM, NetVLAD, PCA with and without whitening, learned FC whitening), bytes per image and exact search time.' },

@@ -243,8 +243,11 @@ function configChanges(saved: TrainConfig, now: TrainConfig, allowed: readonly (
   return { applied, refused };
 }
 
-/** Options that do not change the model a finished run trained (how it was read and tested, not what it learnt). */
-const TRAINING_NEUTRAL: readonly (keyof TrainConfig)[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder'];
+/**
+ * Options that do not change the model a finished run trained: how it was read and tested, not what it
+ * learnt, and where it lives (a run folder moved or copied elsewhere holds the same training).
+ */
+const TRAINING_NEUTRAL: readonly (keyof TrainConfig)[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder', 'outputFolder'];
 
 /**
  * How a finished run's config.json differs from `config` in what it trains (more epochs count: the

@@ -2,7 +2,7 @@
 // an uninterrupted run; the table's numbers are those of the run files.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -123,6 +123,12 @@ test('a plan edited after its runs finished: the runs trained otherwise are stal
   assert.deepEqual(runs.map(runState), ['done', 'done', 'stale', 'stale']);
   assert.deepEqual(staleChanges(runs[2]!), ['--lr 0.001 -> 0.01']);
   assert.deepEqual(staleChanges(runs[0]!), []);
+  // The folder copied elsewhere holds the same training: where a run lives is not a change.
+  const moved = join(root, 'exp-moved');
+  cpSync(dir, moved, { recursive: true });
+  const movedRuns = expandPlan(readPlan(file), moved);
+  assert.deepEqual(movedRuns.map(runState), ['done', 'done', 'stale', 'stale']);
+  assert.deepEqual(staleChanges(movedRuns[2]!), ['--lr 0.001 -> 0.01']);
   // More epochs than a finished run trained: stale too (a resume could extend an unfinished one).
   const longer = YAML.parse(readFileSync(file, 'utf8'));
   longer.defaults.epochs_num = 2;

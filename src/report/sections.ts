@@ -23,7 +23,7 @@ export const CATALOGUE: { name: string; title: string; asks: string }[] = [
   { name: 'scalability', title: 'Recall and scalability', asks: 'Descriptor dimension (GeM, NetVLAD, PCA with and without whitening, learned FC whitening), bytes per image and exact search time.' },
   { name: 'variation-losses', title: 'Variation: losses', asks: 'Triplet against SARE (ind, joint) and SOLAR, trained with ablation 1\'s best rate (SGD 1e-2).' },
   { name: 'variation-attention', title: 'Variation: attention', asks: 'CBAM, non-local, second-order attention and CRN in front of NetVLAD, trained with ablation 1\'s best rate (SGD 1e-2).' },
-  { name: 'variation-backbones', title: 'Variation: backbones', asks: 'CNN backbones against transformers with the class token.' },
+  { name: 'variation-backbones', title: 'Variation: backbones', asks: 'ImageNet CNNs (MobileNetV2, ResNet-50 to conv4; each against its untrained network) and transformers trained from scratch with the class token.' },
   { name: 'variation-mining', title: 'Variation: cheaper mining', asks: 'Partial mining with smaller pools of sampled negatives, against full mining, trained with ablation 1\'s best rate (SGD 1e-2).' },
 ];
 

@@ -15,7 +15,7 @@ export interface HnswOptions {
   expansionAdd?: number;
   /** Candidate list while searching (ef); default 64. */
   expansionSearch?: number;
-  /** Threads for insertion (0: usearch decides). */
+  /** Threads for insertion, and the default for searches (0: usearch decides). With 1 the graph is the same on every build. */
   threads?: number;
 }
 
@@ -76,8 +76,11 @@ export class HnswIndex {
     }
   }
 
-  /** Candidate row ids per query: row-major [queries, k], -1 where the graph gave fewer. */
-  candidates(queries: Float32Array, k: number, threads = 0): Int32Array {
+  /**
+   * Candidate row ids per query: row-major [queries, k], -1 where the graph gave fewer. usearch refuses
+   * a search on more threads than the index was built with, hence the default.
+   */
+  candidates(queries: Float32Array, k: number, threads = this.options.threads ?? 0): Int32Array {
     const m = queries.length / this.dim;
     const out = new Int32Array(m * k).fill(-1);
     if (m === 0 || this.size === 0) return out;

@@ -99,11 +99,10 @@ export class HnswIndex {
     this.index.save(path);
   }
 
-  /** Loads a graph saved by save(); dim and options must be those it was built with. */
   /**
-   * A saved graph, with `options` (the search width among them: a search-time setting). `mapped`: the
-   * file memory-mapped rather than read (read-only; graphs of one file share the page cache), for
-   * searching one graph at several widths without a copy in memory per width.
+   * A graph saved by save(); dim and options must be those it was built with, except the search width
+   * (a search-time setting). `mapped`: the file memory-mapped rather than read (read-only; graphs of one
+   * file share the page cache), for searching one graph at several widths without a copy per width.
    */
   static load(path: string, dim: number, options: HnswOptions, { mapped = false } = {}): HnswIndex {
     const h = new HnswIndex(dim, options);

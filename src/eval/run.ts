@@ -119,8 +119,17 @@ export function dataOfRequest(model: AssembledModel, r: Pick<EvaluationRequest, 
 export type ModelRequest = Pick<EvaluationRequest, 'run' | 'checkpoint' | 'backbone' | 'aggregation' | 'weights' | 'netvladClusters' | 'l2' | 'gemP'
   | 'resnetWidths' | 'resnetFlavour' | 'truncTe' | 'transformerDims'>;
 
-/** The model of a request: a run, a checkpoint with its own config, or a spec (optionally with a checkpoint's weights). */
-export async function requestedModel(r: ModelRequest, device: torch.Device): Promise<AssembledModel> {
+/**
+ * The model of a request: a run, a checkpoint with its own config, or a spec (optionally with a
+ * checkpoint's weights). Logs which weights file it loaded and why that one.
+ */
+export async function requestedModel(r: ModelRequest, device: torch.Device, log: Log): Promise<AssembledModel> {
+  const model = await modelOfRequest(r, device);
+  log(`model: ${model.loaded}`);
+  return model;
+}
+
+async function modelOfRequest(r: ModelRequest, device: torch.Device): Promise<AssembledModel> {
   if (r.run !== undefined) return modelFromRun(r.run, r.checkpoint, device);
   if (r.checkpoint !== undefined && r.backbone === undefined) return modelFromCheckpoint(r.checkpoint, device);
   if (r.backbone === undefined) {
@@ -146,7 +155,7 @@ export async function requestedModel(r: ModelRequest, device: torch.Device): Pro
   const model = await modelFromSpec(parsed.data, device);
   if (r.checkpoint !== undefined) {
     await loadTrainedWeights(model.net, r.checkpoint);
-    return { ...model, source: 'checkpoint', checkpoint: r.checkpoint };
+    return { ...model, source: 'checkpoint', checkpoint: r.checkpoint, loaded: `${r.checkpoint} (named by --checkpoint, into the network --backbone names)` };
   }
   return model;
 }
@@ -154,7 +163,7 @@ export async function requestedModel(r: ModelRequest, device: torch.Device): Pro
 /** Evaluates the requested model on one split; returns the summary (and writes files with outputFolder). */
 export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => console.error(s)): Promise<EvalSummary> {
   const device = torch.defaultDevice();
-  const model = await requestedModel(r, device);
+  const model = await requestedModel(r, device, log);
   const { net } = model;
   try {
     // The data: the request first, then the run's config.

@@ -15,7 +15,7 @@ import { Pca } from '../models/pca.ts';
 import { writeFileAtomic } from '../torch/serialization/index.ts';
 import { openDatasets, type GeoDataset } from '../data/dataset.ts';
 import { computePositives } from '../data/positives.ts';
-import { modelFromCheckpoint } from '../models/assemble.ts';
+import { modelFromCheckpoint, reportedCheckpointOf } from '../models/assemble.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import { withPca } from '../eval/pca.ts';
 import { extractDescriptors } from '../eval/extract.ts';
@@ -23,7 +23,7 @@ import { choosePrecision } from '../eval/precision-check.ts';
 import { searchTimes, type SearchTime } from '../eval/search-time.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
-import { train, averagePathOf, trainedConfigChanges, type LogEntry } from '../train/train.ts';
+import { train, trainedConfigChanges, type LogEntry } from '../train/train.ts';
 import { sizedName, untrainedNetwork } from './demo.ts';
 import { experimentTable, ownTime, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, parsePlan, planRunFolders, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
@@ -253,7 +253,7 @@ function trainCost(start: CostStart): Required<TrainCost> {
   return { wallMs: { train: c.wallMs }, cpuMs: { train: c.cpuMs, evaluate: 0 }, load: { train: c.load, evaluate: 0 } };
 }
 
-const modelPathOf = (run: PlannedRun) => (run.config.averageWeights ? averagePathOf(run.config.outputFolder) : join(run.config.outputFolder, 'best.pth'));
+const modelPathOf = (run: PlannedRun) => reportedCheckpointOf(run.config.outputFolder, run.config.averageWeights).path;
 
 /** Evaluates a run's model (its checkpoint, or `net` when given) on every test set and evaluation variant of the plan; writes its record. */
 async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,

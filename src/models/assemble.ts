@@ -4,7 +4,7 @@
 // device. Training, evaluation, the demo and the service build their networks here.
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
 import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
@@ -152,31 +152,49 @@ export async function loadTrainedWeights<M = unknown>(net: GeoLocalizationNet, p
   return { meta: ck.meta };
 }
 
+/** The files a vgl train run folder holds. */
+export const RUN_FILES = { config: 'config.json', best: 'best.pth', last: 'last.pth', average: 'average.pth' } as const;
+
+/**
+ * The checkpoint that holds the model a run reports: with --average-weights the average of the
+ * end-of-epoch weights (what its final test and the demo evaluate), else the best epoch by val R@5.
+ */
+export function reportedCheckpointOf(dir: string, averageWeights: boolean): { path: string; reason: string } {
+  return averageWeights
+    ? { path: join(dir, RUN_FILES.average), reason: 'the weight average, the model the run reports (it trained with --average-weights)' }
+    : { path: join(dir, RUN_FILES.best), reason: 'the best epoch by val R@5, the model the run reports' };
+}
+
 /** The files of a training run a trained model is read from. */
 export interface RunFiles {
   dir: string;
   /** `<dir>/config.json` (the resolved training config). */
   config: string;
-  /** The weights: `<dir>/best.pth` unless another checkpoint was named. */
+  /** The weights: the run's reported model (reportedCheckpointOf) unless another checkpoint was named. */
   checkpoint: string;
+  /** Why this checkpoint, for the log line that names it. */
+  reason: string;
 }
 
-/** Locates config.json and the checkpoint of a run folder; errors name the missing folder or file. */
-export function runFiles(dir: string, checkpoint?: string): RunFiles {
+/**
+ * Locates config.json and the checkpoint of a run folder: `checkpoint` when named, else the model the
+ * run reports (average.pth when it averaged weights, else best.pth). Errors name the missing folder or file.
+ */
+export function runFiles(dir: string, checkpoint?: string, config?: Record<string, unknown>): RunFiles {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--run ${dir}: run folder not found`);
-  const config = join(dir, 'config.json');
-  if (!existsSync(config)) throw new Error(`--run ${dir}: config.json missing (a run folder written by vgl train holds config.json, best.pth and last.pth)`);
+  const configPath = join(dir, RUN_FILES.config);
+  if (!existsSync(configPath)) throw new Error(`--run ${dir}: config.json missing (a run folder written by vgl train holds config.json, best.pth and last.pth)`);
   if (checkpoint !== undefined) {
     if (!existsSync(checkpoint)) throw new Error(`--checkpoint ${checkpoint}: file not found`);
-    return { dir, config, checkpoint };
+    return { dir, config: configPath, checkpoint, reason: 'named by --checkpoint' };
   }
-  const best = join(dir, 'best.pth');
-  if (!existsSync(best)) {
-    const last = join(dir, 'last.pth');
-    const hint = existsSync(last) ? `; ${last} exists (the run has not validated an epoch yet?): pass --checkpoint ${last}` : '';
-    throw new Error(`--run ${dir}: best.pth missing${hint}`);
+  const reported = reportedCheckpointOf(dir, config?.averageWeights === true);
+  if (!existsSync(reported.path)) {
+    const last = join(dir, RUN_FILES.last);
+    const hint = existsSync(last) ? `; ${last} exists (the run has not finished an epoch yet?): pass --checkpoint ${last}` : '';
+    throw new Error(`--run ${dir}: ${basename(reported.path)} missing, ${reported.reason}${hint}`);
   }
-  return { dir, config, checkpoint: best };
+  return { dir, config: configPath, checkpoint: reported.path, reason: reported.reason };
 }
 
 /** Reads a run's config.json as a plain object (validated by the caller, or by modelSpecOf). */
@@ -227,12 +245,14 @@ export interface AssembledModel {
   config: Record<string, unknown> | null;
   source: 'run' | 'checkpoint' | 'spec';
   checkpoint?: string;
+  /** The weights file loaded and why that one, or what the spec's weights are: for the log line every command prints. */
+  loaded: string;
 }
 
-/** The trained network of a run folder (best.pth unless `checkpoint` names another), on `device`. */
+/** The trained network of a run folder (the model it reports, unless `checkpoint` names another file), on `device`. */
 export async function modelFromRun(dir: string, checkpoint?: string, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
-  const files = runFiles(dir, checkpoint);
-  const config = await readRunConfig(files.config);
+  const config = await readRunConfig(runFiles(dir, checkpoint).config);
+  const files = runFiles(dir, checkpoint, config);
   const spec = modelSpecOf(config, files.config);
   const net = buildModel(spec);
   try {
@@ -242,7 +262,7 @@ export async function modelFromRun(dir: string, checkpoint?: string, device: tor
     throw e;
   }
   if (device !== 'cpu') net.to(device);
-  return { net, spec, config, source: 'run', checkpoint: files.checkpoint };
+  return { net, spec, config, source: 'run', checkpoint: files.checkpoint, loaded: `${files.checkpoint} (${files.reason})` };
 }
 
 /** The network of a vgl checkpoint, described by the training config in its metadata. */
@@ -260,7 +280,7 @@ export async function modelFromCheckpoint(path: string, device: torch.Device = t
     throw e;
   }
   if (device !== 'cpu') net.to(device);
-  return { net, spec, config, source: 'checkpoint', checkpoint: path };
+  return { net, spec, config, source: 'checkpoint', checkpoint: path, loaded: `${path} (named by --checkpoint)` };
 }
 
 /**
@@ -277,5 +297,5 @@ export async function modelFromSpec(spec: ModelSpec, device: torch.Device = torc
     throw e;
   }
   if (device !== 'cpu') net.to(device);
-  return { net, spec, config: null, source: 'spec' };
+  return { net, spec, config: null, source: 'spec', loaded: spec.weights !== undefined ? `${spec.weights} (ImageNet weights of the backbone)` : 'no weights file (an untrained network)' };
 }

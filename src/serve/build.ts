@@ -73,7 +73,7 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
   if (existsSync(join(out, INDEX_FILES.meta)) && !r.overwrite) {
     throw new UsageError(`--out ${r.out}: already holds an index; add images with vgl index add, or pass --overwrite to rebuild it`);
   }
-  const model = await requestedModel(r, torch.defaultDevice());
+  const model = await requestedModel(r, torch.defaultDevice(), log);
   const { net } = model;
   try {
     if (model.source === 'spec' && isDataInitialised(net.aggregation)) {
@@ -240,7 +240,7 @@ export async function addToIndex(r: AddToIndexRequest, log: Log = (s) => console
   if (skipped > 0) log(`${skipped} image(s) already in the index, skipped`);
   if (fresh.length === 0) return { dir: index.dir, added: 0, skipped, count: meta.count };
 
-  const { net } = await modelOfReference(meta.model, files.meta);
+  const { net } = await modelOfReference(meta.model, files.meta, log);
   let added: Float32Array;
   try {
     const format = inputFormatOf(meta.model);

@@ -27,8 +27,8 @@ export interface Localization {
   estimate: PositionEstimate | null;
 }
 
-/** The network an index reference names (run, checkpoint or spec), on the CPU. */
-export async function modelOfReference(ref: ModelReference, where: string): Promise<AssembledModel> {
+/** The network an index reference names (run, checkpoint or spec), on the CPU; logs which weights file it loaded. */
+export async function modelOfReference(ref: ModelReference, where: string, log: Log = () => undefined): Promise<AssembledModel> {
   const device = torch.defaultDevice();
   let model: AssembledModel;
   if (ref.source === 'run' && ref.run !== undefined) model = await modelFromRun(ref.run, ref.checkpoint, device);
@@ -46,6 +46,7 @@ export async function modelOfReference(ref: ModelReference, where: string): Prom
     model.net.dispose();
     throw new Error(`${where}: the model now gives ${model.net.dim}-d descriptors, the index holds ${ref.descriptorDim}-d ones; rebuild the index`);
   }
+  log(`model: ${model.loaded}`);
   return model;
 }
 
@@ -73,7 +74,7 @@ export class Localizer {
   static async open(indexOrDir: string | OpenedIndex, options: LocalizerOptions = {}): Promise<Localizer> {
     const index = typeof indexOrDir === 'string' ? await openIndex(indexOrDir) : indexOrDir;
     const { meta, files } = index;
-    const { net } = await modelOfReference(meta.model, files.meta);
+    const { net } = await modelOfReference(meta.model, files.meta, options.log);
     const { data } = await readNpy(files.descriptors);
     let hnsw: HnswIndex | null = null;
     if (meta.search.kind === 'hnsw') {

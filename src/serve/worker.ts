@@ -10,7 +10,7 @@ const setup = workerData as WorkerSetup;
 const post = (m: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 try {
-  const localizer = await Localizer.open(setup.indexDir, { radius: setup.radius });
+  const localizer = await Localizer.open(setup.indexDir, { radius: setup.radius, log: (s) => console.error(`inference worker: ${s}`) });
   port.on('message', (m: WorkerRequest) => {
     if (m.type === 'close') {
       void localizer.close().then(() => process.exit(0));

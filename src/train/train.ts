@@ -22,7 +22,7 @@ import { progressBar } from '../data/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { isCrnParameterName } from '../models/aggregation/index.ts';
-import { buildModel, initialiseHeadFromData, withResolvedFlavour, type InitialiseOptions } from '../models/assemble.ts';
+import { buildModel, initialiseHeadFromData, withResolvedFlavour, reportedCheckpointOf, RUN_FILES, type InitialiseOptions } from '../models/assemble.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
 import { evaluate, EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
 import type { Recalls } from '../eval/recall.ts';
@@ -375,8 +375,8 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   const needed = checkRunMemory(net, config, log);
   log(`memory: ${needed.what} needs about ${(needed.bytes / 2 ** 30).toFixed(2)} GiB (${(needed.available / 2 ** 30).toFixed(1)} GiB available)`);
   const opt = optimizerFor(net, config);
-  const lastPath = join(out, 'last.pth');
-  const bestPath = join(out, 'best.pth');
+  const lastPath = join(out, RUN_FILES.last);
+  const bestPath = join(out, RUN_FILES.best);
   await removeStaleTempFiles(out, log);
   let state: RunState;
   const resuming = existsSync(lastPath);
@@ -644,7 +644,7 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
 }
 
 /** Where a run keeps the average of its end-of-epoch weights (--average-weights). */
-export const averagePathOf = (outputFolder: string) => join(outputFolder, 'average.pth');
+export const averagePathOf = (outputFolder: string) => join(outputFolder, RUN_FILES.average);
 
 /**
  * Weight averaging over epochs (SWA, Izmailov et al. 2018, with a uniform average of the end-of-epoch
@@ -685,14 +685,13 @@ async function updateAverage(run: Run, valDs: GeoDataset): Promise<void> {
 /** Phase 7: the best model on the test splits of the training datasets that have one (null: none has). */
 async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
   const { net, state, config } = run;
-  // With weight averaging the run's model is the average, else the best epoch by val R@5.
-  const bestPath = config.averageWeights ? averagePathOf(config.outputFolder) : run.bestPath;
-  if (!existsSync(bestPath)) return null;
+  const modelPath = reportedCheckpointOf(config.outputFolder, config.averageWeights).path;
+  if (!existsSync(modelPath)) return null;
   const withTest: string[] = [];
   for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
   if (withTest.length === 0) return null;
   const testDs = await openDatasets(config.datasetsFolder, withTest, 'test');
-  torch.loadStateDict(net, (await loadCheckpoint(bestPath)).stateDict, { source: bestPath });
+  torch.loadStateDict(net, (await loadCheckpoint(modelPath)).stateDict, { source: modelPath });
   const testRecalls = await recallsOn(net, testDs, config, run.progress, config.testMethod, run.device, run.precision);
   await run.record({ event: 'test', epoch: state.bestEpoch, method: config.testMethod, recalls: testRecalls });
   await writeFile(join(config.outputFolder, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);

@@ -24,7 +24,7 @@ export async function runLocalize(photos: readonly string[], flags: LocalizeFlag
   const missing = photos.filter((p) => !existsSync(p));
   if (missing.length > 0) throw new UsageError(`${missing.join(', ')}: not found`);
   const { Localizer } = await import('../../serve/localizer.ts');
-  const loc = await Localizer.open(flags.index, { radius: flags.radius });
+  const loc = await Localizer.open(flags.index, { radius: flags.radius, log: (s) => console.error(s) });
   try {
     const results = await loc.localize(photos, flags.top);
     return results.map((r, i) => ({ photo: photos[i], ...r }));

@@ -6,28 +6,35 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importDataset, parseCsv, formatSplitRange, DEFAULT_RANGE_COLUMN, type SplitRange } from './importer.ts';
 import { openDataset } from './dataset.ts';
+export { FINAL_SPLIT } from './splits.ts';
 
 /** The repository's `assets/real`: one folder per source (gardens_point, nordland), each with positions.csv. */
 export const REAL_DATA_DIR = fileURLToPath(new URL('../../assets/real', import.meta.url));
 
+// Four splits per route: train, val (recipe, epoch, size and head choices), test (looked at while
+// exploring) and final, sealed: evaluated only for a frozen recipe (vgl demo --split final), so that the
+// split that measures a recipe has not chosen it. The final stretches are the ones whose recall no
+// earlier recipe choice measured: until 2026-12-07 they were training data (the old splits: Gardens
+// Point train 100-129, val 134-143, test 148-199; Nordland train 10-21000, val 21100-24000, test
+// 24100-35760), and recipes were chosen on the old test splits.
+
 // Gardens Point: frames 100-199, 10 m apart. Four frames are left out between stretches, so two
 // splits are at least 50 m apart: beyond the 25 m soft-positive radius, no place is in two splits.
-// The test stretch is the longest (52 places): with 42, one query moved R@1 by 2.4 points, more than
-// the 2-point loss a recipe may show there; training on Gardens Point itself matters less (see
-// docs/real-places.md).
-export const GARDENS_POINT_TRAIN: SplitRange = { split: 'train', min: 100, max: 129 };
-export const GARDENS_POINT_VAL: SplitRange = { split: 'val', min: 134, max: 143 };
-export const GARDENS_POINT_TEST: SplitRange = { split: 'test', min: 148, max: 199 };
-export const GARDENS_POINT_RANGES: readonly SplitRange[] = [GARDENS_POINT_TRAIN, GARDENS_POINT_VAL, GARDENS_POINT_TEST];
-/** Val and test only: the single-condition sets are for evaluation. */
-export const GARDENS_POINT_EVAL_RANGES: readonly SplitRange[] = [GARDENS_POINT_VAL, GARDENS_POINT_TEST];
+export const GARDENS_POINT_FINAL: SplitRange = { split: 'final', min: 100, max: 129 };
+export const GARDENS_POINT_TRAIN: SplitRange = { split: 'train', min: 134, max: 163 };
+export const GARDENS_POINT_VAL: SplitRange = { split: 'val', min: 168, max: 177 };
+export const GARDENS_POINT_TEST: SplitRange = { split: 'test', min: 182, max: 199 };
+export const GARDENS_POINT_RANGES: readonly SplitRange[] = [GARDENS_POINT_TRAIN, GARDENS_POINT_VAL, GARDENS_POINT_TEST, GARDENS_POINT_FINAL];
+/** Val, test and final only: the single-condition sets are for evaluation. */
+export const GARDENS_POINT_EVAL_RANGES: readonly SplitRange[] = [GARDENS_POINT_VAL, GARDENS_POINT_TEST, GARDENS_POINT_FINAL];
 
 // Nordland: frame indices 10..35760 in steps of 10 (1 m per index unit, so kept frames are 10 m apart);
 // nine kept frames (100 m) are left out between stretches.
-export const NORDLAND_TRAIN: SplitRange = { split: 'train', min: 10, max: 21000 };
-export const NORDLAND_VAL: SplitRange = { split: 'val', min: 21100, max: 24000 };
-export const NORDLAND_TEST: SplitRange = { split: 'test', min: 24100, max: 35760 };
-export const NORDLAND_RANGES: readonly SplitRange[] = [NORDLAND_TRAIN, NORDLAND_VAL, NORDLAND_TEST];
+export const NORDLAND_FINAL: SplitRange = { split: 'final', min: 10, max: 6000 };
+export const NORDLAND_TRAIN: SplitRange = { split: 'train', min: 6100, max: 26000 };
+export const NORDLAND_VAL: SplitRange = { split: 'val', min: 26100, max: 29000 };
+export const NORDLAND_TEST: SplitRange = { split: 'test', min: 29100, max: 35760 };
+export const NORDLAND_RANGES: readonly SplitRange[] = [NORDLAND_TRAIN, NORDLAND_VAL, NORDLAND_TEST, NORDLAND_FINAL];
 
 /** One dataset built from the embedded photographs. */
 export interface RealDatasetDefinition {

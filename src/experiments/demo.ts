@@ -3,21 +3,24 @@
 // for GeM and NetVLAD on MobileNetV2 (ImageNet weights): evaluate untrained, train, evaluate trained —
 // on every test set, real ones first among equals: a gain on the synthetic city alone proves nothing.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { ensureCity } from '../data/synth/generate.ts';
 import { DEMO_CITY_NAME, type SizeName } from '../data/synth/options.ts';
 import { ensureRealDatasets } from '../data/real.ts';
+import { FINAL_SPLIT, type DemoSplit } from '../data/splits.ts';
+import { computePositives } from '../data/positives.ts';
 import { openDataset, openDatasets, type GeoDataset } from '../data/dataset.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
 import { evaluate } from '../eval/evaluate.ts';
-import type { Recalls } from '../eval/recall.ts';
+import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { choosePrecision } from '../eval/precision-check.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
 import { train, initOptions, checkResumeConfig, averagePathOf, type TrainHooks } from '../train/train.ts';
 import { initialiseHeadFromData, modelFromCheckpoint, modelFromSpec } from '../models/assemble.ts';
+import { gitCommit, workTreeChanged } from './git.ts';
 
 /** The city in another style (test only): the synthetic cross-dataset test. */
 export const OTHER_CITY_NAME = 'synth-stlucia';
@@ -55,7 +58,9 @@ export const DEMO_TESTS: readonly DemoTest[] = [
 export const sizedName = (dataset: string, size?: readonly number[] | string): string =>
   (size ? `${dataset}@${typeof size === 'string' ? size : size.join('x')}` : dataset);
 
-const testKey = (t: Pick<DemoTest, 'dataset' | 'size'>): string => sizedName(t.dataset, t.size);
+/** A test set's folder: the dataset (and size), under final/ for the sealed split. */
+const testKey = (t: Pick<DemoTest, 'dataset' | 'size'>, split: DemoSplit = 'test'): string =>
+  (split === 'test' ? sizedName(t.dataset, t.size) : join(split, sizedName(t.dataset, t.size)));
 
 /** What the demo must show on real photographs (issue: training that makes real places easier). */
 export const REAL_GAIN_TARGET = { dataset: 'gardens_point_night', minGain: 5, maxLoss: 2 } as const;
@@ -75,7 +80,15 @@ export interface DemoOptions {
   citySize?: SizeName;
   /** Compute precision of training and evaluation (default fp32; auto: bf16 where the CPU has bf16 units). */
   precision?: torch.PrecisionOption;
+  /**
+   * The split the models are tested on: 'test' (default; every test set, the real ones' test splits,
+   * which recipe exploration may look at) or the sealed 'final' (the real sets only; for a frozen recipe).
+   */
+  split?: DemoSplit;
+  /** Where evaluations of the final split are recorded (default <outputFolder>/final-evaluations.jsonl). */
+  finalLedger?: string;
 }
+
 
 /** One model on one demo test set: the columns every demo table starts with. */
 export interface DemoTestRow {
@@ -89,8 +102,12 @@ export interface DemoTestRow {
 }
 
 export interface DemoRow extends DemoTestRow {
+  /** The split tested ('test' or 'final'). */
+  split: DemoSplit;
   untrained: Recalls;
   trained: Recalls;
+  /** Each query's first correct rank in the top max(N) (-1: none), untrained and trained: for paired statistics. */
+  ranks: { untrained: number[]; trained: number[] };
 }
 
 /**
@@ -122,13 +139,19 @@ export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder
   });
 }
 
+/** Recall@N of a network on a test split, and each query's first correct rank (-1: none in the top max(N)). */
+export interface Scores {
+  recalls: Recalls;
+  ranks: number[];
+}
+
 /**
  * Recall@N of a network on a test split (at the config's size, or `size`), with prediction grids in
  * outDir when given; in the config's precision, or `precision` (bf16 checked on the split's images,
  * see choosePrecision).
  */
-export async function recallsOf(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, outDir: string | undefined, progress: boolean,
-  size: [number, number] = config.resize, precision: torch.PrecisionOption = config.precision): Promise<Recalls> {
+export async function scoresOf(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, outDir: string | undefined, progress: boolean,
+  size: [number, number] = config.resize, precision: torch.PrecisionOption = config.precision): Promise<Scores> {
   const device = torch.defaultDevice();
   const imageSize = { height: size[0], width: size[1] };
   const chosen = await choosePrecision(precision, net, ds.databasePaths, imageSize, device);
@@ -137,7 +160,13 @@ export async function recallsOf(net: GeoLocalizationNet, ds: GeoDataset, config:
     radius: config.valPositiveDistThreshold, recallValues: config.recallValues, outDir, progress,
     images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 }, searchPrecision: chosen.searchPrecision,
   }), { precision: chosen.precision });
-  return r.recalls;
+  const { soft } = computePositives(ds, { valPositiveDistThreshold: config.valPositiveDistThreshold });
+  return { recalls: r.recalls, ranks: Array.from(firstCorrectRank(r.predictions, soft)) };
+}
+
+/** scoresOf's recall@N alone. */
+export async function recallsOf(...args: Parameters<typeof scoresOf>): Promise<Recalls> {
+  return (await scoresOf(...args)).recalls;
 }
 
 /** Renders the synthetic cities and links the real photographs into datasetsFolder (each reused when present). */
@@ -161,25 +190,28 @@ export async function untrainedNetwork(config: TrainConfig, log: (s: string) => 
 export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterValidation'> = {}): Promise<DemoRow[]> {
   const t0 = Date.now();
   const since = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
+  const split = o.split ?? 'test';
   await mkdir(o.outputFolder, { recursive: true });
   await ensureDemoDatasets(o);
   const tests: [DemoTest, GeoDataset][] = [];
   const opened = new Map<string, GeoDataset>();
-  for (const t of DEMO_TESTS) {
-    if (!opened.has(t.dataset)) opened.set(t.dataset, await openDataset(o.datasetsFolder, t.dataset, 'test'));
+  // The sealed split holds real routes only; the rendered cities are tested on their test splits.
+  for (const t of split === FINAL_SPLIT ? DEMO_TESTS.filter((d) => d.real) : DEMO_TESTS) {
+    if (!opened.has(t.dataset)) opened.set(t.dataset, await openDataset(o.datasetsFolder, t.dataset, split));
     tests.push([t, opened.get(t.dataset)!]);
   }
-  o.log(`datasets ready [${since()}]; training on ${TRAINING_DATA[o.trainOn ?? 'real'].join(' + ')}`);
+  o.log(`datasets ready [${since()}]; training on ${TRAINING_DATA[o.trainOn ?? 'real'].join(' + ')}; testing on the ${split} splits`);
+  if (split === FINAL_SPLIT) o.log('the sealed final split: evaluate it once for a frozen recipe (every evaluation is recorded in final-evaluations.jsonl)');
   // Each model's runs check bf16 on their own images (the training log and choosePrecision say what ran).
-  const precision = torch.resolvePrecision(o.precision ?? 'fp32');
+  const precision = torch.resolvePrecision(o.precision ?? 'fp32', undefined, undefined, undefined, 'train');
   o.log(`${torch.describePrecision(precision)}, for training and evaluation, where each model's descriptors allow it`);
   const rows: DemoRow[] = [];
   for (const head of o.heads) {
     const config = demoConfig(o, head);
     const name = `MobileNetV2 + ${head === 'gem' ? 'GeM' : 'NetVLAD'}`;
     const untrained = await untrainedNetwork(config, o.log);
-    const before: Recalls[] = [];
-    for (const [t, ds] of tests) before.push(await recallsOf(untrained, ds, config, join(config.outputFolder, 'untrained', testKey(t)), o.progress, t.size));
+    const before: Scores[] = [];
+    for (const [t, ds] of tests) before.push(await scoresOf(untrained, ds, config, join(config.outputFolder, 'untrained', testKey(t, split)), o.progress, t.size));
     untrained.dispose();
     o.log(`${name}: untrained evaluated [${since()}]`);
 
@@ -189,22 +221,35 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
     const { net: trained } = await modelFromCheckpoint(averagePathOf(config.outputFolder));
     for (let i = 0; i < tests.length; i++) {
       const [t, ds] = tests[i];
-      const after = await recallsOf(trained, ds, config, join(config.outputFolder, 'trained', testKey(t)), o.progress, t.size);
+      const after = await scoresOf(trained, ds, config, join(config.outputFolder, 'trained', testKey(t, split)), o.progress, t.size);
       rows.push({
-        model: name, dataset: t.dataset, ...(t.size ? { size: t.size.join('x') } : {}), label: t.label, real: t.real,
-        queries: ds.queriesPaths.length, untrained: before[i], trained: after,
+        model: name, dataset: t.dataset, split, ...(t.size ? { size: t.size.join('x') } : {}), label: t.label, real: t.real,
+        queries: ds.queriesPaths.length, untrained: before[i].recalls, trained: after.recalls, ranks: { untrained: before[i].ranks, trained: after.ranks },
       });
     }
     trained.dispose();
+    if (split === FINAL_SPLIT) await recordFinalEvaluation(o, config, name, rows.filter((r) => r.model === name));
   }
   const verdicts = judgeRealGains(rows);
   const table = formatTable(rows);
   await writeFile(join(o.outputFolder, 'results.json'), `${JSON.stringify({
-    trainOn: o.trainOn ?? 'real', precision: { precision: precision.precision, reason: precision.reason }, rows, verdicts, seconds: (Date.now() - t0) / 1000,
+    trainOn: o.trainOn ?? 'real', split, seed: o.seed, precision: { precision: precision.precision, reason: precision.reason }, rows, verdicts, seconds: (Date.now() - t0) / 1000,
   }, null, 2)}\n`);
   await writeFile(join(o.outputFolder, 'results.md'), `${table}\n\n${formatVerdicts(verdicts)}\n`);
   o.log(`demo finished in ${since()}`);
   return rows;
+}
+
+/**
+ * Every look at the sealed split leaves a line: when, at which commit, which recipe (the training
+ * config) and what it scored. A reader can count how often final was evaluated and for what.
+ */
+async function recordFinalEvaluation(o: DemoOptions, config: TrainConfig, model: string, rows: readonly DemoRow[]): Promise<void> {
+  const line = {
+    time: new Date().toISOString(), commit: gitCommit(), workTreeChanged: workTreeChanged(), model, seed: o.seed, config,
+    r1: Object.fromEntries(rows.map((r) => [sizedName(r.dataset, r.size), { untrained: r.untrained[1], trained: r.trained[1] }])),
+  };
+  await appendFile(o.finalLedger ?? join(o.outputFolder, 'final-evaluations.jsonl'), `${JSON.stringify(line)}\n`);
 }
 
 /**

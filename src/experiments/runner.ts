@@ -5,7 +5,6 @@
 // experiment folder gets the tables (table.md/csv/json). A reused
 // variant's model is trained by its source plan (in that plan's folder, if not done yet) and only
 // evaluated here.
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -28,6 +27,7 @@ import { sizedName, untrainedNetwork } from './demo.ts';
 import { experimentTable, ownTime, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, parsePlan, planRunFolders, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 import { UsageError } from '../errors.ts';
+import { gitCommit } from './git.ts';
 
 /** One test set's result for one trained model. */
 export interface TestResult {
@@ -83,14 +83,6 @@ export interface RunRecord {
 export const RUN_RECORD = 'evaluation.json';
 
 export const testKey = (t: PlanTest): string => sizedName(`${t.dataset}${t.split === 'test' ? '' : `/${t.split}`}`, t.size);
-
-export function gitCommit(cwd = process.cwd()): string {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** Time per phase, summed from a run's log, and the number of epochs it trained. */
 export function phasesOf(outputFolder: string): Pick<RunRecord, 'phasesMs' | 'epochs'> {

@@ -10,4 +10,4 @@ export type { DType, HostTensor } from './dtype.ts';
 export { ThreadAdapter, adaptiveThreadsRequested, type ThreadAdapterOptions } from './threads.ts';
 export { availableMemory } from './host-memory.ts';
 export { PRECISIONS, bf16Support, resolvePrecision, describePrecision, withPrecision, inFloat32, atLeastFloat32,
-  type Precision, type PrecisionOption, type ResolvedPrecision } from './precision.ts';
+  type Precision, type PrecisionOption, type ResolvedPrecision, type Workload } from './precision.ts';

@@ -11,7 +11,7 @@ import { GARDENS_POINT_TEST, NORDLAND_TEST } from '../../src/data/real.ts';
 
 const recalls = (r1: number) => ({ 1: r1, 5: r1 + 10, 10: r1 + 20, 20: r1 + 30 });
 const row = (model: string, dataset: string, real: boolean, before: number, after: number): DemoRow => ({
-  model, dataset, label: dataset, real, queries: 10, untrained: recalls(before), trained: recalls(after),
+  model, dataset, split: 'test', label: dataset, real, queries: 10, untrained: recalls(before), trained: recalls(after), ranks: { untrained: [], trained: [] },
 });
 
 test('real-gain verdict: night gain and worst real change against the targets', () => {

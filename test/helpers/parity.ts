@@ -66,6 +66,6 @@ export function maxAbsDiff(got: Tensor, want: HostTensor): number {
 /** Largest |value| of a host tensor (at least 1: a bound relative to tiny outputs would be no bound). */
 export function largestMagnitude(...ts: HostTensor[]): number {
   let m = 1;
-  for (const t of ts) for (const v of t.data as ArrayLike<number>) m = Math.max(m, Math.abs(v));
+  for (const t of ts) for (const v of Array.from(t.data as ArrayLike<number>)) m = Math.max(m, Math.abs(v));
   return m;
 }

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags } from '../flags.ts';
 import { PRECISIONS } from '../../torch/precision.ts';
+import { DEMO_SPLITS } from '../../data/splits.ts';
 
 const TRAIN_ON = ['real', 'synthetic', 'mixed'] as const;
 
@@ -23,6 +24,8 @@ const DemoFlags = z.object({
   heads: HEADS,
   trainOn: z.enum(TRAIN_ON),
   ...BUDGET_FLAGS,
+  seeds: z.string().transform((s) => s.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)))).pipe(z.array(z.number().int().min(0)).min(1)).optional(),
+  split: z.enum(DEMO_SPLITS),
   precision: z.enum(PRECISIONS),
 });
 
@@ -56,14 +59,26 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'training epochs per model (NetVLAD, which also trains at 240x320, half of them)', DEFAULT_EPOCHS)
     .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
     .option('--seed <n>', 'random seed', '0')
-    .option('--precision <p>', `training and evaluation: ${PRECISIONS.join(' | ')} (bf16: bfloat16 backbone, fp32 weights, head and losses; auto: bf16 where the CPU has AMX / AVX512-BF16)`, 'fp32')
+    .option('--seeds <list>', 'train and test once per seed (e.g. 0,1,2) and report mean ± std and paired bootstrap intervals over them')
+    .option('--split <name>', `split of the test sets: ${DEMO_SPLITS.join(' | ')} (final: the sealed split of the real sets, for a frozen recipe; every evaluation of it is recorded)`, 'test')
+    .option('--precision <p>', `training and evaluation: ${PRECISIONS.join(' | ')} (bf16: bfloat16 backbone, fp32 weights, head and losses; auto: bf16 where measured to pay — extraction on AMX-BF16 or AVX512-BF16, training on AMX-BF16 only)`, 'fp32')
     .action(async (raw) => {
       const flags = parseFlags(DemoFlags, raw);
-      // Each precision keeps its own runs: the demo retrains a run folder whose options changed.
-      const outputFolder = flags.outputFolder ?? (flags.precision === 'fp32' ? 'runs/demo' : `runs/demo-${flags.precision}`);
+      // Each precision and split keeps its own runs: the demo retrains a run folder whose options changed.
+      const outputFolder = flags.outputFolder ?? `runs/demo${flags.split === 'test' ? '' : `-${flags.split}`}${flags.precision === 'fp32' ? '' : `-${flags.precision}`}`;
+      const log = (s: string) => console.error(s);
+      const progress = Boolean(process.stderr.isTTY);
+      if (flags.seeds !== undefined) {
+        const { runDemoOverSeeds, formatSeedsTable, formatSeedsVerdicts } = await import('../../experiments/seeds.ts');
+        const { rows, verdicts } = await runDemoOverSeeds({ ...flags, seeds: flags.seeds, outputFolder, progress, log });
+        console.log(`\nrecall@N on the ${flags.split} splits (percent, 25 m) over seeds ${flags.seeds.join(', ')}, untrained → trained:\n\n${formatSeedsTable(rows, flags.split)}\n`);
+        console.log(`${formatSeedsVerdicts(verdicts)}\n`);
+        console.log(`results: ${outputFolder}/${flags.split}.{json,md}, each seed's run under ${outputFolder}/seed-*/`);
+        return;
+      }
       const { runDemo, formatTable, judgeRealGains, formatVerdicts } = await import('../../experiments/demo.ts');
-      const rows = await runDemo({ ...flags, outputFolder, progress: Boolean(process.stderr.isTTY), log: (s) => console.error(s) });
-      console.log(`\nrecall@N on the test sets (percent, 25 m), untrained → trained:\n\n${formatTable(rows)}\n`);
+      const rows = await runDemo({ ...flags, outputFolder, progress, log });
+      console.log(`\nrecall@N on the ${flags.split} splits (percent, 25 m), untrained → trained:\n\n${formatTable(rows)}\n`);
       console.log(`${formatVerdicts(judgeRealGains(rows))}\n`);
       console.log(`results: ${outputFolder}/results.{json,md}, predictions and grids under ${outputFolder}/*/`);
     });

@@ -192,7 +192,7 @@ export function runFiles(dir: string, checkpoint?: string, config?: Record<strin
   if (!existsSync(reported.path)) {
     const last = join(dir, RUN_FILES.last);
     const hint = existsSync(last) ? `; ${last} exists (the run has not finished an epoch yet?): pass --checkpoint ${last}` : '';
-    throw new Error(`--run ${dir}: ${basename(reported.path)} missing, ${reported.reason}${hint}`);
+    throw new Error(`--run ${dir}: ${basename(reported.path)} missing (${reported.reason})${hint}`);
   }
   return { dir, config: configPath, checkpoint: reported.path, reason: reported.reason };
 }

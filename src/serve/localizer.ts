@@ -46,7 +46,7 @@ export async function modelOfReference(ref: ModelReference, where: string, log: 
     model.net.dispose();
     throw new Error(`${where}: the model now gives ${model.net.dim}-d descriptors, the index holds ${ref.descriptorDim}-d ones; rebuild the index`);
   }
-  log(`model: ${model.loaded}`);
+  log(`model: ${model.checkpoint !== undefined ? `${model.checkpoint} (the weights ${where} records)` : model.loaded}`);
   return model;
 }
 

@@ -152,6 +152,35 @@ test('vgl eval --checkpoint FILE alone: the model and data come from the checkpo
     /weights-only\.pth/);
 });
 
+test('vgl eval --run: a run that averaged weights is evaluated with its average.pth, one that did not with best.pth; the log names the file and why', async () => {
+  const averaged = await mkdtemp(join(tmpdir(), 'vgl-eval-avg-'));
+  await untrainedRunFolder(root, averaged, 7, { averageSeed: 8 });
+  const logs: string[] = [];
+  const distancesOf = async (o: Record<string, unknown>) => {
+    const out = await mkdtemp(join(tmpdir(), 'vgl-eval-avg-out-'));
+    const s = await runEval(evalFlags({ ...o, outputFolder: out, images: false, progress: false }), (l) => logs.push(l));
+    const saved = JSON.parse(await readFile(join(out, 'predictions.json'), 'utf8')) as { queries: { predictions: { distance: number }[] }[] };
+    return { s, distances: saved.queries.map((q) => q.predictions.map((p) => p.distance)) };
+  };
+  const viaRun = await distancesOf({ run: averaged });
+  assert.equal(viaRun.s.model.checkpoint, join(averaged, 'average.pth'));
+  assert.ok(logs.includes(`model: ${join(averaged, 'average.pth')} (the weight average, the model the run reports (it trained with --average-weights))`), logs.join('\n'));
+  // The same distances as naming average.pth, not best.pth (another network: other distances).
+  const average = await distancesOf({ run: averaged, checkpoint: join(averaged, 'average.pth') });
+  const best = await distancesOf({ run: averaged, checkpoint: join(averaged, 'best.pth') });
+  assert.deepEqual(viaRun.distances, average.distances);
+  assert.notDeepEqual(viaRun.distances, best.distances);
+  assert.ok(logs.includes(`model: ${join(averaged, 'best.pth')} (named by --checkpoint)`));
+  // Without averaging, best.pth, and the log says so.
+  logs.length = 0;
+  await runEval(evalFlags({ run: runDir, images: false, progress: false }), (l) => logs.push(l));
+  assert.ok(logs.includes(`model: ${join(runDir, 'best.pth')} (the best epoch by val R@5, the model the run reports)`), logs.join('\n'));
+  // An averaging run without its average is refused, naming the file and why it was wanted.
+  await rm(join(averaged, 'average.pth'));
+  await assert.rejects(runEval(evalFlags({ run: averaged }), quiet), /average\.pth missing \(the weight average/);
+  await rm(averaged, { recursive: true, force: true });
+});
+
 test('vgl eval recall --from falls back to the positions in predictions.json when the dataset is gone', async () => {
   const from = join(runDir, 'eval');
   const before = await runRecallFrom(RecallFromFlags.parse({ from, radii: '10,30', outputFolder: join(runDir, 'r1') }), quiet);
@@ -180,7 +209,7 @@ test('vgl eval: clear errors for a missing run folder, config.json, best.pth and
   await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /config\.json missing/);
   await writeFile(join(bare, 'config.json'), '{}');
   await writeFile(join(bare, 'last.pth'), 'x');
-  await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /best\.pth missing; .*last\.pth exists.*--checkpoint/);
+  await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /best\.pth missing \(the best epoch by val R@5.*\); .*last\.pth exists.*--checkpoint/);
   await writeFile(join(bare, 'best.pth'), 'x');
   await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /config\.json: not a vgl training config/);
   await assert.rejects(runEval(evalFlags({ run: runDir, backbone: 'vgg16' }), quiet), (e) => e instanceof UsageError && /drop --backbone/.test(e.message));

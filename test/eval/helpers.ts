@@ -65,14 +65,19 @@ export async function tinyDataset(database: TinyImage[], queries: TinyImage[]): 
  * A run folder (config.json + best.pth) of a narrow, randomly initialised ResNet-18 conv4 + GeM that
  * describes the tiny dataset under `root` at 32x32: what vgl eval --run and vgl index build --run read.
  */
-export async function untrainedRunFolder(root: string, runDir: string, seed: number): Promise<void> {
+export async function untrainedRunFolder(root: string, runDir: string, seed: number, o: { averageSeed?: number } = {}): Promise<void> {
   const config = TrainConfigSchema.parse({
     datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16],
-    resize: [32, 32], recallValues: [1, 2, 5], inferBatchSize: 4,
+    resize: [32, 32], recallValues: [1, 2, 5], inferBatchSize: 4, averageWeights: o.averageSeed !== undefined,
   });
-  torch.manualSeed(seed);
-  const net = buildModel(config);
-  await saveCheckpoint(join(runDir, 'best.pth'), net, null, { epoch: 0, recalls: {}, config });
-  net.dispose();
+  const write = async (file: string, s: number, meta: Record<string, unknown>) => {
+    torch.manualSeed(s);
+    const net = buildModel(config);
+    await saveCheckpoint(join(runDir, file), net, null, { ...meta, config });
+    net.dispose();
+  };
+  await write('best.pth', seed, { epoch: 0, recalls: {} });
+  // A run that averaged weights: average.pth, here another network so that the two tell apart.
+  if (o.averageSeed !== undefined) await write('average.pth', o.averageSeed, { throughEpoch: 0, epochs: 1, recalls: {} });
   await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
 }

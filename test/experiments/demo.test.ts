@@ -1,13 +1,15 @@
 // The demo end to end on a tiny rendered city and the real photographs: its table has a row for every
 // test set, real ones marked, with the query counts of the route splits; and the verdict on real gains
 // is computed as the issue states it (day→night R@1 gain ≥ 5, no real test set losing more than 2).
+// Over seeds on the sealed final split: the real sets only, statistics checked by hand, each look recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { runDemo, formatTable, judgeRealGains, DEMO_TESTS, type DemoRow } from '../../src/experiments/demo.ts';
-import { GARDENS_POINT_TEST, NORDLAND_TEST } from '../../src/data/real.ts';
+import { aggregateSeeds, judgeSeeds, runDemoOverSeeds } from '../../src/experiments/seeds.ts';
+import { GARDENS_POINT_TEST, GARDENS_POINT_FINAL, NORDLAND_TEST, NORDLAND_FINAL } from '../../src/data/real.ts';
 
 const recalls = (r1: number) => ({ 1: r1, 5: r1 + 10, 10: r1 + 20, 20: r1 + 30 });
 const row = (model: string, dataset: string, real: boolean, before: number, after: number): DemoRow => ({
@@ -42,12 +44,37 @@ test('real-gain verdict: night gain and worst real change against the targets', 
   assert.equal(e.pass, false, 'a loss at 240x320 fails');
 });
 
-test('the demo table holds the real test sets with their route-split query counts', { timeout: 600_000 }, async () => {
-  const dir = tempDir('vgl-demo-test-');
-  const rows = await runDemo({
-    datasetsFolder: join(dir, 'datasets'), outputFolder: join(dir, 'runs'), heads: ['gem'], trainOn: 'real',
-    epochs: 1, queriesPerEpoch: 8, seed: 0, progress: false, log: () => {}, citySize: 'tiny',
+test('over seeds: mean ± std per recall, the paired R@1 change over queries scored by the share of seeds, the targets on the means', () => {
+  // Two seeds, four queries; first correct ranks (-1: none in the top N).
+  const seeded = (model: string, untrained: number[], trained: number[]): DemoRow => ({
+    ...row(model, 'gardens_point_night', true, 0, 0), split: 'final', queries: 4, ranks: { untrained, trained },
+    untrained: recalls(100 * untrained.filter((r) => r === 0).length / 4), trained: recalls(100 * trained.filter((r) => r === 0).length / 4),
   });
+  const seeds = [
+    { seed: 0, rows: [seeded('A', [0, -1, 3, -1], [0, 0, 3, -1])] }, // R@1 25 → 50
+    { seed: 1, rows: [seeded('A', [0, -1, 0, -1], [0, 0, 0, 0])] }, // R@1 50 → 100
+  ];
+  const [a] = aggregateSeeds(seeds);
+  assert.equal(a.untrained[1].mean, 37.5);
+  assert.ok(Math.abs(a.untrained[1].std - Math.sqrt(2 * 12.5 ** 2)) < 1e-9, `std ${a.untrained[1].std}`);
+  assert.equal(a.trained[1].mean, 75);
+  // Per query, the share of seeds with a correct top-1: untrained [1, 0, .5, 0], trained [1, 1, .5, .5]:
+  // mean difference (0 + 1 + 0 + .5) / 4 = 37.5 points, the difference of the means.
+  assert.equal(a.change.difference, 37.5);
+  // A resampled mean lies between the smallest and largest per-query difference (0 and 100 points).
+  assert.ok(a.change.low >= 0 && a.change.high <= 100 && a.change.low <= 37.5 && a.change.high >= 37.5, `[${a.change.low}, ${a.change.high}]`);
+  const [v] = judgeSeeds([a]);
+  assert.equal(v.pass, a.change.low > 0, 'met: a gain of 37.5 ≥ 5 whose interval lies above 0, and no loss');
+  assert.throws(() => aggregateSeeds([seeds[0], { seed: 2, rows: [] }]), /seed 2: no row for A on gardens_point_night/);
+});
+
+test('the demo table holds the real test sets with their route-split query counts; over seeds on the sealed final split, its own table and a record of each look', { timeout: 600_000 }, async () => {
+  const dir = tempDir('vgl-demo-test-');
+  const common = {
+    datasetsFolder: join(dir, 'datasets'), heads: ['gem'] as ('gem' | 'netvlad')[], trainOn: 'real' as const,
+    epochs: 1, queriesPerEpoch: 8, progress: false, log: () => {}, citySize: 'tiny' as const,
+  };
+  const rows = await runDemo({ ...common, outputFolder: join(dir, 'runs', 'seed-0'), seed: 0 });
   assert.deepEqual(rows.map((r) => r.dataset), DEMO_TESTS.map((t) => t.dataset));
   const gpTest = GARDENS_POINT_TEST.max - GARDENS_POINT_TEST.min + 1;
   const nordlandTest = (NORDLAND_TEST.max - NORDLAND_TEST.min) / 10 + 1; // frames every 10 index units
@@ -64,13 +91,33 @@ test('the demo table holds the real test sets with their route-split query count
     for (const n of [1, 5, 10]) assert.ok(r.untrained[n] >= 0 && r.untrained[n] <= 100 && r.trained[n] >= 0 && r.trained[n] <= 100);
     assert.ok(r.untrained[1] <= r.untrained[5] && r.untrained[5] <= r.untrained[10]);
   }
-  const md = readFileSync(join(dir, 'runs', 'results.md'), 'utf8');
+  const md = readFileSync(join(dir, 'runs', 'seed-0', 'results.md'), 'utf8');
   assert.equal(md, `${formatTable(rows)}\n\n${md.split('\n\n')[1]}`);
   for (const label of ['Gardens Point day→day (real)', 'Gardens Point day→night (real)', 'Nordland summer→winter (real)', 'Gardens Point day→night at 240x320 (real)']) assert.ok(md.includes(label), label);
-  for (const dir2 of ['gardens_point_night', 'gardens_point_night@240x320']) assert.ok(existsSync(join(dir, 'runs', 'mobilenetv2-gem', 'trained', dir2)), dir2);
+  for (const dir2 of ['gardens_point_night', 'gardens_point_night@240x320']) assert.ok(existsSync(join(dir, 'runs', 'seed-0', 'mobilenetv2-gem', 'trained', dir2)), dir2);
   assert.match(md, /MobileNetV2 \+ GeM: day→night R@1 [+-]\d+\.\d .*: (met|NOT met)/);
-  const json = JSON.parse(readFileSync(join(dir, 'runs', 'results.json'), 'utf8'));
+  const json = JSON.parse(readFileSync(join(dir, 'runs', 'seed-0', 'results.json'), 'utf8'));
   assert.equal(json.trainOn, 'real');
   assert.equal(json.rows.length, DEMO_TESTS.length);
   assert.equal(json.verdicts.length, 1);
+  assert.ok(!existsSync(join(dir, 'runs', 'seed-0', 'final-evaluations.jsonl')), 'the test split is no look at final');
+
+  // The same recipe on the final split over seeds 0 (its run reused: same options) and 1.
+  const { rows: final } = await runDemoOverSeeds({ ...common, outputFolder: join(dir, 'runs'), seeds: [0, 1] });
+  const gpFinal = GARDENS_POINT_FINAL.max - GARDENS_POINT_FINAL.min + 1;
+  const nordlandFinal = (NORDLAND_FINAL.max - NORDLAND_FINAL.min) / 10 + 1;
+  assert.deepEqual(final.map((r) => [r.dataset, r.size ?? '', r.queries]), [
+    ['gardens_point_day', '', gpFinal], ['gardens_point_night', '', gpFinal], ['nordland', '', nordlandFinal],
+    ['gardens_point_day', '240x320', gpFinal], ['gardens_point_night', '240x320', gpFinal]]);
+  const perSeed = [0, 1].map((s) => JSON.parse(readFileSync(join(dir, 'runs', `seed-${s}`, 'results.json'), 'utf8')) as { split: string; rows: DemoRow[] });
+  assert.deepEqual(perSeed.map((p) => p.split), ['final', 'final']);
+  for (const r of final) {
+    const mine = perSeed.map((p) => p.rows.find((x) => x.dataset === r.dataset && x.size === r.size)!);
+    assert.ok(Math.abs(r.trained[1].mean - (mine[0].trained[1] + mine[1].trained[1]) / 2) < 1e-9);
+    assert.ok(Math.abs(r.change.difference - (r.trained[1].mean - r.untrained[1].mean)) < 1e-9, 'the paired change is the change of the means');
+  }
+  const ledger = readFileSync(join(dir, 'runs', 'final-evaluations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(ledger.map((l) => [l.model, l.seed]), [['MobileNetV2 + GeM', 0], ['MobileNetV2 + GeM', 1]]);
+  assert.ok(ledger.every((l) => typeof l.commit === 'string' && l.config.lr === 3e-5));
+  assert.match(readFileSync(join(dir, 'runs', 'final.md'), 'utf8'), /\| MobileNetV2 \+ GeM \| Gardens Point day→night \| 30 \|/);
 });

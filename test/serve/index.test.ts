@@ -11,6 +11,7 @@ import { openIndex, IndexError } from '../../src/serve/index-store.ts';
 import { Localizer } from '../../src/serve/localizer.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { DATABASE, tinyRun, imageFolder, databasePath, type TinyRun } from './helpers.ts';
+import { untrainedRunFolder } from '../eval/helpers.ts';
 
 const quiet = () => undefined;
 let tiny: TinyRun;
@@ -135,6 +136,37 @@ test('index add: appends new images without touching the old rows; re-adding ski
   const unnamed = join(tempDir('vgl-index-'), 'photo.png');
   await cp(folder.paths[0], unnamed);
   await assert.rejects(addToIndex({ index: dir, paths: [unnamed] }, quiet), /position in the name[\s\S]*photo\.png/);
+});
+
+test('index build --run: a run that averaged weights is indexed with average.pth (else best.pth), recorded in the index; localize loads and names that file', async () => {
+  const averaged = tempDir('vgl-index-avg-run-');
+  await untrainedRunFolder(tiny.root, averaged, 11, { averageSeed: 12 });
+  const logs: string[] = [];
+  const out = join(tempDir('vgl-index-avg-'), 'index');
+  await buildIndex({ run: averaged, split: 'test', out, progress: false }, (l) => logs.push(l));
+  const index = await openIndex(out);
+  assert.equal(index.meta.model.checkpoint, join(averaged, 'average.pth'));
+  assert.ok(logs.some((l) => l.startsWith(`model: ${join(averaged, 'average.pth')} (the weight average`)), logs.join('\n'));
+  // Its descriptors are average.pth's network's: another network (best.pth) gives others.
+  const { data } = await readNpy(index.files.descriptors);
+  const first = await loadImage(index.images[0].file, { size: { height: 32, width: 32 } });
+  const describe = async (checkpoint: string) => {
+    const { net } = await modelFromRun(averaged, checkpoint);
+    try {
+      return torch.tidy(() => torch.inferenceMode(() => net.eval().forward(torch.fromHost(first)).toFloat32Array()));
+    } finally {
+      net.dispose();
+    }
+  };
+  const near = (a: Float32Array, b: ArrayLike<number>) => a.every((v, j) => Math.abs(v - b[j]!) < 1e-4);
+  assert.ok(near(await describe(join(averaged, 'average.pth')), data.subarray(0, index.meta.dim)));
+  assert.ok(!near(await describe(join(averaged, 'best.pth')), data.subarray(0, index.meta.dim)));
+  logs.length = 0;
+  const loc = await Localizer.open(out, { log: (l) => logs.push(l) });
+  await loc.close();
+  assert.deepEqual(logs, [`model: ${join(averaged, 'average.pth')} (the weights ${index.files.meta} records)`]);
+  // The exact index of the run without averaging holds best.pth.
+  assert.equal((await openIndex(exactDir)).meta.model.checkpoint, join(tiny.runDir, 'best.pth'));
 });
 
 test('openIndex names the file at fault', async () => {

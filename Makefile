@@ -130,8 +130,7 @@ endif
 DEMO_INDEX := indexes/demo-gardens-point-night
 serve: setup
 	[ -f $(DEMO_INDEX)/index.json ] || node bin/vgl.js index build --run runs/demo/mobilenetv2-gem \
-	  --checkpoint runs/demo/mobilenetv2-gem/average.pth --datasets-folder data/datasets \
-	  --dataset-name gardens_point_night --out $(DEMO_INDEX)
+	  --datasets-folder data/datasets --dataset-name gardens_point_night --out $(DEMO_INDEX)
 	node bin/vgl.js serve --index $(DEMO_INDEX) --eval runs/demo/mobilenetv2-gem/trained/gardens_point_night
 
 # Exact vs approximate (HNSW) search at 10k / 100k / 1M descriptors: the 1M graph's build dominates

@@ -118,7 +118,8 @@ async function splitsSection(source: Source, out: string): Promise<string> {
     '## Splits',
     '',
     'Made by `ensureRealDatasets` in `src/data/real.ts` (or `vgl import --split-ranges` over the `frame` column):',
-    'each image goes to the split whose inclusive frame range holds it.',
+    'each image goes to the split whose inclusive frame range holds it. `final` is sealed: it is evaluated only',
+    'for a frozen recipe (`vgl demo --split final`), so that the split that measures a recipe has not chosen it.',
     '',
     '| dataset | database | queries | split ranges | database/queries per split |',
     '|---|---|---|---|---|',
@@ -188,9 +189,18 @@ async function folderSize(dir: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { from: { type: 'string', default: '../shared/data' }, out: { type: 'string', default: 'assets/real' } } });
+  const { values } = parseArgs({ options: {
+    from: { type: 'string', default: '../shared/data' }, out: { type: 'string', default: 'assets/real' },
+    // After a change of split ranges: the READMEs' split sections again, the images and CSVs as they are.
+    'readmes-only': { type: 'boolean', default: false },
+  } });
   const from = resolve(REPO, values.from!);
   const out = resolve(REPO, values.out!);
+  if (values['readmes-only']) {
+    for (const source of SOURCES) await writeFile(join(out, source.name, 'README.md'), `${source.readme()}\n${await splitsSection(source, out)}`);
+    console.log(`README.md rewritten in ${SOURCES.map((s) => join(out, s.name)).join(', ')}`);
+    return;
+  }
   sharp.concurrency(1); // the machine is shared: parallelism comes from mapLimit below
   for (const source of SOURCES) {
     const entries = await readSource(source, from);

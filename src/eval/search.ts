@@ -11,10 +11,10 @@
 // re-ranked from their full score row and the lowest database indices win — the same answer as a
 // stable sort of the whole row.
 //
-// precision 'bf16': a pre-filter on bfloat16 copies (the CPU's AMX / AVX512-BF16 units: ~18x the fp32
-// matrix-product speed here) keeps `candidates` per query, re-ranked by exact fp32 scores. A bound on
-// the pre-filter's error (bf16 rounding of the inputs, measured, and of the scores) certifies each
-// query's top-k: no row left out could beat its k-th. Queries it cannot certify are searched again in
+// precision 'bf16': a pre-filter on bfloat16 copies (the CPU's AMX-BF16 or AVX512-BF16 units: ~18x the
+// fp32 matrix-product speed, measured on an Intel CPU with AMX) keeps `candidates` per query, re-ranked
+// by exact fp32 scores. A bound on the pre-filter's error (bf16 rounding of the inputs, measured, and of
+// the scores) certifies each query's top-k: no row left out could beat its k-th. Queries it cannot certify are searched again in
 // fp32. The result is the fp32 search's, up to fp32 rounding of near-equal scores. Re-scoring gathers
 // each query's candidate rows, which costs about what the fp32 products of a small database do: below
 // PREFILTER_MIN_ROWS_PER_CANDIDATE database rows per candidate, 'bf16' searches in fp32 directly.

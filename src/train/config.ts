@@ -90,7 +90,7 @@ export const TrainConfigSchema = z.object({
   outputFolder: z.string().min(1).describe('run folder (checkpoints, log.jsonl, config.json); an existing run resumes'),
   numWorkers: count.optional().describe('image decoding workers (default: the loader\'s)'),
   precision: z.enum(PRECISIONS).default('fp32')
-    .describe('compute precision: bf16 runs convolutions and matrix products in bfloat16 (autocast; weights, optimizer state, losses and the head stay fp32), auto = bf16 where the CPU has AMX or AVX512-BF16 units (VGL_BF16=0: as if it had none)'),
+    .describe('compute precision: bf16 runs convolutions and matrix products in bfloat16 (autocast; weights, optimizer state, losses and the head stay fp32), auto = bf16 where measured to pay for training: CPUs with AMX-BF16 (with AVX512-BF16 alone fp32: vgl\'s bf16 training step measured no faster there), VGL_BF16=0: as if it had none'),
 }).strict().superRefine((c, ctx) => {
   if (c.criterion === 'none' && c.invarianceWeight === 0) {
     ctx.addIssue({ code: 'custom', path: ['criterion'], message: "'none' trains the invariance term alone: set invarianceWeight > 0" });

@@ -6,7 +6,7 @@
 // variant's model is trained by its source plan (in that plan's folder, if not done yet) and only
 // evaluated here.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
@@ -28,59 +28,8 @@ import { experimentTable, ownTime, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, parsePlan, planRunFolders, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 import { UsageError } from '../errors.ts';
 import { gitCommit } from './git.ts';
+import { RUN_RECORD, readRecords, readRunRecord, type RunRecord, type TestResult } from './record.ts';
 
-/** One test set's result for one trained model. */
-export interface TestResult {
-  /** dataset[/split][@HxW]: the column of tables. */
-  key: string;
-  dataset: string;
-  split: string;
-  size: [number, number];
-  queries: number;
-  radius: number;
-  recalls: Recalls;
-  /** An evaluation-only variant's extra radii: radius → recall@N. */
-  recallsByRadius?: Record<number, Recalls>;
-  /** Per query, the first rank (0-based) holding a database image within radius, -1 for none in the top N. */
-  ranks: number[];
-  /** The descriptor searched: its dimension and bytes per image (float32). */
-  descriptor?: { dim: number; bytes: number; pca?: { whiten: boolean; explainedVariance: number } };
-  /** An evaluation variant with searchSizes: exact search time per query at each database size. */
-  searchTimes?: SearchTime[];
-  /** Where not fp32: what extraction computed in and why (the run's --precision or the variant's). */
-  precision?: { precision: torch.Precision; reason: string };
-  ms: number;
-}
-
-/** What a finished run leaves in evaluation.json. */
-export interface RunRecord {
-  id: string;
-  variant: string;
-  seed: number;
-  options: Record<string, unknown>;
-  /** The checkpoint evaluated ('untrained' for the starting network). */
-  model: string;
-  /** A reused run: the source run that trained the model (`<plan>/<variant>/seed-<s>`); its times are the source's. */
-  trainedBy?: string;
-  commit: string;
-  machine: { cpus: string; cores: number; threads: number; device: string; node: string };
-  wallMs: { train: number; evaluate: number };
-  /**
-   * CPU time of the process (all its threads) and the machine's 1-minute load average, highest of the
-   * samples at each phase's start and end: a load above `machine.threads` means the run shared the
-   * CPUs with other work, and its wall times overstate what it costs on a quiet machine. Absent in
-   * records written before they were measured.
-   */
-  cpuMs?: { train: number; evaluate: number };
-  load?: { train: number; evaluate: number };
-  /** Sums over the run's cache loops (log.jsonl), and over its validations. */
-  phasesMs: { cache: number; mine: number; train: number; validate: number };
-  /** Epochs trained (validations in the log): phasesMs / epochs is the cost of one epoch. */
-  epochs: number;
-  tests: TestResult[];
-}
-
-export const RUN_RECORD = 'evaluation.json';
 
 export const testKey = (t: PlanTest): string => sizedName(`${t.dataset}${t.split === 'test' ? '' : `/${t.split}`}`, t.size);
 
@@ -116,7 +65,7 @@ export function staleChanges(run: PlannedRun): string[] {
   const recordFile = join(run.folder, RUN_RECORD);
   // The model a finished record evaluated: its own training, another plan's, or the untrained network.
   if (existsSync(recordFile)) {
-    const record = JSON.parse(readFileSync(recordFile, 'utf8')) as RunRecord;
+    const record = readRunRecord(recordFile);
     const was = record.model === 'untrained' ? 'the untrained network' : record.trainedBy ? `the model of ${record.trainedBy}` : 'its own training';
     const now = run.untrained ? 'the untrained network' : run.source ? `the model of ${run.source.plan.name}/${run.source.run.id}` : 'its own training';
     if (was !== now) return [`evaluated ${was}, the plan now asks ${now}`];
@@ -172,7 +121,7 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
         await makeRun(source.plan, source.run, tests, progress, log);
       }
       log(`[${i + 1}/${runs.length}] ${run.id}: evaluating the model of ${source.plan.name}/${source.run.id}`);
-      const trained = JSON.parse(await readFile(join(source.run.folder, RUN_RECORD), 'utf8')) as RunRecord;
+      const trained = readRunRecord(join(source.run.folder, RUN_RECORD));
       await evaluateRun(plan, run, tests, { ...trained, trainedBy: `${source.plan.name}/${source.run.id}` }, log);
     } else if (run.untrained) {
       log(`[${i + 1}/${runs.length}] ${run.id}: evaluating the untrained network`);
@@ -192,7 +141,7 @@ export async function runExperiment(planPath: string, experimentDir: string, o: 
 
 /** table.md, table.csv and table.json of the runs done so far, in the experiment folder (rewritten after every run). */
 async function writeTables(plan: Plan, runs: readonly PlannedRun[], dir: string): Promise<RunRecord[]> {
-  const records = await readRecords(runs);
+  const records = readRecords(runs);
   if (records.length === 0) return records;
   const table = experimentTable(records, comparisonsOf(plan));
   await writeFileAtomic(join(dir, 'table.md'), `${tableMarkdown(table)}\n`);
@@ -374,41 +323,6 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
   };
 }
 
-/** The plan an experiment folder ran (its plan.json), its run folders, and the records of the runs that are done with their files, in plan order. */
-export interface ExperimentFolder {
-  plan: Plan;
-  runs: { id: string; folder: string }[];
-  records: RunRecord[];
-  recordFiles: string[];
-}
-
-/** Reads an experiment folder as `vgl experiment run` wrote it; a missing plan.json or an unreadable file is named. */
-export function readExperimentFolder(dir: string): ExperimentFolder {
-  const file = join(dir, 'plan.json');
-  if (!existsSync(file)) throw new UsageError(`${dir}: no plan.json (not an experiment folder written by vgl experiment run)`);
-  const plan = parsePlan(readJson(file), file);
-  const runs = planRunFolders(plan, dir);
-  const recordFiles = runs.map((r) => join(r.folder, RUN_RECORD)).filter((f) => existsSync(f));
-  return { plan, runs, records: recordFiles.map((f) => readJson(f) as RunRecord), recordFiles };
-}
-
-function readJson(file: string): unknown {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`${file}: ${(e as Error).message}`);
-  }
-}
-
-/** The records of the runs that are done, in plan order. */
-export async function readRecords(runs: readonly { folder: string }[]): Promise<RunRecord[]> {
-  const out: RunRecord[] = [];
-  for (const run of runs) {
-    const file = join(run.folder, RUN_RECORD);
-    if (existsSync(file)) out.push(JSON.parse(await readFile(file, 'utf8')) as RunRecord);
-  }
-  return out;
-}
 
 /** How long the runs not done yet should take, at the pace of the finished ones. */
 export interface RemainingEstimate {

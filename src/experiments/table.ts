@@ -5,7 +5,7 @@
 import { meanStd, pairedBootstrap, type BootstrapResult } from '../eval/stats.ts';
 import type { SearchTime } from '../eval/search-time.ts';
 import type { Comparisons } from './plan.ts';
-import type { RunRecord } from './runner.ts';
+import type { RunRecord } from './record.ts';
 
 export interface TableCell {
   variant: string;

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { comparisonsOf, type Plan } from '../experiments/plan.ts';
-import { readExperimentFolder, type RunRecord } from '../experiments/runner.ts';
+import { readExperimentFolder, type RunRecord } from '../experiments/record.ts';
 import { experimentTable, type ExperimentTable } from '../experiments/table.ts';
 
 /** One validation of a training run (one per epoch). */

@@ -3,7 +3,7 @@
 // only when its paired bootstrap interval excludes 0; otherwise it is "within noise".
 import type { BootstrapResult } from '../eval/stats.ts';
 import type { ExperimentTable, TableCell } from '../experiments/table.ts';
-import type { RunRecord } from '../experiments/runner.ts';
+import type { RunRecord } from '../experiments/record.ts';
 import { meanStd } from '../eval/stats.ts';
 import { b, type Inline } from './doc.ts';
 

@@ -15,7 +15,8 @@ import * as torch from '../../src/torch/index.ts';
 import { modelFromSpec } from '../../src/models/assemble.ts';
 import { openDataset } from '../../src/data/dataset.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
-import { runExperiment, runState, staleChanges, estimateRemaining, RUN_RECORD, type RunRecord } from '../../src/experiments/runner.ts';
+import { runExperiment, runState, staleChanges, estimateRemaining } from '../../src/experiments/runner.ts';
+import { RUN_RECORD, type RunRecord } from '../../src/experiments/record.ts';
 import { experimentTable, tableMarkdown, tableCsv, cpuUseText } from '../../src/experiments/table.ts';
 
 let root = '';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { loadStudy } from '../../src/report/load.ts';
 import { answerContrastive, answerMining, answerScalability } from '../../src/report/answers.ts';
 import { plainText } from '../../src/report/doc.ts';
-import type { RunRecord } from '../../src/experiments/runner.ts';
+import type { RunRecord } from '../../src/experiments/record.ts';
 import { experimentTable } from '../../src/experiments/table.ts';
 import { comparisonsOf } from '../../src/experiments/plan.ts';
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { imageSizeStatement, valRadiusStatement, sizeGrid, type RadiusCurve } from '../../src/report/text.ts';
 import { plainText } from '../../src/report/doc.ts';
 import { compilePdf, typstSource } from '../../src/report/typst.ts';
-import type { RunRecord } from '../../src/experiments/runner.ts';
+import type { RunRecord } from '../../src/experiments/record.ts';
 
 const curve = (variant: string, recalls: number[]): RadiusCurve => ({ variant, test: 'city', points: [5, 25, 100].map((radius, i) => ({ radius, recall: recalls[i]! })) });
 

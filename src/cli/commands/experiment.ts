@@ -30,7 +30,8 @@ export function register(program: Command): void {
     .option('--out <dir>', 'experiment folder (default runs/experiments/<plan name>)')
     .action(async (planPath: string, raw: { out?: string }) => {
       const { readPlan, expandPlan } = await import('../../experiments/plan.ts');
-      const { runState, staleChanges, estimateRemaining, readRecords } = await import('../../experiments/runner.ts');
+      const { runState, staleChanges, estimateRemaining } = await import('../../experiments/runner.ts');
+      const { readRecords } = await import('../../experiments/record.ts');
       const plan = readPlan(planPath);
       const runs = expandPlan(plan, raw.out ?? defaultDir(plan), { planFile: planPath });
       const states = runs.map((r) => runState(r));
@@ -39,7 +40,7 @@ export function register(program: Command): void {
         console.log(`${states[i]!.padEnd(8)} ${r.id}${r.source ? ` (model of ${r.source.plan.name}/${r.source.run.id})` : ''}${stale}`);
       }
       const finished = runs.filter((_, i) => states[i] === 'done');
-      const records = await readRecords(finished);
+      const records = readRecords(finished);
       const done = new Map(finished.map((r, i) => [r, records[i]!] as const));
       console.log(`${done.size} of ${runs.length} runs done`);
       if (done.size < runs.length) {
@@ -55,7 +56,7 @@ export function register(program: Command): void {
     .action(async (dir: string, raw: { format: string }) => {
       const { format } = parseFlags(TableFlags, raw);
       const { comparisonsOf } = await import('../../experiments/plan.ts');
-      const { readExperimentFolder } = await import('../../experiments/runner.ts');
+      const { readExperimentFolder } = await import('../../experiments/record.ts');
       const { experimentTable, tableMarkdown, tableCsv } = await import('../../experiments/table.ts');
       const { plan, records } = readExperimentFolder(dir);
       const t = experimentTable(records, comparisonsOf(plan));

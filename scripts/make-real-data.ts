@@ -13,7 +13,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp, { type Sharp } from 'sharp';
 import { parseCsv, formatSplitRange } from '../src/data/importer.ts';
-import { mapLimit } from '../src/data/dataset.ts';
+import { mapLimit } from '../src/util/concurrency.ts';
 import { REAL_DATASETS, expectedSplitSizes, type RealDatasetDefinition } from '../src/data/real.ts';
 import { DEFAULT_SOFT_POSITIVE_RADIUS } from '../src/data/positives.ts';
 

@@ -10,7 +10,8 @@
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import { openDataset, mapLimit } from '../src/data/dataset.ts';
+import { openDataset } from '../src/data/dataset.ts';
+import { mapLimit } from '../src/util/concurrency.ts';
 import { computePositives } from '../src/data/positives.ts';
 
 type Mode = 'grey' | 'colour' | 'hog';

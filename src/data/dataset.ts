@@ -2,7 +2,8 @@
 // Everything is validated up front (folders, names, file sizes) so training never fails an hour in.
 import { readdir, stat, access, constants } from 'node:fs/promises';
 import { join, relative, extname, resolve } from 'node:path';
-import { progressBar } from './progress.ts';
+import { progressBar } from '../util/progress.ts';
+import { mapLimit } from '../util/concurrency.ts';
 import { parseDatasetFilename, FilenameError, IMAGE_EXTENSIONS } from './filename.ts';
 import { checkImageFile } from './image.ts';
 
@@ -81,20 +82,6 @@ async function isDirectory(p: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Runs `fn` over `items` with at most `concurrency` in flight; results keep the input order. */
-export async function mapLimit<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i], i);
-    }
-  });
-  await Promise.all(workers);
-  return results;
 }
 
 /** Reason a file cannot be used (missing target, not a file, empty, unreadable), or null when fine. */

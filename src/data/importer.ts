@@ -5,11 +5,12 @@
 // (a frame number along a route), refused when two splits would share a place.
 import { readFile, mkdir, mkdtemp, symlink, copyFile, rm, readdir, realpath, rename, stat } from 'node:fs/promises';
 import { join, resolve, dirname, relative, basename, extname } from 'node:path';
-import { writeFileAtomic } from '../torch/serialization/atomic.ts';
-import { progressBar } from './progress.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { progressBar } from '../util/progress.ts';
 import { formatDatasetFilename } from './filename.ts';
 import { latLonToUtm, utmZoneNumber, utmZoneLetter } from './geo.ts';
-import { listImages, formatProblems, DatasetError, mapLimit } from './dataset.ts';
+import { listImages, formatProblems, DatasetError } from './dataset.ts';
+import { mapLimit } from '../util/concurrency.ts';
 import { PositionIndex, DEFAULT_SOFT_POSITIVE_RADIUS } from './positives.ts';
 
 /** CSV column names to use instead of auto-detection (case-insensitive). */

@@ -2,7 +2,7 @@
 // float32) and neighbour indices (int32) that numpy and faiss read and write. No engine here, so a
 // process that only reads an index (the service's main thread) never loads libtorch.
 import { open, readFile } from 'node:fs/promises';
-import { withAtomicFile } from '../torch/serialization/atomic.ts';
+import { withAtomicFile } from '../util/atomic.ts';
 
 const NPY_MAGIC = '\x93NUMPY';
 

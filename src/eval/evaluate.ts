@@ -3,14 +3,14 @@
 // output folder — recalls.json, predictions (JSON, CSV, PNG grids) and optionally the descriptors.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../torch/serialization/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import type { Tensor } from '../torch/index.ts';
 import * as torch from '../torch/index.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import type { ImageSize, Interpolation } from '../data/image.ts';
 import { DEFAULT_SOFT_POSITIVE_RADIUS, PositionIndex, radiusPositives } from '../data/positives.ts';
 import { extractDescriptors, saveDescriptors, type DescriptorModel, type ExtractOptions } from './extract.ts';
-import { progressBar } from '../data/progress.ts';
+import { progressBar } from '../util/progress.ts';
 import { mergeNeighbours, searchExact, type Neighbours } from './search.ts';
 import { DEFAULT_RECALL_VALUES, recallAtN, type Recalls } from './recall.ts';
 import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, queryResizeMode, searchesEachCrop, type TestMethod } from './test-methods.ts';

@@ -6,7 +6,7 @@ import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import { loadImage, type ImageSize, type Interpolation, type Normalization, type ResizeMode } from '../data/image.ts';
 import { loadBatches, type ImageTransform } from '../data/loader.ts';
-import { progressBar } from '../data/progress.ts';
+import { progressBar } from '../util/progress.ts';
 import { readNpy, writeNpyChunks } from '../data/npy.ts';
 
 /** What evaluation needs of a network (the lead's network class satisfies it structurally). */

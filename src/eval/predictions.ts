@@ -4,7 +4,8 @@
 // framed green, wrong ones red) for a spread of queries and for the queries whose top-1 is wrong.
 import { mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { writeFileAtomic } from '../torch/serialization/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { csvText } from '../util/csv.ts';
 import { imageGrid, type GridRow } from '../data/grid.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import { PositionIndex, radiusPositives } from '../data/positives.ts';
@@ -76,21 +77,11 @@ export const CSV_COLUMNS = [
   'database_east', 'database_north', 'descriptor_distance', 'error_m', 'correct', 'first_correct_rank', 'positives',
 ] as const;
 
-function csvField(v: string | number | boolean): string {
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 /** CSV text: one row per query and rank, columns CSV_COLUMNS. */
 export function predictionsCsv(queries: readonly QueryPrediction[]): string {
-  const lines = [CSV_COLUMNS.join(',')];
-  for (const q of queries) {
-    for (const p of q.predictions) {
-      lines.push([q.query, q.file, q.east.toFixed(2), q.north.toFixed(2), p.rank, p.database, p.file, p.east.toFixed(2), p.north.toFixed(2),
-        p.distance.toFixed(6), p.errorMetres.toFixed(2), p.correct, q.firstCorrectRank, q.positives].map(csvField).join(','));
-    }
-  }
-  return lines.join('\n') + '\n';
+  return csvText(CSV_COLUMNS, queries.flatMap((q) => q.predictions.map((p) => [
+    q.query, q.file, q.east.toFixed(2), q.north.toFixed(2), p.rank, p.database, p.file, p.east.toFixed(2), p.north.toFixed(2),
+    p.distance.toFixed(6), p.errorMetres.toFixed(2), p.correct, q.firstCorrectRank, q.positives])));
 }
 
 /** JSON text: a header object with the queries one per line (compact, yet readable and diffable). */

@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../torch/serialization/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { csvText } from '../util/csv.ts';
 import { UsageError, flagName } from '../errors.ts';
 import * as torch from '../torch/index.ts';
 import { savePth } from '../torch/serialization/index.ts';
@@ -283,9 +284,7 @@ export interface RecallFromSummary {
 /** recall-by-radius CSV: one row per radius, one column per N. */
 export function recallByRadiusCsv(byRadius: Record<number, Recalls>, ns: readonly number[]): string {
   const radii = Object.keys(byRadius).map(Number).sort((a, b) => a - b);
-  const lines = [['radius_m', ...ns.map((n) => `recall_at_${n}`)].join(',')];
-  for (const r of radii) lines.push([r, ...ns.map((n) => byRadius[r][n].toFixed(4))].join(','));
-  return lines.join('\n') + '\n';
+  return csvText(['radius_m', ...ns.map((n) => `recall_at_${n}`)], radii.map((r) => [r, ...ns.map((n) => byRadius[r][n].toFixed(4))]));
 }
 
 /** Recall at new radii (and N) from a previous evaluation's predictions: no network, no search. */

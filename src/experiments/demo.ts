@@ -20,7 +20,7 @@ import { choosePrecision } from '../eval/precision-check.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
 import { train, initOptions, checkResumeConfig, averagePathOf, type TrainHooks } from '../train/train.ts';
 import { initialiseHeadFromData, modelFromCheckpoint, modelFromSpec } from '../models/assemble.ts';
-import { gitCommit, workTreeChanged } from './git.ts';
+import { gitCommit, workTreeChanged } from '../util/provenance.ts';
 
 /** The city in another style (test only): the synthetic cross-dataset test. */
 export const OTHER_CITY_NAME = 'synth-stlucia';

@@ -5,7 +5,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../torch/serialization/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { csvText } from '../util/csv.ts';
 import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import { train } from '../train/train.ts';
 import { linePlot, writeFigure } from '../report/svg.ts';
@@ -83,8 +84,8 @@ export async function runCurves(o: CurvesOptions): Promise<CurvePoint[]> {
 
 /** curves.csv and one line plot per real test set (R@1 against epoch, a line per training-data choice). */
 export async function writeCurves(points: readonly CurvePoint[], outputFolder: string): Promise<string[]> {
-  const csv = ['choice,epoch,dataset,r1,r5,r10', ...points.map((p) => `${p.choice},${p.epoch},${p.dataset},${p.r1.toFixed(2)},${p.r5.toFixed(2)},${p.r10.toFixed(2)}`)];
-  await writeFile(join(outputFolder, 'curves.csv'), `${csv.join('\n')}\n`);
+  await writeFile(join(outputFolder, 'curves.csv'), csvText(['choice', 'epoch', 'dataset', 'r1', 'r5', 'r10'],
+    points.map((p) => [p.choice, p.epoch, p.dataset, p.r1.toFixed(2), p.r5.toFixed(2), p.r10.toFixed(2)])));
   const written: string[] = [];
   for (const t of REAL_TESTS) {
     const series = (Object.keys(TRAINING_DATA) as TrainingData[]).map((choice) => {

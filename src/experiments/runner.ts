@@ -11,7 +11,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { Pca } from '../models/pca.ts';
-import { writeFileAtomic } from '../torch/serialization/index.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { openDatasets, type GeoDataset } from '../data/dataset.ts';
 import { computePositives } from '../data/positives.ts';
 import { modelFromCheckpoint, reportedCheckpointOf } from '../models/assemble.ts';
@@ -27,7 +27,7 @@ import { sizedName, untrainedNetwork } from './demo.ts';
 import { experimentTable, ownTime, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, parsePlan, planRunFolders, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 import { UsageError } from '../errors.ts';
-import { gitCommit } from './git.ts';
+import { gitCommit } from '../util/provenance.ts';
 import { RUN_RECORD, readRecords, readRunRecord, type RunRecord, type TestResult } from './record.ts';
 
 

@@ -6,6 +6,7 @@ import { meanStd, pairedBootstrap, type BootstrapResult } from '../eval/stats.ts
 import type { SearchTime } from '../eval/search-time.ts';
 import type { Comparisons } from './plan.ts';
 import type { RunRecord } from './record.ts';
+import { csvText } from '../util/csv.ts';
 
 export interface TableCell {
   variant: string;
@@ -197,13 +198,9 @@ export const cpuUseText = (c: VariantCost): string =>
   (c.cpuUse === undefined ? '' : `${Math.round(100 * c.cpuUse)}%${c.cpuUse < SHARED_CPU_USE ? ' (shared)' : ''}`);
 
 export function tableCsv(t: ExperimentTable): string {
-  const lines = ['test,variant,seeds,queries,dim,bytes,n,recall_mean,recall_std,against,r1_diff,r1_diff_low,r1_diff_high,significant,train_minutes'];
-  for (const c of t.cells) {
-    for (const n of t.ns) for (const b of c.comparisons.length > 0 ? c.comparisons : [undefined]) {
-      lines.push([c.test, c.variant, c.seeds.length, c.queries, c.descriptor?.dim ?? '', c.descriptor?.bytes ?? '', n, c.recalls[n]!.mean.toFixed(3), c.recalls[n]!.std.toFixed(3),
-        b?.against ?? '', b ? b.difference.toFixed(3) : '', b ? b.low.toFixed(3) : '', b ? b.high.toFixed(3) : '', b ? String(b.significant) : '', c.trainMinutes.toFixed(2)]
-        .map((x) => (/[",]/.test(String(x)) ? `"${String(x).replace(/"/g, '""')}"` : String(x))).join(','));
-    }
-  }
-  return `${lines.join('\n')}\n`;
+  const header = ['test', 'variant', 'seeds', 'queries', 'dim', 'bytes', 'n', 'recall_mean', 'recall_std', 'against', 'r1_diff', 'r1_diff_low', 'r1_diff_high', 'significant', 'train_minutes'];
+  const rows = t.cells.flatMap((c) => t.ns.flatMap((n) => (c.comparisons.length > 0 ? c.comparisons : [undefined]).map((b) => [
+    c.test, c.variant, c.seeds.length, c.queries, c.descriptor?.dim ?? '', c.descriptor?.bytes ?? '', n, c.recalls[n]!.mean.toFixed(3), c.recalls[n]!.std.toFixed(3),
+    b?.against ?? '', b ? b.difference.toFixed(3) : '', b ? b.low.toFixed(3) : '', b ? b.high.toFixed(3) : '', b ? String(b.significant) : '', c.trainMinutes.toFixed(2)])));
+  return csvText(header, rows);
 }

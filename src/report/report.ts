@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import sharp from 'sharp';
-import { gitCommit } from '../experiments/git.ts';
+import { gitCommit } from '../util/provenance.ts';
 import { writeDatasetReport } from './dataset-stats.ts';
 import { b, code, heading, para, type Block, type FigureBlock, type Inline, type ReportDoc, type TableBlock } from './doc.ts';
 import { writeFigure } from './figures.ts';

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../torch/serialization/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { readNpyHeader } from '../data/npy.ts';
 import { QUANTIZATIONS, type Quantization } from '../eval/approximate.ts';
 

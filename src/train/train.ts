@@ -18,7 +18,7 @@ import { computePositives, trainingQueries, type TrainingQueries } from '../data
 import { loadImage, type Float32HostTensor, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
 import { loadBatches } from '../data/loader.ts';
-import { progressBar } from '../data/progress.ts';
+import { progressBar } from '../util/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { isCrnParameterName } from '../models/aggregation/index.ts';

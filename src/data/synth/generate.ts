@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { progressBar } from '../progress.ts';
+import { progressBar } from '../../util/progress.ts';
 import { SynthOptionsSchema, resolveParams, type ResolvedSynthOptions, type SynthOptions, type SynthParams } from './options.ts';
 import { planDataset, type SynthPlan, type UtmDistrict } from './plan.ts';
 import { writeJob, type RenderJob } from './write.ts';

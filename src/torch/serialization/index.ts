@@ -1,6 +1,4 @@
-// Weights file I/O in TypeScript (no addon): PyTorch .pth read/write, TF.js layers weights,
-// atomic file writes.
-export { writeFileAtomic, writeFileAtomicSync, type FileContents } from './atomic.ts';
+// Weights file I/O in TypeScript (no addon): PyTorch .pth read/write, TF.js layers weights.
 export { PyCallable, unpickle, UnpicklingError, type PickleValue, type UnpickleOptions } from './pickle.ts';
 export { isHostTensor } from './host-tensor.ts';
 export { loadPth, loadPthBytes, type LoadPthOptions } from './pth.ts';

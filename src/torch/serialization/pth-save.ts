@@ -1,7 +1,7 @@
 // Writing `.pth` files in the layout torch.save uses: a zip whose `archive/data.pkl` is a protocol-2
 // pickle (tensors via torch._utils._rebuild_tensor_v2) and one `archive/data/<key>` record per storage.
 import { BYTES_PER_ELEMENT, numel, type AnyTypedArray, type DType, type HostTensor } from '../dtype.ts';
-import { writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
 import { isHostTensor } from './host-tensor.ts';
 import { Pickler } from './pickler.ts';
 import { DTYPE_STORAGE_CLASS } from './torch-globals.ts';

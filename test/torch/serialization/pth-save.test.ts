@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor } from '../../../src/torch/dtype.ts';
-import { loadPth, loadStateDict, savePth, tuple, writeFileAtomic, writeFileAtomicSync, type SaveValue } from '../../../src/torch/serialization/index.ts';
+import { loadPth, loadStateDict, savePth, tuple, type SaveValue } from '../../../src/torch/serialization/index.ts';
+import { writeFileAtomic, writeFileAtomicSync } from '../../../src/util/atomic.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 const f32 = (shape: number[], values: number[]): HostTensor => ({ dtype: 'float32', shape, data: Float32Array.from(values) });

@@ -12,6 +12,9 @@ export interface ImageSize {
   width: number;
 }
 
+/** A config's [height, width] as an ImageSize. */
+export const imageSize = ([height, width]: readonly [number, number] | readonly number[]): ImageSize => ({ height: height!, width: width! });
+
 export const DEFAULT_SIZE: Readonly<ImageSize> = { height: 480, width: 640 };
 
 /** "HxW" (e.g. "480x640", spaces around allowed) → [height, width]; null when it is not that. */

@@ -12,13 +12,15 @@ import { UsageError, flagName } from '../errors.ts';
 import * as torch from '../torch/index.ts';
 import { savePth } from '../torch/serialization/index.ts';
 import { openDataset, openDatasets, splitDatasetNames } from '../data/dataset.ts';
-import type { ImageSize } from '../data/image.ts';
+import { imageSize, type ImageSize } from '../data/image.ts';
 import { isDataInitialised } from '../models/types.ts';
 import { BACKBONE_NAMES } from '../models/network.ts';
 import { AGGREGATION_NAMES, isAggregationName } from '../models/aggregation/index.ts';
 import { checkMemory, inferenceMemory } from '../models/memory.ts';
 import { initialiseHeadFromData, modelFromCheckpoint, modelFromRun, modelFromSpec, loadTrainedWeights, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
-import { evaluate, EFFICIENT_RAM_CHUNK } from './evaluate.ts';
+import { EFFICIENT_RAM_CHUNK } from './evaluate.ts';
+import { evaluateNet } from './evaluate-net.ts';
+import type { DescriptorModel } from './extract.ts';
 import { fitPca, pcaFolderImages, withPca } from './pca.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from './recall.ts';
 import type { TestMethod } from './test-methods.ts';
@@ -110,7 +112,7 @@ export function dataOfRequest(model: AssembledModel, r: Pick<EvaluationRequest, 
   const datasetName = r.datasetName ?? defaults.datasetName;
   if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
   if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
-  const size: ImageSize = r.resize ?? (defaults.resize ? { height: defaults.resize[0], width: defaults.resize[1] } : { height: 480, width: 640 });
+  const size: ImageSize = r.resize ?? (defaults.resize ? imageSize(defaults.resize) : { height: 480, width: 640 });
   const batchSize = r.inferBatchSize ?? defaults.inferBatchSize ?? 16;
   checkMemory(inferenceMemory(model.net, size.height, size.width, batchSize), [size.height, size.width], log);
   return { defaults, datasetsFolder, datasetName, size, batchSize };
@@ -191,42 +193,39 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
     log(torch.describePrecision(precision) + (precision.precision === 'bf16' ? ': bf16 backbone, fp32 head' : '') +
       (precision.searchPrecision === 'bf16' ? '; search with a bf16 pre-filter re-ranked in fp32' : ''));
 
-    // Evaluate with the fast inference path (after PCA, when asked).
+    // Evaluate with the fast inference path, after PCA when asked (fitted on that path's descriptors).
     let pcaInfo: EvalSummary['model']['pca'];
-    const result = await net.fastInference(async (forward) => {
-      let descriptorModel = net.asDescriptorModel(forward);
-      if (r.pcaDim !== undefined) {
-        let pcaPaths: string[];
-        let fittedOn: string;
-        if (r.pcaDatasetFolder !== undefined) {
-          // As the reference: the images under the folder (relative to the datasets folder), at most 2^14 of them.
-          const folder = resolve(datasetsFolder, r.pcaDatasetFolder);
-          pcaPaths = await pcaFolderImages(folder, r.seed);
-          fittedOn = `${folder} (${pcaPaths.length} images)`;
-        } else {
-          const pcaSplit = r.pcaSplit ?? (existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : r.split);
-          const pcaDs = pcaSplit === r.split ? dataset : await openDataset(datasetsFolder, datasetName, pcaSplit);
-          pcaPaths = pcaDs.databasePaths;
-          fittedOn = `${pcaSplit} database (${pcaPaths.length} images)`;
-        }
-        const pca = await fitPca(descriptorModel, pcaPaths, { dim: r.pcaDim, whiten: r.pcaWhiten, size, batchSize, progress: r.progress, device });
-        const kept = pca.explainedVarianceRatio().reduce((a, b) => a + b, 0);
-        pcaInfo = { dim: r.pcaDim, whiten: r.pcaWhiten, fittedOn, explainedVariance: kept };
-        log(`PCA ${descriptorModel.dim} → ${r.pcaDim}${r.pcaWhiten ? ' (whitened)' : ''} fitted on ${pcaInfo.fittedOn}: ${(100 * kept).toFixed(1)}% of the variance kept`);
-        if (r.outputFolder !== undefined) {
-          await mkdir(r.outputFolder, { recursive: true });
-          await savePth(join(r.outputFolder, 'pca.pth'), pca.stateDict());
-        }
-        descriptorModel = withPca(descriptorModel, pca);
+    const fitAndApplyPca = async (descriptorModel: DescriptorModel): Promise<DescriptorModel> => {
+      let pcaPaths: string[];
+      let fittedOn: string;
+      if (r.pcaDatasetFolder !== undefined) {
+        // As the reference: the images under the folder (relative to the datasets folder), at most 2^14 of them.
+        const folder = resolve(datasetsFolder, r.pcaDatasetFolder);
+        pcaPaths = await pcaFolderImages(folder, r.seed);
+        fittedOn = `${folder} (${pcaPaths.length} images)`;
+      } else {
+        const pcaSplit = r.pcaSplit ?? (existsSync(join(dataset.root, datasetName, 'images', 'train')) ? 'train' : r.split);
+        const pcaDs = pcaSplit === r.split ? dataset : await openDataset(datasetsFolder, datasetName, pcaSplit);
+        pcaPaths = pcaDs.databasePaths;
+        fittedOn = `${pcaSplit} database (${pcaPaths.length} images)`;
       }
-      return evaluate(descriptorModel, dataset, {
-        method: r.testMethod, recallValues, radius, extraRadii: r.radii, size, batchSize, device,
-        progress: r.progress, outDir: r.outputFolder, saveDescriptors: r.saveDescriptors,
-        images: r.images ? undefined : false,
-        databaseChunk: r.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined, majorityWeight: r.majorityWeight,
-        searchPrecision: precision.searchPrecision,
-      });
-    }, { precision: precision.precision });
+      const pca = await fitPca(descriptorModel, pcaPaths, { dim: r.pcaDim!, whiten: r.pcaWhiten, size, batchSize, progress: r.progress, device });
+      const kept = pca.explainedVarianceRatio().reduce((a, b) => a + b, 0);
+      pcaInfo = { dim: r.pcaDim!, whiten: r.pcaWhiten, fittedOn, explainedVariance: kept };
+      log(`PCA ${descriptorModel.dim} → ${r.pcaDim}${r.pcaWhiten ? ' (whitened)' : ''} fitted on ${pcaInfo.fittedOn}: ${(100 * kept).toFixed(1)}% of the variance kept`);
+      if (r.outputFolder !== undefined) {
+        await mkdir(r.outputFolder, { recursive: true });
+        await savePth(join(r.outputFolder, 'pca.pth'), pca.stateDict());
+      }
+      return withPca(descriptorModel, pca);
+    };
+    const result = await evaluateNet(net, dataset, {
+      method: r.testMethod, recallValues, radius, extraRadii: r.radii, size, batchSize, device,
+      progress: r.progress, outDir: r.outputFolder, saveDescriptors: r.saveDescriptors,
+      images: r.images ? undefined : false,
+      databaseChunk: r.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined, majorityWeight: r.majorityWeight,
+      precision, transform: r.pcaDim !== undefined ? fitAndApplyPca : undefined,
+    });
 
     const summary: EvalSummary = {
       model: {

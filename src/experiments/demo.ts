@@ -14,9 +14,9 @@ import { computePositives } from '../data/positives.ts';
 import { openDataset, openDatasets, type GeoDataset } from '../data/dataset.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
-import { evaluate } from '../eval/evaluate.ts';
+import { evaluateNet } from '../eval/evaluate-net.ts';
+import { imageSize } from '../data/image.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
-import { choosePrecision } from '../eval/precision-check.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
 import { train, initOptions, checkResumeConfig, averagePathOf, type TrainHooks } from '../train/train.ts';
 import { initialiseHeadFromData, modelFromCheckpoint, modelFromSpec } from '../models/assemble.ts';
@@ -152,14 +152,11 @@ export interface Scores {
  */
 export async function scoresOf(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, outDir: string | undefined, progress: boolean,
   size: [number, number] = config.resize, precision: torch.PrecisionOption = config.precision): Promise<Scores> {
-  const device = torch.defaultDevice();
-  const imageSize = { height: size[0], width: size[1] };
-  const chosen = await choosePrecision(precision, net, ds.databasePaths, imageSize, device);
-  const r = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: imageSize, batchSize: config.inferBatchSize, device,
+  const r = await evaluateNet(net, ds, {
+    size: imageSize(size), batchSize: config.inferBatchSize, precision,
     radius: config.valPositiveDistThreshold, recallValues: config.recallValues, outDir, progress,
-    images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 }, searchPrecision: chosen.searchPrecision,
-  }), { precision: chosen.precision });
+    images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 },
+  });
   const { soft } = computePositives(ds, { valPositiveDistThreshold: config.valPositiveDistThreshold });
   return { recalls: r.recalls, ranks: Array.from(firstCorrectRank(r.predictions, soft)) };
 }

@@ -10,7 +10,8 @@ import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { modelFromCheckpoint } from '../models/assemble.ts';
 import { loadCheckpoint } from '../torch/checkpoint.ts';
-import { evaluate } from '../eval/evaluate.ts';
+import { evaluateNet } from '../eval/evaluate-net.ts';
+import { imageSize } from '../data/image.ts';
 import { searchPrefiltered, type Neighbours } from '../eval/search.ts';
 import type { Recalls } from '../eval/recall.ts';
 import { train, averagePathOf, checkResumeConfig } from '../train/train.ts';
@@ -60,10 +61,10 @@ export function sameLists(a: Neighbours, b: Neighbours): number {
 
 /** fp32 recalls of a network and how the bf16 search agrees with the fp32 search on its descriptors. */
 async function fp32AndSearch(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, size: [number, number], progress: boolean) {
-  const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: { height: size[0], width: size[1] }, batchSize: config.inferBatchSize, device: torch.defaultDevice(),
+  const result = await evaluateNet(net, ds, {
+    size: imageSize(size), batchSize: config.inferBatchSize, precision: 'fp32',
     radius: config.valPositiveDistThreshold, recallValues: config.recallValues, progress, images: false, returnDescriptors: true,
-  }), { precision: 'fp32' });
+  });
   const { database, queries } = result.descriptors!;
   try {
     const { neighbours, stats } = searchPrefiltered(database, queries, { k: result.predictions.k });

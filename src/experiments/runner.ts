@@ -15,7 +15,8 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { openDatasets, type GeoDataset } from '../data/dataset.ts';
 import { computePositives } from '../data/positives.ts';
 import { modelFromCheckpoint, reportedCheckpointOf } from '../models/assemble.ts';
-import { evaluate } from '../eval/evaluate.ts';
+import { evaluateNet } from '../eval/evaluate-net.ts';
+import { imageSize } from '../data/image.ts';
 import { withPca } from '../eval/pca.ts';
 import { extractDescriptors } from '../eval/extract.ts';
 import { choosePrecision } from '../eval/precision-check.ts';
@@ -269,7 +270,7 @@ class PcaFits {
     const { config } = this.run;
     const train = await openDatasets(config.datasetsFolder, datasetNames(config), 'train');
     const database = await this.net.fastInference((forward) => extractDescriptors(this.net.asDescriptorModel(forward), train.databasePaths, {
-      size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, label: 'PCA database',
+      size: imageSize(config.resize), batchSize: config.inferBatchSize, label: 'PCA database',
     }));
     try {
       return Pca.fit(database, { dim: this.largestDim, seed: config.seed });
@@ -289,17 +290,14 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
   const size = e?.size ?? t.size ?? config.resize;
   const radius = config.valPositiveDistThreshold;
   const pca = e?.pcaDim !== undefined ? await pcas.get({ ...e, pcaDim: e.pcaDim }) : undefined;
-  const imageSize = { height: size[0], width: size[1] };
   // The precision is checked outside the timed evaluation; the search stays fp32 (search-time variants time fp32).
-  const precision = await choosePrecision(e?.precision ?? config.precision, net, ds.databasePaths, imageSize);
+  const precision = await choosePrecision(e?.precision ?? config.precision, net, ds.databasePaths, imageSize(size));
   const t0 = performance.now();
-  const r = await net.fastInference((forward) => {
-    const model = net.asDescriptorModel(forward);
-    return evaluate(pca ? withPca(model, pca) : model, ds, {
-      size: imageSize, batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
-      method: e?.testMethod, extraRadii: e?.radii, returnDescriptors: e?.searchSizes !== undefined,
-    });
-  }, { precision: precision.precision });
+  const r = await evaluateNet(net, ds, {
+    size: imageSize(size), batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
+    method: e?.testMethod, extraRadii: e?.radii, returnDescriptors: e?.searchSizes !== undefined,
+    precision: { precision: precision.precision, searchPrecision: 'fp32' }, transform: pca ? (model) => withPca(model, pca) : undefined,
+  });
   const ms = Math.round(performance.now() - t0);
   let times: SearchTime[] | undefined;
   if (r.descriptors) {

@@ -15,7 +15,7 @@ import { optim, describePrecision, withPrecision, type Precision, type Tensor } 
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import { openDatasets, listSplits, partOf, verifyImages, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
-import { loadImage, type Float32HostTensor, type ImageSize } from '../data/image.ts';
+import { loadImage, imageSize, type Float32HostTensor, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
 import { loadBatches } from '../data/loader.ts';
 import { progressBar } from '../util/progress.ts';
@@ -24,7 +24,8 @@ import type { GeoLocalizationNet } from '../models/network.ts';
 import { isCrnParameterName } from '../models/aggregation/index.ts';
 import { buildModel, initialiseHeadFromData, withResolvedFlavour, reportedCheckpointOf, RUN_FILES, type InitialiseOptions } from '../models/assemble.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
-import { evaluate, EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
+import { EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
+import { evaluateNet } from '../eval/evaluate-net.ts';
 import type { Recalls } from '../eval/recall.ts';
 import type { TestMethod } from '../eval/test-methods.ts';
 import { choosePrecision, type Bf16Check, type ChosenPrecision } from '../eval/precision-check.ts';
@@ -175,17 +176,17 @@ export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): opti
 /** Recall@N of the model on a split (database vs queries, soft positives at the val radius), in the run's precision. */
 export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean, method: TestMethod = 'hard_resize',
   device: torch.Device = torch.defaultDevice(), { precision, searchPrecision }: RunPrecision = FP32): Promise<Recalls> {
-  const result = await net.fastInference((forward) => evaluate(net.asDescriptorModel(forward), ds, {
-    size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, device, progress, method,
+  const result = await evaluateNet(net, ds, {
+    size: imageSize(config.resize), batchSize: config.inferBatchSize, device, progress, method,
     databaseChunk: config.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
-    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, searchPrecision,
-  }), { precision });
+    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, precision: { precision, searchPrecision },
+  });
   return result.recalls;
 }
 
 /** How training initialises a NetVLAD-style head from its data (k-means at the training size): untrained baselines use the same. */
 export function initOptions(config: TrainConfig, log: (s: string) => void = () => {}, device: torch.Device = torch.defaultDevice()): InitialiseOptions {
-  return { size: { height: config.resize[0], width: config.resize[1] }, batchSize: config.inferBatchSize, seed: config.seed, log, device };
+  return { size: imageSize(config.resize), batchSize: config.inferBatchSize, seed: config.seed, log, device };
 }
 
 /**
@@ -288,7 +289,7 @@ async function removeStaleTempFiles(out: string, log: (s: string) => void): Prom
 /** Cache loop: extract the plan's database and query descriptors with the fast inference path. */
 async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, training: TrainingQueries, plan: ReturnType<typeof planCacheLoop>, config: TrainConfig,
   progress: boolean, device: torch.Device, precision: Precision) {
-  const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
+  const size = imageSize(config.resize);
   return net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
     const opts = { size, batchSize: config.inferBatchSize, progress, device };
@@ -412,7 +413,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
   // The precision: chosen (and checked on training images) when the run starts, kept when it resumes.
-  const size: ImageSize = { height: config.resize[0], width: config.resize[1] };
+  const size = imageSize(config.resize);
   let precision: RunPrecision;
   if (state.precision !== undefined) {
     precision = state.precision;
@@ -749,7 +750,7 @@ async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: to
       // draws are those of a single-size run.
       const sizes = config.invarianceSizes;
       const drawn = sizes.length > 0 ? sizes[rng.int(0, sizes.length)]! : null;
-      const at: ImageSize = drawn ? { height: drawn[0], width: drawn[1] } : size;
+      const at: ImageSize = drawn ? imageSize(drawn) : size;
       const transform = (p: string, i: number) => (i < paths.length
         ? loadImage(p, { size: at, normalization })
         : loadAugmentedImage(p, deriveSeed(seed, i), { size: at, normalization, augment: config.augment }));

@@ -17,7 +17,7 @@ import { isDataInitialised } from '../models/types.ts';
 import { BACKBONE_NAMES } from '../models/network.ts';
 import { AGGREGATION_NAMES, isAggregationName } from '../models/aggregation/index.ts';
 import { checkMemory, inferenceMemory } from '../models/memory.ts';
-import { initialiseHeadFromData, modelFromCheckpoint, modelFromRun, modelFromSpec, loadTrainedWeights, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
+import { initialiseHeadFromData, resolveModel, aggregationSpecOf, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
 import { EFFICIENT_RAM_CHUNK } from './evaluate.ts';
 import { evaluateNet } from './evaluate-net.ts';
 import type { DescriptorModel } from './extract.ts';
@@ -133,8 +133,8 @@ export async function requestedModel(r: ModelRequest, device: torch.Device, log:
 }
 
 async function modelOfRequest(r: ModelRequest, device: torch.Device): Promise<AssembledModel> {
-  if (r.run !== undefined) return modelFromRun(r.run, r.checkpoint, device);
-  if (r.checkpoint !== undefined && r.backbone === undefined) return modelFromCheckpoint(r.checkpoint, device);
+  if (r.run !== undefined) return resolveModel({ run: r.run, checkpoint: r.checkpoint }, device);
+  if (r.checkpoint !== undefined && r.backbone === undefined) return resolveModel({ checkpoint: r.checkpoint }, device);
   if (r.backbone === undefined) {
     throw new UsageError('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
   }
@@ -143,11 +143,8 @@ async function modelOfRequest(r: ModelRequest, device: torch.Device): Promise<As
   }
   const aggregation = r.aggregation ?? 'netvlad';
   if (!isAggregationName(aggregation)) throw new UsageError(`--aggregation "${aggregation}": unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`);
-  // '<block>+<head>' names → the spec's attention kind and base head
-  const [block, base] = aggregation.includes('+') ? aggregation.split('+') : [undefined, aggregation];
-  const attention = block === undefined ? 'none' : block === 'attention' ? 'cbam' : block;
   const parsed = ModelSpecSchema.safeParse({
-    backbone: r.backbone, aggregation: base, attention,
+    backbone: r.backbone, ...aggregationSpecOf(aggregation),
     netvladClusters: r.netvladClusters, l2: r.l2, gemP: r.gemP, weights: r.weights, resnetWidths: r.resnetWidths,
     resnetFlavour: r.resnetFlavour, truncTe: r.truncTe, transformerDims: r.transformerDims,
   });
@@ -155,12 +152,7 @@ async function modelOfRequest(r: ModelRequest, device: torch.Device): Promise<As
     const issue = parsed.error.issues[0];
     throw new UsageError(`${flagName(String(issue.path[0]))}: ${issue.message}`);
   }
-  const model = await modelFromSpec(parsed.data, device);
-  if (r.checkpoint !== undefined) {
-    await loadTrainedWeights(model.net, r.checkpoint);
-    return { ...model, source: 'checkpoint', checkpoint: r.checkpoint, loaded: `${r.checkpoint} (named by --checkpoint, into the network --backbone names)` };
-  }
-  return model;
+  return resolveModel({ spec: parsed.data, checkpoint: r.checkpoint }, device);
 }
 
 /** Evaluates the requested model on one split; returns the summary (and writes files with outputFolder). */

@@ -14,7 +14,7 @@ import { loadImage, type ImageSize } from '../data/image.ts';
 import { loadBatches } from '../data/loader.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import { buildNetwork, BACKBONE_NAMES, type GeoLocalizationNet } from './network.ts';
-import { BASE_HEADS, L2_PLACEMENTS, type AggregationName, type AttentionBlockName } from './aggregation/index.ts';
+import { BASE_HEADS, L2_PLACEMENTS, formatAggregationName, parseAggregationName, type AggregationName, type AttentionBlockName } from './aggregation/index.ts';
 import { isDataInitialised } from './types.ts';
 import type { TransformerConfig } from './transformer.ts';
 import { RESNET_FLAVOURS, type ResNetFlavour } from './resnet.ts';
@@ -76,7 +76,14 @@ function transformerConfigOf(spec: ModelSpec): TransformerConfig | undefined {
 
 /** The head's registry name: `<block>+<head>` with an attention block (CBAM keeps its old name, attention+). */
 export function aggregationNameOf(spec: Pick<ModelSpec, 'aggregation' | 'attention'>): AggregationName {
-  return (spec.attention === 'none' ? spec.aggregation : `${ATTENTION_BLOCK_OF[spec.attention]}+${spec.aggregation}`) as AggregationName;
+  return formatAggregationName({ block: spec.attention === 'none' ? undefined : ATTENTION_BLOCK_OF[spec.attention], head: spec.aggregation });
+}
+
+/** The inverse of aggregationNameOf: a registry name → the spec's head and attention kind. */
+export function aggregationSpecOf(name: AggregationName): Pick<ModelSpec, 'aggregation' | 'attention'> {
+  const { block, head } = parseAggregationName(name);
+  const attention = block === undefined ? 'none' : ATTENTION_KINDS.find((k) => k !== 'none' && ATTENTION_BLOCK_OF[k] === block)!;
+  return { aggregation: head, attention };
 }
 
 /** The network a spec describes, with fresh (seeded by the caller) weights. */
@@ -298,4 +305,25 @@ export async function modelFromSpec(spec: ModelSpec, device: torch.Device = torc
   }
   if (device !== 'cpu') net.to(device);
   return { net, spec, config: null, source: 'spec', loaded: spec.weights !== undefined ? `${spec.weights} (ImageNet weights of the backbone)` : 'no weights file (an untrained network)' };
+}
+
+/** Where a network comes from: a run folder (its reported model, or another checkpoint), a vgl checkpoint with its own config, or a spec (ImageNet weights, or a checkpoint's). */
+export type ModelSource =
+  | { run: string; checkpoint?: string }
+  | { checkpoint: string }
+  | { spec: ModelSpec; checkpoint?: string };
+
+/** The one model resolution: the network a source names, on `device`, and what was loaded. */
+export async function resolveModel(source: ModelSource, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
+  if ('run' in source) return modelFromRun(source.run, source.checkpoint, device);
+  if (!('spec' in source)) return modelFromCheckpoint(source.checkpoint, device);
+  const model = await modelFromSpec(source.spec, device);
+  if (source.checkpoint === undefined) return model;
+  try {
+    await loadTrainedWeights(model.net, source.checkpoint);
+  } catch (e) {
+    model.net.dispose();
+    throw e;
+  }
+  return { ...model, source: 'checkpoint', checkpoint: source.checkpoint, loaded: `${source.checkpoint} (named by --checkpoint, into the network the spec describes)` };
 }

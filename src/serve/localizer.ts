@@ -7,7 +7,7 @@ import type { Tensor } from '../torch/index.ts';
 import { readNpy } from '../data/npy.ts';
 import { databaseSquaredNorms, searchExact } from '../eval/search.ts';
 import { isDataInitialised } from '../models/types.ts';
-import { modelFromCheckpoint, modelFromRun, modelFromSpec, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
+import { resolveModel, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
 import { openIndex, type IndexImage, type ModelReference, type OpenedIndex } from './index-store.ts';
 import { inputFormatOf, prepareImage, type InputFormat } from './input.ts';
 import type { ImageInput } from '../data/image.ts';
@@ -31,12 +31,12 @@ export interface Localization {
 export async function modelOfReference(ref: ModelReference, where: string, log: Log = () => undefined): Promise<AssembledModel> {
   const device = torch.defaultDevice();
   let model: AssembledModel;
-  if (ref.source === 'run' && ref.run !== undefined) model = await modelFromRun(ref.run, ref.checkpoint, device);
-  else if (ref.source === 'checkpoint' && ref.checkpoint !== undefined) model = await modelFromCheckpoint(ref.checkpoint, device);
+  if (ref.source === 'run' && ref.run !== undefined) model = await resolveModel({ run: ref.run, checkpoint: ref.checkpoint }, device);
+  else if (ref.source === 'checkpoint' && ref.checkpoint !== undefined) model = await resolveModel({ checkpoint: ref.checkpoint }, device);
   else if (ref.source === 'spec' && ref.spec !== undefined) {
     const spec = ModelSpecSchema.safeParse(ref.spec);
     if (!spec.success) throw new Error(`${where}: model.spec is not a vgl model spec (${spec.error.issues[0].message})`);
-    model = await modelFromSpec(spec.data, device);
+    model = await resolveModel({ spec: spec.data }, device);
     if (isDataInitialised(model.net.aggregation)) {
       model.net.dispose();
       throw new Error(`${where}: an untrained ${ref.aggregation} head is initialised from data and cannot be rebuilt; index a trained run (--run) instead`);

@@ -31,8 +31,24 @@ export const ATTENTION_BLOCKS = ['attention', 'nonlocal', 'soa'] as const;
 export type AttentionBlockName = (typeof ATTENTION_BLOCKS)[number];
 export type AggregationName = BaseHeadName | `${AttentionBlockName}+${BaseHeadName}`;
 export const AGGREGATION_NAMES: readonly AggregationName[] = [
-  ...BASE_HEADS, ...ATTENTION_BLOCKS.flatMap((b) => BASE_HEADS.map((n) => `${b}+${n}` as const)),
+  ...BASE_HEADS, ...ATTENTION_BLOCKS.flatMap((block) => BASE_HEADS.map((head) => `${block}+${head}` as const)),
 ];
+
+/** The parts of an aggregation name, `<head>` or `<block>+<head>`. */
+export interface AggregationParts {
+  block?: AttentionBlockName;
+  head: BaseHeadName;
+}
+
+/** `<block>+<head>` → its parts: the one decoder of aggregation names. */
+export function parseAggregationName(name: AggregationName): AggregationParts {
+  const plus = name.indexOf('+');
+  return plus < 0 ? { head: name as BaseHeadName } : { block: name.slice(0, plus) as AttentionBlockName, head: name.slice(plus + 1) as BaseHeadName };
+}
+
+/** Its parts → `<block>+<head>`: the one encoder. */
+export const formatAggregationName = ({ block, head }: AggregationParts): AggregationName =>
+  (block === undefined ? head : `${block}+${head}`) as AggregationName;
 
 /** Every option any head reads; each head ignores the others. */
 export interface HeadOptions {
@@ -82,8 +98,8 @@ const BLOCKS: Record<AttentionBlockName, (c: number, o: HeadOptions) => Attentio
 
 /** The head of a name: `<head>`, or `<block>+<head>` (the block in front), with the learned whitening if asked. */
 function headFactory(name: AggregationName): (c: number, o: HeadOptions) => AggregationHead {
-  const [block, base] = name.includes('+') ? (name.split('+') as [AttentionBlockName, BaseHeadName]) : [undefined, name as BaseHeadName];
-  return (c, o) => withProjection(block ? new AttentionHead(BLOCKS[block](c, o), BASE[base](c, o)) : BASE[base](c, o), o);
+  const { block, head } = parseAggregationName(name);
+  return (c, o) => withProjection(block ? new AttentionHead(BLOCKS[block](c, o), BASE[head](c, o)) : BASE[head](c, o), o);
 }
 
 export const HEADS = Object.fromEntries(AGGREGATION_NAMES.map((n) => [n, headFactory(n)])) as
@@ -91,7 +107,7 @@ export const HEADS = Object.fromEntries(AGGREGATION_NAMES.map((n) => [n, headFac
 
 /** Heads that describe an image by the backbone's global token, so a transformer must output it. */
 export function takesGlobalToken(name: AggregationName): boolean {
-  return name === 'cls' || name.endsWith('+cls');
+  return parseAggregationName(name).head === 'cls';
 }
 
 export function isAggregationName(name: string): name is AggregationName {

@@ -18,7 +18,10 @@ import { evaluateNet } from '../eval/evaluate-net.ts';
 import { imageSize } from '../data/image.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
-import { train, initOptions, checkResumeConfig, averagePathOf, type TrainHooks } from '../train/train.ts';
+import { train, type TrainHooks } from '../train/train.ts';
+import { initOptions } from '../train/start.ts';
+import { checkResumeConfig } from '../train/resume.ts';
+import { averagePathOf } from '../train/average.ts';
 import { initialiseHeadFromData, modelFromCheckpoint, modelFromSpec } from '../models/assemble.ts';
 import { gitCommit, workTreeChanged } from '../util/provenance.ts';
 

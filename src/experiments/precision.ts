@@ -14,7 +14,9 @@ import { evaluateNet } from '../eval/evaluate-net.ts';
 import { imageSize } from '../data/image.ts';
 import { searchPrefiltered, type Neighbours } from '../eval/search.ts';
 import type { Recalls } from '../eval/recall.ts';
-import { train, averagePathOf, checkResumeConfig } from '../train/train.ts';
+import { train } from '../train/train.ts';
+import { checkResumeConfig } from '../train/resume.ts';
+import { averagePathOf } from '../train/average.ts';
 import { TrainConfigSchema, type TrainConfig } from '../train/config.ts';
 import { DEMO_TESTS, demoConfig, ensureDemoDatasets, recallsOf, sizedName, type DemoOptions, type DemoTest, type DemoTestRow } from './demo.ts';
 

@@ -6,35 +6,39 @@
 // --precision bf16: the forward passes (training steps, caching, validation) compute the backbone
 // under bf16 autocast; the head, the losses, the weights and the optimizer state stay fp32.
 // log.jsonl gets one line per step, per cache loop (timings, mining statistics) and per validation.
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile, appendFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { flagName } from '../errors.ts';
 import * as torch from '../torch/index.ts';
 import { optim, describePrecision, withPrecision, type Precision, type Tensor } from '../torch/index.ts';
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import { openDatasets, listSplits, partOf, verifyImages, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
-import { loadImage, imageSize, type Float32HostTensor, type ImageSize } from '../data/image.ts';
+import { loadImage, imageSize, type ImageSize } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
 import { loadBatches } from '../data/loader.ts';
 import { progressBar } from '../util/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
-import { isCrnParameterName } from '../models/aggregation/index.ts';
-import { buildModel, initialiseHeadFromData, withResolvedFlavour, reportedCheckpointOf, RUN_FILES, type InitialiseOptions } from '../models/assemble.ts';
+import { splitCrnParameters } from '../models/aggregation/index.ts';
+import { buildModel, initialiseHeadFromData, withResolvedFlavour, reportedCheckpointOf, RUN_FILES } from '../models/assemble.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
 import { EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
 import { evaluateNet } from '../eval/evaluate-net.ts';
 import type { Recalls } from '../eval/recall.ts';
 import type { TestMethod } from '../eval/test-methods.ts';
 import { choosePrecision, type Bf16Check, type ChosenPrecision } from '../eval/precision-check.ts';
-import { computeLoss, featureInvarianceLoss, splitTuples, type LossName } from './losses.ts';
+import { computeLoss, splitTuples, type LossName } from './losses.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { checkRunMemory } from './memory.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
 import { TrainConfigSchema, datasetNames, type TrainConfig } from './config.ts';
 import { lockRun } from './run-lock.ts';
+import { initOptions, startFrom } from './start.ts';
+import { checkResumeConfig, removeStaleTempFiles } from './resume.ts';
+import { updateAverage } from './average.ts';
+import { invarianceTeacher, invarianceTerm, type InvarianceTeacher } from './invariance.ts';
+import { adaptiveStep } from './threads.ts';
 
 /** The loss (or, after a step, a weight or BatchNorm statistic) went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
 export class NonFiniteLossError extends Error {
@@ -161,9 +165,8 @@ const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' 
 
 /** The run's optimizer over the parameters that train (CRN layers in a group of their own). */
 export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optimizer<object> {
-  const named = [...net.namedParameters()].filter(([, p]) => p.requiresGrad);
-  const crn = named.filter(([n]) => isCrnParameterName(n)).map(([, p]) => p);
-  const rest = named.filter(([n]) => !isCrnParameterName(n)).map(([, p]) => p);
+  const { crn } = splitCrnParameters(net.aggregation);
+  const rest = net.trainableParameters().filter((p) => !crn.includes(p));
   // CRN as the reference trains it: the CRN layers at lr_crn_layer, the rest (the NetVLAD it starts from) at lr_crn_net.
   const groups = crn.length > 0 ? [{ params: rest, options: { lr: config.lrCrnNet } }, { params: crn, options: { lr: config.lrCrnLayer } }] : [{ params: rest }];
   switch (config.optimizer) {
@@ -184,106 +187,12 @@ export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config:
   return result.recalls;
 }
 
-/** How training initialises a NetVLAD-style head from its data (k-means at the training size): untrained baselines use the same. */
-export function initOptions(config: TrainConfig, log: (s: string) => void = () => {}, device: torch.Device = torch.defaultDevice()): InitialiseOptions {
-  return { size: imageSize(config.resize), batchSize: config.inferBatchSize, seed: config.seed, log, device };
-}
-
-/**
- * A fresh run starting from another checkpoint's weights (the reference's --resume). The backbone must
- * match key for key. The head loads too when it is the same head; a CRN run may start from a NetVLAD
- * checkpoint (its CRN layers start fresh); any other head starts as a fresh run's does (NetVLAD by
- * k-means on the loaded backbone's features): e.g. NetVLAD on a backbone fine-tuned with GeM.
- */
-async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds: GeoDataset, log: (s: string) => void, device: torch.Device): Promise<void> {
-  const path = config.resume!;
-  if (!existsSync(path)) throw new Error(`--resume ${path}: file not found`);
-  const ck = await loadCheckpoint(path);
-  const part = (prefix: string) => new Map([...ck.stateDict].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  const backbone = torch.loadStateDict(net.backbone, part('backbone.'), { source: `--resume ${path} (backbone)` });
-  const head = part('aggregation.');
-  const own = net.aggregation.stateDict();
-  const missing = [...own.keys()].filter((k) => !head.has(k));
-  const sameHead = [...head].every(([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join()) && missing.every(isCrnParameterName);
-  if (sameHead) {
-    const loaded = torch.loadStateDict(net.aggregation, head, { strict: false, source: path });
-    log(`starting from ${path}: ${backbone.loaded.length + loaded.loaded.length} tensors loaded${missing.length > 0 ? `, ${missing.length} CRN tensors start fresh` : ''}`);
-  } else {
-    log(`starting from ${path}: ${backbone.loaded.length} backbone tensors loaded; its head is not a ${config.aggregation}, so the head starts fresh`);
-    await initialiseHeadFromData(net, ds, initOptions(config, log, device));
-  }
-}
-
-/** Options a resumed run may change (applied and recorded); any other difference is refused. */
-export const RESUMABLE_CHANGES: readonly (keyof TrainConfig)[] = ['epochs', 'patience', 'inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder'];
-
-/**
- * Compares a run's saved config with the one it is resumed with: the changes RESUMABLE_CHANGES allows
- * are returned as "name: old -> new"; any other difference throws, listing every one of them.
- */
-export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConfig, where: string): { applied: string[] } {
-  if (saved === undefined) return { applied: [] }; // checkpoints written before configs were stored
-  const { applied, refused } = configChanges(saved, now, RESUMABLE_CHANGES);
-  if (refused.length > 0) {
-    throw new Error(`${where}: this run was started with other options; resuming would mix two trainings:\n  ${refused.join('\n  ')}\n` +
-      `Rerun with the run's options (see config.json), or use another --output-folder. Only ${RESUMABLE_CHANGES.map(flagName).join(', ')} may change on resume.`);
-  }
-  return { applied };
-}
-
-/** The differences between two configs as "flag old -> new": those among `allowed`, and the others. */
-function configChanges(saved: TrainConfig, now: TrainConfig, allowed: readonly (keyof TrainConfig)[]): { applied: string[]; refused: string[] } {
-  const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
-  const applied: string[] = [];
-  const refused: string[] = [];
-  for (const key of new Set([...Object.keys(saved), ...Object.keys(now)]) as Set<keyof TrainConfig>) {
-    if (JSON.stringify(saved[key]) === JSON.stringify(now[key])) continue;
-    const change = `${flagName(key)} ${show(saved[key])} -> ${show(now[key])}`;
-    (allowed.includes(key) ? applied : refused).push(change);
-  }
-  return { applied, refused };
-}
-
-/**
- * Options that do not change the model a finished run trained: how it was read and tested, not what it
- * learnt, and where it lives (a run folder moved or copied elsewhere holds the same training).
- */
-const TRAINING_NEUTRAL: readonly (keyof TrainConfig)[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder', 'outputFolder'];
-
-/**
- * How a finished run's config.json differs from `config` in what it trains (more epochs count: the
- * finished run did not train them; the batch size for inference does not): empty when the run is
- * what `config` asks for, or when the folder has no config.json.
- */
-export function trainedConfigChanges(folder: string, config: TrainConfig): string[] {
-  const file = join(folder, 'config.json');
-  if (!existsSync(file)) return [];
-  let saved: unknown;
-  try {
-    saved = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    return [`${file} is not readable JSON (${(e as Error).message})`];
-  }
-  const parsed = TrainConfigSchema.safeParse(saved);
-  if (!parsed.success) return [`${file} is not a valid run config: ${parsed.error.issues[0]?.message ?? ''}`];
-  return configChanges(withResolvedFlavour(parsed.data), withResolvedFlavour(config), TRAINING_NEUTRAL).refused;
-}
-
 /** The first parameter or buffer holding NaN/±inf, or null. A step can break weights (or BatchNorm statistics) with a finite loss. */
 export function firstNonFiniteTensor(net: GeoLocalizationNet): string | null {
   return torch.tidy(() => {
     for (const [name, t] of net.stateDict()) if (t.dtype.startsWith('float') && !t.isfinite().all()) return name;
     return null;
   });
-}
-
-/** Temp files of checkpoint writes a killed run left behind (the checkpoints themselves are intact: writes are atomic). */
-export const STALE_CHECKPOINT_TEMP = /^\.(last|best)\.pth\.\d+\.[0-9a-f]+\.tmp$/;
-
-async function removeStaleTempFiles(out: string, log: (s: string) => void): Promise<void> {
-  const stale = (await readdir(out)).filter((f) => STALE_CHECKPOINT_TEMP.test(f));
-  for (const f of stale) await rm(join(out, f), { force: true });
-  if (stale.length > 0) log(`removed ${stale.length} unfinished checkpoint write(s) of an interrupted run: ${stale.slice(0, 20).join(', ')}`);
 }
 
 /** Cache loop: extract the plan's database and query descriptors with the fast inference path. */
@@ -532,7 +441,6 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
       const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex)) : null;
       if (views) images += views.shape[0];
       let invarianceValue: number | undefined;
-      const threadsBefore = run.threads?.changes.length ?? 0;
       // The forward passes in the run's precision; the losses (fp32 by contract) and backward outside it.
       const inPrecision = <T>(fn: () => T): T => withPrecision(run.precision.precision, fn, run.device);
       const compute = () => torch.tidy(() => {
@@ -545,12 +453,7 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
           l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin, sosWeight: config.sosWeight, reduction: config.lossReduction });
         }
         if (invariance && views) {
-          const both = toDevice(torch.fromHost(views), run.device);
-          const b = both.size(0) / 2;
-          // Feature maps (the backbone learns), or descriptors (the head learns too).
-          const describe = (m: GeoLocalizationNet, x: Tensor) => inPrecision(() => (config.invarianceOn === 'descriptors' ? m.forward(x) : m.features(x)));
-          const teacher = torch.noGrad(() => describe(invariance.teacher, both.narrow(0, 0, b)));
-          const term = featureInvarianceLoss(describe(net, both.narrow(0, b, b)), teacher);
+          const term = invarianceTerm(invariance.teacher, net, toDevice(torch.fromHost(views), run.device), config.invarianceOn, inPrecision);
           invarianceValue = term.item();
           l = l === null ? term.mul(config.invarianceWeight) : l.add(term.mul(config.invarianceWeight));
         }
@@ -560,11 +463,7 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
         opt.step();
         return value;
       });
-      const loss = run.threads ? run.threads.step(compute) : compute();
-      if (run.threads && run.threads.changes.length > threadsBefore) {
-        const c = run.threads.changes.at(-1)!;
-        await run.record({ event: 'threads', ...at, from: c.from, to: c.to, stepMs: c.ms.map((m) => Math.round(m)) as [number, number] });
-      }
+      const loss = await adaptiveStep(run.threads, compute, (c) => run.record({ event: 'threads', ...at, ...c }));
       if (!Number.isFinite(loss)) {
         bar.stop();
         const saved = existsSync(run.lastPath);
@@ -603,14 +502,13 @@ async function guardedCheckpoint(run: Run, steps: number): Promise<number> {
       `(the loss was still finite). ${saved ? `${lastPath} keeps the last good state; ` : 'No checkpoint had been written yet; '}` +
       `lower the learning rate (now ${config.lr}).`, NaN, at);
   }
-  state.loop++;
-  await saveLast(run);
-  state.loop--;
+  await saveLast(run, { loop: state.loop + 1 }); // a resumed run starts at the next cache loop
   return msSince(t);
 }
 
-function saveLast(run: Run): Promise<void> {
-  return saveCheckpoint(run.lastPath, run.net, run.opt, { ...run.state, memory: memoryToJSON(run.memory) } satisfies RunState);
+/** last.pth: the weights, the optimizer and the run's state (`next` overrides what a resume starts from). */
+function saveLast(run: Run, next: Partial<RunState> = {}): Promise<void> {
+  return saveCheckpoint(run.lastPath, run.net, run.opt, { ...run.state, ...next, memory: memoryToJSON(run.memory) } satisfies RunState);
 }
 
 /** Phase 6: recall on val, best.pth when R@5 improves, early stopping. Returns whether to stop. */
@@ -625,7 +523,12 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
   log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
   await run.hooks.afterValidation?.(net, state.epoch, recalls);
-  if (config.averageWeights) await updateAverage(run, valDs);
+  if (config.averageWeights) {
+    await updateAverage({
+      net, config, epoch: state.epoch, device: run.device, record: run.record, log,
+      validate: (average) => recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device, run.precision),
+    });
+  }
   state.epoch++;
   state.loop = 0;
   state.epochLossSum = 0;
@@ -642,45 +545,6 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   if (state.epochsWithoutImprovement < config.patience) return false;
   log(`early stop: val R@5 did not improve for ${config.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
   return true;
-}
-
-/** Where a run keeps the average of its end-of-epoch weights (--average-weights). */
-export const averagePathOf = (outputFolder: string) => join(outputFolder, RUN_FILES.average);
-
-/**
- * Weight averaging over epochs (SWA, Izmailov et al. 2018, with a uniform average of the end-of-epoch
- * weights): average.pth = mean of the weights after each epoch so far. Idempotent per epoch (its metadata says through
- * which epoch), so a run killed between this write and last.pth resumes without counting an epoch twice.
- * BatchNorm statistics are averaged too (frozen ones stay as they are).
- */
-async function updateAverage(run: Run, valDs: GeoDataset): Promise<void> {
-  const { net, state, config } = run;
-  const path = averagePathOf(config.outputFolder);
-  const previous = existsSync(path) ? await loadCheckpoint<{ throughEpoch: number; epochs: number }>(path) : null;
-  if (previous && previous.meta.throughEpoch >= state.epoch) return;
-  const n = previous?.meta.epochs ?? 0;
-  const average = buildModel(config);
-  try {
-    const mean = new Map<string, torch.HostTensor>();
-    for (const [name, t] of net.stateDict()) {
-      const now = t.toHost();
-      const before = previous?.stateDict.get(name);
-      if (!before || !now.dtype.startsWith('float')) {
-        mean.set(name, now);
-        continue;
-      }
-      const a = before.data as Float32Array, b = now.data as Float32Array;
-      mean.set(name, { ...now, data: Float32Array.from(b, (x, i) => (a[i] * n + x) / (n + 1)) });
-    }
-    torch.loadStateDict(average, mean, { source: path });
-    if (run.device !== 'cpu') average.to(run.device);
-    const recalls = await recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device, run.precision);
-    await saveCheckpoint(path, average, null, { throughEpoch: state.epoch, epochs: n + 1, recalls, config });
-    await run.record({ event: 'average', epoch: state.epoch, epochs: n + 1, recalls });
-    run.log(`average of ${n + 1} epochs: val ${Object.entries(recalls).map(([k, r]) => `R@${k} ${r.toFixed(1)}`).join(', ')}`);
-  } finally {
-    average.dispose();
-  }
 }
 
 /** Phase 7: the best model on the test splits of the training datasets that have one (null: none has). */
@@ -702,60 +566,4 @@ async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
 
 const msSince = (t: number) => Math.round(performance.now() - t);
 
-interface InvarianceTeacher {
-  teacher: GeoLocalizationNet;
-  /** One step's images, [clean; augmented], drawn and augmented with this seed. */
-  views(seed: number): Promise<Float32HostTensor>;
-}
 
-/**
- * The camera-invariance term's frozen teacher (the starting network) and its images: every training
- * image, database and queries, drawn equally from each training dataset. views() loads a step's
- * images twice, [clean; augmented], as one [2B, 3, H, W] batch.
- */
-async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, device: torch.Device, size: ImageSize,
-  normalization: ReturnType<typeof imageNormalization>, start: GeoLocalizationNet | null): Promise<InvarianceTeacher> {
-  // The student as the run started: copied when it is at its start, else rebuilt as it was built
-  // (same seed, same weights), so a resumed run gets the same teacher. Steps reseed torch themselves,
-  // so reseeding here changes nothing after.
-  torch.manualSeed(config.seed);
-  const teacher = buildModel(config);
-  if (device !== 'cpu') teacher.to(device);
-  if (start) {
-    torch.loadStateDict(teacher, start.stateDict(), { source: 'the student at the start of the run' });
-  } else {
-    if (config.weights) await teacher.loadPretrained(config.weights);
-    // Compared on descriptors, the teacher needs the head the student started with (k-means, same seed).
-    if (config.invarianceOn === 'descriptors' && config.resume === undefined) await initialiseHeadFromData(teacher, ds, initOptions(config, () => {}, device));
-  }
-  teacher.freezeBackbone('all');
-  teacher.eval();
-  const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const, queries: [0, ds.queriesPaths.length] as const }];
-  const all = [...ds.databasePaths, ...ds.queriesPaths];
-  const groups = parts.map(({ database: [d0, d1], queries: [q0, q1] }) => [
-    ...Array.from({ length: d1 - d0 }, (_, i) => d0 + i),
-    ...Array.from({ length: q1 - q0 }, (_, i) => ds.databasePaths.length + q0 + i),
-  ]);
-  return {
-    teacher,
-    async views(seed: number): Promise<Float32HostTensor> {
-      const rng = new Rng(seed);
-      // Each group in turn, so a batch smaller than the number of datasets still varies across them.
-      const offset = rng.int(0, groups.length);
-      const paths = Array.from({ length: config.invarianceBatch }, (_, i) => {
-        const g = groups[(i + offset) % groups.length]!;
-        return all[g[rng.int(0, g.length)]!]!;
-      });
-      // One size per step (a batch is one tensor); drawn after the images so that without sizes the
-      // draws are those of a single-size run.
-      const sizes = config.invarianceSizes;
-      const drawn = sizes.length > 0 ? sizes[rng.int(0, sizes.length)]! : null;
-      const at: ImageSize = drawn ? imageSize(drawn) : size;
-      const transform = (p: string, i: number) => (i < paths.length
-        ? loadImage(p, { size: at, normalization })
-        : loadAugmentedImage(p, deriveSeed(seed, i), { size: at, normalization, augment: config.augment }));
-      for await (const batch of loadBatches([...paths, ...paths], transform, { batchSize: 2 * paths.length })) return batch.images;
-      throw new Error('invariance views: no batch loaded');
-    },
-  };
-}

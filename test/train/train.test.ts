@@ -22,7 +22,9 @@ import { buildModel, initialiseHeadFromData } from '../../src/models/assemble.ts
 import { checkRunMemory } from '../../src/train/memory.ts';
 import { UsageError } from '../../src/errors.ts';
 import { useTinyCity, CITY, quiet, readLog, stepLosses, bytesOf, assertSameTensors, countDiffering } from '../helpers/tiny-city.ts';
-import { train, recallsOn, initOptions, optimizerFor, NonFiniteLossError, STALE_CHECKPOINT_TEMP, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
+import { train, recallsOn, optimizerFor, NonFiniteLossError, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
+import { initOptions } from '../../src/train/start.ts';
+import { STALE_CHECKPOINT_TEMP } from '../../src/train/resume.ts';
 
 const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
 

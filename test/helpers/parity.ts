@@ -11,7 +11,7 @@
 // float32 (u = 2^-24) the same bound is ~1e-3: a float32 run compared with those fixtures checks the
 // path users run, within what float32 itself allows, but cannot see that bug.
 import assert from 'node:assert/strict';
-import type { Tensor } from '../../src/torch/index.ts';
+import { tidy, type Tensor } from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
 
 /** Unit roundoff: half the distance from 1 to the next float. */
@@ -68,4 +68,56 @@ export function largestMagnitude(...ts: HostTensor[]): number {
   let m = 1;
   for (const t of ts) for (const v of Array.from(t.data as ArrayLike<number>)) m = Math.max(m, Math.abs(v));
   return m;
+}
+
+/** Largest |a − b| between two vgl tensors of the same shape (in float64). */
+export function maxAbsDiffBetween(a: Tensor, b: Tensor): number {
+  assert.deepEqual(a.shape, b.shape);
+  const x = a.toNumbers();
+  const y = b.toNumbers();
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+  return worst;
+}
+
+/** Fixture numbers (float64 values from JSON or a decoded buffer) as a float64 host tensor. */
+export function float64Host(shape: number[], data: ArrayLike<number>): HostTensor {
+  return { dtype: 'float64', shape, data: Float64Array.from(data) };
+}
+
+/**
+ * One output in both precisions against a float64 reference: `run(dtype)` computes it with the model and
+ * input cast to dtype; the largest difference must lie within that dtype's rounding bound of
+ * `computation(magnitude)`, magnitude the reference's largest |value| (at least 1). Returns a line
+ * "what float64 d (bound b), float32 d (bound b)" for the test to print.
+ */
+export function checkParity(what: string, run: (dtype: ParityDtype) => Tensor, want: HostTensor,
+  computation: (magnitude: number) => Computation, dtypes: readonly ParityDtype[] = ['float64', 'float32']): string {
+  const magnitude = largestMagnitude(want);
+  const report: string[] = [];
+  for (const dtype of dtypes) {
+    const d = tidy(() => maxAbsDiff(run(dtype), want));
+    const bound = roundingBound(dtype, computation(magnitude));
+    assert.ok(d <= bound, `${what} in ${dtype}: max abs difference ${d} exceeds the ${dtype} rounding bound ${bound}`);
+    report.push(`${dtype} ${d.toExponential(1)} (bound ${bound.toExponential(1)})`);
+  }
+  return `${what} ${report.join(', ')}`;
+}
+
+/**
+ * Bound on the error of a sum of n values computed in dtype, each value within `each` of exact and the
+ * values' |sum| (Σ|v|) `absSum`: the values' errors add up (n·each), and the n-term sum rounds by at most
+ * γ_n·Σ|v| in any order.
+ */
+export function sumBound(dtype: ParityDtype, n: number, each: number, absSum: number): number {
+  return n * each + gamma(n, dtype) * absSum;
+}
+
+/**
+ * Bound on |‖v‖ − 1| for a vector v of `terms` components L2-normalised in dtype and its norm measured
+ * in dtype: each is a sum of `terms` squares (relative error γ_terms, halved by the square root) plus a
+ * square root and a division, so |‖v‖ − 1| ≤ γ_terms + 3u ≤ 2·γ_terms (terms ≥ 3).
+ */
+export function unitNormBound(dtype: ParityDtype, terms: number): number {
+  return roundingBound(dtype, { depth: 2, terms: Math.max(terms, 3), magnitude: 1 });
 }

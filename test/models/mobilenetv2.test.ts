@@ -12,6 +12,9 @@ import { MobileNetV2, makeDivisible } from '../../src/models/mobilenetv2.ts';
 import { depthwiseToTorch, loadKerasWeights, MOBILENETV2_035_WEIGHTS_DIR } from '../../src/models/weights/keras-mobilenetv2.ts';
 import { hwioToOihw } from '../../src/models/weights/keras.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import {
+  roundingBound, maxAbsDiff, maxAbsDiffBetween, largestMagnitude, float64Host, sumBound, gamma, type Computation, type ParityDtype,
+} from '../helpers/parity.ts';
 
 interface Tap { keras: string; features_index: number; shape: number[]; sum: number; abs_sum: number }
 interface Run { output_shape: number[]; pooled: number[]; taps: Tap[] }
@@ -24,46 +27,93 @@ const floats = (s: string): Float32Array => {
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 };
 
-/** uint8 HWC pixels → [1, 3, H·k, W·k] in [-1, 1], nearest enlargement by k (exact copies). */
-function rgbToInput(rgb: Uint8Array, h: number, w: number, k: number): Tensor {
+/** uint8 HWC pixels → [1, 3, H·k, W·k] in [-1, 1] (computed in dtype), nearest enlargement by k (exact copies). */
+function rgbToInput(rgb: Uint8Array, h: number, w: number, k: number, dtype: ParityDtype = 'float32'): Tensor {
   return torch.tidy(() => {
-    const x = torch.tensor(Float32Array.from(rgb), [1, h, w, 3]).permute(0, 3, 1, 2).div(127.5).sub(1);
+    const x = torch.tensor(Float32Array.from(rgb), [1, h, w, 3]).to(dtype).permute(0, 3, 1, 2).div(127.5).sub(1);
     return F.interpolate(x, [h * k, w * k], 'nearest');
   });
 }
 
-let pretrained: MobileNetV2 | null = null;
-async function loaded(): Promise<MobileNetV2> {
-  if (!pretrained) {
-    pretrained = new MobileNetV2();
-    await loadKerasWeights(pretrained);
-    pretrained.eval();
+const pretrained: Partial<Record<ParityDtype, MobileNetV2>> = {};
+async function loaded(dtype: ParityDtype = 'float32'): Promise<MobileNetV2> {
+  if (!pretrained[dtype]) {
+    const m = new MobileNetV2();
+    await loadKerasWeights(m);
+    pretrained[dtype] = m.eval().to(dtype);
   }
-  return pretrained;
+  return pretrained[dtype]!;
 }
 
-function checkRun(model: MobileNetV2, x: Tensor, ref: Run): void {
-  torch.tidy(() => torch.noGrad(() => {
-    let y = x;
-    const taps = new Map(ref.taps.map((t) => [t.features_index, t]));
-    model.features.layers.forEach((layer, i) => {
+// The reference is float64 (the Keras graph interpreted by PyTorch in float64 from the float32 weights;
+// the random input is float32 values, the Nordland one x / 127.5 − 1 in float64). vgl runs in float64
+// against the float64 rounding bound and in float32, the path users run, against the float32 one.
+// Longest path to features.<i>: the stem conv (1), expanded_conv's depthwise and project (2), then an
+// expand, a depthwise and a project per block (3 each), Conv_1 (1): 52 convolutions, the global average
+// pool one reduction more. The longest reduction: a project 1x1 over 6·56 = 336 channels (read off the
+// weights below), each with its BatchNorm, ReLU6 and residual add a few roundings more (and, in
+// float32, the input's own rounding, x / 127.5 − 1).
+const depthAt = (i: number): number => (i === 0 ? 1 : 3 * i);
+const BN_ROUNDINGS = 5;
+/** Folding BatchNorm into the convolutions rounds each folded weight a few times more. */
+const FOLD_ROUNDINGS = 4;
+function longestReduction(model: MobileNetV2): number {
+  let terms = 0;
+  for (const [name, t] of model.stateDict()) if (name.endsWith('weight') && t.shape.length === 4) terms = Math.max(terms, t.shape[1]! * t.shape[2]! * t.shape[3]!);
+  return terms + BN_ROUNDINGS;
+}
+const mobilenetComputation = (model: MobileNetV2, depth: number, magnitude: number): Computation =>
+  ({ depth, terms: longestReduction(model), magnitude });
+
+/**
+ * The largest |value| met on the way to each features.<i> (and the output), from the float64 run: it is
+ * what the rounding errors are relative to (the reference stores only sums of the maps).
+ */
+function pathMagnitudes(model64: MobileNetV2, x: Tensor): number[] {
+  return torch.tidy(() => torch.noGrad(() => {
+    let y = x.to('float64');
+    let m = 1;
+    return model64.features.layers.map((layer) => {
       y = (layer.forward as (t: Tensor) => Tensor)(y);
-      const tap = taps.get(i);
-      if (!tap) return;
-      assert.deepEqual(y.shape, tap.shape, `features.${i} (${tap.keras}) shape`);
-      const sum = y.sum().item();
-      const abs = y.abs().sum().item();
-      // float32 sums of up to ~10^5 values: compare relative to the total magnitude
-      assert.ok(Math.abs(sum - tap.sum) <= 1e-5 * tap.abs_sum + 1e-4, `features.${i} (${tap.keras}) sum ${sum} vs ${tap.sum}`);
-      assert.ok(Math.abs(abs - tap.abs_sum) <= 1e-5 * tap.abs_sum + 1e-4, `features.${i} (${tap.keras}) |sum| ${abs} vs ${tap.abs_sum}`);
+      m = Math.max(m, largestMagnitude(y.toHost()));
+      return m;
     });
-    const out = model.forward(x);
-    assert.deepEqual(out.shape, ref.output_shape);
-    const pooled = out.mean([2, 3]).toFloat32Array();
-    let worst = 0;
-    ref.pooled.forEach((v, i) => { worst = Math.max(worst, Math.abs(pooled[i]! - v)); });
-    assert.ok(worst <= 1e-4, `pooled features differ from the reference by up to ${worst}`);
   }));
+}
+
+/** Taps (sums of intermediate maps) and pooled features against the reference, in float64 and float32. */
+function checkRun(models: Record<ParityDtype, MobileNetV2>, input: (dtype: ParityDtype) => Tensor, ref: Run): string {
+  const magnitudes = torch.tidy(() => pathMagnitudes(models.float64, input('float64')));
+  const report: string[] = [];
+  for (const dtype of ['float64', 'float32'] as const) {
+    const model = models[dtype];
+    torch.tidy(() => torch.noGrad(() => {
+      const x = input(dtype);
+      let y = x;
+      let worstTap = 0;
+      const taps = new Map(ref.taps.map((t) => [t.features_index, t]));
+      model.features.layers.forEach((layer, i) => {
+        y = (layer.forward as (t: Tensor) => Tensor)(y);
+        const tap = taps.get(i);
+        if (!tap) return;
+        assert.deepEqual(y.shape, tap.shape, `features.${i} (${tap.keras}) shape`);
+        const sum = y.sum().item();
+        const abs = y.abs().sum().item();
+        // Each of the map's values within its rounding bound, and the sum's own rounding.
+        const bound = sumBound(dtype, y.numel, roundingBound(dtype, mobilenetComputation(model, depthAt(i), magnitudes[i]!)), tap.abs_sum);
+        assert.ok(Math.abs(sum - tap.sum) <= bound, `features.${i} (${tap.keras}) in ${dtype}: sum ${sum} vs ${tap.sum} (bound ${bound})`);
+        assert.ok(Math.abs(abs - tap.abs_sum) <= bound, `features.${i} (${tap.keras}) in ${dtype}: |sum| ${abs} vs ${tap.abs_sum} (bound ${bound})`);
+        worstTap = Math.max(worstTap, Math.abs(sum - tap.sum) / bound, Math.abs(abs - tap.abs_sum) / bound);
+      });
+      const out = model.forward(x);
+      assert.deepEqual(out.shape, ref.output_shape);
+      const worst = maxAbsDiff(out.mean([2, 3]).flatten(), float64Host([ref.pooled.length], ref.pooled));
+      const bound = roundingBound(dtype, mobilenetComputation(model, depthAt(18) + 1, magnitudes[18]!));
+      assert.ok(worst <= bound, `pooled features in ${dtype} differ from the reference by up to ${worst}, over the rounding bound ${bound}`);
+      report.push(`${dtype} pooled ${worst.toExponential(1)} (bound ${bound.toExponential(1)}), taps up to ${worstTap.toExponential(1)} of their bounds`);
+    }));
+  }
+  return report.join('; ');
 }
 
 test('channel widths follow Keras alpha=0.35 (_make_divisible(int(c·alpha), 8))', () => {
@@ -103,21 +153,49 @@ test('Keras kernel layouts: HWIO → OIHW, depthwise HW(C)(M) → [C·M, 1, H, W
   assert.deepEqual([...d.data as Float32Array], [0, 100, 1, 101, 10, 110, 11, 111]);
 });
 
-test('pretrained MobileNetV2 matches the PyTorch Keras-graph reference on a random input (1e-4)', async () => {
-  const model = await loaded();
+test('pretrained MobileNetV2 matches the PyTorch Keras-graph reference on a random input (float64 and float32 rounding bounds)', async () => {
+  const models = { float32: await loaded(), float64: await loaded('float64') };
   const inp = REF.runs.random.input;
-  const x = torch.tensor(floats(inp.float32), inp.shape);
-  checkRun(model, x, REF.runs.random);
+  const line = checkRun(models, (dtype) => torch.tensor(floats(inp.float32), inp.shape).to(dtype), REF.runs.random);
+  console.log(`# MobileNetV2 parity (random input): ${line}`);
+});
+
+test('the parity check rejects BatchNorm eps 1e-5 (torch\'s default) instead of Keras\' 1e-3', async () => {
+  // The bug the Keras-graph parity exists for, injected in every BatchNorm of a float64 copy.
+  const model = new MobileNetV2();
+  await loadKerasWeights(model);
+  model.eval().to('float64');
+  let patched = 0;
+  for (const [, m] of model.namedModules()) {
+    if (m instanceof nn.BatchNorm2d) {
+      assert.equal(m.eps, 1e-3, 'Keras\' BatchNorm eps');
+      Object.defineProperty(m, 'eps', { value: 1e-5 });
+      patched++;
+    }
+  }
+  assert.equal(patched, 52);
+  const inp = REF.runs.random.input;
+  const x = torch.tensor(floats(inp.float32), inp.shape).to('float64');
+  const reference64 = await loaded('float64');
+  const magnitude = torch.tidy(() => pathMagnitudes(reference64, x).at(-1)!);
+  const want = float64Host([REF.runs.random.pooled.length], REF.runs.random.pooled);
+  const d = torch.tidy(() => torch.noGrad(() => maxAbsDiff(model.forward(x).mean([2, 3]).flatten(), want)));
+  const c = mobilenetComputation(model, depthAt(18) + 1, magnitude);
+  assert.ok(d > roundingBound('float64', c), `eps 1e-5 gave ${d}, within the float64 bound ${roundingBound('float64', c)}: the check cannot see the bug`);
+  console.log(`# injected BatchNorm eps 1e-5: pooled features move by ${d.toExponential(2)} (float64 bound ${roundingBound('float64', c).toExponential(1)}, float32 ${roundingBound('float32', c).toExponential(1)})`);
   x.dispose();
+  model.dispose();
 });
 
 test('pretrained MobileNetV2 matches the reference on a Nordland frame enlarged to 64x128', async () => {
-  const model = await loaded();
+  const models = { float32: await loaded(), float64: await loaded('float64') };
   const inp = REF.runs.nordland.input;
-  const x = rgbToInput(b64(inp.rgb_uint8), inp.height, inp.width, inp.upsample);
-  assert.deepEqual(x.shape, [1, 3, 64, 128]);
-  checkRun(model, x, REF.runs.nordland);
-  x.dispose();
+  const input = (dtype: ParityDtype) => {
+    const x = rgbToInput(b64(inp.rgb_uint8), inp.height, inp.width, inp.upsample, dtype);
+    assert.deepEqual(x.shape, [1, 3, 64, 128]);
+    return x;
+  };
+  console.log(`# MobileNetV2 parity (Nordland frame): ${checkRun(models, input, REF.runs.nordland)}`);
 });
 
 test('loader reports the weights it ignored (the Teachable Machine head) and loads all model keys', async () => {
@@ -199,48 +277,81 @@ test('freezeReference: only block_13.. and Conv_1 (features.14-18) train; frozen
 
 test('Nordland: the same place in summer and winter is closer than different places (pooled 1280-d)', async (t) => {
   if (!existsSync(NORDLAND)) return t.skip(`${NORDLAND} is absent`);
-  const model = await loaded();
   const ref = REF.nordland as { frames: string[]; upsample: number; mean_same: number; mean_different: number };
-  // Both seasons in one batch: rows 0..n-1 summer (database), n..2n-1 winter (queries).
-  const xs: Tensor[] = [];
+  const n = ref.frames.length;
+  const pixels: { data: Uint8Array; height: number; width: number }[] = [];
   for (const season of ['summer', 'winter']) {
     for (const f of ref.frames) {
       const { data, info } = await sharp(join(NORDLAND, season, f)).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-      xs.push(rgbToInput(new Uint8Array(data), info.height, info.width, ref.upsample));
+      pixels.push({ data: new Uint8Array(data), height: info.height, width: info.width });
     }
   }
-  const n = ref.frames.length;
-  const d = torch.tidy(() => torch.inferenceMode(() => {
-    const desc = F.normalize(model.forward(torch.cat(xs)).mean([2, 3]));
-    return F.cdist(desc.narrow(0, n, n), desc.narrow(0, 0, n)).toFloat32Array();
-  }));
-  torch.dispose(xs);
-  let same = 0;
-  let diff = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) (i === j ? (same += d[i * n + j]!) : (diff += d[i * n + j]!));
-  same /= n;
-  diff /= n * n - n;
-  console.log(`Nordland ${n} places: mean distance same place ${same.toFixed(4)}, different places ${diff.toFixed(4)} (reference ${ref.mean_same.toFixed(4)} / ${ref.mean_different.toFixed(4)})`);
-  assert.ok(same < diff, `same ${same} should be below different ${diff}`);
-  assert.ok(Math.abs(same - ref.mean_same) < 1e-4 && Math.abs(diff - ref.mean_different) < 1e-4, 'figures match the PyTorch reference');
+  const figures = async (dtype: ParityDtype) => {
+    const model = await loaded(dtype);
+    // Both seasons in one batch: rows 0..n-1 summer (database), n..2n-1 winter (queries).
+    const xs = pixels.map((p) => rgbToInput(p.data, p.height, p.width, ref.upsample, dtype));
+    const { d, smallestNorm, magnitude } = torch.tidy(() => torch.inferenceMode(() => {
+      const pooled = model.forward(torch.cat(xs)).mean([2, 3]);
+      const desc = F.normalize(pooled);
+      return {
+        d: F.cdist(desc.narrow(0, n, n), desc.narrow(0, 0, n)).toNumbers(), smallestNorm: pooled.norm(2, 1).amin().item(),
+        magnitude: largestMagnitude(pooled.toHost()),
+      };
+    }));
+    torch.dispose(xs);
+    let same = 0;
+    let diff = 0;
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) (i === j ? (same += d[i * n + j]!) : (diff += d[i * n + j]!));
+    return { same: same / n, diff: diff / (n * n - n), smallestNorm, magnitude, model };
+  };
+  const f32 = await figures('float32');
+  console.log(`Nordland ${n} places: mean distance same place ${f32.same.toFixed(4)}, different places ${f32.diff.toFixed(4)} (reference ${ref.mean_same.toFixed(4)} / ${ref.mean_different.toFixed(4)})`);
+  assert.ok(f32.same < f32.diff, `same ${f32.same} should be below different ${f32.diff}`);
+  // The figures against the reference in float64. A pooled descriptor's D = 1280 values are each within
+  // e of exact (the network's rounding bound), ‖Δ‖ ≤ √D·e; L2 normalisation turns that into at most
+  // 2·√D·e / ‖pooled‖ on the unit vector, plus its own rounding (γ_D); a distance moves by at most the two
+  // unit vectors' errors plus cdist's rounding (a D-term sum of squares of |terms| ≤ 4, halved by the
+  // root); the means of n or n² − n distances (≤ 2) round by γ_{n²}·2 more. In float32 this bound would
+  // exceed the figures themselves (~0.5): the float64 comparison is the one that can see a wrong figure.
+  const f64 = await figures('float64');
+  const D = 1280;
+  const e = roundingBound('float64', mobilenetComputation(f64.model, depthAt(18) + 1, f64.magnitude));
+  const unitError = (2 * Math.sqrt(D) * e) / f64.smallestNorm + Math.sqrt(D) * gamma(D + 3, 'float64');
+  const bound = 2 * unitError + gamma(D + 2, 'float64') * 4 + gamma(n * n, 'float64') * 2;
+  const worst = Math.max(Math.abs(f64.same - ref.mean_same), Math.abs(f64.diff - ref.mean_different));
+  assert.ok(worst <= bound, `figures in float64 ${f64.same} / ${f64.diff} vs the PyTorch reference ${ref.mean_same} / ${ref.mean_different}: ${worst} > ${bound}`);
+  console.log(`# Nordland figures vs reference: float64 ${worst.toExponential(1)} (bound ${bound.toExponential(1)}); float32 ${Math.max(Math.abs(f32.same - ref.mean_same), Math.abs(f32.diff - ref.mean_different)).toExponential(1)}`);
 });
 
 test('BatchNorm folding (convBnPairs): every conv paired once, folded output equals the plain one', async () => {
   const model = await loaded();
+  const model64 = await loaded('float64');
   const pairs = model.convBnPairs();
   assert.equal(pairs.length, 35 + 17, 'every conv and depthwise conv has its BatchNorm');
   assert.equal(new Set(pairs.map(([c]) => c)).size, pairs.length);
   const inp = REF.runs.random.input;
-  torch.tidy(() => torch.noGrad(() => {
-    const x = torch.tensor(floats(inp.float32), inp.shape);
-    const plain = model.forward(x);
-    const unfold = nn.foldForInference(pairs);
-    try {
-      const folded = model.forward(nn.toChannelsLast(x)).contiguous();
-      const worst = plain.sub(folded).abs().amax().item();
-      assert.ok(worst < 1e-3, `folded differs by ${worst}`);
-    } finally {
-      unfold();
-    }
-  }));
+  const input = (dtype: ParityDtype) => torch.tensor(floats(inp.float32), inp.shape).to(dtype);
+  const magnitude = torch.tidy(() => pathMagnitudes(model64, input('float64')).at(-1)!);
+  // Folded and plain: two computations of the same map, each within its rounding bound of exact (the
+  // folded one with the folding's roundings more per term), so within the sum of both of each other.
+  const report: string[] = [];
+  for (const dtype of ['float32', 'float64'] as const) {
+    const m = dtype === 'float32' ? model : model64;
+    const c = mobilenetComputation(m, depthAt(18), magnitude);
+    const bound = roundingBound(dtype, c) + roundingBound(dtype, { ...c, terms: c.terms + FOLD_ROUNDINGS });
+    torch.tidy(() => torch.noGrad(() => {
+      const x = input(dtype);
+      const plain = m.forward(x);
+      const unfold = nn.foldForInference(dtype === 'float32' ? pairs : m.convBnPairs(), true, dtype);
+      try {
+        const folded = m.forward(nn.toChannelsLast(x)).contiguous();
+        const worst = maxAbsDiffBetween(plain, folded);
+        assert.ok(worst <= bound, `${dtype}: folded differs by ${worst} (bound ${bound})`);
+        report.push(`${dtype} ${worst.toExponential(1)} (bound ${bound.toExponential(1)})`);
+      } finally {
+        unfold();
+      }
+    }));
+  }
+  console.log(`# MobileNetV2 folded vs plain: ${report.join(', ')}`);
 });

@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
-import { roundingBound, maxAbsDiff, largestMagnitude, type Computation, type ParityDtype } from '../helpers/parity.ts';
-import { loadStateDict as readStateDict } from '../../src/torch/serialization/index.ts';
+import { roundingBound, maxAbsDiff, largestMagnitude, checkParity, type Computation, type ParityDtype } from '../helpers/parity.ts';
+import { readStateDict } from '../../src/torch/serialization/index.ts';
 import { gradcheck } from '../../src/torch/gradcheck.ts';
 import { VisionTransformer, ViTBlock, loadViTWeights, type ViTShape } from '../../src/models/vit.ts';
 import { CCT, CCTEncoderLayer, loadCCTWeights, type CCTShape } from '../../src/models/cct.ts';
@@ -45,19 +45,6 @@ const vitComputation = (blocks: number, magnitude: number): Computation =>
 const CCT_TERMS = shapes.cct.tokenizerPlanes * shapes.cct.kernel * shapes.cct.kernel;
 const cctComputation = (magnitude: number): Computation =>
   ({ depth: shapes.cct.convLayers + BLOCK_REDUCTIONS * shapes.cct.depth + 2 + 3, terms: CCT_TERMS, magnitude });
-
-/** One output in both precisions: `run(dtype)` computes it with the model and input cast to dtype. */
-function checkParity(what: string, run: (dtype: ParityDtype) => torch.Tensor, want: HostTensor, computation: (magnitude: number) => Computation): string {
-  const magnitude = largestMagnitude(want);
-  const report: string[] = [];
-  for (const dtype of ['float64', 'float32'] as const) {
-    const d = torch.tidy(() => maxAbsDiff(run(dtype), want));
-    const bound = roundingBound(dtype, computation(magnitude));
-    assert.ok(d <= bound, `${what} in ${dtype}: max abs difference ${d} exceeds the ${dtype} rounding bound ${bound}`);
-    report.push(`${dtype} ${d.toExponential(1)} (bound ${bound.toExponential(1)})`);
-  }
-  return `${what} ${report.join(', ')}`;
-}
 
 /** A fixture input in `dtype`. */
 const inputOf = (h: HostTensor, dtype: ParityDtype) => torch.fromHost(h).to(dtype);

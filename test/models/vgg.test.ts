@@ -9,6 +9,7 @@ import { stateDictToHost, type HostTensor } from '../../src/torch/index.ts';
 import { savePth } from '../../src/torch/serialization/index.ts';
 import { Vgg16, loadVggStateDict, loadVggWeights } from '../../src/models/vgg.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { checkParity, type Computation, type ParityDtype } from '../helpers/parity.ts';
 
 const FIXTURE = JSON.parse(readFileSync('test/fixtures/vgg/vgg16_tiny.json', 'utf8'));
 const TINY_PTH = 'test/fixtures/vgg/vgg16_tiny.pth';
@@ -16,6 +17,17 @@ const floats = (s: string): Float32Array => {
   const b = Buffer.from(s, 'base64');
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 };
+const doubles = (s: string): Float64Array => {
+  const b = Buffer.from(s, 'base64');
+  return Float64Array.from(new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+};
+
+// The fixture's output is float64 (PyTorch in float64 from the float32 weights and input): vgl in float64
+// against the float64 rounding bound, in float32 against the float32 one. features[:-2]: 13 3x3
+// convolutions (each with its bias and ReLU: 2 roundings more), the longest over the widest stage's
+// 9·10 = 90 terms; max pools are exact.
+const vggComputation = (widths: number[], magnitude: number): Computation =>
+  ({ depth: 13, terms: 9 * Math.max(3, ...widths) + 2, magnitude });
 
 // torchvision vgg16().features: conv at 0, 2 | pool 4 | 5, 7 | pool 9 | 10, 12, 14 | pool 16 |
 // 17, 19, 21 | pool 23 | 24, 26, 28 | ReLU 29, pool 30 (the last two are cut).
@@ -60,17 +72,19 @@ test('matches PyTorch on a narrow VGG-16 loaded from its torch.save .pth (classi
   const report = await loadVggWeights(m, TINY_PTH);
   assert.deepEqual(report.ignored, ['classifier.0.weight', 'classifier.0.bias', 'classifier.3.weight', 'classifier.3.bias', 'classifier.6.weight', 'classifier.6.bias']);
   assert.deepEqual(report.loaded, TORCHVISION_KEYS);
-  torch.tidy(() => torch.noGrad(() => {
-    const x = torch.tensor(floats(FIXTURE.input.float32), FIXTURE.input.shape);
-    const y = m.forward(x);
+  const m64 = new Vgg16({ widths: FIXTURE.widths });
+  await loadVggWeights(m64, TINY_PTH);
+  const models = { float32: m, float64: m64.to('float64') };
+  const want: HostTensor = { dtype: 'float64', shape: FIXTURE.output.shape, data: doubles(FIXTURE.output.float64) };
+  const input = (dtype: ParityDtype) => torch.tensor(floats(FIXTURE.input.float32), FIXTURE.input.shape).to(dtype);
+  const line = torch.noGrad(() => checkParity('features[:-2]', (dt) => {
+    const y = models[dt].forward(input(dt));
     assert.deepEqual(y.shape, FIXTURE.output.shape);
-    const got = y.toFloat32Array();
-    const want = floats(FIXTURE.output.float32);
-    let worst = 0;
-    want.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - got[i]!)); });
-    assert.ok(worst <= 1e-4, `max difference ${worst}`);
-  }));
+    return y;
+  }, want, (magnitude) => vggComputation(FIXTURE.widths, magnitude)));
+  console.log(`# VGG-16 parity: ${line}`);
   m.dispose();
+  m64.dispose();
 });
 
 test('.pth round trip through savePth keeps every value; extra classifier keys are reported', async () => {

@@ -8,11 +8,11 @@ import type { Tensor } from '../torch/index.ts';
 import * as torch from '../torch/index.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import type { ImageSize, Interpolation } from '../data/image.ts';
-import { DEFAULT_SOFT_POSITIVE_RADIUS, PositionIndex, radiusPositives } from '../data/positives.ts';
+import { DEFAULT_SOFT_POSITIVE_RADIUS } from '../data/positives.ts';
 import { extractDescriptors, saveDescriptors, type DescriptorModel, type ExtractOptions } from './extract.ts';
 import { progressBar } from '../util/progress.ts';
 import { mergeNeighbours, searchExact, type Neighbours } from './search.ts';
-import { DEFAULT_RECALL_VALUES, recallAtN, type Recalls } from './recall.ts';
+import { DEFAULT_RECALL_VALUES, recallAtRadii, type Recalls } from './recall.ts';
 import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, queryResizeMode, searchesEachCrop, type TestMethod } from './test-methods.ts';
 import { buildPredictions, writePredictions, type PredictionFiles, type PredictionImagesOptions } from './predictions.ts';
 
@@ -155,13 +155,6 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
   }
 }
 
-function recallsAtRadii(predictions: Neighbours, dataset: GeoDataset, recallValues: number[], radii: number[]): Record<number, Recalls> {
-  const index = new PositionIndex(dataset.databasePositions);
-  const out: Record<number, Recalls> = {};
-  for (const r of radii) out[r] = recallAtN(predictions, radiusPositives(index, dataset.queriesPositions, r), recallValues);
-  return out;
-}
-
 /** evaluate() with the database described and searched `chunk` images at a time (merged top-k lists). */
 async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions, chunk: number, v: Validated,
   common: ExtractOptions, t0: number): Promise<EvaluateResult> {
@@ -204,7 +197,7 @@ async function finish(found: Neighbours, dataset: GeoDataset, options: EvaluateO
   const t1 = performance.now();
   const predictions = searchesEachCrop(method)
     ? mergeCropNeighbours(found, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT) : found;
-  const recallsByRadius = recallsAtRadii(predictions, dataset, recallValues, radii);
+  const recallsByRadius = recallAtRadii(predictions, dataset.databasePositions, dataset.queriesPositions, radii, recallValues);
   const t2 = performance.now();
   const result: EvaluateResult = {
     method, radius, recalls: recallsByRadius[radius], recallsByRadius, predictions,

@@ -120,27 +120,10 @@ export function searchExact(database: Tensor, queries: Tensor, options: SearchOp
       const b = Math.min(queryBlock, m - q0);
       torch.tidy(() => {
         const block = queries.narrow(0, q0, b);
-        let values: Tensor | null = null;
-        let indices: Tensor | null = null;
-        for (let d0 = 0; d0 < n; d0 += databaseBlock) {
-          const bn = Math.min(databaseBlock, n - d0);
-          const [v, i] = torch.tidy(() => {
-            const s = scores(block, database.narrow(0, d0, bn), databaseSq?.narrow(0, d0, bn) ?? null);
-            const [bv, bi] = s.topk(Math.min(keep, bn), 1);
-            const gi = bi.add(d0);
-            if (values === null || indices === null) return [bv, gi];
-            const cv = torch.cat([values, bv], 1);
-            const ci = torch.cat([indices, gi], 1);
-            const [mv, mi] = cv.topk(Math.min(keep, cv.size(1)), 1);
-            return [mv, ci.gather(1, mi)];
-          });
-          values?.dispose();
-          indices?.dispose();
-          values = v;
-          indices = i;
-        }
-        const sv = values!.toFloat32Array();
-        const si = indices!.toNumbers();
+        const [values, indices] = runningTopk(n, databaseBlock, keep,
+          (d0, bn) => scores(block, database.narrow(0, d0, bn), databaseSq?.narrow(0, d0, bn) ?? null));
+        const sv = values.toFloat32Array();
+        const si = indices.toNumbers();
         const querySq = metric === 'l2' ? squaredNorms(block, b).toFloat32Array() : null;
         for (let r = 0; r < b; r++) {
           const order = rankCandidates(sv, si, r * keep, keep);
@@ -279,15 +262,24 @@ function roundingOf(database: Tensor, low: Tensor, block: number): { normMax: nu
 
 /** The top-`count` pre-filter scores [b, count] (descending) and their database indices, from bf16 products. */
 function prefilter(queriesLow: Tensor, databaseLow: Tensor, databaseSq: Tensor | null, count: number, databaseBlock: number): [Tensor, Tensor] {
-  const n = databaseLow.size(0);
+  return runningTopk(databaseLow.size(0), databaseBlock, count, (d0, bn) => {
+    const s = queriesLow.mm(databaseLow.narrow(0, d0, bn).t()).float();
+    return databaseSq === null ? s : s.mul_(2).add_(databaseSq.narrow(0, d0, bn), -1);
+  });
+}
+
+/**
+ * The running top-k merge: the `count` largest scores of each query row over `n` database rows
+ * ([b, count], descending) and their database indices, from `blockScores(d0, bn)` ([b, bn], the scores
+ * of rows d0..d0+bn-1) one block of `databaseBlock` rows at a time, so no [b, n] score matrix exists.
+ */
+function runningTopk(n: number, databaseBlock: number, count: number, blockScores: (d0: number, bn: number) => Tensor): [Tensor, Tensor] {
   let values: Tensor | null = null;
   let indices: Tensor | null = null;
   for (let d0 = 0; d0 < n; d0 += databaseBlock) {
     const bn = Math.min(databaseBlock, n - d0);
     const [v, i] = torch.tidy(() => {
-      const s = queriesLow.mm(databaseLow.narrow(0, d0, bn).t()).float();
-      if (databaseSq !== null) s.mul_(2).add_(databaseSq.narrow(0, d0, bn), -1);
-      const [bv, bi] = s.topk(Math.min(count, bn), 1);
+      const [bv, bi] = blockScores(d0, bn).topk(Math.min(count, bn), 1);
       const gi = bi.add(d0);
       if (values === null || indices === null) return [bv, gi];
       const cv = torch.cat([values, bv], 1);
@@ -327,12 +319,12 @@ function candidateScores(queries: Tensor, database: Tensor, databaseSq: Tensor |
   return out;
 }
 
-/** Row sums of squares [rows], computed a block of rows at a time (no full-size temporary). */
 /** Each database row's squared L2 norm, [rows]: computed once for a database searched many times (SearchOptions). */
 export function databaseSquaredNorms(database: Tensor, block = 8192): Tensor {
   return torch.inferenceMode(() => squaredNorms(database, block));
 }
 
+/** Row sums of squares [rows], computed a block of rows at a time (no full-size temporary). */
 function squaredNorms(x: Tensor, block: number): Tensor {
   const rows = x.size(0);
   if (rows <= block) return x.pow(2).sum(1);

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { csvText } from '../util/csv.ts';
 import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import { train } from '../train/train.ts';
-import { linePlot, writeFigure } from '../report/svg.ts';
+import { linePlot, writeSvgFigure } from '../report/svg.ts';
 import {
   DEMO_TESTS, TRAINING_DATA, demoConfig, ensureDemoDatasets, recallsOf, untrainedNetwork,
   type DemoTest, type TrainingData,
@@ -98,7 +98,7 @@ export async function writeCurves(points: readonly CurvePoint[], outputFolder: s
       subtitle: 'epoch 0 = ImageNet MobileNetV2 before training; one line per training data',
       xLabel: 'epoch', yLabel: 'recall@1 (%)', series,
     });
-    written.push((await writeFigure(svg, join(outputFolder, `curves-${t.dataset}`))).png);
+    written.push((await writeSvgFigure(svg, join(outputFolder, `curves-${t.dataset}`))).png);
   }
   return written;
 }

@@ -12,7 +12,7 @@
 // The authors' block is not timm's: after the attention residual the stream itself is normalised
 // (norm1), and the MLP residual is added to that normalised stream.
 import { nn, F, tidy, zeros, fromHost, type Tensor, type HostTensor, loadStateDict, type LoadReport } from '../torch/index.ts';
-import { loadStateDict as readStateDict } from '../torch/serialization/index.ts';
+import { readStateDict } from '../torch/serialization/index.ts';
 import type { Backbone } from './types.ts';
 import {
   Attention, dropPath, resamplePositions, tokensToMap, freezeUpToBlock, checkTruncation, applyDims, truncNormal_, initLinear,

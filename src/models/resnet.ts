@@ -41,7 +41,8 @@ export class BasicBlock extends nn.Module {
   forward(x: Tensor): Tensor {
     return tidy(() => {
       // In place where torchvision is (inplace ReLU, out += identity): less memory traffic.
-      const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu_()));
+      let out = this.bn1.forward(this.conv1.forward(x)).relu_();
+      out = this.bn2.forward(this.conv2.forward(out));
       const identity = this.downsample ? this.downsample.forward(x) : x;
       return out.add_(identity).relu_();
     });
@@ -160,7 +161,8 @@ export class ResNetTrunk extends nn.Module implements Backbone {
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      let y = this.maxpool.forward(this.bn1.forward(this.conv1.forward(x)).relu_());
+      let y = this.bn1.forward(this.conv1.forward(x)).relu_();
+      y = this.maxpool.forward(y);
       for (const layer of this.layers) y = layer.forward(y);
       return y;
     });

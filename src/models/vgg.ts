@@ -2,7 +2,7 @@
 // geo-localization benchmark cuts it: `features[:-2]`, i.e. up to conv5_3 without its ReLU and the
 // last max-pool → 512 channels at stride 16.
 import { nn, tidy, Tensor, loadStateDict, type HostTensor, type LoadReport } from '../torch/index.ts';
-import { loadStateDict as readStateDict } from '../torch/serialization/index.ts';
+import { readStateDict } from '../torch/serialization/index.ts';
 import { freezeModules, type Backbone } from './types.ts';
 
 /** torchvision's configuration 'D' (VGG-16): stage index of each 3x3 conv, 'M' for max-pool. */

@@ -6,7 +6,7 @@
 // ⌊H/p⌋ x ⌊W/p⌋ and the position embeddings, learned for `imageSize`, are resampled to it (bicubic with
 // antialias, timm's resample_abs_pos_embed), since place recognition runs at sizes other than 224.
 import { nn, tidy, cat, zeros, fromHost, type Tensor, type HostTensor, loadStateDict, type LoadReport } from '../torch/index.ts';
-import { loadStateDict as readStateDict } from '../torch/serialization/index.ts';
+import { readStateDict } from '../torch/serialization/index.ts';
 import type { Backbone } from './types.ts';
 import {
   Attention, Mlp, dropPath, resamplePositions, tokensToMap, freezeUpToBlock, checkTruncation, applyDims, truncNormal_, initLinear,

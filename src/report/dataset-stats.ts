@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDataset, listSplits, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, nearestDatabase, type PositivesOptions, type QueryPositives } from '../data/positives.ts';
-import { scatterPlot, histogram, writeFigure, imageGrid, PALETTE, type GridRow, type GridCell } from './svg.ts';
+import { scatterPlot, histogram, writeSvgFigure, imageGrid, PALETTE, type GridRow, type GridCell } from './svg.ts';
 
 /** Summary of a list of numbers; quantiles interpolate linearly between order statistics (numpy's default). */
 export interface NumberSummary {
@@ -155,7 +155,7 @@ export async function writeDatasetReport(root: string, name: string, outDir: str
         { name: 'queries', points: ds.queriesPositions, color: PALETTE[1], radius: 1.6, opacity: 0.8 },
       ],
     });
-    const mapFiles = await writeFigure(map, join(outDir, `${split}-map`));
+    const mapFiles = await writeSvgFigure(map, join(outDir, `${split}-map`));
 
     const pos = histogram({
       title: `${tag}: database images near each query`,
@@ -167,7 +167,7 @@ export async function writeDatasetReport(root: string, name: string, outDir: str
         { name: `soft, ≤ ${s.softRadius} m`, values: positives.soft.map((a) => a.length), color: PALETTE[0] },
       ],
     });
-    const posFiles = await writeFigure(pos, join(outDir, `${split}-positives`));
+    const posFiles = await writeSvgFigure(pos, join(outDir, `${split}-positives`));
 
     const d = s.nearestDatabaseDistance;
     const top = Math.max(s.softRadius * 1.6, Math.min(d.max, d.p90 * 2));
@@ -178,7 +178,7 @@ export async function writeDatasetReport(root: string, name: string, outDir: str
       series: [{ name: 'queries', values: nearest.distances, color: PALETTE[1] }],
       markers: [{ x: s.hardRadius, label: `${s.hardRadius} m (hard)` }, { x: s.softRadius, label: `${s.softRadius} m (soft)` }],
     });
-    const nearFiles = await writeFigure(near, join(outDir, `${split}-nearest-distance`));
+    const nearFiles = await writeSvgFigure(near, join(outDir, `${split}-nearest-distance`));
 
     const rows: GridRow[] = pickExamples(positives, options.exampleQueries ?? 4).map((q) => {
       const p = positives.soft[q];

@@ -162,7 +162,7 @@ export async function toSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-/** Writes <base>.svg, <base>.png (2x) and <base>.json (the plotted data); returns the paths. */
+/** Writes a vega-lite Figure as <base>.svg, <base>.png (2x) and <base>.json (the plotted data); returns the paths. (SVG text: `writeSvgFigure`, src/report/svg.ts.) */
 export async function writeFigure(f: Figure, base: string): Promise<{ svg: string; png: string; json: string }> {
   await mkdir(dirname(base), { recursive: true });
   const svg = await toSvg(f.spec);

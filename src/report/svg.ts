@@ -96,6 +96,30 @@ function legend(f: Frame, items: { name: string; color: string; kind: 'dot' | 'b
   return `<rect x="${x}" y="${y}" width="${w}" height="${h}" fill="white" fill-opacity="0.9" stroke="#bbb" rx="3"/>\n${rows.join('\n')}`;
 }
 
+/** The colour of series k: its own, else the palette's k-th. */
+function seriesColor(color: string | undefined, k: number): string {
+  return color ?? PALETTE[k % PALETTE.length];
+}
+
+/** The data range of a plot: x and y minimum and maximum. */
+interface Extent { xmin: number; xmax: number; ymin: number; ymax: number }
+
+/** The smallest range holding every point `points` hands to `add`; [0, 1] on both axes when it hands none. */
+function extentOf(points: (add: (x: number, y: number) => void) => void): Extent {
+  const e: Extent = { xmin: Infinity, xmax: -Infinity, ymin: Infinity, ymax: -Infinity };
+  points((x, y) => {
+    e.xmin = Math.min(e.xmin, x); e.xmax = Math.max(e.xmax, x);
+    e.ymin = Math.min(e.ymin, y); e.ymax = Math.max(e.ymax, y);
+  });
+  return Number.isFinite(e.xmin) ? e : { xmin: 0, xmax: 1, ymin: 0, ymax: 1 };
+}
+
+/** The start of a plot's body whose marks are clipped to the frame (`clip-path="url(#plot)"`): chrome, then the clip path. */
+function clippedBody(width: number, height: number, title: string, subtitle: string | undefined, f: Frame, xa: Axis, ya: Axis): string[] {
+  return [chrome(width, height, title, subtitle, f, xa, ya),
+    `<clipPath id="plot"><rect x="${f.x0}" y="${f.y0}" width="${f.x1 - f.x0}" height="${f.y1 - f.y0}"/></clipPath>`];
+}
+
 function svgDoc(width: number, height: number, body: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}">\n${body}\n</svg>\n`;
 }
@@ -112,6 +136,15 @@ function tickChars(min: number, max: number, target: number): number {
   return Math.max(1, ...t.map((v) => formatTick(v, step).length));
 }
 
+/** The text and size every plot takes. */
+export interface PlotOptions {
+  title: string;
+  subtitle?: string;
+  xLabel: string;
+  width?: number;
+  height?: number;
+}
+
 /** Points of one scatter series as x, y pairs ([x0, y0, x1, y1, ...]). */
 export interface ScatterSeries {
   name: string;
@@ -123,14 +156,9 @@ export interface ScatterSeries {
 }
 
 /** Options of scatterPlot. */
-export interface ScatterOptions {
-  title: string;
-  subtitle?: string;
-  xLabel: string;
+export interface ScatterOptions extends PlotOptions {
   yLabel: string;
   series: ScatterSeries[];
-  width?: number;
-  height?: number;
   /** Same metres per pixel on both axes (maps). Default false. */
   equalAspect?: boolean;
 }
@@ -138,14 +166,9 @@ export interface ScatterOptions {
 /** A scatter plot (or map, with equalAspect) of one or more point series, with legend. */
 export function scatterPlot(o: ScatterOptions): string {
   const width = o.width ?? 900, height = o.height ?? 720;
-  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
-  for (const s of o.series) {
-    for (let i = 0; i + 1 < s.points.length; i += 2) {
-      xmin = Math.min(xmin, s.points[i]); xmax = Math.max(xmax, s.points[i]);
-      ymin = Math.min(ymin, s.points[i + 1]); ymax = Math.max(ymax, s.points[i + 1]);
-    }
-  }
-  if (!Number.isFinite(xmin)) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
+  let { xmin, xmax, ymin, ymax } = extentOf((add) => {
+    for (const s of o.series) for (let i = 0; i + 1 < s.points.length; i += 2) add(s.points[i], s.points[i + 1]);
+  });
   const padX = Math.max((xmax - xmin) * 0.04, 1), padY = Math.max((ymax - ymin) * 0.04, 1);
   xmin -= padX; xmax += padX; ymin -= padY; ymax += padY;
   // Equal aspect can only widen the y range: size the margin for a generous version of it.
@@ -160,10 +183,9 @@ export function scatterPlot(o: ScatterOptions): string {
   }
   const xa = makeAxis(xmin, xmax, o.xLabel, 7);
   const ya = makeAxis(ymin, ymax, o.yLabel, 6);
-  const body: string[] = [chrome(width, height, o.title, o.subtitle, f, xa, ya)];
-  body.push(`<clipPath id="plot"><rect x="${f.x0}" y="${f.y0}" width="${f.x1 - f.x0}" height="${f.y1 - f.y0}"/></clipPath>`);
+  const body = clippedBody(width, height, o.title, o.subtitle, f, xa, ya);
   o.series.forEach((s, k) => {
-    const color = s.color ?? PALETTE[k % PALETTE.length];
+    const color = seriesColor(s.color, k);
     const r = s.radius ?? 2.5;
     const dots: string[] = [];
     for (let i = 0; i + 1 < s.points.length; i += 2) {
@@ -172,7 +194,7 @@ export function scatterPlot(o: ScatterOptions): string {
     }
     body.push(`<g clip-path="url(#plot)" fill="${color}" fill-opacity="${s.opacity ?? 0.7}">${dots.join('')}</g>`);
   });
-  body.push(legend(f, o.series.map((s, k) => ({ name: `${s.name} (${Math.floor(s.points.length / 2).toLocaleString('en-US')})`, color: s.color ?? PALETTE[k % PALETTE.length], kind: 'dot' as const }))));
+  body.push(legend(f, o.series.map((s, k) => ({ name: `${s.name} (${Math.floor(s.points.length / 2).toLocaleString('en-US')})`, color: seriesColor(s.color, k), kind: 'dot' as const }))));
   return svgDoc(width, height, body.join('\n'));
 }
 
@@ -184,10 +206,7 @@ export interface HistogramSeries {
 }
 
 /** Options of histogram. */
-export interface HistogramOptions {
-  title: string;
-  subtitle?: string;
-  xLabel: string;
+export interface HistogramOptions extends PlotOptions {
   /** Default "count". */
   yLabel?: string;
   series: HistogramSeries[];
@@ -199,8 +218,6 @@ export interface HistogramOptions {
   bins?: number;
   /** Vertical reference lines, e.g. the 10 m and 25 m thresholds. */
   markers?: { x: number; label: string }[];
-  width?: number;
-  height?: number;
 }
 
 /** Bin edges and counts of one series; values above the last edge count in the last bin. */
@@ -245,7 +262,7 @@ export function histogram(o: HistogramOptions): string {
   const nS = o.series.length;
   const binPx = (f.x1 - f.x0) / (edges.length - 1);
   binned.forEach((b, k) => {
-    const color = o.series[k].color ?? PALETTE[k % PALETTE.length];
+    const color = seriesColor(o.series[k].color, k);
     const bars: string[] = [];
     b.counts.forEach((c, i) => {
       if (c === 0) return;
@@ -263,7 +280,7 @@ export function histogram(o: HistogramOptions): string {
   }
   const over = binned.map((b, k) => (b.overflow > 0 ? `${b.overflow} ${o.series[k].name} values > ${formatTick(edges[edges.length - 1], 1)} counted in the last bin` : '')).filter((s) => s !== '');
   if (over.length > 0) body.push(`<text x="${f.x1 - 6}" y="${f.y1 - 8}" text-anchor="end" font-size="12" fill="#a33">${escapeXml(over.join('; '))}</text>`);
-  if (o.series.length > 1) body.push(legend(f, o.series.map((s, k) => ({ name: s.name, color: s.color ?? PALETTE[k % PALETTE.length], kind: 'bar' as const }))));
+  if (o.series.length > 1) body.push(legend(f, o.series.map((s, k) => ({ name: s.name, color: seriesColor(s.color, k), kind: 'bar' as const }))));
   return svgDoc(width, height, body.join('\n'));
 }
 
@@ -279,40 +296,30 @@ export interface LineSeries {
 }
 
 /** Options of linePlot. */
-export interface LinePlotOptions {
-  title: string;
-  subtitle?: string;
-  xLabel: string;
+export interface LinePlotOptions extends PlotOptions {
   yLabel: string;
   series: LineSeries[];
   /** Fixed y range (e.g. [0, 100] for recall); default data range. */
   yRange?: [number, number];
-  width?: number;
-  height?: number;
 }
 
 /** A line plot of one or more series (training curves, recall@N), with legend. */
 export function linePlot(o: LinePlotOptions): string {
   const width = o.width ?? 900, height = o.height ?? 520;
-  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
-  for (const s of o.series) {
-    for (let i = 0; i < Math.min(s.x.length, s.y.length); i++) {
-      if (!Number.isFinite(s.x[i]) || !Number.isFinite(s.y[i])) continue;
-      xmin = Math.min(xmin, s.x[i]); xmax = Math.max(xmax, s.x[i]);
-      ymin = Math.min(ymin, s.y[i]); ymax = Math.max(ymax, s.y[i]);
+  let { xmin, xmax, ymin, ymax } = extentOf((add) => {
+    for (const s of o.series) {
+      for (let i = 0; i < Math.min(s.x.length, s.y.length); i++) if (Number.isFinite(s.x[i]) && Number.isFinite(s.y[i])) add(s.x[i], s.y[i]);
     }
-  }
-  if (!Number.isFinite(xmin)) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
+  });
   if (xmax === xmin) { xmin -= 1; xmax += 1; }
   if (o.yRange) [ymin, ymax] = o.yRange;
   else { const pad = Math.max((ymax - ymin) * 0.06, Math.abs(ymax) * 1e-3, 1e-9); ymin -= pad; ymax += pad; }
   const f = frameFor(width, height, o.subtitle !== undefined, tickChars(ymin, ymax, 6));
   const xa = makeAxis(xmin, xmax, o.xLabel, 8);
   const ya = makeAxis(ymin, ymax, o.yLabel, 6);
-  const body: string[] = [chrome(width, height, o.title, o.subtitle, f, xa, ya)];
-  body.push(`<clipPath id="plot"><rect x="${f.x0}" y="${f.y0}" width="${f.x1 - f.x0}" height="${f.y1 - f.y0}"/></clipPath>`);
+  const body = clippedBody(width, height, o.title, o.subtitle, f, xa, ya);
   o.series.forEach((s, k) => {
-    const color = s.color ?? PALETTE[k % PALETTE.length];
+    const color = seriesColor(s.color, k);
     const pts: string[] = [];
     const n = Math.min(s.x.length, s.y.length);
     for (let i = 0; i < n; i++) {
@@ -322,12 +329,15 @@ export function linePlot(o: LinePlotOptions): string {
     body.push(`<polyline clip-path="url(#plot)" points="${pts.join(' ')}" fill="none" stroke="${color}" stroke-width="2.2"${s.dashed ? ' stroke-dasharray="7 4"' : ''}/>`);
     if (s.dots ?? n <= 60) body.push(`<g fill="${color}">${pts.map((p) => { const [x, y] = p.split(','); return `<circle cx="${x}" cy="${y}" r="3.2"/>`; }).join('')}</g>`);
   });
-  body.push(legend(f, o.series.map((s, k) => ({ name: s.name, color: s.color ?? PALETTE[k % PALETTE.length], kind: 'line' as const, dashed: s.dashed }))));
+  body.push(legend(f, o.series.map((s, k) => ({ name: s.name, color: seriesColor(s.color, k), kind: 'line' as const, dashed: s.dashed }))));
   return svgDoc(width, height, body.join('\n'));
 }
 
-/** Writes `<base>.svg` and `<base>.png` (rendered by sharp); returns both paths. */
-export async function writeFigure(svg: string, base: string): Promise<{ svg: string; png: string }> {
+/**
+ * Writes SVG text as `<base>.svg` and `<base>.png` (rendered by sharp); returns both paths. (A vega-lite
+ * `Figure` is written by `writeFigure` in src/report/figures.ts.)
+ */
+export async function writeSvgFigure(svg: string, base: string): Promise<{ svg: string; png: string }> {
   await mkdir(dirname(base), { recursive: true });
   const svgPath = `${base}.svg`, pngPath = `${base}.png`;
   await writeFile(svgPath, svg);

@@ -24,7 +24,10 @@ function isTensor(v: Tensor | HostTensor): v is Tensor {
   return v instanceof Tensor;
 }
 
-/** Copies values by name into the module's own parameters and buffers (so optimizers stay valid). */
+/**
+ * Copies values by name into the module's own parameters and buffers (so optimizers stay valid).
+ * The values of a `.pth` file: `readStateDict` in src/torch/serialization.
+ */
 export function loadStateDict(module: Module, values: Map<string, Tensor | HostTensor>, options: LoadOptions = {}): LoadReport {
   const own = module.stateDict();
   const report: LoadReport = { loaded: [], missing: [], unexpected: [], mismatched: [] };

@@ -55,7 +55,11 @@ export function findStateDict(value: PickleValue, label: string): Map<string, Ho
   return found;
 }
 
-/** Loads a `.pth` file and returns its state dict (see `findStateDict`). */
-export async function loadStateDict(path: string): Promise<Map<string, HostTensor>> {
+/**
+ * Reads a `.pth` file and returns its state dict (see `findStateDict`). To copy the tensors into a
+ * Module by name, hand the result to `loadStateDict` in src/torch/state-dict.ts.
+ */
+export async function readStateDict(path: string): Promise<Map<string, HostTensor>> {
   return findStateDict(await loadPth(path), path);
 }
+

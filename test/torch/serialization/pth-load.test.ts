@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor } from '../../../src/torch/dtype.ts';
-import { halfToFloat, loadPth, loadStateDict } from '../../../src/torch/serialization/index.ts';
+import { halfToFloat, loadPth, readStateDict } from '../../../src/torch/serialization/index.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 const DIR = 'test/fixtures/pth';
@@ -41,7 +41,7 @@ function checkTensor(t: HostTensor | undefined, e: Expected, name: string): void
 
 test('loads a torchvision-layout ResNet-18 state dict (OrderedDict with _metadata) exactly', async () => {
   const exp = EXPECTED['resnet18_tiny.pth'];
-  const sd = await loadStateDict(join(DIR, 'resnet18_tiny.pth'));
+  const sd = await readStateDict(join(DIR, 'resnet18_tiny.pth'));
   assert.deepEqual([...sd.keys()], exp.keys, 'keys in saved order');
   assert.ok(sd.has('layer2.0.downsample.1.running_var') && sd.has('fc.bias'));
   for (const [k, e] of Object.entries(exp.tensors as Record<string, Expected>)) checkTensor(sd.get(k), e, k);
@@ -88,13 +88,13 @@ for (const file of ['checkpoint.pth', 'legacy_checkpoint.pth', 'rezipped_deflate
   assert.deepEqual([...state.keys()].sort(), exp.optimizer_state_keys);
   checkTensor(state.get(0)!.get('exp_avg'), exp.exp_avg_0, 'exp_avg');
 
-  const sd = await loadStateDict(path);
+  const sd = await readStateDict(path);
   assert.deepEqual([...sd.keys()], exp.state_dict_keys);
   for (const [k, e] of Object.entries(exp.tensors as Record<string, Expected>)) checkTensor(sd.get(k), e, k);
 });
 
 test('strips the DataParallel module. prefix under model_state_dict', async () => {
-  const sd = await loadStateDict(join(DIR, 'dataparallel.pth'));
+  const sd = await readStateDict(join(DIR, 'dataparallel.pth'));
   const exp = EXPECTED['checkpoint.pth'];
   assert.deepEqual([...sd.keys()], exp.state_dict_keys);
   for (const [k, e] of Object.entries(exp.tensors as Record<string, Expected>)) checkTensor(sd.get(k), e, k);
@@ -102,7 +102,7 @@ test('strips the DataParallel module. prefix under model_state_dict', async () =
 
 test('no state dict: the error names the file and lists what it found', async () => {
   const path = join(DIR, 'views.pth');
-  await assert.rejects(loadStateDict(path), (e: Error) => {
+  await assert.rejects(readStateDict(path), (e: Error) => {
     assert.ok(e.message.startsWith(`${path}: no state dict found`), e.message);
     assert.match(e.message, /keys tensors, size, tuple, nested, big_int/);
     return true;
@@ -118,7 +118,7 @@ test('refuses a forbidden global without running it, naming the global and the f
     return true;
   });
   assert.ok(!existsSync(marker), 'the pickled os.system call must not have run');
-  await assert.rejects(loadStateDict(join(DIR, 'whole_module.pth')),
+  await assert.rejects(readStateDict(join(DIR, 'whole_module.pth')),
     /whole_module\.pth.*'torch\.nn\.modules\.linear\.Linear'.*save model\.state_dict\(\)/);
 });
 

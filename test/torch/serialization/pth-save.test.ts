@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor } from '../../../src/torch/dtype.ts';
-import { loadPth, loadStateDict, savePth, tuple, type SaveValue } from '../../../src/torch/serialization/index.ts';
+import { loadPth, readStateDict, savePth, tuple, type SaveValue } from '../../../src/torch/serialization/index.ts';
 import { writeFileAtomic, writeFileAtomicSync } from '../../../src/util/atomic.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
@@ -72,7 +72,7 @@ test('savePth → loadPth round trip keeps values, dtypes, shapes, ints vs float
     assert.deepEqual(u.shape, t.shape, k);
     assert.deepEqual(Array.from(u.data as ArrayLike<number>), Array.from(t.data as ArrayLike<number>), k);
   }
-  assert.deepEqual([...(await loadStateDict(path)).keys()], [...stateDict.keys()]);
+  assert.deepEqual([...(await readStateDict(path)).keys()], [...stateDict.keys()]);
 });
 
 test('one storage per tensor object: the same tensor saved twice is shared', async () => {

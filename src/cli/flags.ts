@@ -1,5 +1,6 @@
 // Option validation shared by every command: zod schemas at the edge, errors that name the flag.
 import { z } from 'zod';
+import type { Command } from 'commander';
 import { UsageError, flagName } from '../errors.ts';
 import { parseSize } from '../data/image.ts';
 
@@ -66,4 +67,47 @@ export function flagsFromShape(shape: Record<string, unknown>): SchemaFlag[] {
     if (fallback !== undefined) parts.push(`[default: ${shown}]`);
     return { key, flag: flagName(key).slice(2), kind, help: parts.join(' ') };
   });
+}
+
+/** A command-line value (commander's string, or true for a bare switch) as the kind of its field. */
+export function flagValue(kind: FlagKind, flag: string, v: string | boolean): unknown {
+  if (kind === 'bool') {
+    if (v === true || v === 'true') return true;
+    if (v === 'false') return false;
+    throw new UsageError(`--${flag} "${String(v)}": expected true or false (or no value for true)`);
+  }
+  const s = String(v);
+  if (kind === 'string') return s;
+  if (kind === 'number') {
+    const n = Number(s);
+    if (s.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} "${s}": expected a number`);
+    return n;
+  }
+  if (kind === 'list') return s.split(',').map((x) => flagValue('number', flag, x));
+  if (kind === 'sizes') return s.split(',').map((x) => flagValue('size', flag, x));
+  const size = imageSizeFlag().safeParse(s);
+  if (!size.success) throw new UsageError(`--${flag} "${s}": ${size.error.issues[0].message}`);
+  return size.data;
+}
+
+/** One commander option per schema flag; switches take an optional value (--gem-p-trainable, --gem-p-trainable false). */
+export function addSchemaOptions(cmd: Command, flags: readonly SchemaFlag[], helpPrefix = ''): Command {
+  for (const { flag, kind, help } of flags) cmd.option(kind === 'bool' ? `--${flag} [value]` : `--${flag} <value>`, `${helpPrefix}${help}`);
+  return cmd;
+}
+
+/**
+ * A shape's fields as optional command flags: a value given on the command line is converted by its
+ * kind and validated by the field (its default dropped: absent stays absent, so a run's config or the
+ * field's default applies later, where the spec is parsed).
+ */
+export function optionalFlagFields<S extends Record<string, z.ZodType>>(shape: S): { [K in keyof S]: z.ZodType<z.output<S[K]> | undefined> } {
+  const kinds = new Map(flagsFromShape(shape).map((f) => [f.key, f]));
+  return Object.fromEntries(Object.entries(shape).map(([key, field]) => {
+    const { kind, flag } = kinds.get(key)!;
+    let inner = field as unknown as ZodInternals;
+    while (['default', 'optional'].includes(inner._zod.def.type)) inner = inner._zod.def.innerType!;
+    return [key, z.preprocess((v) => (v === undefined ? undefined : typeof v === 'string' || v === true ? flagValue(kind, flag, v) : v),
+      (inner as unknown as z.ZodType).optional())];
+  })) as never;
 }

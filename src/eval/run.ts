@@ -15,7 +15,7 @@ import { openDataset, openDatasets, splitDatasetNames } from '../data/dataset.ts
 import { imageSize, type ImageSize } from '../data/image.ts';
 import { isDataInitialised } from '../models/types.ts';
 import { BACKBONE_NAMES } from '../models/network.ts';
-import { AGGREGATION_NAMES, isAggregationName } from '../models/aggregation/index.ts';
+import { AGGREGATION_NAMES, HEAD_OPTION_KEYS, isAggregationName, type HeadOptionValues } from '../models/aggregation/index.ts';
 import { checkMemory, inferenceMemory } from '../models/memory.ts';
 import { initialiseHeadFromData, resolveModel, aggregationSpecOf, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
 import { EFFICIENT_RAM_CHUNK } from './evaluate.ts';
@@ -28,7 +28,7 @@ import { readSavedEvaluation, recallFromSaved } from './model-io.ts';
 import { choosePrecision, type Bf16Check } from './precision-check.ts';
 
 /** What to evaluate, and how. Absent data options come from the run's training config. */
-export interface EvaluationRequest {
+export interface EvaluationRequest extends Partial<HeadOptionValues> {
   /** A vgl train run folder (config.json + best.pth). */
   run?: string;
   /** Weights to load (default <run>/best.pth); alone, the model comes from the checkpoint's config. */
@@ -37,9 +37,6 @@ export interface EvaluationRequest {
   backbone?: string;
   aggregation?: string;
   weights?: string;
-  netvladClusters?: number;
-  l2?: 'before_pool' | 'after_pool' | 'none';
-  gemP?: number;
   /** Narrower ResNet widths (tests). */
   resnetWidths?: number[];
   /** ResNet variant (default: what the weights file declares). */
@@ -119,8 +116,8 @@ export function dataOfRequest(model: AssembledModel, r: Pick<EvaluationRequest, 
 }
 
 /** The model options of a request (what `vgl eval` and `vgl index build` share). */
-export type ModelRequest = Pick<EvaluationRequest, 'run' | 'checkpoint' | 'backbone' | 'aggregation' | 'weights' | 'netvladClusters' | 'l2' | 'gemP'
-  | 'resnetWidths' | 'resnetFlavour' | 'truncTe' | 'transformerDims'>;
+export type ModelRequest = Pick<EvaluationRequest, 'run' | 'checkpoint' | 'backbone' | 'aggregation' | 'weights'
+  | 'resnetWidths' | 'resnetFlavour' | 'truncTe' | 'transformerDims'> & Partial<HeadOptionValues>;
 
 /**
  * The model of a request: a run, a checkpoint with its own config, or a spec (optionally with a
@@ -145,7 +142,7 @@ async function modelOfRequest(r: ModelRequest, device: torch.Device): Promise<As
   if (!isAggregationName(aggregation)) throw new UsageError(`--aggregation "${aggregation}": unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`);
   const parsed = ModelSpecSchema.safeParse({
     backbone: r.backbone, ...aggregationSpecOf(aggregation),
-    netvladClusters: r.netvladClusters, l2: r.l2, gemP: r.gemP, weights: r.weights, resnetWidths: r.resnetWidths,
+    ...Object.fromEntries(HEAD_OPTION_KEYS.map((k) => [k, r[k]])), weights: r.weights, resnetWidths: r.resnetWidths,
     resnetFlavour: r.resnetFlavour, truncTe: r.truncTe, transformerDims: r.transformerDims,
   });
   if (!parsed.success) {

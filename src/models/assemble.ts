@@ -14,7 +14,7 @@ import { loadImage, type ImageSize } from '../data/image.ts';
 import { loadBatches } from '../data/loader.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import { buildNetwork, BACKBONE_NAMES, type GeoLocalizationNet } from './network.ts';
-import { BASE_HEADS, L2_PLACEMENTS, formatAggregationName, parseAggregationName, type AggregationName, type AttentionBlockName } from './aggregation/index.ts';
+import { BASE_HEADS, HEAD_OPTIONS, headOptionsOf, formatAggregationName, parseAggregationName, type AggregationName, type AttentionBlockName } from './aggregation/index.ts';
 import { isDataInitialised } from './types.ts';
 import type { TransformerConfig } from './transformer.ts';
 import { RESNET_FLAVOURS, type ResNetFlavour } from './resnet.ts';
@@ -30,16 +30,11 @@ const ATTENTION_BLOCK_OF: Record<Exclude<AttentionKind, 'none'>, AttentionBlockN
 export const ModelSpecShape = {
   backbone: z.enum(BACKBONE_NAMES).default('resnet18conv4').describe('backbone, cut at conv4 or conv5'),
   aggregation: z.enum(BASE_HEADS).default('netvlad').describe("aggregation head (avg: the student report's average pooling, = spoc)"),
-  netvladClusters: count.default(64).describe('NetVLAD/CRN clusters'),
-  l2: z.enum(L2_PLACEMENTS).default('before_pool')
-    .describe('GeM/MAC/SPoC/avg/R-MAC: L2 of the local features before pooling (the reference), of the pooled descriptor, or none'),
-  gemP: z.number().positive().default(3).describe('GeM exponent p, initial value'),
-  gemPTrainable: z.boolean().default(true).describe('GeM p learns (true) or stays fixed (false)'),
+  ...HEAD_OPTIONS,
   // true / false: the switch it used to be (CBAM or nothing), also as flag strings
   attention: z.union([z.boolean(), z.enum([...ATTENTION_KINDS, 'true', 'false'])]).default('none')
     .transform((a): AttentionKind => (a === true || a === 'true' ? 'cbam' : a === false || a === 'false' ? 'none' : a))
     .describe('attention block before the head: none, cbam (true), nonlocal (Wang et al. 2018) or soa (SOLAR\'s second-order attention)'),
-  fcOutputDim: count.optional().describe('learned whitening: Linear to this dimension + L2 after the head'),
   truncTe: count.optional().describe("transformer backbones (vit*, cct*): keep encoder blocks 0..N-1 only (the reference's --trunc_te)"),
   freezeTe: z.number().int().min(0).optional()
     .describe("transformer backbones: freeze the embeddings, encoder blocks 0..N and the final norm, train the blocks after N (the reference's --freeze_te; with --freeze-backbone reference)"),
@@ -91,7 +86,7 @@ export function buildModel(spec: ModelSpec): GeoLocalizationNet {
   return buildNetwork({
     backbone: spec.backbone,
     aggregation: aggregationNameOf(spec),
-    head: { clusters: spec.netvladClusters, fcDim: spec.fcOutputDim, l2: spec.l2, gemP: spec.gemP, gemPTrainable: spec.gemPTrainable },
+    head: headOptionsOf(spec),
     resnetWidths: spec.resnetWidths,
     transformer: transformerConfigOf(spec),
     resnetFlavour: resnetFlavourOf(spec),

@@ -3,13 +3,13 @@
 // other radii from those saved predictions, without touching the network again.
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseFlags, UsageError, flagName, imageSizeFlag } from '../flags.ts';
+import { parseFlags, UsageError, flagName, imageSizeFlag, flagsFromShape, addSchemaOptions, optionalFlagFields } from '../flags.ts';
 import { TEST_METHODS } from '../../eval/test-methods.ts';
 import { EFFICIENT_RAM_CHUNK } from '../../eval/evaluate.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
 import type { EvalSummary, RecallFromSummary } from '../../eval/run.ts';
 import { BACKBONE_NAMES } from '../../models/network.ts';
-import { ATTENTION_BLOCKS, BASE_HEADS } from '../../models/aggregation/index.ts';
+import { ATTENTION_BLOCKS, BASE_HEADS, HEAD_OPTIONS, HEAD_OPTION_KEYS } from '../../models/aggregation/index.ts';
 import { RESNET_FLAVOURS } from '../../models/resnet.ts';
 import { PRECISIONS } from '../../torch/precision.ts';
 
@@ -42,8 +42,8 @@ export const MODEL_AND_SPLIT_FLAGS = {
   backbone: z.string().min(1).optional(),
   aggregation: z.string().min(1).optional(),
   weights: z.string().min(1).optional(),
-  l2: z.enum(['before_pool', 'after_pool', 'none']).optional(),
-  gemP: z.coerce.number().positive().optional(),
+  // Each head's options, declared beside the head (src/models/aggregation/): with --backbone.
+  ...optionalFlagFields(HEAD_OPTIONS),
   resnetFlavour: z.enum(RESNET_FLAVOURS).optional(),
   datasetsFolder: z.string().min(1).optional(),
   datasetName: z.string().min(1).optional(),
@@ -53,7 +53,10 @@ export const MODEL_AND_SPLIT_FLAGS = {
   resnetWidths: z.array(positiveInt).optional(),
 };
 
-const NETWORK_FLAGS = ['backbone', 'aggregation', 'weights', 'netvladClusters', 'l2', 'gemP'] as const;
+/** The heads' option flags, commander options of vgl eval and vgl index build. */
+export const HEAD_FLAGS = flagsFromShape(HEAD_OPTIONS);
+
+const NETWORK_FLAGS = ['backbone', 'aggregation', 'weights', ...HEAD_OPTION_KEYS] as const;
 
 /** --run names its model in its config.json: flags that build a network beside it are refused, by name. */
 export function refuseNetworkFlagsWithRun(flags: { run?: string } & Partial<Record<(typeof NETWORK_FLAGS)[number], unknown>>): void {
@@ -65,7 +68,6 @@ export function refuseNetworkFlagsWithRun(flags: { run?: string } & Partial<Reco
 
 export const EvalFlags = z.object({
   ...MODEL_AND_SPLIT_FLAGS,
-  netvladClusters: positiveInt.optional(),
   truncTe: positiveInt.optional(),
   transformerDims: numberList('integer').optional(),
   testMethod: z.enum(TEST_METHODS).default('hard_resize'),
@@ -165,7 +167,7 @@ const RECALL_KEYS = new Set(['from', 'radii', 'recallValues', 'outputFolder', 'j
 export function register(program: Command): void {
   // `recall` is an argument, not a subcommand: both forms share --radii, --recall-values,
   // --output-folder and --json, and commander would give a parent's options to the parent.
-  program.command('eval')
+  const cmd = program.command('eval')
     .description('recall@N of a trained run or a network on one split (predictions, CSV and PNG grids with --output-folder); ' +
       '`vgl eval recall --from DIR --radii 5,10,25,50,100` recomputes recall at other radii from saved predictions, without the network')
     .argument('[recall]', '"recall": recall at --radii from the predictions a previous vgl eval saved in --from DIR')
@@ -177,9 +179,6 @@ export function register(program: Command): void {
     .option('--resnet-flavour <name>', `with --backbone resnet*: ${RESNET_FLAVOURS.join(' | ')} (default: what the weights file declares)`)
     .option('--trunc-te <n>', 'with a transformer --backbone: keep encoder blocks 0..n-1')
     .option('--transformer-dims <list>', 'with a transformer --backbone: depth,width,heads of a smaller one')
-    .option('--netvlad-clusters <k>', 'with --backbone: NetVLAD/CRN clusters (64)')
-    .option('--l2 <placement>', 'with --backbone: GeM/MAC/SPoC/avg/R-MAC L2 before_pool (default) | after_pool | none')
-    .option('--gem-p <p>', 'with --backbone: GeM exponent (3)')
     .option('--datasets-folder <dir>', 'root of the datasets_vg layout (default: the run\'s)')
     .option('--dataset-name <name>', 'dataset folder under the root (default: the run\'s)')
     .option('--split <name>', 'split to evaluate (test)')
@@ -222,4 +221,5 @@ export function register(program: Command): void {
       if (flags.json) console.log(JSON.stringify(s, null, 2));
       else printEval(s);
     });
+  addSchemaOptions(cmd, HEAD_FLAGS, 'with --backbone: ');
 }

@@ -1,10 +1,10 @@
 // `vgl index build|add|info`: the index folder `vgl localize` and `vgl serve` search (src/serve/).
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseFlags, UsageError, flagName } from '../flags.ts';
+import { parseFlags, UsageError, flagName, addSchemaOptions } from '../flags.ts';
 import { RESNET_FLAVOURS } from '../../models/resnet.ts';
 import { QUANTIZATIONS } from '../../eval/approximate.ts';
-import { MODEL_AND_SPLIT_FLAGS, refuseNetworkFlagsWithRun } from './eval.ts';
+import { MODEL_AND_SPLIT_FLAGS, HEAD_FLAGS, refuseNetworkFlagsWithRun } from './eval.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -44,15 +44,13 @@ export async function runIndexBuild(flags: IndexBuildFlags, log: (s: string) => 
 
 export function register(program: Command): void {
   const index = program.command('index').description('the index vgl localize and vgl serve search: database descriptors, positions, the model reference');
-  index.command('build')
+  const build = index.command('build')
     .description('describe a split\'s database images with a model and write an index folder (exact search; --approximate adds an HNSW graph and measures its recall against exact search)')
     .option('--run <dir>', 'a vgl train run folder (config.json + best.pth)')
     .option('--checkpoint <file>', 'weights to load (default <run>/best.pth); alone, the model comes from the checkpoint\'s config')
     .option('--backbone <name>', 'a network by its parts (ImageNet weights): backbone')
     .option('--aggregation <name>', 'with --backbone: a head not initialised from data (gem, mac, spoc, avg, rmac)')
     .option('--weights <path>', 'with --backbone: ImageNet weights')
-    .option('--l2 <placement>', 'with --backbone: before_pool | after_pool | none')
-    .option('--gem-p <p>', 'with --backbone: GeM exponent')
     .option('--resnet-flavour <name>', `with --backbone resnet*: ${RESNET_FLAVOURS.join(' | ')}`)
     .option('--datasets-folder <dir>', 'root of the datasets_vg layout (default: the run\'s)')
     .option('--dataset-name <name>', 'dataset folder under the root (default: the run\'s)')
@@ -86,6 +84,7 @@ export function register(program: Command): void {
           `search width ${m.search.expansionSearch}${r.tuning ? ` (${r.tuning.reached ? 'the smallest reaching' : 'the widest tried, short of'} recall@1 ${(100 * r.tuning.targetRecallAt1).toFixed(1)}%)` : ''}`);
       }
     });
+  addSchemaOptions(build, HEAD_FLAGS, 'with --backbone: ');
   index.command('add')
     .description('append images to an index without rebuilding it (their names carry positions: @UTM_east@UTM_north@...@.jpg); files already in it are skipped')
     .argument('<paths...>', 'image files or folders (searched recursively)')

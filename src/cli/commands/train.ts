@@ -4,33 +4,13 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import { TrainConfigSchema, AugmentSchema, trainOptionsFromMapping, type TrainConfig } from '../../train/config.ts';
-import { parseFlags, imageSizeFlag, flagsFromShape, UsageError, type FlagKind, type SchemaFlag } from '../flags.ts';
+import { parseFlags, flagsFromShape, flagValue, addSchemaOptions, UsageError, type SchemaFlag } from '../flags.ts';
 
 // Flags, kinds and help come from the schema (defaults in one place); the augmentations, nested under
 // `augment` in the config, are top-level flags as in the reference.
 const { augment: _augment, ...TOP_LEVEL } = TrainConfigSchema.shape;
 const FLAGS: SchemaFlag[] = [...flagsFromShape(TOP_LEVEL), ...flagsFromShape(AugmentSchema.shape)];
 const AUGMENT = new Set(Object.keys(AugmentSchema.shape));
-
-function convert(kind: FlagKind, flag: string, v: string | boolean): unknown {
-  if (kind === 'bool') {
-    if (v === true || v === 'true') return true;
-    if (v === 'false') return false;
-    throw new UsageError(`--${flag} "${String(v)}": expected true or false (or no value for true)`);
-  }
-  const s = String(v);
-  if (kind === 'string') return s;
-  if (kind === 'number') {
-    const n = Number(s);
-    if (s.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} "${s}": expected a number`);
-    return n;
-  }
-  if (kind === 'list') return s.split(',').map((x) => convert('number', flag, x));
-  if (kind === 'sizes') return s.split(',').map((x) => convert('size', flag, x));
-  const size = imageSizeFlag().safeParse(s);
-  if (!size.success) throw new UsageError(`--${flag} "${s}": ${size.error.issues[0].message}`);
-  return size.data;
-}
 
 /** Reads a config file (JSON or YAML; keys camelCase or kebab-case). */
 export function readConfigFile(path: string): Record<string, unknown> {
@@ -59,8 +39,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
 export function register(program: Command): void {
   const cmd = program.command('train').description('train a place-recognition model (resumes when the output folder holds last.pth)')
     .option('--config <file>', 'JSON or YAML file with any of these options (flags override it)');
-  // Switches take an optional value: --gem-p-trainable, --gem-p-trainable false.
-  for (const { flag, kind, help } of FLAGS) cmd.option(kind === 'bool' ? `--${flag} [value]` : `--${flag} <value>`, help);
+  addSchemaOptions(cmd, FLAGS);
   cmd.action(async (raw: Record<string, string | boolean | undefined>) => {
     const config = configFromFlags(raw);
     const { train } = await import('../../train/train.ts');
@@ -76,8 +55,8 @@ export function configFromFlags(raw: Record<string, string | boolean | undefined
   for (const { key, flag, kind } of FLAGS) {
     const v = raw[key];
     if (v === undefined) continue;
-    if (AUGMENT.has(key)) augment[key] = convert(kind, flag, v);
-    else options[key] = convert(kind, flag, v);
+    if (AUGMENT.has(key)) augment[key] = flagValue(kind, flag, v);
+    else options[key] = flagValue(kind, flag, v);
   }
   options.augment = augment;
   return parseFlags(TrainConfigSchema, options);

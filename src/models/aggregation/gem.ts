@@ -1,8 +1,15 @@
 // GeM head (Radenović et al. 2018): generalised mean with a learnable (or fixed) exponent p.
+import { z } from 'zod';
 import { nn, tidy, full, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead } from '../types.ts';
 import { gem, l2n } from '../functional.ts';
 import { checkFeatures } from './check.ts';
+
+/** GeM's options as configs and flags spell them (with the pooling heads' l2). */
+export const GEM_OPTIONS = {
+  gemP: z.number().positive().default(3).describe('GeM exponent p, initial value'),
+  gemPTrainable: z.boolean().default(true).describe('GeM p learns (true) or stays fixed (false)'),
+};
 
 export interface GeMOptions {
   /** Initial p (3). */

@@ -10,6 +10,11 @@ import { NonLocalBlock, SecondOrderAttention } from './non-local.ts';
 import { ProjectedHead } from './projection.ts';
 import { ClsToken } from './cls.ts';
 import type { Tensor } from '../../torch/index.ts';
+import type { z } from 'zod';
+import { GEM_OPTIONS } from './gem.ts';
+import { NETVLAD_OPTIONS } from './netvlad.ts';
+import { POOLING_OPTIONS } from './pooling.ts';
+import { PROJECTION_OPTIONS } from './projection.ts';
 
 export { GeM, type GeMOptions } from './gem.ts';
 export { NetVLAD, assignmentSharpness, type NetVLADOptions } from './netvlad.ts';
@@ -49,6 +54,20 @@ export function parseAggregationName(name: AggregationName): AggregationParts {
 /** Its parts → `<block>+<head>`: the one encoder. */
 export const formatAggregationName = ({ block, head }: AggregationParts): AggregationName =>
   (block === undefined ? head : `${block}+${head}`) as AggregationName;
+
+/**
+ * The heads' options as a model spec, a training config and every command's flags spell them, each
+ * declared once beside its head (zod: type, default, description). ModelSpecShape spreads this shape;
+ * vgl train, vgl eval and vgl index build build their flags from it.
+ */
+export const HEAD_OPTIONS = { ...NETVLAD_OPTIONS, ...POOLING_OPTIONS, ...GEM_OPTIONS, ...PROJECTION_OPTIONS };
+export type HeadOptionValues = z.output<z.ZodObject<typeof HEAD_OPTIONS>>;
+export const HEAD_OPTION_KEYS = Object.keys(HEAD_OPTIONS) as (keyof typeof HEAD_OPTIONS)[];
+
+/** The head factories' options of spec values (the spec's names → the heads' own). */
+export function headOptionsOf(v: Partial<HeadOptionValues>): HeadOptions {
+  return { clusters: v.netvladClusters, fcDim: v.fcOutputDim, l2: v.l2, gemP: v.gemP, gemPTrainable: v.gemPTrainable };
+}
 
 /** Every option any head reads; each head ignores the others. */
 export interface HeadOptions {

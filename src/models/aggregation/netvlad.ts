@@ -1,10 +1,16 @@
 // NetVLAD head (Arandjelović et al. 2016) with the reference's parameter names: `centroids` [K, C]
 // and `conv.weight` [K, C, 1, 1] (1x1 convolution without bias giving the soft assignment).
+import { z } from 'zod';
 import { nn, tidy, noGrad, rand, type Tensor } from '../../torch/index.ts';
 import type { DataInitialisedHead } from '../types.ts';
 import { netvlad, l2n } from '../functional.ts';
 import { kmeans } from '../kmeans.ts';
 import { checkFeatures, checkPositiveInt } from './check.ts';
+
+/** NetVLAD's (and CRN's) options as configs and flags spell them. */
+export const NETVLAD_OPTIONS = {
+  netvladClusters: z.number().int().positive().default(64).describe('NetVLAD/CRN clusters'),
+};
 
 export interface NetVLADOptions {
   /** Number of clusters K (64). */

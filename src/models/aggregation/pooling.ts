@@ -1,6 +1,7 @@
 // Parameter-free global pooling heads: MAC (max), SPoC (average), R-MAC (regional max), with L2
 // normalisation where the reference's --l2 puts it: of each local feature before pooling
 // ('before_pool', its default), of the pooled descriptor ('after_pool'), or nowhere ('none').
+import { z } from 'zod';
 import { nn, tidy, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead } from '../types.ts';
 import { l2n, mac, rmac, spoc } from '../functional.ts';
@@ -8,6 +9,12 @@ import { checkFeatures, checkPositiveInt } from './check.ts';
 
 export const L2_PLACEMENTS = ['before_pool', 'after_pool', 'none'] as const;
 export type L2Placement = (typeof L2_PLACEMENTS)[number];
+
+/** The option of every pooling head (GeM, MAC, SPoC/avg, R-MAC, cls), as configs and flags spell it. */
+export const POOLING_OPTIONS = {
+  l2: z.enum(L2_PLACEMENTS).default('before_pool')
+    .describe('GeM/MAC/SPoC/avg/R-MAC: L2 of the local features before pooling (the reference), of the pooled descriptor, or none'),
+};
 
 /** Where a shallow head L2-normalises. Default: the reference's 'before_pool'. */
 export interface PoolingNorms {

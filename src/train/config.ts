@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { TEST_METHODS } from '../eval/test-methods.ts';
 import { ModelSpecShape } from '../models/assemble.ts';
+import { HEAD_TRAINING } from '../models/aggregation/index.ts';
 import { splitDatasetNames } from '../data/dataset.ts';
 import { parseSize } from '../data/image.ts';
 import { PRECISIONS } from '../torch/precision.ts';
@@ -116,8 +117,10 @@ export const TrainConfigSchema = z.object({
   if (c.queriesPerEpoch % c.cacheRefreshRate !== 0) {
     ctx.addIssue({ code: 'custom', path: ['queriesPerEpoch'], message: `must be a multiple of cacheRefreshRate (${c.cacheRefreshRate}), as in the reference: an epoch is whole cache loops` });
   }
-  if (c.aggregation === 'crn' && c.resume === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['resume'], message: 'CRN starts from a trained NetVLAD checkpoint (the reference refuses CRN without --resume): train NetVLAD first, then pass its best.pth' });
+  const training = HEAD_TRAINING[c.aggregation];
+  if (training?.startsFrom && c.resume === undefined) {
+    const from = training.startsFrom.label;
+    ctx.addIssue({ code: 'custom', path: ['resume'], message: `${training.label} starts from a trained ${from} checkpoint (the reference refuses ${training.label} without --resume): train ${from} first, then pass its best.pth` });
   }
 });
 

@@ -6,7 +6,7 @@ import { loadCheckpoint } from '../torch/checkpoint.ts';
 import type { GeoDataset } from '../data/dataset.ts';
 import { imageSize } from '../data/image.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
-import { isCrnParameterName } from '../models/aggregation/index.ts';
+import { HEAD_TRAINING } from '../models/aggregation/index.ts';
 import { initialiseHeadFromData, type InitialiseOptions } from '../models/assemble.ts';
 import type { TrainConfig } from './config.ts';
 
@@ -30,10 +30,10 @@ export async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds
   const head = part('aggregation.');
   const own = net.aggregation.stateDict();
   const missing = [...own.keys()].filter((k) => !head.has(k));
-  const sameHead = [...head].every(([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join()) && missing.every(isCrnParameterName);
+  const sameHead = [...head].every(([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join()) && missing.every(HEAD_TRAINING[config.aggregation]?.isOwnLayer ?? (() => false));
   if (sameHead) {
     const loaded = torch.loadStateDict(net.aggregation, head, { strict: false, source: path });
-    log(`starting from ${path}: ${backbone.loaded.length + loaded.loaded.length} tensors loaded${missing.length > 0 ? `, ${missing.length} CRN tensors start fresh` : ''}`);
+    log(`starting from ${path}: ${backbone.loaded.length + loaded.loaded.length} tensors loaded${missing.length > 0 ? `, ${missing.length} ${HEAD_TRAINING[config.aggregation]?.label ?? config.aggregation} tensors start fresh` : ''}`);
   } else {
     log(`starting from ${path}: ${backbone.loaded.length} backbone tensors loaded; its head is not a ${config.aggregation}, so the head starts fresh`);
     await initialiseHeadFromData(net, ds, initOptions(config, log, device));

@@ -20,7 +20,7 @@ import { loadBatches } from '../data/loader.ts';
 import { progressBar } from '../util/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
-import { splitCrnParameters } from '../models/aggregation/index.ts';
+import { HEAD_TRAINING, splitOwnLayerParameters } from '../models/aggregation/index.ts';
 import { buildModel, initialiseHeadFromData, withResolvedFlavour, reportedCheckpointOf, RUN_FILES } from '../models/assemble.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
 import { EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
@@ -165,10 +165,13 @@ const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' 
 
 /** The run's optimizer over the parameters that train (CRN layers in a group of their own). */
 export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optimizer<object> {
-  const { crn } = splitCrnParameters(net.aggregation);
-  const rest = net.trainableParameters().filter((p) => !crn.includes(p));
-  // CRN as the reference trains it: the CRN layers at lr_crn_layer, the rest (the NetVLAD it starts from) at lr_crn_net.
-  const groups = crn.length > 0 ? [{ params: rest, options: { lr: config.lrCrnNet } }, { params: crn, options: { lr: config.lrCrnLayer } }] : [{ params: rest }];
+  // A head's own layers at their learning rate, the rest at its own (CRN as the reference trains it:
+  // the CRN layers at lr_crn_layer, the NetVLAD it starts from at lr_crn_net); else one group.
+  const rates = HEAD_TRAINING[config.aggregation]?.learningRates;
+  const { own } = splitOwnLayerParameters(config.aggregation, net.aggregation);
+  const rest = net.trainableParameters().filter((p) => !own.includes(p));
+  const lr = (key: string) => config[key as keyof TrainConfig] as number;
+  const groups = rates && own.length > 0 ? [{ params: rest, options: { lr: lr(rates.rest) } }, { params: own, options: { lr: lr(rates.ownLayers) } }] : [{ params: rest }];
   switch (config.optimizer) {
     case 'adam': return new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 0 });
     case 'adamw': return new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 1e-2, decoupled: true });

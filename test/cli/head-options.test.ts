@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Command } from 'commander';
-import { HEAD_OPTIONS, HEAD_OPTION_KEYS } from '../../src/models/aggregation/index.ts';
+import { HEAD_OPTIONS, HEAD_OPTION_KEYS, HEAD_TRAINING, BASE_HEADS } from '../../src/models/aggregation/index.ts';
 import type { GeM } from '../../src/models/aggregation/gem.ts';
 import { ModelSpecShape } from '../../src/models/assemble.ts';
 import { TrainConfigSchema } from '../../src/train/config.ts';
@@ -59,4 +59,15 @@ test('head options given to vgl eval are parsed by their declaration and reach t
   } finally {
     net.dispose();
   }
+});
+
+test("heads' training hooks name what exists: the head a run starts from, training options for their learning rates", () => {
+  const hooked = Object.entries(HEAD_TRAINING);
+  assert.deepEqual(hooked.map(([name]) => name), ['crn']);
+  for (const [name, h] of hooked) {
+    if (h!.startsFrom) assert.ok(BASE_HEADS.includes(h!.startsFrom.head), `${name} starts from ${h!.startsFrom.head}`);
+    for (const key of Object.values(h!.learningRates ?? {})) assert.ok(key in TrainConfigSchema.shape, `${name}: ${key} is a training option`);
+  }
+  // The rule the hook states: a CRN run without --resume is refused, naming the flag and the head it needs.
+  assert.throws(() => TrainConfigSchema.parse({ datasetsFolder: 'd', datasetName: 'n', outputFolder: 'o', aggregation: 'crn' }), /resume[\s\S]*CRN starts from a trained NetVLAD checkpoint/);
 });

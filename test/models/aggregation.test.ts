@@ -10,7 +10,7 @@ import * as torch from '../../src/torch/index.ts';
 import { Tensor } from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
 import {
-  HEADS, AGGREGATION_NAMES, buildHead, splitCrnParameters, CBAM, CRN, GeM, NetVLAD, AttentionHead, ProjectedHead, type HeadOptions,
+  HEADS, AGGREGATION_NAMES, buildHead, splitOwnLayerParameters, CBAM, CRN, GeM, NetVLAD, AttentionHead, ProjectedHead, type HeadOptions,
 } from '../../src/models/aggregation/index.ts';
 import { rmacRegions, netvlad, l2n } from '../../src/models/functional.ts';
 import { isDataInitialised, type AggregationHead } from '../../src/models/types.ts';
@@ -278,14 +278,14 @@ test('CRN: reference parameter names, acc_w frozen at 1, CRN layers split out fo
   assert.ok(!head.crn.acc_w.weight.requiresGrad);
   assert.ok(head.crn.acc_w.weight.toNumbers().every((v) => v === 1));
   assert.deepEqual(head.crn.filter_7_7.weight.shape, [20, 8, 7, 7]);
-  const { crn, rest } = splitCrnParameters(head);
+  const { own: crn, rest } = splitOwnLayerParameters('crn', head);
   assert.equal(crn.length, 6);
   assert.deepEqual(rest, [head.centroids, head.conv.weight]);
   assert.deepEqual(head.crnParameters(), crn);
   // through the wrappers too
   const wrapped = HEADS['attention+crn'](8, { clusters: 4, fcDim: 3 });
-  const split = splitCrnParameters(wrapped);
-  assert.equal(split.crn.length, 6);
+  const split = splitOwnLayerParameters('crn', wrapped);
+  assert.equal(split.own.length, 6);
   assert.equal(split.rest.length, 2 + 3 + 2); // centroids, conv; fc1, fc2, spatial conv; Linear weight, bias
   // odd map sizes: the mask is resized to the map, not just doubled
   const d = torch.tidy(() => torch.noGrad(() => head.forward(torch.rand([1, 8, 7, 9])).shape));

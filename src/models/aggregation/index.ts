@@ -69,6 +69,26 @@ export function headOptionsOf(v: Partial<HeadOptionValues>): HeadOptions {
   return { clusters: v.netvladClusters, fcDim: v.fcOutputDim, l2: v.l2, gemP: v.gemP, gemPTrainable: v.gemPTrainable };
 }
 
+/** What the trainer must know of a head beyond building it: the hooks of its registry entry. */
+export interface HeadTraining {
+  /** Its display name in messages. */
+  label: string;
+  /** A run of it starts from a trained checkpoint of this head (--resume), as the reference requires. */
+  startsFrom?: { head: BaseHeadName; label: string };
+  /** Its own layers (parameter names within the head): absent from a `startsFrom` checkpoint, they start fresh. */
+  isOwnLayer?: (name: string) => boolean;
+  /** Learning-rate options (training config keys): its own layers at `ownLayers`, the rest of the network at `rest`. */
+  learningRates?: { ownLayers: string; rest: string };
+}
+
+/** The heads with training hooks (CRN: Kim et al. 2017, trained from a NetVLAD at two learning rates). */
+export const HEAD_TRAINING: Partial<Record<BaseHeadName, HeadTraining>> = {
+  crn: {
+    label: 'CRN', startsFrom: { head: 'netvlad', label: 'NetVLAD' }, isOwnLayer: isCrnParameterName,
+    learningRates: { ownLayers: 'lrCrnLayer', rest: 'lrCrnNet' },
+  },
+};
+
 /** Every option any head reads; each head ignores the others. */
 export interface HeadOptions {
   /** NetVLAD/CRN clusters K (64). */
@@ -142,15 +162,17 @@ export function buildHead(name: string, inChannels: number, options: HeadOptions
 }
 
 /**
- * The head's trainable parameters split for the optimizer: CRN layers (the reference trains them
- * with a 10x higher learning rate, 5e-3 vs 5e-4) and the rest. `crn` is empty for other heads.
+ * The head's trainable parameters split for the optimizer: its own layers (HEAD_TRAINING's isOwnLayer;
+ * CRN's, which the reference trains at a 10x higher learning rate, 5e-3 vs 5e-4) and the rest.
+ * `own` is empty for heads without own layers.
  */
-export function splitCrnParameters(head: AggregationHead): { crn: Tensor[]; rest: Tensor[] } {
-  const crn: Tensor[] = [];
+export function splitOwnLayerParameters(name: BaseHeadName, head: AggregationHead): { own: Tensor[]; rest: Tensor[] } {
+  const isOwn = HEAD_TRAINING[name]?.isOwnLayer ?? (() => false);
+  const own: Tensor[] = [];
   const rest: Tensor[] = [];
-  for (const [name, p] of head.namedParameters()) {
+  for (const [n, p] of head.namedParameters()) {
     if (!p.requiresGrad) continue;
-    (isCrnParameterName(name) ? crn : rest).push(p);
+    (isOwn(n) ? own : rest).push(p);
   }
-  return { crn, rest };
+  return { own, rest };
 }

@@ -11,7 +11,7 @@
 // float32 (u = 2^-24) the same bound is ~1e-3: a float32 run compared with those fixtures checks the
 // path users run, within what float32 itself allows, but cannot see that bug.
 import assert from 'node:assert/strict';
-import { tidy, type Tensor } from '../../src/torch/index.ts';
+import { tidy, type Tensor, type nn } from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
 
 /** Unit roundoff: half the distance from 1 to the next float. */
@@ -120,4 +120,20 @@ export function sumBound(dtype: ParityDtype, n: number, each: number, absSum: nu
  */
 export function unitNormBound(dtype: ParityDtype, terms: number): number {
   return roundingBound(dtype, { depth: 2, terms: Math.max(terms, 3), magnitude: 1 });
+}
+
+/**
+ * Injects the bug a parity test exists for: every `kind` module in `net` (checked to have the eps the
+ * reference uses, `expected`) gets eps `injected`. Returns how many were patched.
+ */
+export function injectEps(net: nn.Module, kind: abstract new (...args: never[]) => { eps: number }, expected: number, injected: number, what: string): number {
+  let patched = 0;
+  for (const [, m] of net.namedModules()) {
+    if (m instanceof kind) {
+      assert.equal((m as { eps: number }).eps, expected, what);
+      Object.defineProperty(m, 'eps', { value: injected });
+      patched++;
+    }
+  }
+  return patched;
 }

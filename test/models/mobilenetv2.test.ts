@@ -13,7 +13,7 @@ import { depthwiseToTorch, loadKerasWeights, MOBILENETV2_035_WEIGHTS_DIR } from 
 import { hwioToOihw } from '../../src/models/weights/keras.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import {
-  roundingBound, maxAbsDiff, maxAbsDiffBetween, largestMagnitude, float64Host, sumBound, gamma, type Computation, type ParityDtype,
+  roundingBound, maxAbsDiff, maxAbsDiffBetween, largestMagnitude, float64Host, sumBound, gamma, injectEps, type Computation, type ParityDtype,
 } from '../helpers/parity.ts';
 
 interface Tap { keras: string; features_index: number; shape: number[]; sum: number; abs_sum: number }
@@ -165,14 +165,7 @@ test('the parity check rejects BatchNorm eps 1e-5 (torch\'s default) instead of 
   const model = new MobileNetV2();
   await loadKerasWeights(model);
   model.eval().to('float64');
-  let patched = 0;
-  for (const [, m] of model.namedModules()) {
-    if (m instanceof nn.BatchNorm2d) {
-      assert.equal(m.eps, 1e-3, 'Keras\' BatchNorm eps');
-      Object.defineProperty(m, 'eps', { value: 1e-5 });
-      patched++;
-    }
-  }
+  const patched = injectEps(model, nn.BatchNorm2d, 1e-3, 1e-5, 'Keras\' BatchNorm eps');
   assert.equal(patched, 52);
   const inp = REF.runs.random.input;
   const x = torch.tensor(floats(inp.float32), inp.shape).to('float64');

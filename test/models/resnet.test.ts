@@ -8,7 +8,7 @@ import * as torch from '../../src/torch/index.ts';
 import { readStateDict } from '../../src/torch/serialization/index.ts';
 import { ResNetTrunk, loadResNetWeights } from '../../src/models/resnet.ts';
 import {
-  roundingBound, maxAbsDiff, maxAbsDiffBetween, largestMagnitude, checkParity, float64Host, sumBound, type Computation, type ParityDtype,
+  roundingBound, maxAbsDiff, maxAbsDiffBetween, largestMagnitude, checkParity, float64Host, sumBound, injectEps, type Computation, type ParityDtype,
 } from '../helpers/parity.ts';
 
 const dir = new URL('../fixtures/resnet/', import.meta.url);
@@ -102,14 +102,7 @@ test('ResNet-18 conv4 with PyTorch weights reproduces PyTorch\'s feature map (fl
 test('a parity check in float64 rejects BatchNorm eps 1e-3 instead of torchvision\'s 1e-5', async () => {
   // The bug the parity test exists for (Keras' eps in a torchvision network), injected in every BatchNorm.
   const trunk = await trunkOf('resnet18', 'conv4', fixture.widths, pth, 'float64');
-  let patched = 0;
-  for (const [, m] of trunk.namedModules()) {
-    if (m instanceof torch.nn.BatchNorm2d) {
-      assert.equal(m.eps, 1e-5, 'torchvision\'s BatchNorm eps');
-      Object.defineProperty(m, 'eps', { value: 1e-3 });
-      patched++;
-    }
-  }
+  const patched = injectEps(trunk, torch.nn.BatchNorm2d, 1e-5, 1e-3, 'torchvision\'s BatchNorm eps');
   assert.ok(patched > 10, `${patched} BatchNorms`);
   const want = float64Host(fixture.conv4.shape, fixture.conv4.data);
   const d = torch.tidy(() => torch.inferenceMode(() => maxAbsDiff(trunk.forward(inputOf(fixture, 'float64')), want)));

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
-import { roundingBound, maxAbsDiff, largestMagnitude, checkParity, type Computation, type ParityDtype } from '../helpers/parity.ts';
+import { roundingBound, maxAbsDiff, largestMagnitude, checkParity, injectEps, type Computation, type ParityDtype } from '../helpers/parity.ts';
 import { readStateDict } from '../../src/torch/serialization/index.ts';
 import { gradcheck } from '../../src/torch/gradcheck.ts';
 import { VisionTransformer, ViTBlock, loadViTWeights, type ViTShape } from '../../src/models/vit.ts';
@@ -98,14 +98,7 @@ test('a parity check in float64 rejects LayerNorm eps 1e-5 instead of timm\'s 1e
   // The bug the ViT parity test exists for, injected: every LayerNorm of the tiny ViT with eps 1e-5.
   const io = await readStateDict(path('vit_tiny_io.pth'));
   const vit = (await tinyViT()).to('float64');
-  let patched = 0;
-  for (const [, m] of vit.namedModules()) {
-    if (m instanceof torch.nn.LayerNorm) {
-      assert.equal(m.eps, 1e-6, 'timm\'s ViT LayerNorm eps');
-      Object.defineProperty(m, 'eps', { value: 1e-5 });
-      patched++;
-    }
-  }
+  const patched = injectEps(vit, torch.nn.LayerNorm, 1e-6, 1e-5, 'timm\'s ViT LayerNorm eps');
   assert.equal(patched, 2 * shapes.vit.depth + 1);
   const want = io.get('square.tokens')!;
   const d = torch.tidy(() => torch.inferenceMode(() => maxAbsDiff(vit.tokens(inputOf(io.get('square.input')!, 'float64')), want)));

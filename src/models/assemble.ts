@@ -178,19 +178,26 @@ export interface RunFiles {
   reason: string;
 }
 
-/**
- * Locates config.json and the checkpoint of a run folder: `checkpoint` when named, else the model the
- * run reports (average.pth when it averaged weights, else best.pth). Errors name the missing folder or file.
- */
-export function runFiles(dir: string, checkpoint?: string, config?: Record<string, unknown>): RunFiles {
+/** A run folder's config.json; errors name the missing folder or file. */
+export function runConfigPath(dir: string): string {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--run ${dir}: run folder not found`);
   const configPath = join(dir, RUN_FILES.config);
   if (!existsSync(configPath)) throw new Error(`--run ${dir}: config.json missing (a run folder written by vgl train holds config.json, best.pth and last.pth)`);
+  return configPath;
+}
+
+/**
+ * The checkpoint of a run folder whose config (runConfigPath) is `config`: `checkpoint` when
+ * named, else the model the run reports (average.pth when it averaged weights, else best.pth). Errors
+ * name the missing folder or file.
+ */
+export function runFiles(dir: string, checkpoint: string | undefined, config: Record<string, unknown>): RunFiles {
+  const configPath = join(dir, RUN_FILES.config);
   if (checkpoint !== undefined) {
     if (!existsSync(checkpoint)) throw new Error(`--checkpoint ${checkpoint}: file not found`);
     return { dir, config: configPath, checkpoint, reason: 'named by --checkpoint' };
   }
-  const reported = reportedCheckpointOf(dir, config?.averageWeights === true);
+  const reported = reportedCheckpointOf(dir, config.averageWeights === true);
   if (!existsSync(reported.path)) {
     const last = join(dir, RUN_FILES.last);
     const hint = existsSync(last) ? `; ${last} exists (the run has not finished an epoch yet?): pass --checkpoint ${last}` : '';
@@ -253,7 +260,7 @@ export interface AssembledModel {
 
 /** The trained network of a run folder (the model it reports, unless `checkpoint` names another file), on `device`. */
 export async function modelFromRun(dir: string, checkpoint?: string, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
-  const config = await readRunConfig(runFiles(dir, checkpoint).config);
+  const config = await readRunConfig(runConfigPath(dir));
   const files = runFiles(dir, checkpoint, config);
   const spec = modelSpecOf(config, files.config);
   const net = buildModel(spec);

@@ -203,8 +203,11 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   o.log(`datasets ready [${since()}]; training on ${TRAINING_DATA[o.trainOn ?? 'real'].join(' + ')}; testing on the ${split} splits`);
   if (split === FINAL_SPLIT) o.log('the sealed final split: evaluate it once for a frozen recipe (every evaluation is recorded in final-evaluations.jsonl)');
   // Each model's runs check bf16 on their own images (the training log and choosePrecision say what ran).
-  const precision = torch.resolvePrecision(o.precision ?? 'fp32', undefined, undefined, undefined, 'train');
-  o.log(`${torch.describePrecision(precision)}, for training and evaluation, where each model's descriptors allow it`);
+  const precision = torch.resolvePrecision(o.precision ?? 'fp32');
+  const training = torch.resolvePrecision(o.precision ?? 'fp32', undefined, undefined, undefined, 'train');
+  o.log(training.precision === precision.precision
+    ? `${torch.describePrecision(precision)}, for training and evaluation, where each model's descriptors allow it`
+    : `training: ${torch.describePrecision(training)}; evaluation: ${torch.describePrecision(precision)}, where each model's descriptors allow it`);
   const rows: DemoRow[] = [];
   for (const head of o.heads) {
     const config = demoConfig(o, head);
@@ -233,7 +236,7 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   const verdicts = judgeRealGains(rows);
   const table = formatTable(rows);
   await writeFile(join(o.outputFolder, 'results.json'), `${JSON.stringify({
-    trainOn: o.trainOn ?? 'real', split, seed: o.seed, precision: { precision: precision.precision, reason: precision.reason }, rows, verdicts, seconds: (Date.now() - t0) / 1000,
+    trainOn: o.trainOn ?? 'real', split, seed: o.seed, precision: { precision: precision.precision, reason: precision.reason }, training: { precision: training.precision, reason: training.reason }, rows, verdicts, seconds: (Date.now() - t0) / 1000,
   }, null, 2)}\n`);
   await writeFile(join(o.outputFolder, 'results.md'), `${table}\n\n${formatVerdicts(verdicts)}\n`);
   o.log(`demo finished in ${since()}`);

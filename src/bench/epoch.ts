@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ensureCity } from '../data/synth/generate.ts';
 import { TrainConfigSchema } from '../train/config.ts';
+import { ModelSpecShape } from '../models/assemble.ts';
 import { PRECISIONS } from '../torch/precision.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
 import { DEMO_CITY_NAME as CITY_NAME } from '../data/synth/options.ts';
@@ -22,7 +23,7 @@ export const BenchEpochOptionsSchema = z.object({
   datasetsFolder: z.string().min(1).default('data/datasets'),
   /** Run folder; default a temporary folder removed afterwards. Must not hold a run (it would resume). */
   outputFolder: z.string().min(1).optional(),
-  backbone: TrainConfigSchema.shape.backbone.default('mobilenetv2'),
+  backbone: ModelSpecShape.backbone.default('mobilenetv2'),
   aggregation: z.string().min(1).default('netvlad'),
   /** ImageNet weights; default the repository's MobileNetV2 for mobilenetv2, none otherwise. */
   weights: z.string().min(1).optional(),

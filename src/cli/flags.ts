@@ -18,12 +18,15 @@ export function imageSizeFlag(minSide = 1) {
   });
 }
 
-/** Parses commander's raw options with schema; an invalid value is reported with its flag. */
-export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
+/**
+ * Parses commander's raw options with schema; an invalid value is reported with its flag. `nameOf`
+ * gives an issue's option name (flat) from its path in a nested schema (default: the path joined).
+ */
+export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown, nameOf: (path: readonly PropertyKey[]) => string = (p) => p.map(String).join('.')): z.infer<S> {
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
   const lines = r.error.issues.map((i) => {
-    const key = i.path.map(String).join('.');
+    const key = nameOf(i.path);
     const value = key && raw && typeof raw === 'object' ? (raw as Record<string, unknown>)[key] : undefined;
     return `  ${key ? flagName(key) : 'options'}${value !== undefined ? ` ${JSON.stringify(value)}` : ''}: ${i.message}`;
   });

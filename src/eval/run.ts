@@ -15,9 +15,9 @@ import { openDataset, openDatasets, splitDatasetNames } from '../data/dataset.ts
 import { imageSize, type ImageSize } from '../data/image.ts';
 import { isDataInitialised } from '../models/types.ts';
 import { BACKBONE_NAMES } from '../models/network.ts';
-import { AGGREGATION_NAMES, HEAD_OPTION_KEYS, isAggregationName, type HeadOptionValues } from '../models/aggregation/index.ts';
+import { AGGREGATION_NAMES, isAggregationName } from '../models/aggregation/index.ts';
 import { checkMemory, inferenceMemory } from '../models/memory.ts';
-import { initialiseHeadFromData, resolveModel, aggregationSpecOf, ModelSpecSchema, type AssembledModel } from '../models/assemble.ts';
+import { initialiseHeadFromData, resolveModel, aggregationSpecOf, ModelSpecSchema, NETWORK_OPTION_KEYS, type AssembledModel, type NetworkOptionValues } from '../models/assemble.ts';
 import { EFFICIENT_RAM_CHUNK } from './evaluate.ts';
 import { evaluateNet } from './evaluate-net.ts';
 import type { DescriptorModel } from './extract.ts';
@@ -28,7 +28,7 @@ import { readSavedEvaluation, recallFromSaved } from './model-io.ts';
 import { choosePrecision, type Bf16Check } from './precision-check.ts';
 
 /** What to evaluate, and how. Absent data options come from the run's training config. */
-export interface EvaluationRequest extends Partial<HeadOptionValues> {
+export interface EvaluationRequest extends Partial<NetworkOptionValues> {
   /** A vgl train run folder (config.json + best.pth). */
   run?: string;
   /** Weights to load (default <run>/best.pth); alone, the model comes from the checkpoint's config. */
@@ -37,13 +37,6 @@ export interface EvaluationRequest extends Partial<HeadOptionValues> {
   backbone?: string;
   aggregation?: string;
   weights?: string;
-  /** Narrower ResNet widths (tests). */
-  resnetWidths?: number[];
-  /** ResNet variant (default: what the weights file declares). */
-  resnetFlavour?: string;
-  /** Transformers: keep encoder blocks 0..N-1; depth,width,heads of a smaller one. */
-  truncTe?: number;
-  transformerDims?: number[];
   datasetsFolder?: string;
   datasetName?: string;
   split: string;
@@ -116,8 +109,7 @@ export function dataOfRequest(model: AssembledModel, r: Pick<EvaluationRequest, 
 }
 
 /** The model options of a request (what `vgl eval` and `vgl index build` share). */
-export type ModelRequest = Pick<EvaluationRequest, 'run' | 'checkpoint' | 'backbone' | 'aggregation' | 'weights'
-  | 'resnetWidths' | 'resnetFlavour' | 'truncTe' | 'transformerDims'> & Partial<HeadOptionValues>;
+export type ModelRequest = Pick<EvaluationRequest, 'run' | 'checkpoint' | 'backbone' | 'aggregation' | 'weights'> & Partial<NetworkOptionValues>;
 
 /**
  * The model of a request: a run, a checkpoint with its own config, or a spec (optionally with a
@@ -142,8 +134,7 @@ async function modelOfRequest(r: ModelRequest, device: torch.Device): Promise<As
   if (!isAggregationName(aggregation)) throw new UsageError(`--aggregation "${aggregation}": unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`);
   const parsed = ModelSpecSchema.safeParse({
     backbone: r.backbone, ...aggregationSpecOf(aggregation),
-    ...Object.fromEntries(HEAD_OPTION_KEYS.map((k) => [k, r[k]])), weights: r.weights, resnetWidths: r.resnetWidths,
-    resnetFlavour: r.resnetFlavour, truncTe: r.truncTe, transformerDims: r.transformerDims,
+    ...Object.fromEntries(NETWORK_OPTION_KEYS.map((k) => [k, r[k]])), weights: r.weights,
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -17,7 +17,7 @@ import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/we
 import { evaluateNet } from '../eval/evaluate-net.ts';
 import { imageSize } from '../data/image.ts';
 import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
-import { TrainConfigSchema, datasetNames, type TrainConfig } from '../train/config.ts';
+import { TrainConfigSchema, datasetNames, flattenConfig, type TrainConfig } from '../train/config.ts';
 import { train, type TrainHooks } from '../train/train.ts';
 import { initOptions } from '../train/start.ts';
 import { checkResumeConfig } from '../train/resume.ts';
@@ -154,13 +154,13 @@ export interface Scores {
  * see choosePrecision).
  */
 export async function scoresOf(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, outDir: string | undefined, progress: boolean,
-  size: [number, number] = config.resize, precision: torch.PrecisionOption = config.precision): Promise<Scores> {
+  size: [number, number] = config.data.resize, precision: torch.PrecisionOption = config.run.precision): Promise<Scores> {
   const r = await evaluateNet(net, ds, {
-    size: imageSize(size), batchSize: config.inferBatchSize, precision,
-    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, outDir, progress,
+    size: imageSize(size), batchSize: config.eval.inferBatchSize, precision,
+    radius: config.data.valPositiveDistThreshold, recallValues: config.eval.recallValues, outDir, progress,
     images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 },
   });
-  const { soft } = computePositives(ds, { valPositiveDistThreshold: config.valPositiveDistThreshold });
+  const { soft } = computePositives(ds, { valPositiveDistThreshold: config.data.valPositiveDistThreshold });
   return { recalls: r.recalls, ranks: Array.from(firstCorrectRank(r.predictions, soft)) };
 }
 
@@ -181,9 +181,9 @@ export async function ensureDemoDatasets(o: Pick<DemoOptions, 'datasetsFolder' |
 
 /** The untrained network of a config: ImageNet backbone, NetVLAD clusters from k-means as the trainer initialises them. */
 export async function untrainedNetwork(config: TrainConfig, log: (s: string) => void): Promise<GeoLocalizationNet> {
-  torch.manualSeed(config.seed);
-  const { net } = await modelFromSpec(config);
-  await initialiseHeadFromData(net, await openDatasets(config.datasetsFolder, datasetNames(config), 'train'), initOptions(config, log));
+  torch.manualSeed(config.run.seed);
+  const { net } = await modelFromSpec(config.model);
+  await initialiseHeadFromData(net, await openDatasets(config.data.datasetsFolder, datasetNames(config), 'train'), initOptions(config, log));
   return net;
 }
 
@@ -214,17 +214,17 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
     const name = `MobileNetV2 + ${head === 'gem' ? 'GeM' : 'NetVLAD'}`;
     const untrained = await untrainedNetwork(config, o.log);
     const before: Scores[] = [];
-    for (const [t, ds] of tests) before.push(await scoresOf(untrained, ds, config, join(config.outputFolder, 'untrained', testKey(t, split)), o.progress, t.size));
+    for (const [t, ds] of tests) before.push(await scoresOf(untrained, ds, config, join(config.run.outputFolder, 'untrained', testKey(t, split)), o.progress, t.size));
     untrained.dispose();
     o.log(`${name}: untrained evaluated [${since()}]`);
 
     await clearOutdatedRun(config, o.log);
     await train(config, { progress: o.progress, log: o.log, test: false, ...hooks }); // the demo tests below, on every test set
     o.log(`${name}: trained [${since()}]`);
-    const { net: trained } = await modelFromCheckpoint(averagePathOf(config.outputFolder));
+    const { net: trained } = await modelFromCheckpoint(averagePathOf(config.run.outputFolder));
     for (let i = 0; i < tests.length; i++) {
       const [t, ds] = tests[i];
-      const after = await scoresOf(trained, ds, config, join(config.outputFolder, 'trained', testKey(t, split)), o.progress, t.size);
+      const after = await scoresOf(trained, ds, config, join(config.run.outputFolder, 'trained', testKey(t, split)), o.progress, t.size);
       rows.push({
         model: name, dataset: t.dataset, split, ...(t.size ? { size: t.size.join('x') } : {}), label: t.label, real: t.real,
         queries: ds.queriesPaths.length, untrained: before[i].recalls, trained: after.recalls, ranks: { untrained: before[i].ranks, trained: after.ranks },
@@ -249,7 +249,7 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
  */
 async function recordFinalEvaluation(o: DemoOptions, config: TrainConfig, model: string, rows: readonly DemoRow[]): Promise<void> {
   const line = {
-    time: new Date().toISOString(), commit: gitCommit(), workTreeChanged: workTreeChanged(), model, seed: o.seed, config,
+    time: new Date().toISOString(), commit: gitCommit(), workTreeChanged: workTreeChanged(), model, seed: o.seed, config: flattenConfig(config),
     r1: Object.fromEntries(rows.map((r) => [sizedName(r.dataset, r.size), { untrained: r.untrained[1], trained: r.trained[1] }])),
   };
   await appendFile(o.finalLedger ?? join(o.outputFolder, 'final-evaluations.jsonl'), `${JSON.stringify(line)}\n`);
@@ -260,13 +260,13 @@ async function recordFinalEvaluation(o: DemoOptions, config: TrainConfig, model:
  * the new recipe trains from the start; the same options resume it (a killed demo continues).
  */
 async function clearOutdatedRun(config: TrainConfig, log: (s: string) => void): Promise<void> {
-  const file = join(config.outputFolder, 'config.json');
+  const file = join(config.run.outputFolder, 'config.json');
   if (!existsSync(file)) return;
   try {
     checkResumeConfig(TrainConfigSchema.parse(JSON.parse(await readFile(file, 'utf8'))), config, file);
   } catch {
-    log(`${config.outputFolder}: a demo run with other options; training it again from the start`);
-    await rm(config.outputFolder, { recursive: true, force: true });
+    log(`${config.run.outputFolder}: a demo run with other options; training it again from the start`);
+    await rm(config.run.outputFolder, { recursive: true, force: true });
   }
 }
 

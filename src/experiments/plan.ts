@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import YAML from 'yaml';
 import { UsageError } from '../errors.ts';
-import { TrainConfigSchema, trainOptionsFromMapping, type TrainConfig } from '../train/config.ts';
+import { TrainConfigSchema, trainOptionsFromMapping, flatNameOf, type TrainConfig } from '../train/config.ts';
 import { TEST_METHODS } from '../eval/test-methods.ts';
 import { parseSize } from '../data/image.ts';
 import { PRECISIONS } from '../torch/precision.ts';
@@ -237,11 +237,11 @@ export function expandPlan(plan: Plan, experimentDir: string, o: { planFile?: st
       const r = TrainConfigSchema.safeParse({ ...withSeed(merged, seed), seed, outputFolder: join(experimentDir, v.name, `seed-${seed}`) });
       if (!r.success) {
         throw new UsageError(`plan ${plan.name}, variant ${v.name}:\n${r.error.issues.map((i) => {
-          const key = i.path.map(String).join('.');
+          const key = flatNameOf(i.path);
           return `  ${key || 'options'}: ${i.code === 'unrecognized_keys' ? `unknown option${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}` : i.message}`;
         }).join('\n')}`);
       }
-      runs.push({ id, variant: v.name, seed, folder: r.data.outputFolder, options: v.options, config: r.data, ...(v.untrained ? { untrained: true } : {}) });
+      runs.push({ id, variant: v.name, seed, folder: r.data.run.outputFolder, options: v.options, config: r.data, ...(v.untrained ? { untrained: true } : {}) });
     }
   }
   return runs;

@@ -64,8 +64,8 @@ export function sameLists(a: Neighbours, b: Neighbours): number {
 /** fp32 recalls of a network and how the bf16 search agrees with the fp32 search on its descriptors. */
 async function fp32AndSearch(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, size: [number, number], progress: boolean) {
   const result = await evaluateNet(net, ds, {
-    size: imageSize(size), batchSize: config.inferBatchSize, precision: 'fp32',
-    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, progress, images: false, returnDescriptors: true,
+    size: imageSize(size), batchSize: config.eval.inferBatchSize, precision: 'fp32',
+    radius: config.data.valPositiveDistThreshold, recallValues: config.eval.recallValues, progress, images: false, returnDescriptors: true,
   });
   const { database, queries } = result.descriptors!;
   try {
@@ -106,11 +106,11 @@ export async function runPrecisionComparison(o: PrecisionOptions): Promise<Preci
         const t = Date.now();
         if (p === 'fp32' && o.fp32From !== undefined) await checkFinishedRun(configs.fp32, '--fp32-from');
         else await train(configs[p], { progress: o.progress, log: o.log, test: false });
-        o.log(`${name}, ${p}: ${p === 'fp32' && o.fp32From !== undefined ? `reusing ${configs.fp32.outputFolder}` : `trained (${((Date.now() - t) / 1000).toFixed(0)} s in this process)`}`);
-        nets[p] = (await modelFromCheckpoint(averagePathOf(configs[p].outputFolder))).net;
+        o.log(`${name}, ${p}: ${p === 'fp32' && o.fp32From !== undefined ? `reusing ${configs.fp32.run.outputFolder}` : `trained (${((Date.now() - t) / 1000).toFixed(0)} s in this process)`}`);
+        nets[p] = (await modelFromCheckpoint(averagePathOf(configs[p].run.outputFolder))).net;
       }
       for (const [t, ds] of tests) {
-        const size = t.size ?? configs.fp32.resize;
+        const size = t.size ?? configs.fp32.data.resize;
         const { recalls, search } = await fp32AndSearch(nets.fp32!, ds, configs.fp32, size, o.progress);
         rows.push({
           model: name, dataset: t.dataset, ...(t.size ? { size: t.size.join('x') } : {}), label: t.label, real: t.real, queries: ds.queriesPaths.length,
@@ -134,12 +134,12 @@ export async function runPrecisionComparison(o: PrecisionOptions): Promise<Preci
 
 /** A finished demo run of exactly this config (its options, every epoch averaged), left untouched. */
 async function checkFinishedRun(config: TrainConfig, flag: string): Promise<void> {
-  const file = join(config.outputFolder, 'config.json');
-  const average = averagePathOf(config.outputFolder);
-  if (!existsSync(file) || !existsSync(average)) throw new Error(`${flag}: ${config.outputFolder} holds no finished demo run (config.json, average.pth); run vgl demo with the same options first`);
+  const file = join(config.run.outputFolder, 'config.json');
+  const average = averagePathOf(config.run.outputFolder);
+  if (!existsSync(file) || !existsSync(average)) throw new Error(`${flag}: ${config.run.outputFolder} holds no finished demo run (config.json, average.pth); run vgl demo with the same options first`);
   checkResumeConfig(TrainConfigSchema.parse(JSON.parse(await readFile(file, 'utf8'))), config, file);
   const { meta } = await loadCheckpoint<{ epochs: number }>(average);
-  if (meta.epochs !== config.epochs) throw new Error(`${flag}: ${average} averages ${meta.epochs} of ${config.epochs} epochs; finish that demo run first`);
+  if (meta.epochs !== config.optim.epochs) throw new Error(`${flag}: ${average} averages ${meta.epochs} of ${config.optim.epochs} epochs; finish that demo run first`);
 }
 
 const NS = [1, 5, 10] as const;

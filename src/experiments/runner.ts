@@ -75,7 +75,7 @@ export function staleChanges(run: PlannedRun): string[] {
   if (run.untrained) return [];
   const trainer = run.source?.run ?? run;
   if (!existsSync(recordFile) && !existsSync(join(trainer.folder, RUN_RECORD))) return [];
-  return trainedConfigChanges(trainer.config.outputFolder, trainer.config);
+  return trainedConfigChanges(trainer.config.run.outputFolder, trainer.config);
 }
 
 export function runState(run: PlannedRun): RunProgress {
@@ -83,7 +83,7 @@ export function runState(run: PlannedRun): RunProgress {
   if (existsSync(join(run.folder, RUN_RECORD))) return 'done';
   if (run.untrained) return 'pending';
   if (run.source && runState(run.source.run) === 'done') return 'started';
-  return existsSync(join(run.config.outputFolder, 'last.pth')) ? 'started' : 'pending';
+  return existsSync(join(run.config.run.outputFolder, 'last.pth')) ? 'started' : 'pending';
 }
 
 export interface ExperimentOptions {
@@ -165,7 +165,7 @@ class TestSets {
     const key = JSON.stringify([folder, t.dataset, t.split, radius]);
     let found = this.#opened.get(key);
     if (!found) {
-      found = openDatasets(folder, datasetNames({ datasetName: t.dataset }), t.split)
+      found = openDatasets(folder, datasetNames({ data: { datasetName: t.dataset } }), t.split)
         .then((ds) => ({ ds, soft: computePositives(ds, { valPositiveDistThreshold: radius }).soft }));
       this.#opened.set(key, found);
     }
@@ -176,7 +176,7 @@ class TestSets {
 async function makeRun(plan: Plan, run: PlannedRun, sets: TestSets, progress: boolean, log: (s: string) => void): Promise<void> {
   const cost = startCost();
   await train(run.config, { progress, log: (s) => log(`  ${s}`), test: false });
-  const trained = { model: modelPathOf(run), ...trainCost(cost), ...phasesOf(run.config.outputFolder) };
+  const trained = { model: modelPathOf(run), ...trainCost(cost), ...phasesOf(run.config.run.outputFolder) };
   await evaluateRun(plan, run, sets, trained, log);
 }
 
@@ -196,7 +196,7 @@ function trainCost(start: CostStart): Required<TrainCost> {
   return { wallMs: { train: c.wallMs }, cpuMs: { train: c.cpuMs, evaluate: 0 }, load: { train: c.load, evaluate: 0 } };
 }
 
-const modelPathOf = (run: PlannedRun) => reportedCheckpointOf(run.config.outputFolder, run.config.averageWeights).path;
+const modelPathOf = (run: PlannedRun) => reportedCheckpointOf(run.config.run.outputFolder, run.config.optim.averageWeights).path;
 
 /** Evaluates a run's model (its checkpoint, or `net` when given) on every test set and evaluation variant of the plan; writes its record. */
 async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
@@ -212,7 +212,7 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
   const pcas = new PcaFits(run, net, Math.max(0, ...evaluations.map((e) => e.pcaDim ?? 0)));
   try {
     for (const [i, t] of plan.tests.entries()) {
-      const set = await sets.get(run.config.datasetsFolder, t, run.config.valPositiveDistThreshold);
+      const set = await sets.get(run.config.data.datasetsFolder, t, run.config.data.valPositiveDistThreshold);
       tests.push(await testOn(net, run, t, set, pcas));
       // Evaluation-only variants: the same trained model, evaluated another way (no retraining).
       // Search time depends on the descriptor and the database size, not on the test set: timed on the
@@ -269,12 +269,12 @@ class PcaFits {
   }
   async #fitLargest(): Promise<Pca> {
     const { config } = this.run;
-    const train = await openDatasets(config.datasetsFolder, datasetNames(config), 'train');
+    const train = await openDatasets(config.data.datasetsFolder, datasetNames(config), 'train');
     const database = await this.net.fastInference((forward) => extractDescriptors(this.net.asDescriptorModel(forward), train.databasePaths, {
-      size: imageSize(config.resize), batchSize: config.inferBatchSize, label: 'PCA database',
+      size: imageSize(config.data.resize), batchSize: config.eval.inferBatchSize, label: 'PCA database',
     }));
     try {
-      return Pca.fit(database, { dim: this.largestDim, seed: config.seed });
+      return Pca.fit(database, { dim: this.largestDim, seed: config.run.seed });
     } finally {
       database.dispose();
     }
@@ -288,14 +288,14 @@ class PcaFits {
 async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds: GeoDataset; soft: Int32Array[] }, pcas: PcaFits,
   e?: PlanEvaluation): Promise<TestResult> {
   const { config } = run;
-  const size = e?.size ?? t.size ?? config.resize;
-  const radius = config.valPositiveDistThreshold;
+  const size = e?.size ?? t.size ?? config.data.resize;
+  const radius = config.data.valPositiveDistThreshold;
   const pca = e?.pcaDim !== undefined ? await pcas.get({ ...e, pcaDim: e.pcaDim }) : undefined;
   // The precision is checked outside the timed evaluation; the search stays fp32 (search-time variants time fp32).
-  const precision = await choosePrecision(e?.precision ?? config.precision, net, ds.databasePaths, imageSize(size));
+  const precision = await choosePrecision(e?.precision ?? config.run.precision, net, ds.databasePaths, imageSize(size));
   const t0 = performance.now();
   const r = await evaluateNet(net, ds, {
-    size: imageSize(size), batchSize: config.inferBatchSize, radius, recallValues: config.recallValues, progress: false, images: false,
+    size: imageSize(size), batchSize: config.eval.inferBatchSize, radius, recallValues: config.eval.recallValues, progress: false, images: false,
     method: e?.testMethod, extraRadii: e?.radii, returnDescriptors: e?.searchSizes !== undefined,
     precision: { precision: precision.precision, searchPrecision: 'fp32' }, transform: pca ? (model) => withPca(model, pca) : undefined,
   });
@@ -303,7 +303,7 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
   let times: SearchTime[] | undefined;
   if (r.descriptors) {
     try {
-      times = searchTimes(r.descriptors.database, r.descriptors.queries, e!.searchSizes!, { k: Math.max(...config.recallValues), seed: config.seed });
+      times = searchTimes(r.descriptors.database, r.descriptors.queries, e!.searchSizes!, { k: Math.max(...config.eval.recallValues), seed: config.run.seed });
     } finally {
       r.descriptors.database.dispose();
       r.descriptors.queries.dispose();

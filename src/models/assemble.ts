@@ -13,35 +13,33 @@ import type { GeoDataset } from '../data/dataset.ts';
 import { loadImage, type ImageSize } from '../data/image.ts';
 import { loadBatches } from '../data/loader.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
-import { buildNetwork, BACKBONE_NAMES, type GeoLocalizationNet } from './network.ts';
-import { BASE_HEADS, HEAD_OPTIONS, headOptionsOf, formatAggregationName, parseAggregationName, type AggregationName, type AttentionBlockName } from './aggregation/index.ts';
+import { buildNetwork, BACKBONE_NAMES, BACKBONE_OPTIONS, type GeoLocalizationNet } from './network.ts';
+import { BASE_HEADS, HEAD_OPTIONS, formatAggregationName, parseAggregationName, type AggregationName, type AttentionBlockName } from './aggregation/index.ts';
 import { isDataInitialised } from './types.ts';
-import type { TransformerConfig } from './transformer.ts';
-import { RESNET_FLAVOURS, type ResNetFlavour } from './resnet.ts';
+import type { ResNetFlavour } from './resnet.ts';
 import { declaredFlavourOfFile } from './weights/keras-resnet50.ts';
-
-const count = z.number().int().positive();
 
 export const ATTENTION_KINDS = ['none', 'cbam', 'nonlocal', 'soa'] as const;
 type AttentionKind = (typeof ATTENTION_KINDS)[number];
 const ATTENTION_BLOCK_OF: Record<Exclude<AttentionKind, 'none'>, AttentionBlockName> = { cbam: 'attention', nonlocal: 'nonlocal', soa: 'soa' };
 
+/**
+ * Every backbone's and every head's options, each declared once beside its component: what a spec,
+ * a training config and every command that builds a network (vgl train, eval, index build) spell.
+ */
+export const NETWORK_OPTIONS = { ...BACKBONE_OPTIONS, ...HEAD_OPTIONS };
+export type NetworkOptionValues = z.output<z.ZodObject<typeof NETWORK_OPTIONS>>;
+export const NETWORK_OPTION_KEYS = Object.keys(NETWORK_OPTIONS) as Extract<keyof typeof NETWORK_OPTIONS, string>[];
+
 /** The options that decide the network; a training config holds them (TrainConfigSchema spreads this shape). */
 export const ModelSpecShape = {
   backbone: z.enum(BACKBONE_NAMES).default('resnet18conv4').describe('backbone, cut at conv4 or conv5'),
   aggregation: z.enum(BASE_HEADS).default('netvlad').describe("aggregation head (avg: the student report's average pooling, = spoc)"),
-  ...HEAD_OPTIONS,
   // true / false: the switch it used to be (CBAM or nothing), also as flag strings
   attention: z.union([z.boolean(), z.enum([...ATTENTION_KINDS, 'true', 'false'])]).default('none')
     .transform((a): AttentionKind => (a === true || a === 'true' ? 'cbam' : a === false || a === 'false' ? 'none' : a))
     .describe('attention block before the head: none, cbam (true), nonlocal (Wang et al. 2018) or soa (SOLAR\'s second-order attention)'),
-  truncTe: count.optional().describe("transformer backbones (vit*, cct*): keep encoder blocks 0..N-1 only (the reference's --trunc_te)"),
-  freezeTe: z.number().int().min(0).optional()
-    .describe("transformer backbones: freeze the embeddings, encoder blocks 0..N and the final norm, train the blocks after N (the reference's --freeze_te; with --freeze-backbone reference)"),
-  transformerDims: z.array(count).length(3).optional().describe('smaller transformer: depth,width,heads, e.g. 2,32,4 (tests, tiny experiments)'),
-  resnetWidths: z.array(count).length(4).optional().describe('narrower ResNet stage widths, e.g. 16,32,64,128 (tests, tiny experiments)'),
-  resnetFlavour: z.enum(RESNET_FLAVOURS).optional()
-    .describe("ResNet variant: torchvision (stride on the 3x3, ImageNet mean/std) or keras (Keras' ResNet50: stride on the first 1x1, caffe input); default: what the weights file declares (make weights writes a keras one), else torchvision"),
+  ...NETWORK_OPTIONS,
   weights: z.string().optional().describe('ImageNet weights: .pth (ResNet, VGG) or TF.js folder (MobileNetV2)'),
 };
 export const ModelSpecSchema = z.object(ModelSpecShape);
@@ -63,12 +61,6 @@ export function withResolvedFlavour<S extends Pick<ModelSpec, 'backbone' | 'resn
   return flavour === undefined || flavour === spec.resnetFlavour ? spec : { ...spec, resnetFlavour: flavour };
 }
 
-/** The spec's transformer options, or undefined when it sets none. */
-function transformerConfigOf(spec: ModelSpec): TransformerConfig | undefined {
-  if (spec.truncTe === undefined && spec.freezeTe === undefined && spec.transformerDims === undefined) return undefined;
-  return { truncate: spec.truncTe, freeze: spec.freezeTe, dims: spec.transformerDims };
-}
-
 /** The head's registry name: `<block>+<head>` with an attention block (CBAM keeps its old name, attention+). */
 export function aggregationNameOf(spec: Pick<ModelSpec, 'aggregation' | 'attention'>): AggregationName {
   return formatAggregationName({ block: spec.attention === 'none' ? undefined : ATTENTION_BLOCK_OF[spec.attention], head: spec.aggregation });
@@ -83,14 +75,7 @@ export function aggregationSpecOf(name: AggregationName): Pick<ModelSpec, 'aggre
 
 /** The network a spec describes, with fresh (seeded by the caller) weights. */
 export function buildModel(spec: ModelSpec): GeoLocalizationNet {
-  return buildNetwork({
-    backbone: spec.backbone,
-    aggregation: aggregationNameOf(spec),
-    head: headOptionsOf(spec),
-    resnetWidths: spec.resnetWidths,
-    transformer: transformerConfigOf(spec),
-    resnetFlavour: resnetFlavourOf(spec),
-  });
+  return buildNetwork({ ...spec, aggregation: aggregationNameOf(spec), resnetFlavour: resnetFlavourOf(spec) });
 }
 
 export interface InitialiseOptions {
@@ -234,7 +219,10 @@ export function checkpointConfig(meta: unknown): Record<string, unknown> | null 
 }
 
 /** The model spec inside a training config (other options ignored); `where` names the file in errors. */
-export function modelSpecOf(config: Record<string, unknown>, where: string): ModelSpec {
+export function modelSpecOf(given: Record<string, unknown>, where: string): ModelSpec {
+  // A config nested in slices holds the spec as its `model`; a flat one (config.json, checkpoints) at the top.
+  const model = given.model;
+  const config = model !== null && typeof model === 'object' && !Array.isArray(model) ? model as Record<string, unknown> : given;
   // A run's config is resolved (every option written): a missing backbone or head means another file.
   const absent = ['backbone', 'aggregation'].filter((k) => !(k in config));
   if (absent.length > 0) throw new Error(`${where}: not a vgl training config (${absent.join(', ')} missing)`);

@@ -3,114 +3,118 @@
 // torchvision names inside the backbone.
 import { nn, tidy, Tensor, inferenceMode, inFloat32, atLeastFloat32, withPrecision, type Precision } from '../torch/index.ts';
 import { freezeModules, type Backbone, type AggregationHead } from './types.ts';
-import { ResNetTrunk, loadResNetWeights, type ResNetName, type Cut, type ResNetFlavour } from './resnet.ts';
+import { z } from 'zod';
+import { ResNetTrunk, loadResNetWeights, RESNET_FLAVOURS, type ResNetName, type Cut } from './resnet.ts';
 import { MobileNetV2 } from './mobilenetv2.ts';
 import { Vgg16, loadVggWeights } from './vgg.ts';
 import { loadKerasWeights } from './weights/keras-mobilenetv2.ts';
 import { readResNetWeights } from './weights/keras-resnet50.ts';
-import { HEADS, AGGREGATION_NAMES, takesGlobalToken, type AggregationName, type HeadOptions } from './aggregation/index.ts';
+import { HEADS, AGGREGATION_NAMES, takesGlobalToken, type AggregationName, type HeadOptionValues } from './aggregation/index.ts';
 import { VisionTransformer, VIT_B16, loadViTWeightsFile } from './vit.ts';
 import { CCT, CCT_14_7X2, loadCCTWeightsFile } from './cct.ts';
-import type { TransformerConfig } from './transformer.ts';
+import { mergeOptions, namesOf, optionsFor, componentsDeclaring, OptionError, type Component, type OptionShape } from '../util/components.ts';
 
 export const BACKBONE_FREEZE = ['reference', 'none', 'all'] as const;
 export type BackboneFreeze = (typeof BACKBONE_FREEZE)[number];
 
-export const BACKBONE_NAMES = [
-  'resnet18conv4', 'resnet18conv5', 'resnet50conv4', 'resnet50conv5', 'vgg16', 'mobilenetv2', 'vit', 'vit384', 'cct224', 'cct384',
-] as const;
-export type BackboneName = (typeof BACKBONE_NAMES)[number];
+/** The options of the ResNet backbones, declared once. */
+const RESNET_OPTIONS = {
+  resnetWidths: z.array(z.number().int().positive()).length(4).optional().describe('narrower ResNet stage widths, e.g. 16,32,64,128 (tests, tiny experiments)'),
+  resnetFlavour: z.enum(RESNET_FLAVOURS).optional()
+    .describe("ResNet variant: torchvision (stride on the 3x3, ImageNet mean/std) or keras (Keras' ResNet50: stride on the first 1x1, caffe input); default: what the weights file declares (make weights writes a keras one), else torchvision"),
+};
 
-export interface NetworkConfig {
-  backbone: BackboneName;
-  aggregation: AggregationName;
-  head?: HeadOptions;
-  /** Narrower ResNet widths (tests and tiny experiments); default torchvision's. */
-  resnetWidths?: number[];
-  /** ResNet block variant and input the weights need (src/models/resnet.ts); default torchvision. */
-  resnetFlavour?: ResNetFlavour;
-  /** Transformer backbones: truncation, freezing, a smaller shape (src/models/transformer.ts). */
-  transformer?: TransformerConfig;
-}
+/** The options of the transformer backbones (the reference's --trunc_te, --freeze_te), declared once. */
+const TRANSFORMER_OPTIONS = {
+  truncTe: z.number().int().positive().optional().describe("transformer backbones (vit*, cct*): keep encoder blocks 0..N-1 only (the reference's --trunc_te)"),
+  freezeTe: z.number().int().min(0).optional()
+    .describe("transformer backbones: freeze the embeddings, encoder blocks 0..N and the final norm, train the blocks after N (the reference's --freeze_te; with --freeze-backbone reference)"),
+  transformerDims: z.array(z.number().int().positive()).length(3).optional().describe('smaller transformer: depth,width,heads, e.g. 2,32,4 (tests, tiny experiments)'),
+};
 
-interface BackboneEntry {
-  create(config: NetworkConfig): Backbone;
-  /** A transformer: honours config.transformer and can output its global token (the cls head). */
+type ResNetOptionValues = z.output<z.ZodObject<typeof RESNET_OPTIONS>>;
+type TransformerOptionValues = z.output<z.ZodObject<typeof TRANSFORMER_OPTIONS>>;
+
+/** A backbone's registry entry: its name, its options (declared once), how to build it and load ImageNet weights. */
+interface BackboneEntry<N extends string = string, O extends OptionShape = OptionShape> extends Component<N, O> {
+  /** Builds it for a head (a transformer outputs its global token for a head that takes it). */
+  create(options: z.output<z.ZodObject<O>>, aggregation: AggregationName): Backbone;
+  /** A transformer: can output its global token (the cls head). */
   transformer?: true;
   /** Loads ImageNet weights from a local file or folder into the backbone. */
   loadPretrained(backbone: Backbone, path: string): Promise<void>;
 }
 
-function resnet(arch: ResNetName, cut: Cut): BackboneEntry {
-  return {
-    create: (c) => new ResNetTrunk(arch, cut, { widths: c.resnetWidths, flavour: c.resnetFlavour }),
+const defineBackbone = <N extends string, O extends OptionShape>(e: BackboneEntry<N, O>): BackboneEntry<N, O> => e;
+
+function resnet<N extends string>(name: N, arch: ResNetName, cut: Cut) {
+  return defineBackbone({
+    name, options: RESNET_OPTIONS,
+    create: (o) => new ResNetTrunk(arch, cut, { widths: o.resnetWidths, flavour: o.resnetFlavour }),
     loadPretrained: async (b, path) => {
       const { stateDict, flavour } = await readResNetWeights(path);
       loadResNetWeights(b as ResNetTrunk, stateDict, path, flavour);
     },
-  };
+  });
 }
 
 /** A transformer outputs its global token for the cls head, else its patch tokens as a map. */
-const tokenOutput = (c: NetworkConfig) => (takesGlobalToken(c.aggregation) ? 'token' as const : 'grid' as const);
+const transformerOptions = (o: TransformerOptionValues, aggregation: AggregationName) =>
+  ({ truncate: o.truncTe, freeze: o.freezeTe, dims: o.transformerDims, output: takesGlobalToken(aggregation) ? 'token' as const : 'grid' as const });
 
-/** Backbones by name: the CLI, trainer and evaluator read this table and nothing else. */
-export const BACKBONES: Record<BackboneName, BackboneEntry> = {
-  resnet18conv4: resnet('resnet18', 'conv4'),
-  resnet18conv5: resnet('resnet18', 'conv5'),
-  resnet50conv4: resnet('resnet50', 'conv4'),
-  resnet50conv5: resnet('resnet50', 'conv5'),
-  vgg16: {
-    create: () => new Vgg16(),
-    loadPretrained: async (b, path) => {
-      await loadVggWeights(b as Vgg16, path);
-    },
-  },
-  mobilenetv2: {
-    create: () => new MobileNetV2(),
-    loadPretrained: async (b, path) => {
-      await loadKerasWeights(b as MobileNetV2, path);
-    },
-  },
+function transformer<N extends string>(name: N, create: (o: ReturnType<typeof transformerOptions>) => Backbone, load: (b: Backbone, path: string) => Promise<void>) {
+  return defineBackbone({
+    name, options: TRANSFORMER_OPTIONS, transformer: true,
+    create: (o, aggregation) => create(transformerOptions(o, aggregation)),
+    loadPretrained: load,
+  });
+}
+
+/** The backbones, one line each: the CLI, trainer and evaluator read this table and nothing else. */
+export const BACKBONE_ENTRIES = [
+  resnet('resnet18conv4', 'resnet18', 'conv4'),
+  resnet('resnet18conv5', 'resnet18', 'conv5'),
+  resnet('resnet50conv4', 'resnet50', 'conv4'),
+  resnet('resnet50conv5', 'resnet50', 'conv5'),
+  defineBackbone({ name: 'vgg16', options: {}, create: () => new Vgg16(), loadPretrained: (b, path) => loadVggWeights(b as Vgg16, path).then(() => undefined) }),
+  defineBackbone({ name: 'mobilenetv2', options: {}, create: () => new MobileNetV2(), loadPretrained: (b, path) => loadKerasWeights(b as MobileNetV2, path).then(() => undefined) }),
   // ViT-B/16 with position embeddings for 224 (timm's vit_base_patch16_224) or 384 (_384); both run
   // at any input size. The reference's `vit` loads one or the other by --resize.
-  vit: {
-    transformer: true,
-    create: (c) => new VisionTransformer(VIT_B16, { ...c.transformer, output: tokenOutput(c) }),
-    loadPretrained: async (b, path) => {
-      await loadViTWeightsFile(b as VisionTransformer, path);
-    },
-  },
-  vit384: {
-    transformer: true,
-    create: (c) => new VisionTransformer({ ...VIT_B16, imageSize: 384 }, { ...c.transformer, output: tokenOutput(c) }),
-    loadPretrained: async (b, path) => {
-      await loadViTWeightsFile(b as VisionTransformer, path);
-    },
-  },
+  transformer('vit', (o) => new VisionTransformer(VIT_B16, o), loadViT),
+  transformer('vit384', (o) => new VisionTransformer({ ...VIT_B16, imageSize: 384 }, o), loadViT),
   // CCT-14/7x2 with position embeddings for 224 or 384 (the reference's cct384, the authors' ImageNet models).
-  cct224: {
-    transformer: true,
-    create: (c) => new CCT({ ...CCT_14_7X2, imageSize: 224 }, { ...c.transformer, output: tokenOutput(c) }),
-    loadPretrained: async (b, path) => {
-      await loadCCTWeightsFile(b as CCT, path);
-    },
-  },
-  cct384: {
-    transformer: true,
-    create: (c) => new CCT(CCT_14_7X2, { ...c.transformer, output: tokenOutput(c) }),
-    loadPretrained: async (b, path) => {
-      await loadCCTWeightsFile(b as CCT, path);
-    },
-  },
-};
+  transformer('cct224', (o) => new CCT({ ...CCT_14_7X2, imageSize: 224 }, o), loadCCT),
+  transformer('cct384', (o) => new CCT(CCT_14_7X2, o), loadCCT),
+] as const;
 
-/** The transformer options set in a config (empty when none is). */
-function transformerOptionsSet(c: NetworkConfig): string[] {
-  const t = c.transformer ?? {};
-  return [['truncate', '--trunc-te'], ['freeze', '--freeze-te'], ['dims', '--transformer-dims']]
-    .filter(([k]) => t[k as keyof TransformerConfig] !== undefined).map(([, flag]) => flag);
+async function loadViT(b: Backbone, path: string): Promise<void> {
+  await loadViTWeightsFile(b as VisionTransformer, path);
 }
+async function loadCCT(b: Backbone, path: string): Promise<void> {
+  await loadCCTWeightsFile(b as CCT, path);
+}
+
+export const BACKBONE_NAMES = namesOf<(typeof BACKBONE_ENTRIES)[number]['name']>(BACKBONE_ENTRIES);
+export type BackboneName = (typeof BACKBONE_NAMES)[number];
+export const BACKBONES = Object.fromEntries(BACKBONE_ENTRIES.map((e) => [e.name, e])) as unknown as Record<BackboneName, BackboneEntry>;
+
+/** Every backbone's options as specs, configs and flags spell them (ModelSpecShape spreads this shape). */
+export const BACKBONE_OPTIONS = mergeOptions(BACKBONE_ENTRIES, 'backbones');
+export type BackboneOptionValues = ResNetOptionValues & TransformerOptionValues;
+
+/**
+ * The backbone options set in `values` that `backbone` does not declare (e.g. resnetWidths for a VGG):
+ * each with the backbones it applies to. The network refuses them; a config reports them when parsed.
+ */
+export function foreignBackboneOptions(backbone: BackboneName, values: Record<string, unknown>): { key: string; message: string }[] {
+  return Object.keys(BACKBONE_OPTIONS).filter((key) => values[key] !== undefined && !(key in BACKBONES[backbone].options)).map((key) => {
+    const owners = componentsDeclaring(BACKBONE_ENTRIES, key);
+    return { key, message: `applies to ${owners.join(', ')} only, not ${backbone}` };
+  });
+}
+
+/** The network a config describes: a backbone, a head (`<block>+<head>`), and their options as specs spell them. */
+export type NetworkConfig = { backbone: BackboneName; aggregation: AggregationName } & Partial<BackboneOptionValues> & Partial<HeadOptionValues>;
 
 export class GeoLocalizationNet extends nn.Module {
   readonly backbone: Backbone;
@@ -121,17 +125,15 @@ export class GeoLocalizationNet extends nn.Module {
     if (!entry) throw new Error(`unknown backbone '${config.backbone}' (known: ${BACKBONE_NAMES.join(', ')})`);
     const head = HEADS[config.aggregation];
     if (!head) throw new Error(`unknown aggregation '${config.aggregation}' (known: ${AGGREGATION_NAMES.join(', ')})`);
-    if (!entry.transformer) {
-      const transformers = BACKBONE_NAMES.filter((n) => BACKBONES[n].transformer).join(', ');
-      if (takesGlobalToken(config.aggregation)) {
-        throw new Error(`aggregation '${config.aggregation}' uses a transformer's global token, which ${config.backbone} does not have; choose a transformer backbone (${transformers})`);
-      }
-      const set = transformerOptionsSet(config);
-      if (set.length > 0) throw new Error(`${set.join(', ')}: for transformer backbones (${transformers}), not ${config.backbone}`);
+    if (!entry.transformer && takesGlobalToken(config.aggregation)) {
+      const transformers = BACKBONE_ENTRIES.filter((e) => 'transformer' in e).map((e) => e.name).join(', ');
+      throw new Error(`aggregation '${config.aggregation}' uses a transformer's global token, which ${config.backbone} does not have; choose a transformer backbone (${transformers})`);
     }
-    this.backbone = this.module('backbone', entry.create(config));
+    const foreign = foreignBackboneOptions(config.backbone, config);
+    if (foreign.length > 0) throw new OptionError([foreign[0].key], foreign[0].message);
+    this.backbone = this.module('backbone', entry.create(optionsFor(entry, config), config.aggregation));
     for (const m of this.backbone.float32Modules?.() ?? []) nn.keepFloat32(m);
-    this.aggregation = this.module('aggregation', head(this.backbone.outChannels, config.head ?? {}));
+    this.aggregation = this.module('aggregation', head(this.backbone.outChannels, config));
   }
   get dim(): number {
     return this.aggregation.dim;

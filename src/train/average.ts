@@ -6,7 +6,7 @@ import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { buildModel, RUN_FILES } from '../models/assemble.ts';
 import type { Recalls } from '../eval/recall.ts';
-import type { TrainConfig } from './config.ts';
+import { flattenConfig, type TrainConfig } from './config.ts';
 
 /** What averaging needs of the run after an epoch's validation. */
 export interface AverageContext {
@@ -32,11 +32,11 @@ export const averagePathOf = (outputFolder: string) => join(outputFolder, RUN_FI
  */
 export async function updateAverage(c: AverageContext): Promise<void> {
   const { net, config, epoch } = c;
-  const path = averagePathOf(config.outputFolder);
+  const path = averagePathOf(config.run.outputFolder);
   const previous = existsSync(path) ? await loadCheckpoint<{ throughEpoch: number; epochs: number }>(path) : null;
   if (previous && previous.meta.throughEpoch >= epoch) return;
   const n = previous?.meta.epochs ?? 0;
-  const average = buildModel(config);
+  const average = buildModel(config.model);
   try {
     const mean = new Map<string, torch.HostTensor>();
     for (const [name, t] of net.stateDict()) {
@@ -52,7 +52,7 @@ export async function updateAverage(c: AverageContext): Promise<void> {
     torch.loadStateDict(average, mean, { source: path });
     if (c.device !== 'cpu') average.to(c.device);
     const recalls = await c.validate(average);
-    await saveCheckpoint(path, average, null, { throughEpoch: epoch, epochs: n + 1, recalls, config });
+    await saveCheckpoint(path, average, null, { throughEpoch: epoch, epochs: n + 1, recalls, config: flattenConfig(config) });
     await c.record({ event: 'average', epoch, epochs: n + 1, recalls });
     c.log(`average of ${n + 1} epochs: val ${Object.entries(recalls).map(([k, r]) => `R@${k} ${r.toFixed(1)}`).join(', ')}`);
   } finally {

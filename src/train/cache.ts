@@ -10,6 +10,7 @@
 // Randomness: every draw comes from a stream derived from the loop's seed and a purpose (and, per
 // query, the training-query index), so the plan and the mined triplets do not depend on processing
 // order or chunking, and the same seed gives the same triplets.
+import { z } from 'zod';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { TrainingQueries } from '../data/positives.ts';
 
@@ -27,6 +28,13 @@ export interface MiningOptions {
 }
 
 export const DEFAULT_MINING_OPTIONS: Readonly<MiningOptions> = { method: 'partial', negSamplesNum: 1000, negsNumPerQuery: 10 };
+
+/** The mining options as a training config holds them (its `mining` slice; the method's flag is --mining). */
+export const MINING_OPTIONS = {
+  method: z.enum(MINING_METHODS as [MiningMethod, ...MiningMethod[]]).default(DEFAULT_MINING_OPTIONS.method).describe('hard negative mining'),
+  negsNumPerQuery: z.number().int().positive().default(DEFAULT_MINING_OPTIONS.negsNumPerQuery).describe('negatives per tuple'),
+  negSamplesNum: z.number().int().positive().default(DEFAULT_MINING_OPTIONS.negSamplesNum).describe('database images sampled for mining'),
+};
 
 /** Fills defaults and checks every field; errors name the option and the value. */
 export function resolveMiningOptions(options: Partial<MiningOptions> = {}): MiningOptions {

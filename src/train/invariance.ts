@@ -26,7 +26,7 @@ export interface InvarianceTeacher {
  * descriptors, with --invariance-on descriptors) of the augmented half against the frozen teacher's of
  * the clean half. `forward` runs a pass in the run's precision.
  */
-export function invarianceTerm(teacher: GeoLocalizationNet, student: GeoLocalizationNet, views: Tensor, on: TrainConfig['invarianceOn'],
+export function invarianceTerm(teacher: GeoLocalizationNet, student: GeoLocalizationNet, views: Tensor, on: TrainConfig['loss']['invarianceOn'],
   forward: <T>(fn: () => T) => T): Tensor {
   const b = views.size(0) / 2;
   const describe = (m: GeoLocalizationNet, x: Tensor) => forward(() => (on === 'descriptors' ? m.forward(x) : m.features(x)));
@@ -44,15 +44,15 @@ export async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, dev
   // The student as the run started: copied when it is at its start, else rebuilt as it was built
   // (same seed, same weights), so a resumed run gets the same teacher. Steps reseed torch themselves,
   // so reseeding here changes nothing after.
-  torch.manualSeed(config.seed);
-  const teacher = buildModel(config);
+  torch.manualSeed(config.run.seed);
+  const teacher = buildModel(config.model);
   if (device !== 'cpu') teacher.to(device);
   if (start) {
     torch.loadStateDict(teacher, start.stateDict(), { source: 'the student at the start of the run' });
   } else {
-    if (config.weights) await teacher.loadPretrained(config.weights);
+    if (config.model.weights) await teacher.loadPretrained(config.model.weights);
     // Compared on descriptors, the teacher needs the head the student started with (k-means, same seed).
-    if (config.invarianceOn === 'descriptors' && config.resume === undefined) await initialiseHeadFromData(teacher, ds, initOptions(config, () => {}, device));
+    if (config.loss.invarianceOn === 'descriptors' && config.run.resume === undefined) await initialiseHeadFromData(teacher, ds, initOptions(config, () => {}, device));
   }
   teacher.freezeBackbone('all');
   teacher.eval();
@@ -68,18 +68,18 @@ export async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, dev
       const rng = new Rng(seed);
       // Each group in turn, so a batch smaller than the number of datasets still varies across them.
       const offset = rng.int(0, groups.length);
-      const paths = Array.from({ length: config.invarianceBatch }, (_, i) => {
+      const paths = Array.from({ length: config.loss.invarianceBatch }, (_, i) => {
         const g = groups[(i + offset) % groups.length]!;
         return all[g[rng.int(0, g.length)]!]!;
       });
       // One size per step (a batch is one tensor); drawn after the images so that without sizes the
       // draws are those of a single-size run.
-      const sizes = config.invarianceSizes;
+      const sizes = config.loss.invarianceSizes;
       const drawn = sizes.length > 0 ? sizes[rng.int(0, sizes.length)]! : null;
       const at: ImageSize = drawn ? imageSize(drawn) : size;
       const transform = (p: string, i: number) => (i < paths.length
         ? loadImage(p, { size: at, normalization })
-        : loadAugmentedImage(p, deriveSeed(seed, i), { size: at, normalization, augment: config.augment }));
+        : loadAugmentedImage(p, deriveSeed(seed, i), { size: at, normalization, augment: config.data.augment }));
       for await (const batch of loadBatches([...paths, ...paths], transform, { batchSize: 2 * paths.length })) return batch.images;
       throw new Error('invariance views: no batch loaded');
     },

@@ -17,7 +17,9 @@
 // Precision: the losses compute in fp32 at least (computeLoss and featureInvarianceLoss widen bf16 inputs
 // and turn autocast off), as PyTorch's autocast keeps losses in fp32: under --precision bf16 the feature
 // maps arrive in bf16.
+import { z } from 'zod';
 import { Tensor, tidy, cat, zeros, inFloat32, atLeastFloat32, type Device } from '../torch/index.ts';
+import { mergeOptions, namesOf, optionsFor, type Component, type OptionShape } from '../util/components.ts';
 
 export type LossName = 'triplet' | 'sare_ind' | 'sare_joint' | 'solar';
 export const LOSS_NAMES: readonly LossName[] = ['triplet', 'sare_ind', 'sare_joint', 'solar'];
@@ -177,18 +179,51 @@ export function featureInvarianceLoss(student: Tensor, teacher: Tensor): Tensor 
   }));
 }
 
-/** The loss named `name` (the trainer's registry), in fp32. Triplet options are ignored by the SARE losses, sosWeight by all but SOLAR. */
+/** A tuple loss: descriptors of B (query, positive, K negatives) → a scalar (reduced as asked). */
+export type TupleLoss = (query: Tensor, positive: Tensor, negatives: Tensor, reduction: LossReduction) => Tensor;
+
+/** A loss's registry entry: its name as configs spell it (--criterion), its options, the loss they configure. */
+export interface LossEntry<N extends string = string, O extends OptionShape = OptionShape> extends Component<N, O> {
+  description: string;
+  create(options: z.output<z.ZodObject<O>>): TupleLoss;
+}
+const defineLoss = <N extends string, O extends OptionShape>(e: LossEntry<N, O>): LossEntry<N, O> => e;
+
+const MARGIN = { margin: z.number().positive().default(DEFAULT_TRIPLET_MARGIN).describe('triplet margin') };
+
+/** The losses, one line each (names as --criterion spells them). */
+export const LOSS_ENTRIES = [
+  defineLoss({ name: 'triplet', description: 'triplet margin loss', options: MARGIN, create: (o) => (q, p, n, reduction) => tripletLoss(q, p, n, { margin: o.margin, reduction }) }),
+  defineLoss({ name: 'sare-ind', description: 'SARE, one softmax per negative (Liu et al. 2019)', options: {}, create: () => (q, p, n, reduction) => sareIndLoss(q, p, n, { reduction }) }),
+  defineLoss({ name: 'sare-joint', description: 'SARE, one softmax over all negatives', options: {}, create: () => (q, p, n, reduction) => sareJointLoss(q, p, n, { reduction }) }),
+  defineLoss({
+    name: 'solar', description: 'triplet + second-order similarity (SOLAR, Ng et al. 2020)',
+    options: { ...MARGIN, sosWeight: z.number().min(0).default(DEFAULT_SOS_WEIGHT).describe("solar: weight λ of the second-order similarity term (SOLAR's default 5)") },
+    create: (o) => (q, p, n, reduction) => solarLoss(q, p, n, { margin: o.margin, sosWeight: o.sosWeight, reduction }),
+  }),
+] as const;
+export const CRITERIA = namesOf<(typeof LOSS_ENTRIES)[number]['name']>(LOSS_ENTRIES);
+export type Criterion = (typeof CRITERIA)[number];
+
+/** Every loss's options, each declared once beside its loss. */
+export const LOSS_OPTIONS = mergeOptions(LOSS_ENTRIES, 'losses');
+
+/** The loss a criterion and its options name, computing in fp32 whatever its inputs. */
+export function tupleLoss(criterion: Criterion, options: Record<string, unknown>): (query: Tensor, positive: Tensor, negatives: Tensor, reduction?: LossReduction) => Tensor {
+  const entry = LOSS_ENTRIES.find((e) => e.name === criterion) as LossEntry | undefined;
+  if (!entry) throw new Error(`unknown loss '${criterion}'; expected one of ${CRITERIA.join(', ')}`);
+  const loss = entry.create(optionsFor(entry, options));
+  return (query, positive, negatives, reduction = 'per-triplet') => inFloat32(() => tidy(() => {
+    const [q, p, n] = [query, positive, negatives].map(atLeastFloat32);
+    return loss(q, p, n, reduction);
+  }));
+}
+
+/** The loss named `name` (the reference's spelling, sare_ind), in fp32. Triplet options are ignored by the SARE losses, sosWeight by all but SOLAR. */
 export function computeLoss(name: LossName, query: Tensor, positive: Tensor, negatives: Tensor, options: LossOptions = {}): Tensor {
   if (!LOSS_NAMES.includes(name)) throw new Error(`unknown loss '${name as string}'; expected one of ${LOSS_NAMES.join(', ')}`);
-  return inFloat32(() => tidy(() => {
-    const [q, p, n] = [query, positive, negatives].map(atLeastFloat32);
-    switch (name) {
-      case 'triplet': return tripletLoss(q, p, n, options);
-      case 'sare_ind': return sareIndLoss(q, p, n, { reduction: options.reduction });
-      case 'sare_joint': return sareJointLoss(q, p, n, { reduction: options.reduction });
-      case 'solar': return solarLoss(q, p, n, options);
-    }
-  }));
+  const { reduction, ...rest } = options;
+  return tupleLoss(name.replace('_', '-') as Criterion, rest)(query, positive, negatives, reduction);
 }
 
 /**

@@ -5,21 +5,21 @@ import type { TrainConfig } from './config.ts';
 
 /** The run's largest step, estimated from the model at the config's sizes and batches. */
 export function estimateRunMemory(net: GeoLocalizationNet, config: TrainConfig, available = availableMemory()): MemoryEstimate {
-  const [height, width] = config.resize;
+  const [height, width] = config.data.resize;
   const { training: perImage } = activationBytesPerImage(net, height, width);
-  const steps: { bytes: number; what: string }[] = [inferenceMemory(net, height, width, config.inferBatchSize, available)];
+  const steps: { bytes: number; what: string }[] = [inferenceMemory(net, height, width, config.eval.inferBatchSize, available)];
   let stepBytes = 0;
   const parts: string[] = [];
-  if (config.criterion !== 'none') {
-    const images = config.batchSize * (2 + config.negsNumPerQuery);
+  if (config.loss.criterion !== 'none') {
+    const images = config.optim.batchSize * (2 + config.mining.negsNumPerQuery);
     stepBytes += perImage * images * BACKWARD_FACTOR;
-    parts.push(`${images} tuple images (--batch-size ${config.batchSize} x (2 + --negs-num-per-query ${config.negsNumPerQuery}))`);
+    parts.push(`${images} tuple images (--batch-size ${config.optim.batchSize} x (2 + --negs-num-per-query ${config.mining.negsNumPerQuery}))`);
   }
-  if (config.invarianceWeight > 0) {
+  if (config.loss.invarianceWeight > 0) {
     // Teacher and student each see the step's images; the largest drawn size counts.
-    const pixels = Math.max(height * width, ...config.invarianceSizes.map(([h, w]) => h * w));
-    stepBytes += perImage * (pixels / (height * width)) * config.invarianceBatch * (1 + BACKWARD_FACTOR);
-    parts.push(`${config.invarianceBatch} invariance images, twice`);
+    const pixels = Math.max(height * width, ...config.loss.invarianceSizes.map(([h, w]) => h * w));
+    stepBytes += perImage * (pixels / (height * width)) * config.loss.invarianceBatch * (1 + BACKWARD_FACTOR);
+    parts.push(`${config.loss.invarianceBatch} invariance images, twice`);
   }
   if (stepBytes > 0) steps.push({ bytes: stepBytes, what: `a training step of ${parts.join(' and ')}` });
   const largest = steps.reduce((a, b) => (b.bytes > a.bytes ? b : a));
@@ -28,5 +28,5 @@ export function estimateRunMemory(net: GeoLocalizationNet, config: TrainConfig, 
 
 /** Refuses a run whose largest step would not fit (see checkMemory); warns above half the memory. */
 export function checkRunMemory(net: GeoLocalizationNet, config: TrainConfig, log: (line: string) => void, available = availableMemory()): MemoryEstimate {
-  return checkMemory(estimateRunMemory(net, config, available), config.resize, log);
+  return checkMemory(estimateRunMemory(net, config, available), config.data.resize, log);
 }

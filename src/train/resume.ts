@@ -5,11 +5,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { flagName } from '../errors.ts';
-import { withResolvedFlavour } from '../models/assemble.ts';
-import { TrainConfigSchema, type TrainConfig } from './config.ts';
+import { TrainConfigSchema, flattenConfig, withResolvedModel, type TrainConfig } from './config.ts';
 
 /** Options a resumed run may change (applied and recorded); any other difference is refused. */
-export const RESUMABLE_CHANGES: readonly (keyof TrainConfig)[] = ['epochs', 'patience', 'inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder'];
+export const RESUMABLE_CHANGES: readonly string[] = ['epochs', 'patience', 'inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder'];
 
 /**
  * Compares a run's saved config with the one it is resumed with: the changes RESUMABLE_CHANGES allows
@@ -26,11 +25,12 @@ export function checkResumeConfig(saved: TrainConfig | undefined, now: TrainConf
 }
 
 /** The differences between two configs as "flag old -> new": those among `allowed`, and the others. */
-function configChanges(saved: TrainConfig, now: TrainConfig, allowed: readonly (keyof TrainConfig)[]): { applied: string[]; refused: string[] } {
+function configChanges(savedConfig: TrainConfig, nowConfig: TrainConfig, allowed: readonly string[]): { applied: string[]; refused: string[] } {
   const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
   const applied: string[] = [];
   const refused: string[] = [];
-  for (const key of new Set([...Object.keys(saved), ...Object.keys(now)]) as Set<keyof TrainConfig>) {
+  const [saved, now] = [flattenConfig(savedConfig), flattenConfig(nowConfig)];
+  for (const key of new Set([...Object.keys(saved), ...Object.keys(now)])) {
     if (JSON.stringify(saved[key]) === JSON.stringify(now[key])) continue;
     const change = `${flagName(key)} ${show(saved[key])} -> ${show(now[key])}`;
     (allowed.includes(key) ? applied : refused).push(change);
@@ -42,7 +42,7 @@ function configChanges(saved: TrainConfig, now: TrainConfig, allowed: readonly (
  * Options that do not change the model a finished run trained: how it was read and tested, not what it
  * learnt, and where it lives (a run folder moved or copied elsewhere holds the same training).
  */
-const TRAINING_NEUTRAL: readonly (keyof TrainConfig)[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder', 'outputFolder'];
+const TRAINING_NEUTRAL: readonly string[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'datasetsFolder', 'outputFolder'];
 
 /**
  * How a finished run's config.json differs from `config` in what it trains (more epochs count: the
@@ -60,7 +60,7 @@ export function trainedConfigChanges(folder: string, config: TrainConfig): strin
   }
   const parsed = TrainConfigSchema.safeParse(saved);
   if (!parsed.success) return [`${file} is not a valid run config: ${parsed.error.issues[0]?.message ?? ''}`];
-  return configChanges(withResolvedFlavour(parsed.data), withResolvedFlavour(config), TRAINING_NEUTRAL).refused;
+  return configChanges(withResolvedModel(parsed.data), withResolvedModel(config), TRAINING_NEUTRAL).refused;
 }
 
 /** Temp files of checkpoint writes a killed run left behind (the checkpoints themselves are intact: writes are atomic). */

@@ -12,7 +12,7 @@ import type { TrainConfig } from './config.ts';
 
 /** How training initialises a NetVLAD-style head from its data (k-means at the training size): untrained baselines use the same. */
 export function initOptions(config: TrainConfig, log: (s: string) => void = () => {}, device: torch.Device = torch.defaultDevice()): InitialiseOptions {
-  return { size: imageSize(config.resize), batchSize: config.inferBatchSize, seed: config.seed, log, device };
+  return { size: imageSize(config.data.resize), batchSize: config.eval.inferBatchSize, seed: config.run.seed, log, device };
 }
 
 /**
@@ -22,7 +22,7 @@ export function initOptions(config: TrainConfig, log: (s: string) => void = () =
  * k-means on the loaded backbone's features): e.g. NetVLAD on a backbone fine-tuned with GeM.
  */
 export async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds: GeoDataset, log: (s: string) => void, device: torch.Device): Promise<void> {
-  const path = config.resume!;
+  const path = config.run.resume!;
   if (!existsSync(path)) throw new Error(`--resume ${path}: file not found`);
   const ck = await loadCheckpoint(path);
   const part = (prefix: string) => new Map([...ck.stateDict].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
@@ -30,12 +30,12 @@ export async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds
   const head = part('aggregation.');
   const own = net.aggregation.stateDict();
   const missing = [...own.keys()].filter((k) => !head.has(k));
-  const sameHead = [...head].every(([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join()) && missing.every(HEAD_TRAINING[config.aggregation]?.isOwnLayer ?? (() => false));
+  const sameHead = [...head].every(([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join()) && missing.every(HEAD_TRAINING[config.model.aggregation]?.isOwnLayer ?? (() => false));
   if (sameHead) {
     const loaded = torch.loadStateDict(net.aggregation, head, { strict: false, source: path });
-    log(`starting from ${path}: ${backbone.loaded.length + loaded.loaded.length} tensors loaded${missing.length > 0 ? `, ${missing.length} ${HEAD_TRAINING[config.aggregation]?.label ?? config.aggregation} tensors start fresh` : ''}`);
+    log(`starting from ${path}: ${backbone.loaded.length + loaded.loaded.length} tensors loaded${missing.length > 0 ? `, ${missing.length} ${HEAD_TRAINING[config.model.aggregation]?.label ?? config.model.aggregation} tensors start fresh` : ''}`);
   } else {
-    log(`starting from ${path}: ${backbone.loaded.length} backbone tensors loaded; its head is not a ${config.aggregation}, so the head starts fresh`);
+    log(`starting from ${path}: ${backbone.loaded.length} backbone tensors loaded; its head is not a ${config.model.aggregation}, so the head starts fresh`);
     await initialiseHeadFromData(net, ds, initOptions(config, log, device));
   }
 }

@@ -14,25 +14,26 @@ import { optim, describePrecision, withPrecision, type Precision, type Tensor } 
 import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import { openDatasets, listSplits, partOf, verifyImages, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, trainingQueries, type TrainingQueries } from '../data/positives.ts';
-import { loadImage, imageSize, type ImageSize } from '../data/image.ts';
+import { loadImage, imageSize, type ImageSize, type Float32HostTensor } from '../data/image.ts';
 import { loadAugmentedImage } from '../data/augment.ts';
 import { loadBatches } from '../data/loader.ts';
 import { progressBar } from '../util/progress.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { HEAD_TRAINING, splitOwnLayerParameters } from '../models/aggregation/index.ts';
-import { buildModel, initialiseHeadFromData, withResolvedFlavour, reportedCheckpointOf, RUN_FILES } from '../models/assemble.ts';
+import { buildModel, initialiseHeadFromData, reportedCheckpointOf, RUN_FILES } from '../models/assemble.ts';
 import { extractDescriptors, imageNormalization } from '../eval/extract.ts';
 import { EFFICIENT_RAM_CHUNK } from '../eval/evaluate.ts';
 import { evaluateNet } from '../eval/evaluate-net.ts';
 import type { Recalls } from '../eval/recall.ts';
 import type { TestMethod } from '../eval/test-methods.ts';
 import { choosePrecision, type Bf16Check, type ChosenPrecision } from '../eval/precision-check.ts';
-import { computeLoss, splitTuples, type LossName } from './losses.ts';
+import { tupleLoss, splitTuples, type LossReduction } from './losses.ts';
+import { optimizerStep } from './step.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { checkRunMemory } from './memory.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
-import { TrainConfigSchema, datasetNames, type TrainConfig } from './config.ts';
+import { TrainConfigSchema, datasetNames, withResolvedModel, flattenConfig, type TrainConfig, type OptimConfig, type RunConfig } from './config.ts';
 import { lockRun } from './run-lock.ts';
 import { initOptions, startFrom } from './start.ts';
 import { checkResumeConfig, removeStaleTempFiles } from './resume.ts';
@@ -69,7 +70,8 @@ interface RunState {
   epochLossSum: number;
   epochSteps: number;
   history: { epoch: number; recalls: Recalls; meanLoss: number }[];
-  config: TrainConfig;
+  /** The run's options by flat name (flattenConfig), as config.json holds them. */
+  config: Record<string, unknown>;
   /** What the run computes in, chosen when it started (a resumed run keeps it, whatever a new check would say). */
   precision?: RunPrecision;
 }
@@ -155,11 +157,9 @@ export type LogEntry =
   | ({ event: 'nonfinite-weights'; tensor: string; checkpoint: string | null } & StepPosition)
   | { event: 'test'; epoch: number; method: TestMethod; recalls: Recalls }
   | { event: 'resume-changes'; changes: string[] }
-  | { event: 'precision'; precision: Precision; searchPrecision: Precision; requested: TrainConfig['precision']; reason: string; check?: Bf16Check }
+  | { event: 'precision'; precision: Precision; searchPrecision: Precision; requested: RunConfig['precision']; reason: string; check?: Bf16Check }
   | ({ event: 'threads'; from: number; to: number; stepMs: [number, number] } & StepPosition)
   | { event: 'average'; epoch: number; epochs: number; recalls: Recalls };
-
-const criterionName = (c: TrainConfig['criterion']): LossName => c.replace('-', '_') as LossName;
 
 const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' ? x : x.to(device));
 
@@ -167,15 +167,15 @@ const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' 
 export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): optim.Optimizer<object> {
   // A head's own layers at their learning rate, the rest at its own (CRN as the reference trains it:
   // the CRN layers at lr_crn_layer, the NetVLAD it starts from at lr_crn_net); else one group.
-  const rates = HEAD_TRAINING[config.aggregation]?.learningRates;
-  const { own } = splitOwnLayerParameters(config.aggregation, net.aggregation);
+  const rates = HEAD_TRAINING[config.model.aggregation]?.learningRates;
+  const { own } = splitOwnLayerParameters(config.model.aggregation, net.aggregation);
   const rest = net.trainableParameters().filter((p) => !own.includes(p));
-  const lr = (key: string) => config[key as keyof TrainConfig] as number;
+  const lr = (key: string) => config.optim[key as keyof OptimConfig] as number;
   const groups = rates && own.length > 0 ? [{ params: rest, options: { lr: lr(rates.rest) } }, { params: own, options: { lr: lr(rates.ownLayers) } }] : [{ params: rest }];
-  switch (config.optimizer) {
-    case 'adam': return new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 0 });
-    case 'adamw': return new optim.Adam(groups, { lr: config.lr, weightDecay: config.weightDecay ?? 1e-2, decoupled: true });
-    case 'sgd': return new optim.SGD(groups, { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay ?? 1e-3 });
+  switch (config.optim.optimizer) {
+    case 'adam': return new optim.Adam(groups, { lr: config.optim.lr, weightDecay: config.optim.weightDecay ?? 0 });
+    case 'adamw': return new optim.Adam(groups, { lr: config.optim.lr, weightDecay: config.optim.weightDecay ?? 1e-2, decoupled: true });
+    case 'sgd': return new optim.SGD(groups, { lr: config.optim.lr, momentum: config.optim.momentum, weightDecay: config.optim.weightDecay ?? 1e-3 });
   }
 }
 
@@ -183,9 +183,9 @@ export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): opti
 export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean, method: TestMethod = 'hard_resize',
   device: torch.Device = torch.defaultDevice(), { precision, searchPrecision }: RunPrecision = FP32): Promise<Recalls> {
   const result = await evaluateNet(net, ds, {
-    size: imageSize(config.resize), batchSize: config.inferBatchSize, device, progress, method,
-    databaseChunk: config.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
-    radius: config.valPositiveDistThreshold, recallValues: config.recallValues, precision: { precision, searchPrecision },
+    size: imageSize(config.data.resize), batchSize: config.eval.inferBatchSize, device, progress, method,
+    databaseChunk: config.eval.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
+    radius: config.data.valPositiveDistThreshold, recallValues: config.eval.recallValues, precision: { precision, searchPrecision },
   });
   return result.recalls;
 }
@@ -201,10 +201,10 @@ export function firstNonFiniteTensor(net: GeoLocalizationNet): string | null {
 /** Cache loop: extract the plan's database and query descriptors with the fast inference path. */
 async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, training: TrainingQueries, plan: ReturnType<typeof planCacheLoop>, config: TrainConfig,
   progress: boolean, device: torch.Device, precision: Precision) {
-  const size = imageSize(config.resize);
+  const size = imageSize(config.data.resize);
   return net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
-    const opts = { size, batchSize: config.inferBatchSize, progress, device };
+    const opts = { size, batchSize: config.eval.inferBatchSize, progress, device };
     const database = await extractDescriptors(model, Array.from(plan.database, (i) => ds.databasePaths[i]), { ...opts, label: 'cache database' });
     const queries = await extractDescriptors(model, Array.from(plan.queries, (j) => training.paths[j]), { ...opts, label: 'cache queries' });
     return { database, queries };
@@ -234,15 +234,17 @@ interface Run {
   device: torch.Device;
   /** What the forward passes and the searches compute in. */
   precision: RunPrecision;
+  /** The tuple loss of the run's criterion (unused with criterion 'none'). */
+  loss: (query: Tensor, positive: Tensor, negatives: Tensor, reduction: LossReduction) => Tensor;
   /** VGL_NUM_THREADS=auto: the intra-op thread count follows the load (steps timed, counts tried). */
   threads: torch.ThreadAdapter | null;
 }
 
 /** Trains as `config` says; one process per run folder (a second is refused while the first runs). */
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  await mkdir(config.outputFolder, { recursive: true });
+  await mkdir(config.run.outputFolder, { recursive: true });
   const log = hooks.log ?? ((s: string) => console.error(s));
-  const lock = await lockRun(config.outputFolder, (info) => log(`removed the stale lock of a run that is gone (${info})`));
+  const lock = await lockRun(config.run.outputFolder, (info) => log(`removed the stale lock of a run that is gone (${info})`));
   try {
     return await trainLocked(config, hooks, log);
   } finally {
@@ -252,9 +254,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
 async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: string) => void): Promise<TrainResult> {
   // The ResNet flavour a weights file declares is written into the run's config: it rebuilds without the file.
-  const config = withResolvedFlavour(given);
+  const config = withResolvedModel(given);
   const progress = hooks.progress ?? Boolean(process.stderr.isTTY);
-  const out = config.outputFolder;
+  const out = config.run.outputFolder;
   const logFile = join(out, 'log.jsonl');
   const record = async (entry: LogEntry) => {
     await appendFile(logFile, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
@@ -265,25 +267,25 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   // Data: what exists and where (validated up front, before any model work).
   // Several datasets: their training sets are mixed (tuples never cross datasets), validation covers every val split.
   const names = datasetNames(config);
-  const trainDs = await openDatasets(config.datasetsFolder, names, 'train');
-  const valDs = await openDatasets(config.datasetsFolder, names, 'val');
+  const trainDs = await openDatasets(config.data.datasetsFolder, names, 'train');
+  const valDs = await openDatasets(config.data.datasetsFolder, names, 'val');
   const positives = computePositives(trainDs, {
-    valPositiveDistThreshold: config.valPositiveDistThreshold, trainPositivesDistThreshold: config.trainPositivesDistThreshold,
+    valPositiveDistThreshold: config.data.valPositiveDistThreshold, trainPositivesDistThreshold: config.data.trainPositivesDistThreshold,
   });
   const training = trainingQueries(trainDs, positives);
-  log(`train: ${trainDs.databasePaths.length} database, ${training.count} queries with a hard positive within ${config.trainPositivesDistThreshold} m` +
+  log(`train: ${trainDs.databasePaths.length} database, ${training.count} queries with a hard positive within ${config.data.trainPositivesDistThreshold} m` +
     ` (${training.dropped} dropped); val: ${valDs.databasePaths.length} database, ${valDs.queriesPaths.length} queries`);
-  if (training.count === 0) throw new Error(`no training query of ${trainDs.dir} has a database image within ${config.trainPositivesDistThreshold} m`);
+  if (training.count === 0) throw new Error(`no training query of ${trainDs.dir} has a database image within ${config.data.trainPositivesDistThreshold} m`);
   // Every image the run reads, checked up front: a corrupt val image would otherwise surface after an epoch.
   const checked = await verifyImages([trainDs, valDs], { progress });
   log(`checked ${checked} images (headers and end markers)`);
 
   // Model and optimizer, fresh or resumed.
-  torch.manualSeed(config.seed);
-  const net = buildModel(config);
-  if (config.weights) await net.loadPretrained(config.weights);
+  torch.manualSeed(config.run.seed);
+  const net = buildModel(config.model);
+  if (config.model.weights) await net.loadPretrained(config.model.weights);
   if (device !== 'cpu') net.to(device);
-  net.freezeBackbone(config.freezeBackbone);
+  net.freezeBackbone(config.optim.freezeBackbone);
   // Before any model work on the data: a size or batch that cannot fit is refused with the size that would.
   const needed = checkRunMemory(net, config, log);
   log(`memory: ${needed.what} needs about ${(needed.bytes / 2 ** 30).toFixed(2)} GiB (${(needed.available / 2 ** 30).toFixed(1)} GiB available)`);
@@ -300,10 +302,10 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     state = ck.meta;
     // Options added to vgl after the run started take their defaults, as the run did.
     const saved = TrainConfigSchema.safeParse(state.config);
-    const { applied } = checkResumeConfig(saved.success ? withResolvedFlavour(saved.data) : state.config, config, lastPath);
+    const { applied } = checkResumeConfig(saved.success ? withResolvedModel(saved.data) : undefined, config, lastPath);
     if (applied.length > 0) {
-      state.config = config;
-      await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      state.config = flattenConfig(config);
+      await writeConfigFile(out, config);
       log(`resume with changed options (applied, config.json updated): ${applied.join(', ')}`);
       await record({ event: 'resume-changes', changes: applied });
     }
@@ -312,26 +314,26 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     state.epochSteps ??= 0;
     log(`resuming ${lastPath}: epoch ${state.epoch}, cache loop ${state.loop}, best R@5 ${state.bestR5.toFixed(2)}`);
   } else {
-    if (config.resume !== undefined) await startFrom(net, config, trainDs, log, device);
+    if (config.run.resume !== undefined) await startFrom(net, config, trainDs, log, device);
     else await initialiseHeadFromData(net, trainDs, initOptions(config, log, device));
-    if (config.weights === undefined && config.resume === undefined) {
-      log(`WARNING: the ${config.backbone} backbone starts from RANDOM weights (no --weights, no --resume): ` +
+    if (config.model.weights === undefined && config.run.resume === undefined) {
+      log(`WARNING: the ${config.model.backbone} backbone starts from RANDOM weights (no --weights, no --resume): ` +
         'place recognition from scratch needs far more data and epochs than fine-tuning ImageNet weights');
     }
-    state = { epoch: 0, loop: 0, bestR5: -1, bestEpoch: -1, epochsWithoutImprovement: 0, memory: {}, epochLossSum: 0, epochSteps: 0, history: [], config };
-    await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    state = { epoch: 0, loop: 0, bestR5: -1, bestEpoch: -1, epochsWithoutImprovement: 0, memory: {}, epochLossSum: 0, epochSteps: 0, history: [], config: flattenConfig(config) };
+    await writeConfigFile(out, config);
   }
   const summary = net.summary();
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
   // The precision: chosen (and checked on training images) when the run starts, kept when it resumes.
-  const size = imageSize(config.resize);
+  const size = imageSize(config.data.resize);
   let precision: RunPrecision;
   if (state.precision !== undefined) {
     precision = state.precision;
     log(`precision ${precision.precision}, as the run started (search ${precision.searchPrecision})`);
   } else {
-    const chosen = await choosePrecision(config.precision, net, trainDs.databasePaths, size, device, undefined, 'train');
+    const chosen = await choosePrecision(config.run.precision, net, trainDs.databasePaths, size, device, undefined, 'train');
     precision = { precision: chosen.precision, searchPrecision: chosen.searchPrecision };
     state.precision = precision;
     log(describePrecision(chosen) + (chosen.precision === 'bf16' ? ': weights, optimizer state, head and losses in fp32' : ''));
@@ -339,33 +341,33 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   }
   const normalization = imageNormalization(net);
   // A fresh run's student is the teacher's starting point: copied, not rebuilt (NetVLAD's k-means once).
-  const start = !resuming && config.resume === undefined ? net : null;
-  const invariance = config.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device, size, normalization, start) : null;
-  if (invariance) log(`camera invariance: weight ${config.invarianceWeight}, ${config.invarianceBatch} images per step${config.invarianceSizes.length > 0 ? ` at ${config.invarianceSizes.map((s) => s.join('x')).join(' or ')}` : ''}, teacher: the starting backbone${config.weights ? ` (${config.weights})` : ''}`);
+  const start = !resuming && config.run.resume === undefined ? net : null;
+  const invariance = config.loss.invarianceWeight > 0 ? await invarianceTeacher(config, trainDs, device, size, normalization, start) : null;
+  if (invariance) log(`camera invariance: weight ${config.loss.invarianceWeight}, ${config.loss.invarianceBatch} images per step${config.loss.invarianceSizes.length > 0 ? ` at ${config.loss.invarianceSizes.map((s) => s.join('x')).join(' or ')}` : ''}, teacher: the starting backbone${config.model.weights ? ` (${config.model.weights})` : ''}`);
   // Several training datasets, balanced: every cache loop draws its queries equally from each.
   let queryGroups: Int32Array | undefined;
-  if (config.mixing === 'balanced' && trainDs.parts) {
+  if (config.data.mixing === 'balanced' && trainDs.parts) {
     const queryPart = partOf(trainDs, 'queries');
     queryGroups = Int32Array.from(training.originalIndices, (q) => queryPart[q]);
   }
   const run: Run = {
     config, hooks, progress, log, record, net, opt, state, trainDs, training, queryGroups, invariance, lastPath, bestPath, device,
-    precision,
+    precision, loss: config.loss.criterion === 'none' ? () => { throw new Error("criterion 'none' has no tuple loss"); } : tupleLoss(config.loss.criterion, config.loss),
     memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`), size, normalization,
     threads: torch.adaptiveThreadsRequested() && device === 'cpu' ? new torch.ThreadAdapter() : null,
   };
   if (run.threads) log(`threads: adapting to the load among ${run.threads.candidates.join(', ')} (VGL_NUM_THREADS=auto; results then depend on the load)`);
-  const loopsPerEpoch = config.queriesPerEpoch / config.cacheRefreshRate; // a whole number (validated)
+  const loopsPerEpoch = config.mining.queriesPerEpoch / config.mining.cacheRefreshRate; // a whole number (validated)
   let loopsRun = 0;
   let stoppedEarly = false;
   const result = (): TrainResult => ({ outputFolder: out, bestEpoch: state.bestEpoch, bestR5: state.bestR5, history: state.history, stoppedEarly });
 
   try {
-    while (state.epoch < config.epochs) {
+    while (state.epoch < config.optim.epochs) {
       for (; state.loop < loopsPerEpoch; state.loop++) {
         if (hooks.maxLoops !== undefined && loopsRun >= hooks.maxLoops) return result();
-        const loopSeed = deriveSeed(config.seed, state.epoch, state.loop);
-        const tuples = config.criterion === 'none' ? null : await cacheAndMine(run, loopSeed); // 1-3. queries, cache, mining
+        const loopSeed = deriveSeed(config.run.seed, state.epoch, state.loop);
+        const tuples = config.loss.criterion === 'none' ? null : await cacheAndMine(run, loopSeed); // 1-3. queries, cache, mining
         const trained = await trainSteps(run, loopSeed, tuples); //                                4. train on the tuples
         const checkpointMs = await guardedCheckpoint(run, trained.steps); //                        5. checkpoint (resume point)
         await record({
@@ -394,9 +396,9 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
 async function cacheAndMine(run: Run, loopSeed: number): Promise<{ triplets: Triplet[]; cacheMs: number; mineMs: number; cachedImages: number }> {
   const { config, net, trainDs, training } = run;
   let t = performance.now();
-  const queries = sampleLoopQueries(training.count, config.cacheRefreshRate, loopSeed, run.queryGroups);
+  const queries = sampleLoopQueries(training.count, config.mining.cacheRefreshRate, loopSeed, run.queryGroups);
   const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
-    { method: config.mining, negSamplesNum: config.negSamplesNum, negsNumPerQuery: config.negsNumPerQuery }, loopSeed);
+    { method: config.mining.method, negSamplesNum: config.mining.negSamplesNum, negsNumPerQuery: config.mining.negsNumPerQuery }, loopSeed);
   const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device, run.precision.precision);
   const cacheMs = msSince(t);
   t = performance.now();
@@ -415,23 +417,18 @@ async function cacheAndMine(run: Run, loopSeed: number): Promise<{ triplets: Tri
  * with the invariance term when asked; with criterion 'none', steps of the invariance term alone.
  */
 async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triplet[] } | null): Promise<{ steps: number; lossSum: number; images: number; ms: number }> {
-  const { config, net, opt, state, hooks, invariance, size, normalization } = run;
+  const { config, net, opt, state, hooks, invariance } = run;
   const t = performance.now();
-  const tuple = 2 + config.negsNumPerQuery;
   const triplets = tuples?.triplets ?? [];
-  const paths = triplets.flatMap((tr) => [run.training.paths[tr.query], run.trainDs.databasePaths[tr.positive], ...Array.from(tr.negatives, (n) => run.trainDs.databasePaths[n])]);
-  const transform = (path: string, i: number) => (i % tuple === 0
-    ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, i), { size, normalization, augment: config.augment })
-    : loadImage(path, { size, normalization }));
-  const batches = tuples ? Math.ceil(triplets.length / config.batchSize) : Math.ceil(config.cacheRefreshRate / config.batchSize);
+  const batches = tuples ? Math.ceil(triplets.length / config.optim.batchSize) : Math.ceil(config.mining.cacheRefreshRate / config.optim.batchSize);
   // Tuples train BatchNorm as the reference does; invariance steps alone keep its statistics, which
   // would otherwise drift toward the augmented images.
   if (tuples) net.train();
   else net.eval();
   const bar = progressBar(`epoch ${state.epoch} loop ${state.loop + 1}`, batches, { show: run.progress, unit: 'step', fields: ['loss'] });
-  const tupleBatches = tuples ? loadBatches(paths, transform, { batchSize: config.batchSize * tuple }) : null;
+  const tupleBatches = tuples ? loadTupleBatches(run, loopSeed, triplets) : null;
   let lossSum = 0;
-  let images = paths.length;
+  let images = 0;
   try {
     for (let batchIndex = 0; batchIndex < batches; batchIndex++) {
       const batch = tupleBatches ? (await tupleBatches.next()).value : null;
@@ -440,46 +437,27 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
       torch.manualSeed(deriveSeed(loopSeed, 0xba7c, batchIndex));
       hooks.beforeStep?.(net, at);
       // The reference's flip: the whole batch of tuples mirrored, or none of it.
-      const flipped = tuples !== null && config.horizontalFlip && new Rng(deriveSeed(loopSeed, 0xf11b, batchIndex)).bernoulli(0.5);
+      const flipped = batch !== null && config.data.horizontalFlip && new Rng(deriveSeed(loopSeed, 0xf11b, batchIndex)).bernoulli(0.5);
       const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex)) : null;
-      if (views) images += views.shape[0];
-      let invarianceValue: number | undefined;
+      images += (batch?.indices.length ?? 0) + (views?.shape[0] ?? 0);
       // The forward passes in the run's precision; the losses (fp32 by contract) and backward outside it.
       const inPrecision = <T>(fn: () => T): T => withPrecision(run.precision.precision, fn, run.device);
-      const compute = () => torch.tidy(() => {
-        opt.zeroGrad();
-        let l: Tensor | null = null;
-        if (batch) {
-          const x = torch.fromHost(batch.images);
-          const descriptors = inPrecision(() => net.forward(toDevice(flipped ? x.flip(3) : x, run.device)));
-          const { query, positive, negatives } = splitTuples(descriptors, batch.indices.length / tuple);
-          l = computeLoss(criterionName(config.criterion), query, positive, negatives, { margin: config.margin, sosWeight: config.sosWeight, reduction: config.lossReduction });
-        }
-        if (invariance && views) {
-          const term = invarianceTerm(invariance.teacher, net, toDevice(torch.fromHost(views), run.device), config.invarianceOn, inPrecision);
-          invarianceValue = term.item();
-          l = l === null ? term.mul(config.invarianceWeight) : l.add(term.mul(config.invarianceWeight));
-        }
-        const value = l!.item();
-        if (!Number.isFinite(value)) return value; // no step: the weights stay as they were
-        l!.backward();
-        opt.step();
-        return value;
-      });
-      const loss = await adaptiveStep(run.threads, compute, (c) => run.record({ event: 'threads', ...at, ...c }));
+      const terms = {
+        tuples: { weight: 1, compute: () => (batch ? tupleTerm(run, batch.images, batch.indices.length, flipped, inPrecision) : null) },
+        invariance: {
+          weight: config.loss.invarianceWeight,
+          compute: () => (invariance && views ? invarianceTerm(invariance.teacher, net, toDevice(torch.fromHost(views), run.device), config.loss.invarianceOn, inPrecision) : null),
+        },
+      };
+      const { loss, terms: values } = await adaptiveStep(run.threads, () => optimizerStep(opt, terms), (c) => run.record({ event: 'threads', ...at, ...c }));
       if (!Number.isFinite(loss)) {
         bar.stop();
-        const saved = existsSync(run.lastPath);
-        await run.record({ event: 'nonfinite-loss', ...at, loss: String(loss), checkpoint: saved ? run.lastPath : null });
-        throw new NonFiniteLossError(`training stopped: the ${config.criterion === 'none' ? 'invariance' : config.criterion} loss became ${loss} at epoch ${at.epoch}, cache loop ${at.loop}, batch ${at.batch}. ` +
-          (saved ? `${run.lastPath} keeps the last good state (before cache loop ${at.loop} of epoch ${at.epoch}); resuming restarts from there. `
-            : 'No checkpoint had been written yet. ') +
-          `Lower the learning rate (now ${config.lr}) or check the images of this batch.`, loss, at);
+        throw await nonFiniteLoss(run, at, loss);
       }
       lossSum += loss;
       await run.record({
-        event: 'step', ...at, loss, ...(config.horizontalFlip && tuples ? { flipped } : {}), ...(invarianceValue !== undefined ? { invariance: invarianceValue } : {}),
-        ...(views && config.invarianceSizes.length > 0 ? { invarianceSize: `${views.shape[2]}x${views.shape[3]}` } : {}),
+        event: 'step', ...at, loss, ...(config.data.horizontalFlip && tuples ? { flipped } : {}), ...(values.invariance !== undefined ? { invariance: values.invariance } : {}),
+        ...(views && config.loss.invarianceSizes.length > 0 ? { invarianceSize: `${views.shape[2]}x${views.shape[3]}` } : {}),
       });
       bar.tick(1, { loss: loss.toFixed(4) });
       state.epochLossSum += loss;
@@ -490,6 +468,36 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
     await tupleBatches?.return(undefined);
   }
   return { steps: batches, lossSum, images, ms: msSince(t) };
+}
+
+/** The loop's tuples as batches of images, tuple by tuple: the query augmented, its best positive, its negatives. */
+function loadTupleBatches(run: Run, loopSeed: number, triplets: Triplet[]) {
+  const { config, size, normalization } = run;
+  const tuple = 2 + config.mining.negsNumPerQuery;
+  const paths = triplets.flatMap((tr) => [run.training.paths[tr.query], run.trainDs.databasePaths[tr.positive], ...Array.from(tr.negatives, (n) => run.trainDs.databasePaths[n])]);
+  const transform = (path: string, i: number) => (i % tuple === 0
+    ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, i), { size, normalization, augment: config.data.augment })
+    : loadImage(path, { size, normalization }));
+  return loadBatches(paths, transform, { batchSize: config.optim.batchSize * tuple });
+}
+
+/** The tuple loss of a batch of images laid out tuple by tuple (mirrored when `flipped`). */
+function tupleTerm(run: Run, images: Float32HostTensor, count: number, flipped: boolean, inPrecision: <T>(fn: () => T) => T): Tensor {
+  const x = torch.fromHost(images);
+  const descriptors = inPrecision(() => run.net.forward(toDevice(flipped ? x.flip(3) : x, run.device)));
+  const { query, positive, negatives } = splitTuples(descriptors, count / (2 + run.config.mining.negsNumPerQuery));
+  return run.loss(query, positive, negatives, run.config.loss.lossReduction);
+}
+
+/** The run stops on a loss that is not finite: logged, and an error that says where the last good state is. */
+async function nonFiniteLoss(run: Run, at: StepPosition, loss: number): Promise<NonFiniteLossError> {
+  const { config } = run;
+  const saved = existsSync(run.lastPath);
+  await run.record({ event: 'nonfinite-loss', ...at, loss: String(loss), checkpoint: saved ? run.lastPath : null });
+  return new NonFiniteLossError(`training stopped: the ${config.loss.criterion === 'none' ? 'invariance' : config.loss.criterion} loss became ${loss} at epoch ${at.epoch}, cache loop ${at.loop}, batch ${at.batch}. ` +
+    (saved ? `${run.lastPath} keeps the last good state (before cache loop ${at.loop} of epoch ${at.epoch}); resuming restarts from there. `
+      : 'No checkpoint had been written yet. ') +
+    `Lower the learning rate (now ${config.optim.lr}) or check the images of this batch.`, loss, at);
 }
 
 /** Phase 5: last.pth after every cache loop (the resume point), never with broken weights. Returns its time. */
@@ -503,7 +511,7 @@ async function guardedCheckpoint(run: Run, steps: number): Promise<number> {
     await run.record({ event: 'nonfinite-weights', ...at, tensor: broken, checkpoint: saved ? lastPath : null });
     throw new NonFiniteLossError(`training stopped: ${broken} holds NaN/inf after the last step of epoch ${at.epoch}, cache loop ${at.loop} ` +
       `(the loss was still finite). ${saved ? `${lastPath} keeps the last good state; ` : 'No checkpoint had been written yet; '}` +
-      `lower the learning rate (now ${config.lr}).`, NaN, at);
+      `lower the learning rate (now ${config.optim.lr}).`, NaN, at);
   }
   await saveLast(run, { loop: state.loop + 1 }); // a resumed run starts at the next cache loop
   return msSince(t);
@@ -523,10 +531,10 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   const meanLoss = state.epochSteps > 0 ? state.epochLossSum / state.epochSteps : NaN;
   state.history.push({ epoch: state.epoch, recalls, meanLoss });
   await run.record({ event: 'validation', epoch: state.epoch, recalls, meanLoss, validateMs, images: valDs.databasePaths.length + valDs.queriesPaths.length });
-  const r5 = recalls[5] ?? recalls[Math.min(...config.recallValues)];
+  const r5 = recalls[5] ?? recalls[Math.min(...config.eval.recallValues)];
   log(`epoch ${state.epoch}: mean loss ${meanLoss.toFixed(4)}, val ${Object.entries(recalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
   await run.hooks.afterValidation?.(net, state.epoch, recalls);
-  if (config.averageWeights) {
+  if (config.optim.averageWeights) {
     await updateAverage({
       net, config, epoch: state.epoch, device: run.device, record: run.record, log,
       validate: (average) => recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device, run.precision),
@@ -540,31 +548,39 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
     state.bestR5 = r5;
     state.bestEpoch = state.epoch - 1;
     state.epochsWithoutImprovement = 0;
-    await saveCheckpoint(run.bestPath, net, null, { epoch: state.bestEpoch, recalls, config });
+    await saveCheckpoint(run.bestPath, net, null, { epoch: state.bestEpoch, recalls, config: flattenConfig(config) });
   } else {
     state.epochsWithoutImprovement++;
   }
   await saveLast(run);
-  if (state.epochsWithoutImprovement < config.patience) return false;
-  log(`early stop: val R@5 did not improve for ${config.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
+  if (state.epochsWithoutImprovement < config.optim.patience) return false;
+  log(`early stop: val R@5 did not improve for ${config.optim.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
   return true;
 }
 
 /** Phase 7: the best model on the test splits of the training datasets that have one (null: none has). */
 async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
   const { net, state, config } = run;
-  const modelPath = reportedCheckpointOf(config.outputFolder, config.averageWeights).path;
+  const modelPath = reportedCheckpointOf(config.run.outputFolder, config.optim.averageWeights).path;
   if (!existsSync(modelPath)) return null;
   const withTest: string[] = [];
-  for (const name of names) if ((await listSplits(config.datasetsFolder, name)).includes('test')) withTest.push(name);
+  for (const name of names) if ((await listSplits(config.data.datasetsFolder, name)).includes('test')) withTest.push(name);
   if (withTest.length === 0) return null;
-  const testDs = await openDatasets(config.datasetsFolder, withTest, 'test');
+  const testDs = await openDatasets(config.data.datasetsFolder, withTest, 'test');
   torch.loadStateDict(net, (await loadCheckpoint(modelPath)).stateDict, { source: modelPath });
-  const testRecalls = await recallsOn(net, testDs, config, run.progress, config.testMethod, run.device, run.precision);
-  await run.record({ event: 'test', epoch: state.bestEpoch, method: config.testMethod, recalls: testRecalls });
-  await writeFile(join(config.outputFolder, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
-  run.log(`test (${config.averageWeights ? 'average of the epochs' : `best model, epoch ${state.bestEpoch}`}, ${config.testMethod}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
+  const testRecalls = await recallsOn(net, testDs, config, run.progress, config.eval.testMethod, run.device, run.precision);
+  await run.record({ event: 'test', epoch: state.bestEpoch, method: config.eval.testMethod, recalls: testRecalls });
+  await writeFile(join(config.run.outputFolder, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
+  run.log(`test (${config.optim.averageWeights ? 'average of the epochs' : `best model, epoch ${state.bestEpoch}`}, ${config.eval.testMethod}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);
   return testRecalls;
+}
+
+/**
+ * config.json: the resolved options by the names flags and config files use (flat, as the reference's
+ * arguments), so it is also a valid --config file; TrainConfigSchema reads it back into its slices.
+ */
+function writeConfigFile(out: string, config: TrainConfig): Promise<void> {
+  return writeFile(join(out, RUN_FILES.config), `${JSON.stringify(flattenConfig(config), null, 2)}\n`);
 }
 
 const msSince = (t: number) => Math.round(performance.now() - t);

@@ -143,7 +143,7 @@ test('vgl eval --checkpoint FILE alone: the model and data come from the checkpo
   assert.deepEqual(viaCheckpoint.recallsByRadius, viaRun.recallsByRadius);
   // A checkpoint without a training config needs the model named.
   const bare = join(runDir, 'weights-only.pth');
-  const net = buildModel(TrainConfigSchema.parse({ datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }));
+  const net = buildModel(TrainConfigSchema.parse({ datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }).model);
   await saveCheckpoint(bare, net, null, { note: 'no config' });
   net.dispose();
   await assert.rejects(runEval(evalFlags({ checkpoint: bare }), quiet), /holds no vgl training config; name the model with --backbone/);

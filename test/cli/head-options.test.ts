@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { HEAD_OPTIONS, HEAD_OPTION_KEYS, HEAD_TRAINING, BASE_HEADS } from '../../src/models/aggregation/index.ts';
 import type { GeM } from '../../src/models/aggregation/gem.ts';
 import { ModelSpecShape } from '../../src/models/assemble.ts';
-import { TrainConfigSchema } from '../../src/train/config.ts';
+import { TrainConfigSchema, TRAIN_SLICES } from '../../src/train/config.ts';
 import { register as registerTrain } from '../../src/cli/commands/train.ts';
 import { register as registerEval, EvalFlags } from '../../src/cli/commands/eval.ts';
 import { register as registerIndex, IndexBuildFlags } from '../../src/cli/commands/index.ts';
@@ -20,10 +20,10 @@ function helpOf(cmd: Command): Map<string, string> {
 }
 
 test('head options: one declaration each, spread into the spec and the config, a flag with the same help in train, eval and index build', () => {
-  assert.deepEqual(HEAD_OPTION_KEYS, ['netvladClusters', 'l2', 'gemP', 'gemPTrainable', 'fcOutputDim']);
+  assert.deepEqual(HEAD_OPTION_KEYS, ['gemP', 'gemPTrainable', 'l2', 'netvladClusters', 'cbamReduction', 'cbamKernel', 'soaReduction', 'fcOutputDim']);
   for (const key of HEAD_OPTION_KEYS) {
     assert.equal((ModelSpecShape as Record<string, unknown>)[key], HEAD_OPTIONS[key], `${key}: the spec's field is the head's declaration`);
-    assert.equal((TrainConfigSchema.shape as Record<string, unknown>)[key], HEAD_OPTIONS[key], `${key}: the config's too`);
+    assert.equal((TRAIN_SLICES.model as Record<string, unknown>)[key], HEAD_OPTIONS[key], `${key}: the config's model slice too`);
   }
   const program = new Command('vgl');
   registerTrain(program);
@@ -65,8 +65,8 @@ test("heads' training hooks name what exists: the head a run starts from, traini
   const hooked = Object.entries(HEAD_TRAINING);
   assert.deepEqual(hooked.map(([name]) => name), ['crn']);
   for (const [name, h] of hooked) {
-    if (h!.startsFrom) assert.ok(BASE_HEADS.includes(h!.startsFrom.head), `${name} starts from ${h!.startsFrom.head}`);
-    for (const key of Object.values(h!.learningRates ?? {})) assert.ok(key in TrainConfigSchema.shape, `${name}: ${key} is a training option`);
+    if (h!.startsFrom) assert.ok((BASE_HEADS as readonly string[]).includes(h!.startsFrom.head), `${name} starts from ${h!.startsFrom.head}`);
+    for (const key of Object.values(h!.learningRates ?? {})) assert.ok(key in TRAIN_SLICES.optim, `${name}: ${key} is an optimizer option`);
   }
   // The rule the hook states: a CRN run without --resume is refused, naming the flag and the head it needs.
   assert.throws(() => TrainConfigSchema.parse({ datasetsFolder: 'd', datasetName: 'n', outputFolder: 'o', aggregation: 'crn' }), /resume[\s\S]*CRN starts from a trained NetVLAD checkpoint/);

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import * as torch from '../../src/torch/index.ts';
 import type { Tensor } from '../../src/torch/index.ts';
 import { saveCheckpoint } from '../../src/torch/checkpoint.ts';
-import { TrainConfigSchema } from '../../src/train/config.ts';
+import { TrainConfigSchema, flattenConfig } from '../../src/train/config.ts';
 import { buildModel } from '../../src/models/assemble.ts';
 import type { DescriptorModel } from '../../src/eval/extract.ts';
 import { formatDatasetFilename } from '../../src/data/filename.ts';
@@ -72,12 +72,12 @@ export async function untrainedRunFolder(root: string, runDir: string, seed: num
   });
   const write = async (file: string, s: number, meta: Record<string, unknown>) => {
     torch.manualSeed(s);
-    const net = buildModel(config);
-    await saveCheckpoint(join(runDir, file), net, null, { ...meta, config });
+    const net = buildModel(config.model);
+    await saveCheckpoint(join(runDir, file), net, null, { ...meta, config: flattenConfig(config) });
     net.dispose();
   };
   await write('best.pth', seed, { epoch: 0, recalls: {} });
   // A run that averaged weights: average.pth, here another network so that the two tell apart.
   if (o.averageSeed !== undefined) await write('average.pth', o.averageSeed, { throughEpoch: 0, epochs: 1, recalls: {} });
-  await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
+  await writeFile(join(runDir, 'config.json'), JSON.stringify(flattenConfig(config), null, 2));
 }

@@ -23,11 +23,11 @@ test('a list crossed with a grid, times the seeds: ids, folders, options over de
   const runs = expandPlan(plan, '/exp');
   assert.equal(runs.length, 2 * 2 * 2 * 3);
   assert.equal(runs[0].id, 'gem,lr=0.00001,optim=adam/seed-0');
-  assert.equal(runs[0].config.outputFolder, '/exp/gem,lr=0.00001,optim=adam/seed-0');
-  assert.deepEqual([runs[0].config.lr, runs[0].config.optimizer, runs[0].config.aggregation, runs[0].config.seed], [1e-5, 'adam', 'gem', 0]);
+  assert.equal(runs[0].config.run.outputFolder, '/exp/gem,lr=0.00001,optim=adam/seed-0');
+  assert.deepEqual([runs[0].config.optim.lr, runs[0].config.optim.optimizer, runs[0].config.model.aggregation, runs[0].config.run.seed], [1e-5, 'adam', 'gem', 0]);
   const last = runs.at(-1)!;
   assert.equal(last.id, 'netvlad,lr=0.0001,optim=sgd/seed-2');
-  assert.deepEqual([last.config.netvladClusters, last.config.epochs, last.config.resize, last.config.optimizer], [16, 2, [120, 160], 'sgd']);
+  assert.deepEqual([last.config.model.netvladClusters, last.config.optim.epochs, last.config.data.resize, last.config.optim.optimizer], [16, 2, [120, 160], 'sgd']);
   assert.deepEqual(plan.tests[1], { dataset: 'gardens_point_night', split: 'test', size: [240, 320] });
   // The parsed plan (what plan.json holds) parses again to itself: tables read it back.
   assert.deepEqual(parsePlan(JSON.parse(JSON.stringify(plan)), 'plan.json'), plan);
@@ -37,17 +37,17 @@ test('a list crossed with a grid, times the seeds: ids, folders, options over de
 
 test('"{seed}" in an option string becomes each run\'s seed (CRN resumes the NetVLAD of its own seed); null unsets a default', () => {
   const plan = parsePlan({ name: 'crn', defaults, variants: [{ name: 'crn', aggregation: 'crn', resume: 'runs/netvlad/seed-{seed}/best.pth' }], seeds: [0, 2] }, 'p');
-  assert.deepEqual(expandPlan(plan, '/e').map((r) => r.config.resume), ['runs/netvlad/seed-0/best.pth', 'runs/netvlad/seed-2/best.pth']);
+  assert.deepEqual(expandPlan(plan, '/e').map((r) => r.config.run.resume), ['runs/netvlad/seed-0/best.pth', 'runs/netvlad/seed-2/best.pth']);
   // and null unsets a default
   const scratch = parsePlan({ name: 's', defaults: { ...defaults, weights: 'w/imagenet.pth' }, variants: [{ name: 'a' }, { name: 'b', weights: null }] }, 'p');
-  assert.deepEqual(expandPlan(scratch, '/e').map((r) => r.config.weights), ['w/imagenet.pth', undefined]);
+  assert.deepEqual(expandPlan(scratch, '/e').map((r) => r.config.model.weights), ['w/imagenet.pth', undefined]);
 });
 
 test('augmentations at the top level of a variant merge with those of the defaults', () => {
   const plan = parsePlan({ name: 'aug', defaults: { ...defaults, noise: 0.1 }, variants: [{ name: 'blur', blur: 1 }, { name: 'none' }] }, 'p');
   const [blur, none] = expandPlan(plan, '/e');
-  assert.deepEqual(blur.config.augment, { noise: 0.1, blur: 1 });
-  assert.deepEqual(none.config.augment, { noise: 0.1 });
+  assert.deepEqual(blur.config.data.augment, { noise: 0.1, blur: 1 });
+  assert.deepEqual(none.config.data.augment, { noise: 0.1 });
 });
 
 test('bad plans: unknown option, bad grid, bad test size, duplicate names, each named', async () => {
@@ -77,11 +77,11 @@ test('a reused variant: the source plan\'s run config and folder (the sibling ex
   assert.deepEqual(runs.map((r) => r.id), ['base-netvlad/seed-1', 'small,lr=0.0001/seed-1'], 'a reused variant is not crossed with the grid');
   const [reused, own] = runs;
   assert.equal(reused!.folder, '/runs/experiments/study/base-netvlad/seed-1');
-  assert.equal(reused!.config.outputFolder, '/runs/experiments/base/netvlad/seed-1');
-  assert.equal(reused!.config.aggregation, 'netvlad');
+  assert.equal(reused!.config.run.outputFolder, '/runs/experiments/base/netvlad/seed-1');
+  assert.equal(reused!.config.model.aggregation, 'netvlad');
   assert.equal(reused!.source!.experimentDir, '/runs/experiments/base');
   assert.equal(reused!.source!.run.id, 'netvlad/seed-1');
-  assert.equal(own!.folder, own!.config.outputFolder);
+  assert.equal(own!.folder, own!.config.run.outputFolder);
   assert.deepEqual(comparisonsOf(plan), { 'base-netvlad': [], 'small,lr=0.0001': ['base-netvlad'] });
   assert.deepEqual(planRunFolders(plan, '/x').map((r) => r.folder), ['/x/base-netvlad/seed-1', '/x/small,lr=0.0001/seed-1']);
 

@@ -220,7 +220,7 @@ test('a plan reusing another plan\'s models: the source is trained in its own fo
   assert.ok(!existsSync(join(dir, 'start', 'seed-1', 'last.pth')));
   const [run] = expandPlan(readPlan(file), dir, { planFile: file }).filter((r) => r.untrained);
   torch.manualSeed(1);
-  const { net } = await modelFromSpec(run!.config);
+  const { net } = await modelFromSpec(run!.config.model);
   const ds = await openDataset(join(root, 'datasets'), 'tiny', 'test');
   const direct = await evaluate(net, ds, { size: { height: 48, width: 64 }, recallValues: [1, 5], batchSize: 32, progress: false, images: false });
   net.dispose();

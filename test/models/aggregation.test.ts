@@ -10,7 +10,7 @@ import * as torch from '../../src/torch/index.ts';
 import { Tensor } from '../../src/torch/index.ts';
 import type { HostTensor } from '../../src/torch/dtype.ts';
 import {
-  HEADS, AGGREGATION_NAMES, buildHead, splitOwnLayerParameters, CBAM, CRN, GeM, NetVLAD, AttentionHead, ProjectedHead, type HeadOptions,
+  HEADS, AGGREGATION_NAMES, buildHead, splitOwnLayerParameters, CBAM, CRN, GeM, NetVLAD, AttentionHead, ProjectedHead, type HeadOptionValues,
 } from '../../src/models/aggregation/index.ts';
 import { rmacRegions, netvlad, l2n } from '../../src/models/functional.ts';
 import { isDataInitialised, type AggregationHead } from '../../src/models/types.ts';
@@ -67,8 +67,8 @@ type Build = () => { module: torch.nn.Module & { forward(x: Tensor): Tensor } };
 const builders: Record<string, Build> = {
   gem: () => ({ module: gemBoth(8) }),
   gem_raw: () => ({ module: HEADS.gem(6, { l2: 'none' }) }),
-  netvlad: () => ({ module: HEADS.netvlad(16, { clusters: 8 }) }),
-  crn: () => ({ module: HEADS.crn(4, { clusters: 6 }) }),
+  netvlad: () => ({ module: HEADS.netvlad(16, { netvladClusters: 8 }) }),
+  crn: () => ({ module: HEADS.crn(4, { netvladClusters: 6 }) }),
   cbam: () => ({ module: new CBAM(16, { reduction: 4 }) }),
   attention_gem: () => ({ module: new AttentionHead(new CBAM(8, { reduction: 2 }), gemBoth(8)) }),
   gem_fc: () => ({ module: new ProjectedHead(gemBoth(8), 5) }),
@@ -143,7 +143,7 @@ test('every registered head: descriptor shape [B, dim], unit length (L2 after po
   const expected = (name: string): number => (name.endsWith('netvlad') || name.endsWith('crn') ? k * c : c);
   for (const name of AGGREGATION_NAMES) {
     for (const fcDim of [undefined, 7]) {
-      const options: HeadOptions = { clusters: k, attentionReduction: 4, fcDim, l2: 'after_pool' };
+      const options: Partial<HeadOptionValues> = { netvladClusters: k, cbamReduction: 4, soaReduction: 4, fcOutputDim: fcDim, l2: 'after_pool' };
       const head = HEADS[name](c, options);
       const dim = fcDim ?? expected(name);
       assert.equal(head.dim, dim, `${name} fcDim=${fcDim}: dim`);
@@ -189,7 +189,7 @@ test("--l2 as in the reference: shallow heads L2 the local features before pooli
   const mean = (f: (c: number, i: number) => number) => Array.from({ length: C }, (_, c) => Array.from({ length: n }, (_, i) => f(c, i)).reduce((a, b) => a + b) / n);
   const max = (f: (c: number, i: number) => number) => Array.from({ length: C }, (_, c) => Math.max(...Array.from({ length: n }, (_, i) => f(c, i))));
   const gem3 = (f: (c: number, i: number) => number) => mean((c, i) => Math.max(f(c, i), 1e-6) ** 3).map((m) => m ** (1 / 3));
-  const cases: [string, HeadOptions['l2'], number[]][] = [
+  const cases: [string, HeadOptionValues['l2'], number[]][] = [
     ['avg', undefined, mean(unit)], // the student report's head: L2 of the feature map, then the average
     ['spoc', 'before_pool', mean(unit)],
     ['spoc', 'after_pool', l2(mean(at))],
@@ -214,7 +214,7 @@ test("--l2 as in the reference: shallow heads L2 the local features before pooli
   }
   // before_pool leaves the descriptor's length free (the reference adds no L2 after pooling)
   assert.ok(Math.abs(Math.hypot(...mean(unit)) - 1) > 1e-3);
-  assert.throws(() => buildHead('gem', C, { l2: 'both' as never }), /l2 must be one of before_pool, after_pool, none, got 'both'/);
+  assert.throws(() => buildHead('gem', C, { l2: 'both' as never }), /l2: "both" for gem: expected one of "before_pool"\|"after_pool"\|"none"/);
   xs.dispose();
 });
 
@@ -232,7 +232,7 @@ test('GeM p: --gem-p sets its value; --gem-p-trainable false keeps it fixed unde
 });
 
 test('NetVLAD parameter names follow the reference; the batched aggregation equals the per-cluster sum', () => {
-  const head = HEADS.netvlad(6, { clusters: 3 }) as NetVLAD;
+  const head = HEADS.netvlad(6, { netvladClusters: 3 }) as NetVLAD;
   assert.deepEqual([...head.stateDict().keys()], ['centroids', 'conv.weight']);
   assert.deepEqual(head.conv.weight.shape, [3, 6, 1, 1]);
   // Hand-rolled loop over clusters in JS numbers, independent of bmm.
@@ -270,7 +270,7 @@ test('NetVLAD parameter names follow the reference; the batched aggregation equa
 });
 
 test('CRN: reference parameter names, acc_w frozen at 1, CRN layers split out for their own learning rate', () => {
-  const head = HEADS.crn(8, { clusters: 4 }) as CRN;
+  const head = HEADS.crn(8, { netvladClusters: 4 }) as CRN;
   const names = [...head.stateDict().keys()];
   assert.deepEqual(names, ['centroids', 'conv.weight', 'crn.filter_3_3.weight', 'crn.filter_3_3.bias',
     'crn.filter_5_5.weight', 'crn.filter_5_5.bias', 'crn.filter_7_7.weight', 'crn.filter_7_7.bias',
@@ -283,7 +283,7 @@ test('CRN: reference parameter names, acc_w frozen at 1, CRN layers split out fo
   assert.deepEqual(rest, [head.centroids, head.conv.weight]);
   assert.deepEqual(head.crnParameters(), crn);
   // through the wrappers too
-  const wrapped = HEADS['attention+crn'](8, { clusters: 4, fcDim: 3 });
+  const wrapped = HEADS['attention+crn'](8, { netvladClusters: 4, fcOutputDim: 3 });
   const split = splitOwnLayerParameters('crn', wrapped);
   assert.equal(split.own.length, 6);
   assert.equal(split.rest.length, 2 + 3 + 2); // centroids, conv; fc1, fc2, spatial conv; Linear weight, bias
@@ -299,7 +299,7 @@ test('CBAM keeps the feature-map shape; the wrappers expose their children by na
   assert.deepEqual([...cbam.stateDict().keys()], ['channel.fc1.weight', 'channel.fc2.weight', 'spatial.conv1.weight']);
   assert.deepEqual(cbam.channel.fc1.weight.shape, [2, 32, 1, 1]);
   torch.tidy(() => assert.deepEqual(cbam.forward(torch.rand([2, 32, 5, 7])).shape, [2, 32, 5, 7]));
-  const head: AggregationHead = HEADS['attention+netvlad'](32, { clusters: 2, fcDim: 16 });
+  const head: AggregationHead = HEADS['attention+netvlad'](32, { netvladClusters: 2, fcOutputDim: 16 });
   assert.deepEqual([...head.stateDict().keys()], [
     '0.attention.channel.fc1.weight', '0.attention.channel.fc2.weight', '0.attention.spatial.conv1.weight',
     '0.head.centroids', '0.head.conv.weight', '1.weight', '1.bias']);
@@ -309,7 +309,7 @@ test('CBAM keeps the feature-map shape; the wrappers expose their children by na
 
 test('tidy: a forward + backward leaves no tensors behind', () => {
   for (const name of AGGREGATION_NAMES) {
-    const head = HEADS[name](8, { clusters: 4, attentionReduction: 2, fcDim: 4 });
+    const head = HEADS[name](8, { netvladClusters: 4, cbamReduction: 2, soaReduction: 2, fcOutputDim: 4 });
     const before = torch.liveTensors();
     torch.tidy(() => {
       head.forward(torch.rand([2, 8, 6, 6])).sum().backward();

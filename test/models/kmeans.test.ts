@@ -50,7 +50,7 @@ test('k-means recovers well-separated clusters (centres and memberships)', () =>
 });
 
 test('k-means is deterministic under a seed and does not touch the engine generator', () => {
-  const { x } = blobs(6, 50, 5, 3, 4); // overlapping clusters: the result depends on the start
+  const { x } = blobs(6, 50, 5, 3, 4); // overlapping netvladClusters: the result depends on the start
   torch.manualSeed(123);
   const a = kmeans(x, 6, { seed: 5 });
   const afterA = torch.rand([3]).toNumbers();
@@ -77,7 +77,7 @@ test('k-means keeps k clusters when the data has fewer distinct points, and reje
 
 test('NetVLAD.initFromDescriptors: centres from k-means, alpha from the top-2 gap, conv = alpha·unit centres', () => {
   const { x, labels } = blobs(4, 100, 6, 0.5, 9);
-  const head = HEADS.netvlad(6, { clusters: 4 }) as NetVLAD;
+  const head = HEADS.netvlad(6, { netvladClusters: 4 }) as NetVLAD;
   head.initFromDescriptors(x, 21);
   const alpha = head.alpha!;
   assert.ok(alpha > 0);
@@ -108,7 +108,7 @@ test('NetVLAD.initFromDescriptors: centres from k-means, alpha from the top-2 ga
   });
   assert.equal(new Set(map.values()).size, 4);
   // determinism under the seed
-  const again = HEADS.netvlad(6, { clusters: 4 }) as NetVLAD;
+  const again = HEADS.netvlad(6, { netvladClusters: 4 }) as NetVLAD;
   again.initFromDescriptors(x, 21);
   assert.ok(again.centroids.equal(head.centroids) && again.conv.weight.equal(head.conv.weight));
   assert.throws(() => again.initFromDescriptors(torch.rand([3, 6]), 1), /3 descriptors cannot make 4 clusters/);
@@ -120,13 +120,13 @@ test('NetVLAD.initFromDescriptors: centres from k-means, alpha from the top-2 ga
 
 test('wrapped NetVLAD/CRN heads forward initFromDescriptors; GeM heads have none', () => {
   const { x } = blobs(3, 20, 8, 0.3, 2);
-  const wrapped = HEADS['attention+crn'](8, { clusters: 3, fcDim: 4 });
+  const wrapped = HEADS['attention+crn'](8, { netvladClusters: 3, fcOutputDim: 4 });
   assert.ok(isDataInitialised(wrapped));
   const centroids = [...wrapped.namedParameters()].find(([n]) => n === '0.head.centroids')![1];
   const before = centroids.toNumbers();
   wrapped.initFromDescriptors(x, 1);
   assert.notDeepEqual(centroids.toNumbers(), before);
-  assert.ok(!isDataInitialised(HEADS['attention+gem'](8, { fcDim: 4 })));
+  assert.ok(!isDataInitialised(HEADS['attention+gem'](8, { fcOutputDim: 4 })));
   x.dispose();
   wrapped.dispose();
 });

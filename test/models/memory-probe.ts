@@ -13,10 +13,10 @@ const config = TrainConfigSchema.parse({
   resize: [Number(height), Number(width)], batchSize: Number(batchSize), negsNumPerQuery: 10, inferBatchSize: 1,
 });
 torch.manualSeed(0);
-const net = buildModel(config);
+const net = buildModel(config.model);
 net.train();
 const estimate = estimateRunMemory(net, config, 1e15).bytes;
-const images = config.batchSize * (2 + config.negsNumPerQuery);
+const images = config.optim.batchSize * (2 + config.mining.negsNumPerQuery);
 const before = status('VmRSS');
-torch.tidy(() => net.forward(torch.randn([images, 3, config.resize[0], config.resize[1]])).pow(2).sum().backward());
+torch.tidy(() => net.forward(torch.randn([images, 3, config.data.resize[0], config.data.resize[1]])).pow(2).sum().backward());
 console.log(JSON.stringify({ estimate, measured: status('VmHWM') - before }));

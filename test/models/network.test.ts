@@ -26,7 +26,7 @@ const EXPECTED: Record<string, { channels: number; map: [number, number] }> = {
 for (const name of BACKBONE_NAMES) {
   test(`${name}: feature map shape and every head's descriptor dimension`, () => {
     torch.manualSeed(0);
-    const backbone: Backbone = BACKBONES[name].create({ backbone: name, aggregation: 'gem' });
+    const backbone: Backbone = BACKBONES[name].create({}, 'gem');
     backbone.eval();
     torch.tidy(() => {
       const maps = torch.noGrad(() => backbone.forward(torch.rand([2, 3, 64, 96])));
@@ -35,7 +35,7 @@ for (const name of BACKBONE_NAMES) {
       for (const head of AGGREGATION_NAMES) {
         torch.tidy(() => {
           // after_pool: every head ends with L2 (before_pool, the reference's default, leaves shallow heads' length free).
-          const h = HEADS[head](want.channels, { clusters: 8, fcDim: head === 'gem' ? 32 : undefined, l2: 'after_pool' });
+          const h = HEADS[head](want.channels, { netvladClusters: 8, fcOutputDim: head === 'gem' ? 32 : undefined, l2: 'after_pool' });
           h.eval();
           const d = torch.noGrad(() => h.forward(maps));
           const dim = head === 'gem' ? 32 : head.endsWith('netvlad') || head.endsWith('crn') ? 8 * want.channels : want.channels;
@@ -82,8 +82,8 @@ const FOLD_ROUNDINGS = 4;
 test('ResNet-18 conv4 + GeM / NetVLAD with PyTorch weights reproduce PyTorch descriptors (float64 and float32 rounding bounds)', async () => {
   const weights = await readStateDict(pth);
   for (const aggregation of ['gem', 'netvlad'] as const) {
-    const net = buildNetwork({ backbone: 'resnet18conv4', aggregation, resnetWidths: fixture.widths, head: { clusters: 4 } }).eval();
-    const net64 = buildNetwork({ backbone: 'resnet18conv4', aggregation, resnetWidths: fixture.widths, head: { clusters: 4 } }).eval();
+    const net = buildNetwork({ backbone: 'resnet18conv4', aggregation, resnetWidths: fixture.widths, netvladClusters: 4 }).eval();
+    const net64 = buildNetwork({ backbone: 'resnet18conv4', aggregation, resnetWidths: fixture.widths, netvladClusters: 4 }).eval();
     const values = new Map<string, torch.HostTensor>();
     for (const [k, v] of weights) if (!k.startsWith('layer4.') && !k.startsWith('fc.')) values.set(`backbone.${k}`, v);
     if (aggregation === 'gem') values.set('aggregation.p', { dtype: 'float32', shape: [1], data: Float32Array.of(3) });
@@ -120,19 +120,19 @@ test('freezeBackbone: none trains everything, all only the head, reference as fr
   const count = (net: ReturnType<typeof buildNetwork>, which: 'backbone' | 'aggregation', trainable: boolean) =>
     [...net.namedParameters()].filter(([n, p]) => n.startsWith(`${which}.`) && (!trainable || p.requiresGrad)).reduce((s, [, p]) => s + p.numel, 0);
   for (const aggregation of ['gem', 'netvlad'] as const) {
-    const none = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    const none = buildNetwork({ backbone: 'mobilenetv2', aggregation, netvladClusters: 4 });
     none.freezeBackbone('none');
     assert.equal(none.parameterCount(true), none.parameterCount());
-    const all = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    const all = buildNetwork({ backbone: 'mobilenetv2', aggregation, netvladClusters: 4 });
     all.freezeBackbone('all');
     assert.equal(count(all, 'backbone', true), 0);
     assert.equal(all.parameterCount(true), count(all, 'aggregation', false));
     // BatchNorm of a frozen backbone keeps its running statistics in train mode
     all.train();
     assert.ok([...all.backbone.namedModules()].every(([, m]) => !(m instanceof torch.nn.BatchNorm2d) || !m.training));
-    const ref = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    const ref = buildNetwork({ backbone: 'mobilenetv2', aggregation, netvladClusters: 4 });
     ref.freezeBackbone('reference');
-    const viaReference = buildNetwork({ backbone: 'mobilenetv2', aggregation, head: { clusters: 4 } });
+    const viaReference = buildNetwork({ backbone: 'mobilenetv2', aggregation, netvladClusters: 4 });
     viaReference.freezeReference();
     assert.equal(ref.parameterCount(true), viaReference.parameterCount(true));
     assert.ok(count(ref, 'backbone', true) > 0 && count(ref, 'backbone', true) < count(ref, 'backbone', false));

@@ -14,12 +14,12 @@ function minCosine(a: torch.Tensor, b: torch.Tensor): number {
 }
 
 const CONFIGS: NetworkConfig[] = [
-  { backbone: 'resnet18conv4', aggregation: 'netvlad', resnetWidths: [8, 8, 16, 16], head: { clusters: 4 } },
+  { backbone: 'resnet18conv4', aggregation: 'netvlad', resnetWidths: [8, 8, 16, 16], netvladClusters: 4 },
   { backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16] },
-  { backbone: 'mobilenetv2', aggregation: 'netvlad', head: { clusters: 4 } },
+  { backbone: 'mobilenetv2', aggregation: 'netvlad', netvladClusters: 4 },
   { backbone: 'vgg16', aggregation: 'gem' },
-  { backbone: 'vit', aggregation: 'gem', transformer: { dims: [2, 32, 4] } },
-  { backbone: 'cct224', aggregation: 'netvlad', head: { clusters: 4 }, transformer: { dims: [2, 32, 4] } },
+  { backbone: 'vit', aggregation: 'gem', transformerDims: [2, 32, 4] },
+  { backbone: 'cct224', aggregation: 'netvlad', netvladClusters: 4, transformerDims: [2, 32, 4] },
 ];
 
 for (const config of CONFIGS) {

@@ -332,11 +332,11 @@ test('a run records the flavour its weights file declares; flavour options are c
   await saveKerasResNet50(keras, stateDict);
   const base = { datasetsFolder: '/d', datasetName: 'x', outputFolder: '/o', aggregation: 'gem' };
   const config = (o: object) => TrainConfigSchema.parse({ ...base, ...o });
-  assert.equal(withResolvedFlavour(config({ backbone: 'resnet50conv4', weights: keras })).resnetFlavour, 'keras', 'declared by the file');
-  assert.equal(withResolvedFlavour(config({ backbone: 'resnet50conv4', weights: narrowPth })).resnetFlavour, 'torchvision', 'no marker');
-  assert.equal(withResolvedFlavour(config({ backbone: 'resnet18conv4' })).resnetFlavour, 'torchvision', 'no weights');
-  assert.equal(withResolvedFlavour(config({ backbone: 'mobilenetv2' })).resnetFlavour, undefined, 'not a ResNet');
-  assert.throws(() => config({ backbone: 'vgg16', resnetFlavour: 'torchvision' }), /resnetFlavour.*ResNet backbones only, not vgg16/s);
+  assert.equal(withResolvedFlavour(config({ backbone: 'resnet50conv4', weights: keras }).model).resnetFlavour, 'keras', 'declared by the file');
+  assert.equal(withResolvedFlavour(config({ backbone: 'resnet50conv4', weights: narrowPth }).model).resnetFlavour, 'torchvision', 'no marker');
+  assert.equal(withResolvedFlavour(config({ backbone: 'resnet18conv4' }).model).resnetFlavour, 'torchvision', 'no weights');
+  assert.equal(withResolvedFlavour(config({ backbone: 'mobilenetv2' }).model).resnetFlavour, undefined, 'not a ResNet');
+  assert.throws(() => config({ backbone: 'vgg16', resnetFlavour: 'torchvision' }), /resnetFlavour.*applies to resnet18conv4, .*resnet50conv5 only, not vgg16/s);
   assert.throws(() => config({ backbone: 'resnet18conv4', resnetFlavour: 'keras' }), /keras is Keras' ResNet50 \(its weights\): not resnet18conv4/);
   rmSync(dir, { recursive: true, force: true });
 });

@@ -192,7 +192,7 @@ test('every transformer backbone x gem / netvlad / cls: feature map, descriptor 
   for (const backbone of TRANSFORMERS) {
     assert.equal(BACKBONES[backbone].transformer, true);
     for (const aggregation of ['gem', 'netvlad', 'cls'] as const) {
-      const net = buildNetwork({ backbone, aggregation, head: { clusters: 4, l2: 'after_pool' }, transformer: { dims: [2, 32, 4] } }).eval();
+      const net = buildNetwork({ backbone, aggregation, netvladClusters: 4, l2: 'after_pool', transformerDims: [2, 32, 4] }).eval();
       torch.tidy(() => torch.noGrad(() => {
         // 64x96: ViT 16-pixel patches and CCT's two conv + pool stages (stride 16) both give 4x6 tokens.
         const x = torch.rand([2, 3, 64, 96]);
@@ -213,7 +213,7 @@ test('the fast inference path (channels-last input) gives the plain forward\'s d
   torch.manualSeed(2);
   for (const backbone of ['vit', 'cct224'] as const) {
     for (const aggregation of ['netvlad', 'cls'] as const) {
-      const net = buildNetwork({ backbone, aggregation, head: { clusters: 4 }, transformer: { dims: [2, 16, 2] } });
+      const net = buildNetwork({ backbone, aggregation, netvladClusters: 4, transformerDims: [2, 16, 2] });
       const x = torch.rand([2, 3, 48, 80]);
       const plain = torch.tidy(() => torch.inferenceMode(() => net.eval().forward(x)).clone());
       const fast = await net.fastInference((forward) => torch.tidy(() => forward(x).clone()));
@@ -244,7 +244,7 @@ test('the named shapes: ViT-B/16 has timm\'s 85.8M parameters without the head, 
 test('cls needs a transformer; transformer options on a CNN are refused, naming the flags', () => {
   assert.throws(() => buildNetwork({ backbone: 'resnet18conv4', aggregation: 'cls', resnetWidths: [4, 4, 8, 8] }),
     /aggregation 'cls' uses a transformer's global token, which resnet18conv4 does not have; choose a transformer backbone \(vit, vit384, cct224, cct384\)/);
-  assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'vgg16', aggregation: 'gem', truncTe: 3 })), /--trunc-te: for transformer backbones .*not vgg16/);
+  assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'vgg16', aggregation: 'gem', truncTe: 3 })), /truncTe: applies to vit, vit384, cct224, cct384 only, not vgg16/);
   assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'vit', aggregation: 'gem', truncTe: 13 })), /ViT: --trunc-te 13 must keep between 1 and its 12 encoder blocks/);
   assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'cct384', aggregation: 'gem', transformerDims: [2, 30, 4] })), /width 30 is not divisible by 4 heads/);
 });
@@ -333,14 +333,14 @@ test("--freeze-te N freezes as the reference: everything but the blocks after N 
     /--freeze-te 2 freezes blocks 0..2, i.e. all 3 encoder blocks; use --freeze-backbone all/);
   // vgl train takes them (its flags and config keys come from the model spec), in the reference's spelling too.
   const parsed = TrainConfigSchema.parse(trainOptionsFromMapping({ datasets_folder: '/d', dataset_name: 'x', output_folder: '/o', backbone: 'cct384', aggregation: 'cls', trunc_te: 8, freeze_te: 2 }));
-  assert.deepEqual([parsed.truncTe, parsed.freezeTe], [8, 2]);
+  assert.deepEqual([parsed.model.truncTe, parsed.model.freezeTe], [8, 2]);
 });
 
 // ---------------------------------------------------------------------------------------------
 // Memory guard
 
 test('memory probe: attention weights scale with the square of the token count, other activations linearly', () => {
-  const net = buildNetwork({ backbone: 'vit', aggregation: 'gem', transformer: { dims: [2, 16, 4] } });
+  const net = buildNetwork({ backbone: 'vit', aggregation: 'gem', transformerDims: [2, 16, 4] });
   const small = activationBytesPerImage(net, 128, 160);
   const large = activationBytesPerImage(net, 512, 640); // 16x the pixels
   // 2 blocks x 4 heads x 81² (8x10 patches + the class token) x 4 bytes of attention weights at the probe size grow 256x; the rest 16x.
@@ -351,7 +351,7 @@ test('memory probe: attention weights scale with the square of the token count, 
   assert.ok(large.inference >= 3 * 256 * 4 * 81 ** 2 * 4);
   net.dispose();
   for (const backbone of ['cct384', 'vit384'] as const) {
-    const tokenNet = buildNetwork({ backbone, aggregation: 'cls', transformer: { dims: [1, 16, 2] } });
+    const tokenNet = buildNetwork({ backbone, aggregation: 'cls', transformerDims: [1, 16, 2] });
     assert.ok(activationBytesPerImage(tokenNet, 480, 640).training > 0);
     tokenNet.dispose();
   }
@@ -371,29 +371,29 @@ test('a tiny CCT (cls: sequence pooling; attention dropout and stochastic depth 
   const stoppedAt: [number, number][] = [];
   for (const k of [2, 1]) {
     await train(b, { ...quiet, maxLoops: k });
-    const ck = await loadCheckpoint<{ epoch: number; loop: number }>(join(b.outputFolder, 'last.pth'));
+    const ck = await loadCheckpoint<{ epoch: number; loop: number }>(join(b.run.outputFolder, 'last.pth'));
     stoppedAt.push([ck.meta.epoch, ck.meta.loop]);
   }
   await train(b, quiet);
   assert.deepEqual(stoppedAt, [[0, 2], [0, 3]]);
-  const lastA = await loadCheckpoint(join(a.outputFolder, 'last.pth'));
-  const lastB = await loadCheckpoint(join(b.outputFolder, 'last.pth'));
+  const lastA = await loadCheckpoint(join(a.run.outputFolder, 'last.pth'));
+  const lastB = await loadCheckpoint(join(b.run.outputFolder, 'last.pth'));
   assert.ok([...lastA.stateDict.keys()].includes('backbone.classifier.attention_pool.weight'));
   assertSameTensors(lastA.stateDict, lastB.stateDict, 'last.pth');
   lastA.optimizer!.state.forEach((p, i) => {
     assert.equal(lastB.optimizer!.state[i].step, p.step);
     assertSameTensors(new Map(Object.entries(p.tensors)), new Map(Object.entries(lastB.optimizer!.state[i].tensors)), `optimizer parameter ${i}`);
   });
-  const losses = stepLosses(a.outputFolder);
+  const losses = stepLosses(a.run.outputFolder);
   assert.equal(losses.length, 2 * 3 * 2);
-  assert.deepEqual(stepLosses(b.outputFolder), losses);
+  assert.deepEqual(stepLosses(b.run.outputFolder), losses);
 });
 
 test('a tiny ViT + NetVLAD initialises its clusters from patch tokens and trains an epoch', async () => {
   const config = tinyConfig({ backbone: 'vit', aggregation: 'netvlad', netvladClusters: 4, epochs: 1 });
   torch.manualSeed(0);
-  const net = buildModel(config);
-  const ds = await openDataset(config.datasetsFolder, config.datasetName, 'train');
+  const net = buildModel(config.model);
+  const ds = await openDataset(config.data.datasetsFolder, config.data.datasetName, 'train');
   await initialiseHeadFromData(net, ds, { size: { height: 48, width: 64 }, batchSize: 8, seed: 1 });
   const alpha = (net.aggregation as unknown as { alpha: number | null }).alpha;
   assert.ok(alpha !== null && alpha > 0, `alpha ${alpha}`);

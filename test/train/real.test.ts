@@ -16,7 +16,7 @@ import { openDataset, type GeoDataset } from '../../src/data/dataset.ts';
 import { train, recallsOn } from '../../src/train/train.ts';
 import { buildModel } from '../../src/models/assemble.ts';
 import { demoConfig, untrainedNetwork } from '../../src/experiments/demo.ts';
-import { TrainConfigSchema, type TrainConfig } from '../../src/train/config.ts';
+import { withOptions, type TrainConfig } from '../../src/train/config.ts';
 import type { Recalls } from '../../src/eval/recall.ts';
 
 /** Recall on `ds` of the untrained network as train() starts it, and of `weights` (in the run folder) after train(config). */
@@ -26,8 +26,8 @@ async function recallBeforeAndAfterTraining(config: TrainConfig, ds: GeoDataset,
   untrained.dispose();
 
   await train(config, { progress: false, log: () => {}, test: false });
-  const trained = buildModel(config);
-  await loadWeights(trained, join(config.outputFolder, weights));
+  const trained = buildModel(config.model);
+  await loadWeights(trained, join(config.run.outputFolder, weights));
   const after = await recallsOn(trained, ds, config, false);
   trained.dispose();
   return { before, after };
@@ -37,8 +37,7 @@ test('a short training on the real Nordland train split raises real val recall@5
   const dir = tempDir('vgl-real-train-');
   const datasets = join(dir, 'datasets');
   await ensureRealDatasets(datasets);
-  const config = TrainConfigSchema.parse({
-    ...demoConfig({ datasetsFolder: datasets, outputFolder: join(dir, 'runs'), epochs: 2, queriesPerEpoch: 200, seed: 0 }, 'gem'),
+  const config = withOptions(demoConfig({ datasetsFolder: datasets, outputFolder: join(dir, 'runs'), epochs: 2, queriesPerEpoch: 200, seed: 0 }, 'gem'), {
     datasetName: 'nordland', augment: {},
     // triplet tuples with full mining (the demo itself trains the invariance term: test/experiments)
     criterion: 'triplet', invarianceWeight: 0, averageWeights: false, freezeBackbone: 'reference', lr: 1e-4, mining: 'full', negSamplesNum: 300,

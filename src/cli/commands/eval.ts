@@ -9,8 +9,8 @@ import { EFFICIENT_RAM_CHUNK } from '../../eval/evaluate.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
 import type { EvalSummary, RecallFromSummary } from '../../eval/run.ts';
 import { BACKBONE_NAMES } from '../../models/network.ts';
-import { ATTENTION_BLOCKS, BASE_HEADS, HEAD_OPTIONS, HEAD_OPTION_KEYS } from '../../models/aggregation/index.ts';
-import { RESNET_FLAVOURS } from '../../models/resnet.ts';
+import { ATTENTION_BLOCKS, BASE_HEADS } from '../../models/aggregation/index.ts';
+import { NETWORK_OPTIONS, NETWORK_OPTION_KEYS } from '../../models/assemble.ts';
 import { PRECISIONS } from '../../torch/precision.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -42,21 +42,18 @@ export const MODEL_AND_SPLIT_FLAGS = {
   backbone: z.string().min(1).optional(),
   aggregation: z.string().min(1).optional(),
   weights: z.string().min(1).optional(),
-  // Each head's options, declared beside the head (src/models/aggregation/): with --backbone.
-  ...optionalFlagFields(HEAD_OPTIONS),
-  resnetFlavour: z.enum(RESNET_FLAVOURS).optional(),
+  // Each backbone's and head's options, declared beside it (src/models/): with --backbone.
+  ...optionalFlagFields(NETWORK_OPTIONS),
   datasetsFolder: z.string().min(1).optional(),
   datasetName: z.string().min(1).optional(),
   split: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. test').default('test'),
   resize: size.optional(),
-  /** Not a flag: narrower ResNet widths for tiny networks (tests). */
-  resnetWidths: z.array(positiveInt).optional(),
 };
 
-/** The heads' option flags, commander options of vgl eval and vgl index build. */
-export const HEAD_FLAGS = flagsFromShape(HEAD_OPTIONS);
+/** The backbones' and heads' option flags, commander options of vgl eval and vgl index build. */
+export const NETWORK_OPTION_FLAGS = flagsFromShape(NETWORK_OPTIONS);
 
-const NETWORK_FLAGS = ['backbone', 'aggregation', 'weights', ...HEAD_OPTION_KEYS] as const;
+const NETWORK_FLAGS = ['backbone', 'aggregation', 'weights', ...NETWORK_OPTION_KEYS] as const;
 
 /** --run names its model in its config.json: flags that build a network beside it are refused, by name. */
 export function refuseNetworkFlagsWithRun(flags: { run?: string } & Partial<Record<(typeof NETWORK_FLAGS)[number], unknown>>): void {
@@ -68,8 +65,6 @@ export function refuseNetworkFlagsWithRun(flags: { run?: string } & Partial<Reco
 
 export const EvalFlags = z.object({
   ...MODEL_AND_SPLIT_FLAGS,
-  truncTe: positiveInt.optional(),
-  transformerDims: numberList('integer').optional(),
   testMethod: z.enum(TEST_METHODS).default('hard_resize'),
   recallValues: numberList('integer').optional(),
   valPositiveDistThreshold: metres.optional(),
@@ -176,9 +171,6 @@ export function register(program: Command): void {
     .option('--backbone <name>', `untrained/pretrained network: ${BACKBONE_NAMES.join(' | ')}`)
     .option('--aggregation <name>', `with --backbone: ${BASE_HEADS.join(' | ')}, or <block>+<name> with block ${ATTENTION_BLOCKS.join(' | ')} (attention = CBAM) (netvlad)`)
     .option('--weights <path>', 'with --backbone: ImageNet weights (.pth for ResNet/VGG/ViT, TF.js folder for MobileNetV2; make weights converts Keras\' ResNet-50)')
-    .option('--resnet-flavour <name>', `with --backbone resnet*: ${RESNET_FLAVOURS.join(' | ')} (default: what the weights file declares)`)
-    .option('--trunc-te <n>', 'with a transformer --backbone: keep encoder blocks 0..n-1')
-    .option('--transformer-dims <list>', 'with a transformer --backbone: depth,width,heads of a smaller one')
     .option('--datasets-folder <dir>', 'root of the datasets_vg layout (default: the run\'s)')
     .option('--dataset-name <name>', 'dataset folder under the root (default: the run\'s)')
     .option('--split <name>', 'split to evaluate (test)')
@@ -221,5 +213,5 @@ export function register(program: Command): void {
       if (flags.json) console.log(JSON.stringify(s, null, 2));
       else printEval(s);
     });
-  addSchemaOptions(cmd, HEAD_FLAGS, 'with --backbone: ');
+  addSchemaOptions(cmd, NETWORK_OPTION_FLAGS, 'with --backbone: ');
 }

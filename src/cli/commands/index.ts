@@ -2,9 +2,8 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags, UsageError, flagName, addSchemaOptions } from '../flags.ts';
-import { RESNET_FLAVOURS } from '../../models/resnet.ts';
 import { QUANTIZATIONS } from '../../eval/approximate.ts';
-import { MODEL_AND_SPLIT_FLAGS, HEAD_FLAGS, refuseNetworkFlagsWithRun } from './eval.ts';
+import { MODEL_AND_SPLIT_FLAGS, NETWORK_OPTION_FLAGS, refuseNetworkFlagsWithRun } from './eval.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -51,7 +50,6 @@ export function register(program: Command): void {
     .option('--backbone <name>', 'a network by its parts (ImageNet weights): backbone')
     .option('--aggregation <name>', 'with --backbone: a head not initialised from data (gem, mac, spoc, avg, rmac)')
     .option('--weights <path>', 'with --backbone: ImageNet weights')
-    .option('--resnet-flavour <name>', `with --backbone resnet*: ${RESNET_FLAVOURS.join(' | ')}`)
     .option('--datasets-folder <dir>', 'root of the datasets_vg layout (default: the run\'s)')
     .option('--dataset-name <name>', 'dataset folder under the root (default: the run\'s)')
     .option('--split <name>', 'split whose database is indexed; its queries measure --approximate (test)')
@@ -84,7 +82,7 @@ export function register(program: Command): void {
           `search width ${m.search.expansionSearch}${r.tuning ? ` (${r.tuning.reached ? 'the smallest reaching' : 'the widest tried, short of'} recall@1 ${(100 * r.tuning.targetRecallAt1).toFixed(1)}%)` : ''}`);
       }
     });
-  addSchemaOptions(build, HEAD_FLAGS, 'with --backbone: ');
+  addSchemaOptions(build, NETWORK_OPTION_FLAGS, 'with --backbone: ');
   index.command('add')
     .description('append images to an index without rebuilding it (their names carry positions: @UTM_east@UTM_north@...@.jpg); files already in it are skipped')
     .argument('<paths...>', 'image files or folders (searched recursively)')

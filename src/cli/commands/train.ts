@@ -3,12 +3,12 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
-import { TrainConfigSchema, AugmentSchema, trainOptionsFromMapping, type TrainConfig } from '../../train/config.ts';
+import { TrainConfigSchema, AugmentSchema, FLAT_SHAPE, flatNameOf, trainOptionsFromMapping, type TrainConfig } from '../../train/config.ts';
 import { parseFlags, flagsFromShape, flagValue, addSchemaOptions, UsageError, type SchemaFlag } from '../flags.ts';
 
 // Flags, kinds and help come from the schema (defaults in one place); the augmentations, nested under
 // `augment` in the config, are top-level flags as in the reference.
-const { augment: _augment, ...TOP_LEVEL } = TrainConfigSchema.shape;
+const { augment: _augment, ...TOP_LEVEL } = FLAT_SHAPE;
 const FLAGS: SchemaFlag[] = [...flagsFromShape(TOP_LEVEL), ...flagsFromShape(AugmentSchema.shape)];
 const AUGMENT = new Set(Object.keys(AugmentSchema.shape));
 
@@ -59,5 +59,5 @@ export function configFromFlags(raw: Record<string, string | boolean | undefined
     else options[key] = flagValue(kind, flag, v);
   }
   options.augment = augment;
-  return parseFlags(TrainConfigSchema, options);
+  return parseFlags(TrainConfigSchema, options, flatNameOf);
 }

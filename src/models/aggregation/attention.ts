@@ -2,16 +2,21 @@
 // head, and the `<block>+<head>` wrapper (CBAM, the non-local block, second-order attention). CBAM's
 // names: `channel.fc1.weight`, `channel.fc2.weight`, `spatial.conv1.weight` (the common PyTorch
 // layout with 1x1 convolutions and no biases).
+import { z } from 'zod';
 import { nn, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead, DataInitialisedHead } from '../types.ts';
 import { isDataInitialised } from '../types.ts';
 import { channelAttention, spatialAttention } from '../functional.ts';
 import { checkFeatures, checkPositiveInt } from './check.ts';
+import { defineBlock } from './entry.ts';
+
+const DEFAULT_REDUCTION = 16;
+const DEFAULT_KERNEL = 7;
 
 export class ChannelAttention extends nn.Module {
   readonly fc1: nn.Conv2d;
   readonly fc2: nn.Conv2d;
-  constructor(channels: number, reduction = 16) {
+  constructor(channels: number, reduction = DEFAULT_REDUCTION) {
     super();
     const hidden = Math.max(1, Math.floor(channels / checkPositiveInt(reduction, 'attention reduction')));
     this.fc1 = this.module('fc1', new nn.Conv2d(channels, hidden, 1, { bias: false }));
@@ -24,7 +29,7 @@ export class ChannelAttention extends nn.Module {
 
 export class SpatialAttention extends nn.Module {
   readonly conv1: nn.Conv2d;
-  constructor(kernel = 7) {
+  constructor(kernel = DEFAULT_KERNEL) {
     super();
     if (kernel % 2 !== 1) throw new Error(`spatial attention kernel must be odd, got ${kernel}`);
     this.conv1 = this.module('conv1', new nn.Conv2d(2, 1, kernel, { padding: (kernel - 1) / 2, bias: false }));
@@ -47,8 +52,8 @@ export class CBAM extends nn.Module {
   readonly spatial: SpatialAttention;
   constructor(readonly channels: number, options: CBAMOptions = {}) {
     super();
-    this.channel = this.module('channel', new ChannelAttention(channels, options.reduction ?? 16));
-    this.spatial = this.module('spatial', new SpatialAttention(options.spatialKernel ?? 7));
+    this.channel = this.module('channel', new ChannelAttention(channels, options.reduction ?? DEFAULT_REDUCTION));
+    this.spatial = this.module('spatial', new SpatialAttention(options.spatialKernel ?? DEFAULT_KERNEL));
   }
   forward(x: Tensor): Tensor {
     checkFeatures(x, this.channels, 'CBAM');
@@ -94,3 +99,13 @@ export function forwardInit(wrapper: { initFromDescriptors?: (d: Tensor, s: numb
     wrapper.initFromDescriptors = (d, s) => target.initFromDescriptors(d, s);
   }
 }
+
+/** `attention+<head>` is CBAM (the name checkpoints have carried). */
+export const cbamBlock = defineBlock({
+  name: 'attention', label: 'CBAM', description: 'channel then spatial attention (Woo et al. 2018)',
+  options: {
+    cbamReduction: z.number().int().positive().default(DEFAULT_REDUCTION).describe("attention+*: CBAM's channel-MLP reduction ratio"),
+    cbamKernel: z.number().int().positive().refine((k) => k % 2 === 1, 'must be odd').default(DEFAULT_KERNEL).describe("attention+*: CBAM's spatial attention kernel (odd)"),
+  },
+  create: (c, o) => new CBAM(c, { reduction: o.cbamReduction, spatialKernel: o.cbamKernel }),
+});

@@ -9,7 +9,8 @@ import { nn, tidy, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead } from '../types.ts';
 import { l2n } from '../functional.ts';
 import { checkFeatures } from './check.ts';
-import type { PoolingNorms } from './pooling.ts';
+import { POOLING_OPTIONS, poolingNorms, type PoolingNorms } from './pooling.ts';
+import { defineHead } from './entry.ts';
 
 export class ClsToken extends nn.Module implements AggregationHead {
   readonly dim: number;
@@ -31,3 +32,9 @@ export class ClsToken extends nn.Module implements AggregationHead {
     });
   }
 }
+
+export const clsHead = defineHead({
+  name: 'cls', label: 'cls', description: "a transformer backbone's global token (class token, or CCT's sequence pooling)",
+  options: POOLING_OPTIONS, takesGlobalToken: true,
+  create: (c, o) => new ClsToken(c, poolingNorms(o.l2)),
+});

@@ -3,7 +3,8 @@
 // benchmark's implementation: `crn.filter_3_3`, `crn.filter_5_5`, `crn.filter_7_7`, `crn.acc_w`.
 import { nn, tidy, cat, F, type Tensor } from '../../torch/index.ts';
 import { netvlad, l2n } from '../functional.ts';
-import { NetVLAD, type NetVLADOptions } from './netvlad.ts';
+import { NetVLAD, NETVLAD_OPTIONS, type NetVLADOptions } from './netvlad.ts';
+import { defineHead } from './entry.ts';
 import { checkFeatures } from './check.ts';
 import type { AggregationHead } from '../types.ts';
 
@@ -73,3 +74,14 @@ export class CRN extends NetVLAD implements AggregationHead {
 export function isCrnParameterName(name: string): boolean {
   return name.split('.').includes('crn');
 }
+
+export const crnHead = defineHead({
+  name: 'crn', label: 'CRN', description: 'NetVLAD with contextual feature reweighting (Kim et al. 2017)',
+  options: NETVLAD_OPTIONS,
+  create: (c, o) => new CRN(c, { clusters: o.netvladClusters }),
+  // As the reference trains it: from a trained NetVLAD, the CRN layers at lr_crn_layer, the rest at lr_crn_net.
+  training: {
+    startsFrom: { head: 'netvlad', label: 'NetVLAD' }, isOwnLayer: isCrnParameterName,
+    learningRates: { ownLayers: 'lrCrnLayer', rest: 'lrCrnNet' },
+  },
+});

@@ -4,10 +4,14 @@ import { nn, tidy, full, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead } from '../types.ts';
 import { gem, l2n } from '../functional.ts';
 import { checkFeatures } from './check.ts';
+import { POOLING_OPTIONS, poolingNorms } from './pooling.ts';
+import { defineHead } from './entry.ts';
+
+const DEFAULT_P = 3;
 
 /** GeM's options as configs and flags spell them (with the pooling heads' l2). */
 export const GEM_OPTIONS = {
-  gemP: z.number().positive().default(3).describe('GeM exponent p, initial value'),
+  gemP: z.number().positive().default(DEFAULT_P).describe('GeM exponent p, initial value'),
   gemPTrainable: z.boolean().default(true).describe('GeM p learns (true) or stays fixed (false)'),
 };
 
@@ -33,7 +37,7 @@ export class GeM extends nn.Module implements AggregationHead {
   readonly normalizeOutput: boolean;
   constructor(readonly inChannels: number, options: GeMOptions = {}) {
     super();
-    const p = options.p ?? 3;
+    const p = options.p ?? DEFAULT_P;
     if (!(Number.isFinite(p) && p > 0)) throw new Error(`GeM: p must be a positive number, got ${p}`);
     // A parameter even when fixed, so the state-dict key `p` is the same either way.
     this.p = this.param('p', full([1], p));
@@ -51,3 +55,9 @@ export class GeM extends nn.Module implements AggregationHead {
     });
   }
 }
+
+export const gemHead = defineHead({
+  name: 'gem', label: 'GeM', description: 'generalised mean pooling (Radenović et al. 2018)',
+  options: { ...GEM_OPTIONS, ...POOLING_OPTIONS },
+  create: (c, o) => new GeM(c, { p: o.gemP, trainableP: o.gemPTrainable, ...poolingNorms(o.l2) }),
+});

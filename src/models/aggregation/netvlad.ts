@@ -6,10 +6,13 @@ import type { DataInitialisedHead } from '../types.ts';
 import { netvlad, l2n } from '../functional.ts';
 import { kmeans } from '../kmeans.ts';
 import { checkFeatures, checkPositiveInt } from './check.ts';
+import { defineHead } from './entry.ts';
+
+const DEFAULT_CLUSTERS = 64;
 
 /** NetVLAD's (and CRN's) options as configs and flags spell them. */
 export const NETVLAD_OPTIONS = {
-  netvladClusters: z.number().int().positive().default(64).describe('NetVLAD/CRN clusters'),
+  netvladClusters: z.number().int().positive().default(DEFAULT_CLUSTERS).describe('NetVLAD/CRN clusters'),
 };
 
 export interface NetVLADOptions {
@@ -32,7 +35,7 @@ export class NetVLAD extends nn.Module implements DataInitialisedHead {
   alpha: number | null = null;
   constructor(readonly inChannels: number, options: NetVLADOptions = {}) {
     super();
-    this.clusters = checkPositiveInt(options.clusters ?? 64, 'NetVLAD clusters');
+    this.clusters = checkPositiveInt(options.clusters ?? DEFAULT_CLUSTERS, 'NetVLAD clusters');
     this.normalizeInput = options.normalizeInput ?? true;
     this.kmeansIterations = options.kmeansIterations ?? 100;
     // The reference starts from uniform random centroids and PyTorch's default conv init; real runs
@@ -92,3 +95,9 @@ export function assignmentSharpness(descs: Tensor, unitCentres: Tensor, chunk = 
   if (!(meanGap > 0)) throw new Error(`NetVLAD init: descriptors do not separate the clusters (mean top1-top2 gap ${meanGap})`);
   return -Math.log(0.01) / meanGap;
 }
+
+export const netvladHead = defineHead({
+  name: 'netvlad', label: 'NetVLAD', description: 'soft-assignment residual aggregation (Arandjelović et al. 2016)',
+  options: NETVLAD_OPTIONS,
+  create: (c, o) => new NetVLAD(c, { clusters: o.netvladClusters }),
+});

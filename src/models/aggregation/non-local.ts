@@ -6,9 +6,13 @@
 //  - SecondOrderAttention (SOLAR, Ng et al. 2020): f, g = 1x1 conv + BN + ReLU and h = 1x1 conv to
 //    C/k channels, z = softmax(f ᵀg / √(C/k))·hᵀ, out = v(z) + x with v zero-initialised. Names as in
 //    SOLAR's SOABlock: f.0, f.1, g.0, g.1, h, v.
+import { z } from 'zod';
 import { nn, tidy, F, type Tensor } from '../../torch/index.ts';
 import { AttentionWeights } from '../transformer.ts';
 import { checkFeatures, checkPositiveInt } from './check.ts';
+import { defineBlock } from './entry.ts';
+
+const DEFAULT_SOA_REDUCTION = 2;
 
 /**
  * softmax(queries ᵀ keys · scale) · values ᵀ over positions: [B, c, N] x3 → [B, c, N]. The N x N'
@@ -78,7 +82,7 @@ export class SecondOrderAttention extends nn.Module {
   readonly inner: number;
   constructor(readonly channels: number, options: SecondOrderAttentionOptions = {}) {
     super();
-    const k = checkPositiveInt(options.reduction ?? 2, 'SOA reduction');
+    const k = checkPositiveInt(options.reduction ?? DEFAULT_SOA_REDUCTION, 'SOA reduction');
     this.inner = Math.max(1, Math.floor(channels / k));
     this.f = this.module('f', convBnRelu(channels, this.inner));
     this.g = this.module('g', convBnRelu(channels, this.inner));
@@ -103,3 +107,15 @@ export class SecondOrderAttention extends nn.Module {
     });
   }
 }
+
+export const nonLocalBlock = defineBlock({
+  name: 'nonlocal', label: 'non-local', description: 'the non-local block (Wang et al. 2018)', options: {},
+  create: (c) => new NonLocalBlock(c),
+});
+export const soaBlock = defineBlock({
+  name: 'soa', label: 'SOA', description: "SOLAR's second-order attention (Ng et al. 2020)",
+  options: {
+    soaReduction: z.number().int().positive().default(DEFAULT_SOA_REDUCTION).describe("soa+*: channel reduction k, inner channels C / k (SOLAR: 2 at conv5, 4 at conv4)"),
+  },
+  create: (c, o) => new SecondOrderAttention(c, { reduction: o.soaReduction }),
+});

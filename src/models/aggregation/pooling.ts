@@ -6,6 +6,7 @@ import { nn, tidy, type Tensor } from '../../torch/index.ts';
 import type { AggregationHead } from '../types.ts';
 import { l2n, mac, rmac, spoc } from '../functional.ts';
 import { checkFeatures, checkPositiveInt } from './check.ts';
+import { defineHead } from './entry.ts';
 
 export const L2_PLACEMENTS = ['before_pool', 'after_pool', 'none'] as const;
 export type L2Placement = (typeof L2_PLACEMENTS)[number];
@@ -85,3 +86,20 @@ export class RMAC extends PoolingHead {
     return rmac(x, this.levels);
   }
 }
+
+export const macHead = defineHead({
+  name: 'mac', label: 'MAC', description: 'global max pooling', options: POOLING_OPTIONS,
+  create: (c, o) => new MAC(c, poolingNorms(o.l2)),
+});
+export const spocHead = defineHead({
+  name: 'spoc', label: 'SPoC', description: 'global average pooling', options: POOLING_OPTIONS,
+  create: (c, o) => new SPoC(c, poolingNorms(o.l2)),
+});
+export const avgHead = defineHead({
+  name: 'avg', label: 'avg', description: "the student report's average pooling (= spoc)", options: POOLING_OPTIONS,
+  create: (c, o) => new SPoC(c, poolingNorms(o.l2), 'avg'),
+});
+export const rmacHead = defineHead({
+  name: 'rmac', label: 'R-MAC', description: 'regional max pooling over a 3-level grid (Tolias et al. 2016)', options: POOLING_OPTIONS,
+  create: (c, o) => new RMAC(c, poolingNorms(o.l2)),
+});

@@ -8,12 +8,13 @@ NATIVE_SRC := $(wildcard native/*.cc native/*.h) native/binding.gyp native/confi
 
 setup: system-deps $(NODE_MODULES) $(ADDON)
 
-# libtorch (the engine) and OpenBLAS (without it libtorch's matrix products use the reference BLAS,
-# ~60x slower). Skipped when LIBTORCH= points at a libtorch tree of its own.
+# libtorch (the engine), OpenBLAS (without it libtorch's matrix products use the reference BLAS,
+# ~60x slower) and gloo's headers (torch.distributed's CPU process group). Skipped when LIBTORCH=
+# points at a libtorch tree of its own.
 system-deps:
 	@if [ -n "$$LIBTORCH" ]; then exit 0; fi; \
 	missing=""; \
-	for p in libtorch-dev libopenblas0-pthread; do \
+	for p in libtorch-dev libopenblas0-pthread libgloo-dev; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

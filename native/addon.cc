@@ -14,6 +14,8 @@
 
 namespace vgl {
 
+void InitDistributed(Napi::Env env, Napi::Object exports);  // distributed.cc
+
 namespace {
 
 void Finalize(Napi::Env env, TensorBox* box) {
@@ -338,6 +340,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("config", Napi::Function::New(env, Config));
   exports.Set("version", Napi::String::New(env, std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH)));
+  InitDistributed(env, exports);
   return exports;
 }
 

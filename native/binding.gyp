@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vgl_torch",
-      "sources": ["addon.cc", "ops.cc"],
+      "sources": ["addon.cc", "ops.cc", "distributed.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node config.cjs include)"

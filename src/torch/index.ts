@@ -5,6 +5,7 @@ export { tidy, keep, dispose, liveTensors } from './scope.ts';
 export * as F from './functional.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';
+export * as distributed from './distributed.ts';
 export { loadStateDict, stateDictToHost, describeLoadProblems, type LoadReport } from './state-dict.ts';
 export type { DType, HostTensor } from './dtype.ts';
 export { ThreadAdapter, adaptiveThreadsRequested, type ThreadAdapterOptions } from './threads.ts';

@@ -12,3 +12,37 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+const shown = (value: unknown): string => (value === undefined ? '' : ` ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+
+/** What an error about one option says, named as configs name it (`truncTe`, `resume`). */
+interface NamesOption {
+  readonly option: string;
+  readonly detail: string;
+  readonly value?: unknown;
+}
+
+/**
+ * An option with a value the library cannot use (a usage error, exit 2), named as configs name it: a
+ * config file or plan reports it by its key, the command line by its flag (`--trunc-te 4: ...`).
+ */
+export class OptionError extends UsageError implements NamesOption {
+  constructor(readonly option: string, readonly detail: string, readonly value?: unknown) {
+    super(`${option}${shown(value)}: ${detail}`);
+    this.name = 'OptionError';
+  }
+}
+
+/** A file or folder an option names is missing or not what it should be: a runtime error (exit 1), named as OptionError is. */
+export class OptionFileError extends Error implements NamesOption {
+  constructor(readonly option: string, readonly detail: string, readonly value?: unknown) {
+    super(`${option}${shown(value)}: ${detail}`);
+    this.name = 'OptionFileError';
+  }
+}
+
+/** An error's message as the command line shows it: an option named by its flag. */
+export function commandLineMessage(e: unknown): string {
+  if (e instanceof OptionError || e instanceof OptionFileError) return `${flagName(e.option)}${shown(e.value)}: ${e.detail}`;
+  return (e as Error).message;
+}

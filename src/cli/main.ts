@@ -2,6 +2,7 @@
 // the engine (libtorch addon) is imported lazily so data commands run without it.
 import { Command } from 'commander';
 import { UsageError } from './flags.ts';
+import { commandLineMessage } from '../errors.ts';
 import * as synth from './commands/synth.ts';
 import * as importCmd from './commands/import.ts';
 import * as dataset from './commands/dataset.ts';
@@ -27,6 +28,6 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (process.env.VGL_DEBUG) throw e;
-  console.error(`vgl: ${(e as Error).message}`);
+  console.error(`vgl: ${commandLineMessage(e)}`);
   process.exitCode = e instanceof UsageError ? 2 : 1;
 }

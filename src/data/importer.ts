@@ -12,6 +12,7 @@ import { latLonToUtm, utmZoneNumber, utmZoneLetter } from './geo.ts';
 import { listImages, formatProblems, DatasetError } from './dataset.ts';
 import { mapLimit } from '../util/concurrency.ts';
 import { PositionIndex, DEFAULT_SOFT_POSITIVE_RADIUS } from './positives.ts';
+import { OptionError, OptionFileError } from '../errors.ts';
 
 /** CSV column names to use instead of auto-detection (case-insensitive). */
 export interface ImportColumns {
@@ -398,7 +399,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
   if (ranges !== undefined) checkSplitRanges(ranges);
   const rangeColumn = ranges !== undefined ? (options.rangeColumn ?? DEFAULT_RANGE_COLUMN) : undefined;
   const minSplitGap = options.minSplitGap ?? DEFAULT_SOFT_POSITIVE_RADIUS;
-  if (!Number.isFinite(minSplitGap) || minSplitGap < 0) throw new Error(`--min-split-gap ${options.minSplitGap}: must be a finite number of metres >= 0`);
+  if (!Number.isFinite(minSplitGap) || minSplitGap < 0) throw new OptionError('minSplitGap', 'must be a finite number of metres >= 0', options.minSplitGap);
   const splits = ranges !== undefined ? rangeSplits(ranges) : options.splits ?? ['test'];
   if (splits.length === 0) throw new Error('at least one split name is needed');
   for (const s of [options.name, ...splits]) {
@@ -406,7 +407,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
   }
   const databaseDir = await requireDir(options.databaseDir, '--database');
   const queriesGiven = typeof options.queriesDir === 'string' ? [options.queriesDir] : options.queriesDir;
-  if (queriesGiven.length === 0) throw new Error('--queries: at least one folder is needed');
+  if (queriesGiven.length === 0) throw new OptionError('queries', 'at least one folder is needed');
   const queriesDirs: string[] = [];
   for (const q of queriesGiven) queriesDirs.push(await requireDir(q, '--queries'));
   const inside = (a: string, b: string) => a === b || a.startsWith(b + '/');
@@ -434,7 +435,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportResul
   }
   const csv = resolve(options.csv);
   let text: string;
-  try { text = await readFile(csv, 'utf8'); } catch (e) { throw new Error(`--csv ${options.csv}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  try { text = await readFile(csv, 'utf8'); } catch (e) { throw new OptionFileError('csv', `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, options.csv); }
 
   const unmatchedRows: UnmatchedRow[] = [];
   const warnings: string[] = [];

@@ -34,7 +34,7 @@ export interface NetEvaluation extends EvaluateResult {
 export async function evaluateNet(net: GeoLocalizationNet, dataset: GeoDataset, o: NetEvaluationOptions): Promise<NetEvaluation> {
   const { precision: asked, transform, ...options } = o;
   const device = options.device ?? torch.defaultDevice();
-  const precision = typeof asked === 'object' ? asked : await choosePrecision(asked ?? 'fp32', net, dataset.databasePaths, options.size, device);
+  const precision = typeof asked === 'object' ? asked : await choosePrecision(asked ?? 'fp32', net, dataset.databasePaths, options.size, { device });
   const result = await net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
     return evaluate(transform ? await transform(model) : model, dataset, { ...options, device, searchPrecision: precision.searchPrecision });

@@ -12,7 +12,7 @@ import { DEFAULT_SOFT_POSITIVE_RADIUS } from '../data/positives.ts';
 import { extractDescriptors, saveDescriptors, type DescriptorModel, type ExtractOptions } from './extract.ts';
 import { progressBar } from '../util/progress.ts';
 import { mergeNeighbours, searchExact, type Neighbours } from './search.ts';
-import { DEFAULT_RECALL_VALUES, recallAtRadii, type Recalls } from './recall.ts';
+import { DEFAULT_RECALL_VALUES, recallAtRadii, firstCorrectRanksAt, type Recalls } from './recall.ts';
 import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, queryResizeMode, searchesEachCrop, type TestMethod } from './test-methods.ts';
 import { buildPredictions, writePredictions, type PredictionFiles, type PredictionImagesOptions } from './predictions.ts';
 
@@ -79,6 +79,8 @@ export interface EvaluateResult {
   recallsByRadius: Record<number, Recalls>;
   /** Ranked database indices and descriptor distances per query: enough to recompute recall at any radius. */
   predictions: Neighbours;
+  /** Each query's first correct rank at `radius` (0-based; -1: none in its predictions), for paired statistics. */
+  firstCorrectRanks: Int32Array;
   timings: EvaluateTimings;
   databaseCount: number;
   queriesCount: number;
@@ -198,9 +200,10 @@ async function finish(found: Neighbours, dataset: GeoDataset, options: EvaluateO
   const predictions = searchesEachCrop(method)
     ? mergeCropNeighbours(found, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT) : found;
   const recallsByRadius = recallAtRadii(predictions, dataset.databasePositions, dataset.queriesPositions, radii, recallValues);
+  const firstCorrectRanks = firstCorrectRanksAt(predictions, dataset.databasePositions, dataset.queriesPositions, radius);
   const t2 = performance.now();
   const result: EvaluateResult = {
-    method, radius, recalls: recallsByRadius[radius], recallsByRadius, predictions,
+    method, radius, recalls: recallsByRadius[radius], recallsByRadius, predictions, firstCorrectRanks,
     timings: { ...times, recallMs: t2 - t1, writeMs: 0, totalMs: 0 },
     databaseCount: dataset.databasePaths.length, queriesCount: dataset.queriesPaths.length,
   };

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { openDataset } from '../data/dataset.ts';
 import { recallAtRadii, type RankedPredictions, type Recalls } from './recall.ts';
+import { OptionFileError } from '../errors.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Saved results of an evaluation (evaluate with outDir: recalls.json + predictions.json)
@@ -37,7 +38,7 @@ const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
 const isStr = (v: unknown) => typeof v === 'string';
 
 async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
-  if (!existsSync(path)) throw new Error(`--from: ${path} not found (${what}; written by vgl eval --output-folder)`);
+  if (!existsSync(path)) throw new OptionFileError('from', `${path} not found (${what}; written by vgl eval with an output folder)`);
   try {
     const v = JSON.parse(await readFile(path, 'utf8')) as unknown;
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');

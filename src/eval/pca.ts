@@ -8,6 +8,7 @@ import { Pca } from '../models/pca.ts';
 import type { ImageSize } from '../data/image.ts';
 import { extractDescriptors, type DescriptorModel } from './extract.ts';
 import { Rng } from '../data/random.ts';
+import { OptionError, OptionFileError } from '../errors.ts';
 
 /** The reference's PCA sample: at most 2^14 images. */
 export const PCA_MAX_IMAGES = 1 << 14;
@@ -18,10 +19,10 @@ export async function pcaFolderImages(folder: string, seed = 0): Promise<string[
   try {
     entries = (await readdir(folder, { recursive: true })).map(String);
   } catch (e) {
-    throw new Error(`--pca-dataset-folder ${folder}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message}`);
+    throw new OptionFileError('pcaDatasetFolder', (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message, folder);
   }
   const images = entries.filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => join(folder, f));
-  if (images.length === 0) throw new Error(`--pca-dataset-folder ${folder}: no .jpg images under it`);
+  if (images.length === 0) throw new OptionFileError('pcaDatasetFolder', 'no .jpg images under it', folder);
   if (images.length <= PCA_MAX_IMAGES) return images;
   return new Rng(seed).sample(images.length, PCA_MAX_IMAGES).sort((a, b) => a - b).map((i) => images[i]!);
 }
@@ -38,7 +39,7 @@ export interface PcaFitOptions {
 
 /** Extracts the descriptors of `databasePaths` with model and fits a PCA of `dim` components on them. */
 export async function fitPca(model: DescriptorModel, databasePaths: readonly string[], o: PcaFitOptions): Promise<Pca> {
-  if (o.dim >= model.dim) throw new Error(`--pca-dim ${o.dim}: must be below the descriptor dimension ${model.dim}`);
+  if (o.dim >= model.dim) throw new OptionError('pcaDim', `must be below the descriptor dimension ${model.dim}`, o.dim);
   const descriptors = await extractDescriptors(model, databasePaths, { size: o.size, batchSize: o.batchSize, progress: o.progress, device: o.device, label: 'PCA database' });
   try {
     return Pca.fit(descriptors, { dim: o.dim, whiten: o.whiten, seed: o.seed });

@@ -73,8 +73,9 @@ const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
  * stays bf16 and the reason says what the check found.
  */
 export async function choosePrecision(option: torch.PrecisionOption, net: GeoLocalizationNet, paths: readonly string[], size: ImageSize,
-  device: torch.Device = torch.defaultDevice(), limit = BF16_MAX_DESCRIPTOR_ERROR, workload: torch.Workload = 'inference'): Promise<ChosenPrecision> {
-  const hardware = torch.resolvePrecision(option, device, process.env, undefined, workload);
+  o: { device?: torch.Device; limit?: number; workload?: torch.Workload } = {}): Promise<ChosenPrecision> {
+  const { device = torch.defaultDevice(), limit = BF16_MAX_DESCRIPTOR_ERROR, workload = 'inference' } = o;
+  const hardware = torch.resolvePrecision(option, { device, workload });
   const resolved = { ...hardware, searchPrecision: hardware.precision };
   if (resolved.precision === 'fp32') return resolved;
   const check = await checkBf16Descriptors(net, paths, size, { device, limit });

@@ -47,6 +47,11 @@ export function firstCorrectRank(predictions: RankedPredictions, positives: read
   return out;
 }
 
+/** Each query's first correct rank (0-based; -1: none in its predictions), a positive being a database image within `radius` metres. */
+export function firstCorrectRanksAt(predictions: RankedPredictions, databasePositions: Float64Array, queriesPositions: Float64Array, radius: number): Int32Array {
+  return firstCorrectRank(predictions, radiusPositives(new PositionIndex(databasePositions), queriesPositions, radius));
+}
+
 /** recall@N (percent) from first-correct ranks. */
 export function recallsFromRanks(ranks: Int32Array, ns: readonly number[]): Recalls {
   const out: Recalls = {};

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { csvText } from '../util/csv.ts';
-import { UsageError, flagName } from '../errors.ts';
+import { UsageError, OptionError } from '../errors.ts';
 import * as torch from '../torch/index.ts';
 import { savePth } from '../torch/serialization/index.ts';
 import { openDataset, openDatasets, splitDatasetNames } from '../data/dataset.ts';
@@ -100,8 +100,8 @@ export function dataOfRequest(model: AssembledModel, r: Pick<EvaluationRequest, 
   const defaults = RunDataDefaults.parse(model.config ?? {});
   const datasetsFolder = r.datasetsFolder ?? defaults.datasetsFolder;
   const datasetName = r.datasetName ?? defaults.datasetName;
-  if (datasetsFolder === undefined) throw new UsageError('--datasets-folder: required (no run config to take it from)');
-  if (datasetName === undefined) throw new UsageError('--dataset-name: required (no run config to take it from)');
+  if (datasetsFolder === undefined) throw new OptionError('datasetsFolder', 'required (no run config to take it from)');
+  if (datasetName === undefined) throw new OptionError('datasetName', 'required (no run config to take it from)');
   const size: ImageSize = r.resize ?? (defaults.resize ? imageSize(defaults.resize) : { height: 480, width: 640 });
   const batchSize = r.inferBatchSize ?? defaults.inferBatchSize ?? 16;
   checkMemory(inferenceMemory(model.net, size.height, size.width, batchSize), [size.height, size.width], log);
@@ -128,17 +128,17 @@ async function modelOfRequest(r: ModelRequest, device: torch.Device): Promise<As
     throw new UsageError('choose a model: --run DIR (a vgl train run folder), --checkpoint FILE (a vgl checkpoint), or --backbone NAME [--aggregation NAME --weights FILE] (untrained / ImageNet weights)');
   }
   if (!(BACKBONE_NAMES as readonly string[]).includes(r.backbone)) {
-    throw new UsageError(`--backbone "${r.backbone}": unknown backbone; choose one of ${BACKBONE_NAMES.join(', ')}`);
+    throw new OptionError('backbone', `unknown backbone; choose one of ${BACKBONE_NAMES.join(', ')}`, `"${r.backbone}"`);
   }
   const aggregation = r.aggregation ?? 'netvlad';
-  if (!isAggregationName(aggregation)) throw new UsageError(`--aggregation "${aggregation}": unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`);
+  if (!isAggregationName(aggregation)) throw new OptionError('aggregation', `unknown aggregation; choose one of ${AGGREGATION_NAMES.join(', ')}`, `"${aggregation}"`);
   const parsed = ModelSpecSchema.safeParse({
     backbone: r.backbone, ...aggregationSpecOf(aggregation),
     ...Object.fromEntries(NETWORK_OPTION_KEYS.map((k) => [k, r[k]])), weights: r.weights,
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UsageError(`${flagName(String(issue.path[0]))}: ${issue.message}`);
+    throw new OptionError(String(issue.path[0]), issue.message);
   }
   return resolveModel({ spec: parsed.data, checkpoint: r.checkpoint }, device);
 }
@@ -169,7 +169,7 @@ export async function evaluateRequest(r: EvaluationRequest, log: Log = (s) => co
     const summaryOfNet = net.summary();
     log(`evaluating ${summaryOfNet.backbone} + ${summaryOfNet.aggregation} (${summaryOfNet.descriptorDim}-d${model.checkpoint ? `, ${model.checkpoint}` : model.source === 'spec' ? (r.weights ? ', ImageNet backbone' : ', untrained') : ''}) ` +
       `on ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database, ${dataset.queriesPaths.length} queries, ${r.testMethod}, ${size.height}x${size.width}`);
-    const precision = await choosePrecision(r.precision ?? 'fp32', net, dataset.databasePaths, size, device);
+    const precision = await choosePrecision(r.precision ?? 'fp32', net, dataset.databasePaths, size, { device });
     log(torch.describePrecision(precision) + (precision.precision === 'bf16' ? ': bf16 backbone, fp32 head' : '') +
       (precision.searchPrecision === 'bf16' ? '; search with a bf16 pre-filter re-ranked in fp32' : ''));
 
@@ -274,7 +274,7 @@ export async function recallFromRequest(r: RecallFromRequest, log: Log = (s) => 
   const ks = saved.predictions;
   const tooMany = recallValues.filter((n) => n > ks.k && ks.k < ks.databaseCount);
   if (tooMany.length > 0) {
-    throw new UsageError(`--recall-values: ${r.from}/predictions.json holds ${ks.k} ranks per query; recall@${tooMany.join(', @')} needs more (evaluate again with larger --recall-values)`);
+    throw new OptionError('recallValues', `${r.from}/predictions.json holds ${ks.k} ranks per query; recall@${tooMany.join(', @')} needs more (evaluate again with larger recall values)`);
   }
   const { recalls, positions, note } = await recallFromSaved(saved, radii, recallValues);
   if (note) log(note);

@@ -10,13 +10,12 @@ import { ensureCity } from '../data/synth/generate.ts';
 import { DEMO_CITY_NAME, type SizeName } from '../data/synth/options.ts';
 import { ensureRealDatasets } from '../data/real.ts';
 import { FINAL_SPLIT, type DemoSplit } from '../data/splits.ts';
-import { computePositives } from '../data/positives.ts';
 import { openDataset, openDatasets, type GeoDataset } from '../data/dataset.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
 import { evaluateNet } from '../eval/evaluate-net.ts';
 import { imageSize } from '../data/image.ts';
-import { firstCorrectRank, type Recalls } from '../eval/recall.ts';
+import type { Recalls } from '../eval/recall.ts';
 import { TrainConfigSchema, datasetNames, flattenConfig, type TrainConfig } from '../train/config.ts';
 import { train, type TrainHooks } from '../train/train.ts';
 import { initOptions } from '../train/start.ts';
@@ -160,8 +159,7 @@ export async function scoresOf(net: GeoLocalizationNet, ds: GeoDataset, config: 
     radius: config.data.valPositiveDistThreshold, recallValues: config.eval.recallValues, outDir, progress,
     images: outDir === undefined ? false : { sample: 8, wrong: 8, topN: 5 },
   });
-  const { soft } = computePositives(ds, { valPositiveDistThreshold: config.data.valPositiveDistThreshold });
-  return { recalls: r.recalls, ranks: Array.from(firstCorrectRank(r.predictions, soft)) };
+  return { recalls: r.recalls, ranks: Array.from(r.firstCorrectRanks) };
 }
 
 /** scoresOf's recall@N alone. */
@@ -204,7 +202,7 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   if (split === FINAL_SPLIT) o.log('the sealed final split: evaluate it once for a frozen recipe (every evaluation is recorded in final-evaluations.jsonl)');
   // Each model's runs check bf16 on their own images (the training log and choosePrecision say what ran).
   const precision = torch.resolvePrecision(o.precision ?? 'fp32');
-  const training = torch.resolvePrecision(o.precision ?? 'fp32', undefined, undefined, undefined, 'train');
+  const training = torch.resolvePrecision(o.precision ?? 'fp32', { workload: 'train' });
   o.log(training.precision === precision.precision
     ? `${torch.describePrecision(precision)}, for training and evaluation, where each model's descriptors allow it`
     : `training: ${torch.describePrecision(training)}; evaluation: ${torch.describePrecision(precision)}, where each model's descriptors allow it`);

@@ -13,7 +13,6 @@ import * as torch from '../torch/index.ts';
 import { Pca } from '../models/pca.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { openDatasets, type GeoDataset } from '../data/dataset.ts';
-import { computePositives } from '../data/positives.ts';
 import { modelFromCheckpoint, reportedCheckpointOf } from '../models/assemble.ts';
 import { evaluateNet } from '../eval/evaluate-net.ts';
 import { imageSize } from '../data/image.ts';
@@ -21,7 +20,6 @@ import { withPca } from '../eval/pca.ts';
 import { extractDescriptors } from '../eval/extract.ts';
 import { choosePrecision } from '../eval/precision-check.ts';
 import { searchTimes, type SearchTime } from '../eval/search-time.ts';
-import { firstCorrectRank } from '../eval/recall.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, type LogEntry } from '../train/train.ts';
 import { trainedConfigChanges } from '../train/resume.ts';
@@ -158,15 +156,14 @@ async function writePlanCopy(plan: Plan, experimentDir: string): Promise<void> {
   await writeFileAtomic(join(experimentDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
 }
 
-/** Each test split opened, and its positives found, once per experiment (every run and evaluation variant tests on it). */
+/** Each test split opened once per experiment (every run and evaluation variant tests on it). */
 class TestSets {
-  #opened = new Map<string, Promise<{ ds: GeoDataset; soft: Int32Array[] }>>();
-  get(folder: string, t: PlanTest, radius: number): Promise<{ ds: GeoDataset; soft: Int32Array[] }> {
-    const key = JSON.stringify([folder, t.dataset, t.split, radius]);
+  #opened = new Map<string, Promise<{ ds: GeoDataset }>>();
+  get(folder: string, t: PlanTest): Promise<{ ds: GeoDataset }> {
+    const key = JSON.stringify([folder, t.dataset, t.split]);
     let found = this.#opened.get(key);
     if (!found) {
-      found = openDatasets(folder, datasetNames({ data: { datasetName: t.dataset } }), t.split)
-        .then((ds) => ({ ds, soft: computePositives(ds, { valPositiveDistThreshold: radius }).soft }));
+      found = openDatasets(folder, datasetNames({ data: { datasetName: t.dataset } }), t.split).then((ds) => ({ ds }));
       this.#opened.set(key, found);
     }
     return found;
@@ -212,7 +209,7 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
   const pcas = new PcaFits(run, net, Math.max(0, ...evaluations.map((e) => e.pcaDim ?? 0)));
   try {
     for (const [i, t] of plan.tests.entries()) {
-      const set = await sets.get(run.config.data.datasetsFolder, t, run.config.data.valPositiveDistThreshold);
+      const set = await sets.get(run.config.data.datasetsFolder, t);
       tests.push(await testOn(net, run, t, set, pcas));
       // Evaluation-only variants: the same trained model, evaluated another way (no retraining).
       // Search time depends on the descriptor and the database size, not on the test set: timed on the
@@ -285,7 +282,7 @@ class PcaFits {
   }
 }
 
-async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds: GeoDataset; soft: Int32Array[] }, pcas: PcaFits,
+async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds }: { ds: GeoDataset }, pcas: PcaFits,
   e?: PlanEvaluation): Promise<TestResult> {
   const { config } = run;
   const size = e?.size ?? t.size ?? config.data.resize;
@@ -310,11 +307,10 @@ async function testOn(net: Net, run: PlannedRun, t: PlanTest, { ds, soft }: { ds
     }
   }
   const dim = pca?.outputDim ?? net.dim;
-  const ranks = firstCorrectRank(r.predictions, soft);
   return {
     key: `${testKey(t)}${e ? `#${e.name}` : ''}`, dataset: t.dataset, split: t.split, size, queries: r.queriesCount, radius, recalls: r.recalls,
     ...(e?.radii ? { recallsByRadius: r.recallsByRadius } : {}),
-    ranks: Array.from(ranks),
+    ranks: Array.from(r.firstCorrectRanks),
     descriptor: { dim, bytes: dim * 4, ...(pca ? { pca: { whiten: pca.whiten, explainedVariance: pca.explainedVarianceRatio().reduce((a, b) => a + b, 0) } } : {}) },
     ...(times ? { searchTimes: times } : {}),
     ...(precision.precision !== 'fp32' ? { precision: { precision: precision.precision, reason: precision.reason } } : {}),

@@ -18,6 +18,7 @@ import { BASE_HEADS, HEAD_OPTIONS, formatAggregationName, parseAggregationName, 
 import { isDataInitialised } from './types.ts';
 import type { ResNetFlavour } from './resnet.ts';
 import { declaredFlavourOfFile } from './weights/keras-resnet50.ts';
+import { OptionFileError } from '../errors.ts';
 
 export const ATTENTION_KINDS = ['none', 'cbam', 'nonlocal', 'soa'] as const;
 type AttentionKind = (typeof ATTENTION_KINDS)[number];
@@ -165,9 +166,9 @@ export interface RunFiles {
 
 /** A run folder's config.json; errors name the missing folder or file. */
 export function runConfigPath(dir: string): string {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--run ${dir}: run folder not found`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new OptionFileError('run', 'run folder not found', dir);
   const configPath = join(dir, RUN_FILES.config);
-  if (!existsSync(configPath)) throw new Error(`--run ${dir}: config.json missing (a run folder written by vgl train holds config.json, best.pth and last.pth)`);
+  if (!existsSync(configPath)) throw new OptionFileError('run', 'config.json missing (a run folder written by vgl train holds config.json, best.pth and last.pth)', dir);
   return configPath;
 }
 
@@ -179,14 +180,14 @@ export function runConfigPath(dir: string): string {
 export function runFiles(dir: string, checkpoint: string | undefined, config: Record<string, unknown>): RunFiles {
   const configPath = join(dir, RUN_FILES.config);
   if (checkpoint !== undefined) {
-    if (!existsSync(checkpoint)) throw new Error(`--checkpoint ${checkpoint}: file not found`);
+    if (!existsSync(checkpoint)) throw new OptionFileError('checkpoint', 'file not found', checkpoint);
     return { dir, config: configPath, checkpoint, reason: 'named by --checkpoint' };
   }
   const reported = reportedCheckpointOf(dir, config.averageWeights === true);
   if (!existsSync(reported.path)) {
     const last = join(dir, RUN_FILES.last);
-    const hint = existsSync(last) ? `; ${last} exists (the run has not finished an epoch yet?): pass --checkpoint ${last}` : '';
-    throw new Error(`--run ${dir}: ${basename(reported.path)} missing (${reported.reason})${hint}`);
+    const hint = existsSync(last) ? `; ${last} exists (the run has not finished an epoch yet?): name it as the checkpoint` : '';
+    throw new OptionFileError('run', `${basename(reported.path)} missing (${reported.reason})${hint}`, dir);
   }
   return { dir, config: configPath, checkpoint: reported.path, reason: reported.reason };
 }
@@ -264,10 +265,10 @@ export async function modelFromRun(dir: string, checkpoint?: string, device: tor
 
 /** The network of a vgl checkpoint, described by the training config in its metadata. */
 export async function modelFromCheckpoint(path: string, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
-  if (!existsSync(path)) throw new Error(`--checkpoint ${path}: file not found`);
+  if (!existsSync(path)) throw new OptionFileError('checkpoint', 'file not found', path);
   const ck = await loadCheckpoint(path);
   const config = checkpointConfig(ck.meta);
-  if (config === null) throw new Error(`--checkpoint ${path}: holds no vgl training config; name the model with --backbone and --aggregation, or use --run DIR`);
+  if (config === null) throw new OptionFileError('checkpoint', 'holds no vgl training config; name the model by its backbone and aggregation, or give its run folder', path);
   const spec = modelSpecOf(config, path);
   const net = buildModel(spec);
   try {
@@ -285,7 +286,7 @@ export async function modelFromCheckpoint(path: string, device: torch.Device = t
  * NetVLAD-style head still needs initialiseHeadFromData.
  */
 export async function modelFromSpec(spec: ModelSpec, device: torch.Device = torch.defaultDevice()): Promise<AssembledModel> {
-  if (spec.weights !== undefined && !existsSync(spec.weights)) throw new Error(`--weights ${spec.weights}: not found`);
+  if (spec.weights !== undefined && !existsSync(spec.weights)) throw new OptionFileError('weights', 'not found', spec.weights);
   const net = buildModel(spec);
   try {
     if (spec.weights !== undefined) await net.loadPretrained(spec.weights);

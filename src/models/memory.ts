@@ -9,7 +9,7 @@
 import * as torch from '../torch/index.ts';
 import { Tensor, availableMemory } from '../torch/index.ts';
 import type { GeoLocalizationNet } from './network.ts';
-import { UsageError } from '../errors.ts';
+import { OptionError } from '../errors.ts';
 
 export { availableMemory };
 
@@ -86,7 +86,7 @@ export interface MemoryEstimate {
 /** The memory of describing images in batches (evaluation, caches, k-means). */
 export function inferenceMemory(net: GeoLocalizationNet, height: number, width: number, batchSize: number, available = availableMemory()): MemoryEstimate {
   const { inference } = activationBytesPerImage(net, height, width);
-  return { bytes: inference * batchSize, what: `an inference batch of ${batchSize} images (--infer-batch-size)`, available };
+  return { bytes: inference * batchSize, what: `an inference batch of ${batchSize} images (inferBatchSize)`, available };
 }
 
 /** The largest HxW with this aspect ratio (multiples of 16) whose estimate fits in budget bytes. */
@@ -100,17 +100,17 @@ export function largestFittingSize(estimate: number, budget: number, height: num
 const gib = (b: number) => `${(b / GIB).toFixed(b < GIB ? 2 : 1)} GiB`;
 
 /**
- * Refuses work whose largest step would not fit in the available memory (a UsageError: the options ask
+ * Refuses work whose largest step would not fit in the available memory (an OptionError: the options ask
  * for it), naming the size flag, the estimate and the largest size that fits; warns above half.
  */
-export function checkMemory(e: MemoryEstimate, size: [number, number], log: (line: string) => void, sizeFlag = '--resize'): MemoryEstimate {
+export function checkMemory(e: MemoryEstimate, size: [number, number], log: (line: string) => void, sizeOption = 'resize'): MemoryEstimate {
   const [height, width] = size;
   if (e.bytes > e.available) {
     const fits = largestFittingSize(e.bytes, e.available * 0.8, height, width);
-    throw new UsageError(`${sizeFlag} ${height}x${width}: ${e.what} needs about ${gib(e.bytes)} of activation memory, ` +
+    throw new OptionError(sizeOption, `${e.what} needs about ${gib(e.bytes)} of activation memory, ` +
       `and ${gib(e.available)} are available. ` +
       (fits ? `The largest size that fits with these batches is about ${fits[0]}x${fits[1]}; ` : 'No size fits with these batches; ') +
-      'or lower the batch sizes.');
+      'or lower the batch sizes.', `${height}x${width}`);
   }
   if (e.bytes > e.available / 2) log(`WARNING: ${e.what} needs about ${gib(e.bytes)} of activation memory, more than half of the ${gib(e.available)} available`);
   return e;

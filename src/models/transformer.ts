@@ -8,6 +8,7 @@
 // sequence pooling), which the `cls` head turns into the descriptor.
 import { nn, F, tidy, rand, noGrad, type Tensor } from '../torch/index.ts';
 import { freezeModules } from './types.ts';
+import { OptionError } from '../errors.ts';
 
 export const TOKEN_OUTPUTS = ['grid', 'token'] as const;
 export type TokenOutput = (typeof TOKEN_OUTPUTS)[number];
@@ -54,12 +55,12 @@ export function applyDims<S extends { depth: number; width: number; heads: numbe
 export function checkTruncation(depth: number, config: TransformerConfig, name: string): number {
   const { truncate, freeze } = config;
   if (truncate !== undefined && !(Number.isInteger(truncate) && truncate >= 1 && truncate <= depth)) {
-    throw new Error(`${name}: --trunc-te ${truncate} must keep between 1 and its ${depth} encoder blocks`);
+    throw new OptionError('truncTe', `must keep between 1 and the ${depth} encoder blocks of ${name}`, truncate);
   }
   const kept = truncate ?? depth;
-  if (freeze !== undefined && !(Number.isInteger(freeze) && freeze >= 0)) throw new Error(`${name}: --freeze-te must be an integer >= 0, got ${freeze}`);
+  if (freeze !== undefined && !(Number.isInteger(freeze) && freeze >= 0)) throw new OptionError('freezeTe', `must be an integer >= 0 (${name})`, freeze);
   if (freeze !== undefined && freeze >= kept - 1) {
-    throw new Error(`${name}: --freeze-te ${freeze} freezes blocks 0..${freeze}, i.e. all ${kept} encoder blocks; use --freeze-backbone all to train the head alone`);
+    throw new OptionError('freezeTe', `freezes blocks 0..${freeze}, i.e. all ${kept} encoder blocks of ${name}; use freezeBackbone all to train the head alone`, freeze);
   }
   return kept;
 }

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError, OptionError } from '../errors.ts';
 import { openDataset, listImages } from '../data/dataset.ts';
 import { parseDatasetFilename, FilenameError, IMAGE_EXTENSIONS } from '../data/filename.ts';
 import type { ImageSize } from '../data/image.ts';
@@ -71,16 +71,16 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
   const t0 = performance.now();
   const out = resolve(r.out);
   if (existsSync(join(out, INDEX_FILES.meta)) && !r.overwrite) {
-    throw new UsageError(`--out ${r.out}: already holds an index; add images with vgl index add, or pass --overwrite to rebuild it`);
+    throw new OptionError('out', 'already holds an index; add images with vgl index add, or overwrite it to rebuild it', r.out);
   }
   const model = await requestedModel(r, torch.defaultDevice(), log);
   const { net } = model;
   try {
     if (model.source === 'spec' && isDataInitialised(net.aggregation)) {
-      throw new UsageError(`--aggregation ${net.config.aggregation}: an untrained head initialised from data (k-means) could not be rebuilt to describe query photos; index a trained run (--run DIR) or checkpoint`);
+      throw new OptionError('aggregation', 'an untrained head initialised from data (k-means) could not be rebuilt to describe query photos; index a trained run or checkpoint', net.config.aggregation);
     }
     const { datasetsFolder, datasetName, size, batchSize } = dataOfRequest(model, r, log);
-    if (datasetName.includes(',')) throw new UsageError(`--dataset-name ${datasetName}: one dataset per index (build one per dataset, or add the others with vgl index add)`);
+    if (datasetName.includes(',')) throw new OptionError('datasetName', 'one dataset per index (build one per dataset, or add the others with vgl index add)', datasetName);
     const dataset = await openDataset(datasetsFolder, datasetName, r.split);
     const measure = r.approximate !== undefined && dataset.queriesPaths.length > 0;
     log(`indexing ${dataset.name}/${dataset.split}: ${dataset.databasePaths.length} database images with ${net.summary().backbone} + ${net.summary().aggregation} ` +
@@ -110,7 +110,7 @@ export async function buildIndex(r: BuildIndexRequest, log: Log = (s) => console
     try {
       if (r.approximate !== undefined) {
         if (r.approximate === 'i8' && !allUnitRows(databaseHost, net.dim)) {
-          throw new UsageError('--approximate i8: stores unit-length descriptors only (searched by cosine), and this model\'s are not L2-normalised; use f16 or f32');
+          throw new OptionError('approximate', 'stores unit-length descriptors only (searched by cosine), and this model\'s are not L2-normalised; use f16 or f32', 'i8');
         }
         const options = {
           quantization: r.approximate, connectivity: r.connectivity ?? HNSW_DEFAULTS.connectivity,

@@ -91,12 +91,21 @@ export interface ResolvedPrecision {
   reason: string;
 }
 
+/** Where and what a precision is resolved for (defaults: the default device, this process's environment, /proc/cpuinfo, inference). */
+export interface ResolveOptions {
+  device?: Device;
+  env?: NodeJS.ProcessEnv;
+  /** The CPU's flags (tests: another CPU's); null when unknown. */
+  cpuFlags?: () => Set<string> | null;
+  workload?: Workload;
+}
+
 /**
  * The precision an option means here for `workload`: 'auto' → bf16 where bf16Support says so and bf16
  * was measured to pay for the workload there (AUTO_TRAINS_FP32_ON), fp32 elsewhere.
  */
-export function resolvePrecision(option: PrecisionOption, device: Device = defaultDevice(), env: NodeJS.ProcessEnv = process.env,
-  flags?: () => Set<string> | null, workload: Workload = 'inference'): ResolvedPrecision {
+export function resolvePrecision(option: PrecisionOption, o: ResolveOptions = {}): ResolvedPrecision {
+  const { device = defaultDevice(), env = process.env, cpuFlags: flags, workload = 'inference' } = o;
   if (!(PRECISIONS as readonly string[]).includes(option)) throw new Error(`precision "${String(option)}": expected ${PRECISIONS.join(' | ')}`);
   if (option === 'fp32') return { precision: 'fp32', requested: option, reason: 'asked for fp32' };
   const support = bf16Support(device, env, flags);

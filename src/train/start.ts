@@ -9,6 +9,7 @@ import type { GeoLocalizationNet } from '../models/network.ts';
 import { HEAD_TRAINING } from '../models/aggregation/index.ts';
 import { initialiseHeadFromData, type InitialiseOptions } from '../models/assemble.ts';
 import type { TrainConfig } from './config.ts';
+import { OptionFileError } from '../errors.ts';
 
 /** How training initialises a NetVLAD-style head from its data (k-means at the training size): untrained baselines use the same. */
 export function initOptions(config: TrainConfig, log: (s: string) => void = () => {}, device: torch.Device = torch.defaultDevice()): InitialiseOptions {
@@ -23,7 +24,7 @@ export function initOptions(config: TrainConfig, log: (s: string) => void = () =
  */
 export async function startFrom(net: GeoLocalizationNet, config: TrainConfig, ds: GeoDataset, log: (s: string) => void, device: torch.Device): Promise<void> {
   const path = config.run.resume!;
-  if (!existsSync(path)) throw new Error(`--resume ${path}: file not found`);
+  if (!existsSync(path)) throw new OptionFileError('resume', 'file not found', path);
   const ck = await loadCheckpoint(path);
   const part = (prefix: string) => new Map([...ck.stateDict].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   const backbone = torch.loadStateDict(net.backbone, part('backbone.'), { source: `--resume ${path} (backbone)` });

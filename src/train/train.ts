@@ -333,7 +333,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     precision = state.precision;
     log(`precision ${precision.precision}, as the run started (search ${precision.searchPrecision})`);
   } else {
-    const chosen = await choosePrecision(config.run.precision, net, trainDs.databasePaths, size, device, undefined, 'train');
+    const chosen = await choosePrecision(config.run.precision, net, trainDs.databasePaths, size, { device, workload: 'train' });
     precision = { precision: chosen.precision, searchPrecision: chosen.searchPrecision };
     state.precision = precision;
     log(describePrecision(chosen) + (chosen.precision === 'bf16' ? ': weights, optimizer state, head and losses in fp32' : ''));

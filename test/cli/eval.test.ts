@@ -12,6 +12,7 @@ import { UsageError } from '../../src/cli/flags.ts';
 import { register, runEval, runRecallFrom, EvalFlags, RecallFromFlags } from '../../src/cli/commands/eval.ts';
 import { readSavedEvaluation, recallFromSavedPositions } from '../../src/eval/model-io.ts';
 import { tinyDataset, untrainedRunFolder, type TinyImage } from '../eval/helpers.ts';
+import { commandLineMessage } from '../../src/errors.ts';
 
 // Database every 10 m along a street (east), distinct colours; queries between them at known offsets.
 const database: TinyImage[] = Array.from({ length: 8 }, (_, i) => ({
@@ -73,7 +74,7 @@ test('vgl eval --pca-dim: PCA fitted on the database, saved, recall still equal 
   const saved = JSON.parse(await readFile(join(out, 'predictions.json'), 'utf8')) as { queries: { predictions: { database: number }[] }[] };
   const ranked = saved.queries.map((q) => q.predictions.map((p) => p.database));
   assert.deepEqual(s.recalls, bruteRecall(ranked, 25, [1, 2, 5]));
-  await assert.rejects(runEval(evalFlags({ run: runDir, pcaDim: '100000', images: false }), quiet), /--pca-dim 100000: must be below the descriptor dimension/);
+  await assert.rejects(runEval(evalFlags({ run: runDir, pcaDim: '100000', images: false }), quiet), (e: unknown) => /--pca-dim 100000: must be below the descriptor dimension/.test(commandLineMessage(e)));
 });
 
 test('vgl eval --pca-dataset-folder (the reference\'s PCA images) and --efficient-ram-testing (database in chunks) give the same recalls', async () => {
@@ -82,7 +83,7 @@ test('vgl eval --pca-dataset-folder (the reference\'s PCA images) and --efficien
   const byFolder = await runEval(evalFlags({ run: runDir, pcaDim: '4', pcaDatasetFolder: 'tiny/images/test/database', images: false, progress: false }), quiet);
   assert.match(byFolder.model.pca?.fittedOn ?? '', /tiny\/images\/test\/database \(8 images\)/);
   assert.deepEqual(byFolder.recalls, bySplit.recalls);
-  await assert.rejects(runEval(evalFlags({ run: runDir, pcaDim: '4', pcaDatasetFolder: 'nowhere', images: false }), quiet), /--pca-dataset-folder .*nowhere: not found/);
+  await assert.rejects(runEval(evalFlags({ run: runDir, pcaDim: '4', pcaDatasetFolder: 'nowhere', images: false }), quiet), (e: unknown) => /--pca-dataset-folder .*nowhere: not found/.test(commandLineMessage(e)));
 
   const out = join(runDir, 'eval-ram');
   const plain = await runEval(evalFlags({ run: runDir, images: false, progress: false }), quiet);
@@ -146,7 +147,7 @@ test('vgl eval --checkpoint FILE alone: the model and data come from the checkpo
   const net = buildModel(TrainConfigSchema.parse({ datasetsFolder: root, datasetName: 'tiny', outputFolder: runDir, aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }).model);
   await saveCheckpoint(bare, net, null, { note: 'no config' });
   net.dispose();
-  await assert.rejects(runEval(evalFlags({ checkpoint: bare }), quiet), /holds no vgl training config; name the model with --backbone/);
+  await assert.rejects(runEval(evalFlags({ checkpoint: bare }), quiet), /holds no vgl training config; name the model by its backbone and aggregation/);
   // A network that does not match the checkpoint: every bad key is named, with the file.
   await assert.rejects(runEval(evalFlags({ checkpoint: bare, backbone: 'resnet18conv4', aggregation: 'gem', datasetsFolder: root, datasetName: 'tiny' }), quiet),
     /weights-only\.pth/);
@@ -204,26 +205,26 @@ test('vgl eval recall --from refuses N beyond the saved ranks and names a missin
 });
 
 test('vgl eval: clear errors for a missing run folder, config.json, best.pth and conflicting flags', async () => {
-  await assert.rejects(runEval(evalFlags({ run: join(runDir, 'missing') }), quiet), /--run .*missing: run folder not found/);
+  await assert.rejects(runEval(evalFlags({ run: join(runDir, 'missing') }), quiet), (e: unknown) => /--run .*missing: run folder not found/.test(commandLineMessage(e)));
   const bare = await mkdtemp(join(tmpdir(), 'vgl-eval-bare-'));
   await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /config\.json missing/);
   await writeFile(join(bare, 'config.json'), '{}');
   await writeFile(join(bare, 'last.pth'), 'x');
-  await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /best\.pth missing \(the best epoch by val R@5.*\); .*last\.pth exists.*--checkpoint/);
+  await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /best\.pth missing \(the best epoch by val R@5.*\); .*last\.pth exists.*name it as the checkpoint/);
   await writeFile(join(bare, 'best.pth'), 'x');
   await assert.rejects(runEval(evalFlags({ run: bare }), quiet), /config\.json: not a vgl training config/);
   await assert.rejects(runEval(evalFlags({ run: runDir, backbone: 'vgg16' }), quiet), (e) => e instanceof UsageError && /drop --backbone/.test(e.message));
   await assert.rejects(runEval(evalFlags({ datasetsFolder: root }), quiet), /choose a model/);
-  await assert.rejects(runEval(evalFlags({ run: runDir, checkpoint: join(bare, 'none.pth') }), quiet), /--checkpoint .*none\.pth: file not found/);
+  await assert.rejects(runEval(evalFlags({ run: runDir, checkpoint: join(bare, 'none.pth') }), quiet), (e: unknown) => /--checkpoint .*none\.pth: file not found/.test(commandLineMessage(e)));
   // Usage errors (exit 2) are UsageErrors wherever they are found; a missing file is a runtime error (exit 1).
-  await assert.rejects(runEval(evalFlags({ backbone: 'resnet7', datasetsFolder: root, datasetName: 'tiny' }), quiet), (e) => e instanceof UsageError && /--backbone "resnet7": unknown backbone/.test(e.message));
-  await assert.rejects(runEval(evalFlags({ backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }), quiet), (e) => e instanceof UsageError && /--datasets-folder: required/.test(e.message));
+  await assert.rejects(runEval(evalFlags({ backbone: 'resnet7', datasetsFolder: root, datasetName: 'tiny' }), quiet), (e) => e instanceof UsageError && /--backbone "resnet7": unknown backbone/.test(commandLineMessage(e)));
+  await assert.rejects(runEval(evalFlags({ backbone: 'resnet18conv4', aggregation: 'gem', resnetWidths: [8, 8, 16, 16] }), quiet), (e) => e instanceof UsageError && /--datasets-folder: required/.test(commandLineMessage(e)));
   await assert.rejects(runEval(evalFlags({ run: join(runDir, 'missing') }), quiet), (e) => !(e instanceof UsageError));
   // A size whose inference batch cannot fit is refused before any image is read, with a size that fits.
   process.env.VGL_MEMORY_AVAILABLE_MB = '512';
   try {
     await assert.rejects(runEval(evalFlags({ run: runDir, resize: '5000x5000', outputFolder: join(bare, 'huge') }), quiet),
-      (e) => e instanceof UsageError && /--resize 5000x5000: an inference batch of 4 images \(--infer-batch-size\) needs about [\d.]+ GiB .* 0\.50 GiB are available\. The largest size that fits .* about \d+x\d+/.test(e.message));
+      (e) => e instanceof UsageError && /--resize 5000x5000: an inference batch of 4 images \(inferBatchSize\) needs about [\d.]+ GiB .* 0\.50 GiB are available\. The largest size that fits .* about \d+x\d+/.test(commandLineMessage(e)));
     assert.ok(!existsSync(join(bare, 'huge')), 'nothing written');
   } finally {
     delete process.env.VGL_MEMORY_AVAILABLE_MB;
@@ -255,7 +256,7 @@ test('vgl eval --backbone vit --transformer-dims --trunc-te --aggregation soa+cl
   assert.equal(s.model.descriptorDim, 32, 'the class token of a 32-wide ViT');
   assert.equal(s.model.aggregation, 'soa+cls');
   await assert.rejects(runEval(evalFlags({ backbone: 'vit', aggregation: 'cls', transformerDims: '3,32,4', truncTe: '4', datasetsFolder: root, datasetName: 'tiny', progress: false }), quiet),
-    /--trunc-te 4 must keep between 1 and its 3 encoder blocks/);
+    (e: unknown) => /--trunc-te 4: must keep between 1 and the 3 encoder blocks of ViT/.test(commandLineMessage(e)));
 });
 
 test('commander wiring: `vgl eval recall --from DIR --radii ... --json` parses its own flags', async () => {

@@ -7,6 +7,7 @@ import * as torch from '../../src/torch/index.ts';
 import { fitPca, withPca } from '../../src/eval/pca.ts';
 import { loadImage } from '../../src/data/image.ts';
 import { MeanColourModel, tinyDataset } from './helpers.ts';
+import { commandLineMessage } from '../../src/errors.ts';
 
 const size = { height: 12, width: 16 };
 
@@ -36,5 +37,5 @@ test('fitPca on database descriptors; withPca projects every descriptor and keep
     const want = y.div(y.norm(2, 1, true));
     assert.ok(got.sub(want).abs().amax().item() < 1e-5);
   });
-  await assert.rejects(fitPca(model, paths, { dim: 3, size }), /--pca-dim 3: must be below the descriptor dimension 3/);
+  await assert.rejects(fitPca(model, paths, { dim: 3, size }), (e: unknown) => /--pca-dim 3: must be below the descriptor dimension 3/.test(commandLineMessage(e)));
 });

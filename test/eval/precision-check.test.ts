@@ -51,19 +51,19 @@ test('bf16 check on the real MobileNetV2-0.35 and night photos: the error is tha
     const saved = process.env.VGL_BF16;
     process.env.VGL_BF16 = '1'; // as on a machine with bf16 units, whatever this one has
     try {
-      const auto = await choosePrecision('auto', net, photos, size, 'cpu');
+      const auto = await choosePrecision('auto', net, photos, size, { device: 'cpu' });
       assert.deepEqual([auto.precision, auto.searchPrecision, auto.check?.passed], ['bf16', 'bf16', true]);
       assert.match(auto.reason, /^auto: VGL_BF16=1 treats bf16 as available; its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 2\.0%\)$/);
       // A limit the error is over (0.1%): auto falls back to fp32, an explicit bf16 runs with a warning.
-      const strict = await choosePrecision('auto', net, photos, size, 'cpu', 0.001);
+      const strict = await choosePrecision('auto', net, photos, size, { device: 'cpu', limit: 0.001 });
       assert.deepEqual([strict.precision, strict.searchPrecision, strict.check?.passed], ['fp32', 'bf16', false]);
       assert.match(strict.reason, /^auto: VGL_BF16=1 treats bf16 as available, but its bf16 descriptors are \d+\.\d% off fp32 on 8 of its images \(limit 0\.1%\): fp32 keeps its recall$/);
-      const asked = await choosePrecision('bf16', net, photos, size, 'cpu', 0.001);
+      const asked = await choosePrecision('bf16', net, photos, size, { device: 'cpu', limit: 0.001 });
       assert.equal(asked.precision, 'bf16');
       assert.match(asked.reason, /warning: its bf16 descriptors are .* recall may differ from fp32 \(auto would run fp32\)/);
       // No bf16 units: fp32, no check run.
       process.env.VGL_BF16 = '0';
-      const none = await choosePrecision('auto', net, photos, size, 'cpu');
+      const none = await choosePrecision('auto', net, photos, size, { device: 'cpu' });
       assert.deepEqual([none.precision, none.searchPrecision, none.check], ['fp32', 'fp32', undefined]);
     } finally {
       if (saved === undefined) delete process.env.VGL_BF16;

@@ -25,6 +25,7 @@ import { TrainConfigSchema, trainOptionsFromMapping } from '../../src/train/conf
 import { train } from '../../src/train/train.ts';
 import { loadCheckpoint } from '../../src/torch/checkpoint.ts';
 import { useTinyCity, quiet, stepLosses, assertSameTensors } from '../helpers/tiny-city.ts';
+import { commandLineMessage } from '../../src/errors.ts';
 
 const dir = new URL('../fixtures/transformers/', import.meta.url);
 const shapes = JSON.parse(readFileSync(new URL('shapes.json', dir), 'utf8')) as {
@@ -245,7 +246,7 @@ test('cls needs a transformer; transformer options on a CNN are refused, naming 
   assert.throws(() => buildNetwork({ backbone: 'resnet18conv4', aggregation: 'cls', resnetWidths: [4, 4, 8, 8] }),
     /aggregation 'cls' uses a transformer's global token, which resnet18conv4 does not have; choose a transformer backbone \(vit, vit384, cct224, cct384\)/);
   assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'vgg16', aggregation: 'gem', truncTe: 3 })), /truncTe: applies to vit, vit384, cct224, cct384 only, not vgg16/);
-  assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'vit', aggregation: 'gem', truncTe: 13 })), /ViT: --trunc-te 13 must keep between 1 and its 12 encoder blocks/);
+  assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'vit', aggregation: 'gem', truncTe: 13 })), (e: unknown) => /--trunc-te 13: must keep between 1 and the 12 encoder blocks of ViT/.test(commandLineMessage(e)));
   assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'cct384', aggregation: 'gem', transformerDims: [2, 30, 4] })), /width 30 is not divisible by 4 heads/);
 });
 
@@ -330,7 +331,7 @@ test("--freeze-te N freezes as the reference: everything but the blocks after N 
     free.dispose();
   }
   assert.throws(() => buildModel(ModelSpecSchema.parse({ backbone: 'vit', aggregation: 'gem', transformerDims: [3, 16, 2], freezeTe: 2 })),
-    /--freeze-te 2 freezes blocks 0..2, i.e. all 3 encoder blocks; use --freeze-backbone all/);
+    (e: unknown) => /--freeze-te 2: freezes blocks 0..2, i.e. all 3 encoder blocks of ViT; use freezeBackbone all/.test(commandLineMessage(e)));
   // vgl train takes them (its flags and config keys come from the model spec), in the reference's spelling too.
   const parsed = TrainConfigSchema.parse(trainOptionsFromMapping({ datasets_folder: '/d', dataset_name: 'x', output_folder: '/o', backbone: 'cct384', aggregation: 'cls', trunc_te: 8, freeze_te: 2 }));
   assert.deepEqual([parsed.model.truncTe, parsed.model.freezeTe], [8, 2]);

@@ -12,6 +12,7 @@ import { Localizer } from '../../src/serve/localizer.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { DATABASE, tinyRun, imageFolder, databasePath, type TinyRun } from './helpers.ts';
 import { untrainedRunFolder } from '../eval/helpers.ts';
+import { commandLineMessage } from '../../src/errors.ts';
 
 const quiet = () => undefined;
 let tiny: TinyRun;
@@ -101,7 +102,7 @@ test('index build --approximate: an HNSW graph whose recall against exact search
     await a.close();
     await e.close();
   }
-  await assert.rejects(buildIndex({ run: tiny.runDir, split: 'test', out: dir, progress: false }, quiet), /already holds an index.*--overwrite/);
+  await assert.rejects(buildIndex({ run: tiny.runDir, split: 'test', out: dir, progress: false }, quiet), (e: unknown) => /^--out .*: already holds an index.*overwrite/.test(commandLineMessage(e)));
 });
 
 test('index add: appends new images without touching the old rows; re-adding skips; the new images localize to their positions', async () => {

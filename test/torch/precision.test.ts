@@ -182,27 +182,27 @@ test("precision 'auto': extraction in bf16 where the CPU reports AMX-BF16 or AVX
   const amx = () => new Set(['avx512f', 'amx_bf16', 'amx_tile']);
   const avx = () => new Set(['avx512f', 'avx512_bf16']);
   const none = () => new Set(['avx2', 'avx512f']);
-  assert.deepEqual(resolvePrecision('auto', 'cpu', {}, amx), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports amx_bf16' });
-  assert.deepEqual(resolvePrecision('auto', 'cpu', {}, avx), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports avx512_bf16' });
-  assert.deepEqual(resolvePrecision('auto', 'cpu', {}, none), { precision: 'fp32', requested: 'auto', reason: 'auto: the CPU reports neither amx_bf16 nor avx512_bf16' });
-  assert.deepEqual(resolvePrecision('auto', 'cpu', { VGL_BF16: '0' }, amx), { precision: 'fp32', requested: 'auto', reason: 'auto: VGL_BF16=0 treats bf16 as unavailable' });
-  assert.equal(resolvePrecision('auto', 'cpu', { VGL_BF16: '1' }, none).precision, 'bf16');
-  assert.equal(resolvePrecision('auto', 'cpu', {}, () => null).precision, 'fp32', 'no /proc/cpuinfo');
+  assert.deepEqual(resolvePrecision('auto', { device: 'cpu', env: {}, cpuFlags: amx }), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports amx_bf16' });
+  assert.deepEqual(resolvePrecision('auto', { device: 'cpu', env: {}, cpuFlags: avx }), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports avx512_bf16' });
+  assert.deepEqual(resolvePrecision('auto', { device: 'cpu', env: {}, cpuFlags: none }), { precision: 'fp32', requested: 'auto', reason: 'auto: the CPU reports neither amx_bf16 nor avx512_bf16' });
+  assert.deepEqual(resolvePrecision('auto', { device: 'cpu', env: { VGL_BF16: '0' }, cpuFlags: amx }), { precision: 'fp32', requested: 'auto', reason: 'auto: VGL_BF16=0 treats bf16 as unavailable' });
+  assert.equal(resolvePrecision('auto', { device: 'cpu', env: { VGL_BF16: '1' }, cpuFlags: none }).precision, 'bf16');
+  assert.equal(resolvePrecision('auto', { device: 'cpu', env: {}, cpuFlags: () => null }).precision, 'fp32', 'no /proc/cpuinfo');
   // Training: bf16 with AMX; on AVX512-BF16 alone fp32, with the measurement that says why.
-  assert.deepEqual(resolvePrecision('auto', 'cpu', {}, amx, 'train'), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports amx_bf16' });
-  const zen5 = resolvePrecision('auto', 'cpu', {}, avx, 'train');
+  assert.deepEqual(resolvePrecision('auto', { device: 'cpu', env: {}, cpuFlags: amx, workload: 'train' }), { precision: 'bf16', requested: 'auto', reason: 'auto: the CPU reports amx_bf16' });
+  const zen5 = resolvePrecision('auto', { device: 'cpu', env: {}, cpuFlags: avx, workload: 'train' });
   assert.equal(zen5.precision, 'fp32');
   assert.match(zen5.reason, /^auto, training: the CPU reports avx512_bf16 but not amx_bf16, and vgl's bf16 training step was measured no faster than fp32 .*2079 vs 2077 ms/);
-  assert.equal(resolvePrecision('auto', 'cpu', {}, none, 'train').precision, 'fp32');
-  assert.equal(resolvePrecision('auto', 'cpu', { VGL_BF16: '1' }, avx, 'train').precision, 'bf16', 'VGL_BF16=1 says bf16 pays here');
-  assert.equal(resolvePrecision('bf16', 'cpu', {}, avx, 'train').precision, 'bf16', 'asked for, bf16 trains as asked');
+  assert.equal(resolvePrecision('auto', { device: 'cpu', env: {}, cpuFlags: none, workload: 'train' }).precision, 'fp32');
+  assert.equal(resolvePrecision('auto', { device: 'cpu', env: { VGL_BF16: '1' }, cpuFlags: avx, workload: 'train' }).precision, 'bf16', 'VGL_BF16=1 says bf16 pays here');
+  assert.equal(resolvePrecision('bf16', { device: 'cpu', env: {}, cpuFlags: avx, workload: 'train' }).precision, 'bf16', 'asked for, bf16 trains as asked');
   // Asked for explicitly, each runs as asked; bf16 without units warns that it is emulated.
-  assert.equal(resolvePrecision('fp32', 'cpu', {}, amx).precision, 'fp32');
-  const forced = resolvePrecision('bf16', 'cpu', { VGL_BF16: '0' }, amx);
+  assert.equal(resolvePrecision('fp32', { device: 'cpu', env: {}, cpuFlags: amx }).precision, 'fp32');
+  const forced = resolvePrecision('bf16', { device: 'cpu', env: { VGL_BF16: '0' }, cpuFlags: amx });
   assert.equal(forced.precision, 'bf16');
   assert.match(forced.reason, /emulated there and likely slower/);
   assert.throws(() => bf16Support('cpu', { VGL_BF16: 'yes' }), /VGL_BF16 "yes": expected 0 .* or 1/);
   assert.throws(() => resolvePrecision('half' as 'fp32'), /precision "half": expected fp32 \| bf16 \| auto/);
   // This machine: the CPU flags decide (the brief's machines have AMX-BF16 or AVX512-BF16), and VGL_BF16=0 overrides them.
-  assert.equal(resolvePrecision('auto', 'cpu', { VGL_BF16: '0' }).precision, 'fp32');
+  assert.equal(resolvePrecision('auto', { device: 'cpu', env: { VGL_BF16: '0' } }).precision, 'fp32');
 });

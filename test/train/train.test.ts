@@ -25,6 +25,7 @@ import { useTinyCity, CITY, quiet, readLog, stepLosses, bytesOf, assertSameTenso
 import { train, recallsOn, optimizerFor, NonFiniteLossError, type LogEntry, type TrainHooks } from '../../src/train/train.ts';
 import { initOptions } from '../../src/train/start.ts';
 import { STALE_CHECKPOINT_TEMP } from '../../src/train/resume.ts';
+import { commandLineMessage } from '../../src/errors.ts';
 
 const MOBILENETV2_WEIGHTS = fileURLToPath(new URL('../../weights/mobilenet_v2_0.35_imagenet', import.meta.url));
 
@@ -411,7 +412,7 @@ test('--resume starts a new run from another run\'s weights; CRN starts from a N
   assert.ok(Math.abs(crnMove - 5e-3) < 5e-3 * 0.02, `CRN layers moved by at most ${crnMove}`);
   assert.ok(Math.abs(netMove - 5e-4) < 5e-4 * 0.02, `the rest moved by at most ${netMove}`);
 
-  await assert.rejects(train(tinyConfig({ resume: join(city.root, 'nothing.pth') }), quiet), /--resume .*nothing\.pth: file not found/);
+  await assert.rejects(train(tinyConfig({ resume: join(city.root, 'nothing.pth') }), quiet), (e: unknown) => /--resume .*nothing\.pth: file not found/.test(commandLineMessage(e)));
 });
 
 test('reference options: queries per epoch in whole cache loops, the final test method, a loud warning for random weights', async () => {
@@ -567,7 +568,7 @@ test('memory guard: --resize 5000x5000 is refused before training with the estim
     const config = tinyConfig({ resize: [5000, 5000], inferBatchSize: 2 });
     const err = await train(config, quiet).then(() => null, (e: Error) => e);
     assert.ok(err instanceof UsageError, String(err));
-    assert.match(err.message, /--resize 5000x5000: a training step of 10 tuple images .* needs about [\d.]+ GiB of activation memory, and 2\.0 GiB are available/);
+    assert.match(commandLineMessage(err), /--resize 5000x5000: a training step of 10 tuple images .* needs about [\d.]+ GiB of activation memory, and 2\.0 GiB are available/);
     const m = /largest size that fits with these batches is about (\d+)x(\d+)/.exec(err.message);
     assert.ok(m, err.message);
     assert.ok(!existsSync(join(config.run.outputFolder, 'last.pth')) && !existsSync(join(config.run.outputFolder, 'config.json')), 'nothing started');

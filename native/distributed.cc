@@ -41,10 +41,12 @@ GroupBox* Group(const Napi::Value& v) {
 
 std::string Who(const GroupBox* g) { return "rank " + std::to_string(g->rank) + " of " + std::to_string(g->size); }
 
-// Waits for a collective; c10d's errors (a peer gone, a timeout) become one message naming this rank.
-void Wait(Napi::Env env, const GroupBox* g, const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+// Starts a collective and waits for it; c10d's errors (a bad tensor, a peer gone, a timeout) become
+// one JavaScript error naming this rank.
+template <typename Start>
+void Run(Napi::Env env, const GroupBox* g, const char* what, Start start) {
   try {
-    work->wait(g->timeout);
+    start()->wait(g->timeout);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, std::string(what) + " failed on " + Who(g) + " (a peer may have stopped, or exceeded the " +
                                     std::to_string(g->timeout.count()) + " ms timeout): " + e.what());
@@ -108,24 +110,24 @@ Napi::Value InitProcessGroup(const Napi::CallbackInfo& info) {
   }
 }
 
-// allReduce(group, tensors): sums each tensor over the ranks, in place.
+// allReduce(group, [tensor]): sums the tensor over the ranks, in place (c10d's list is one tensor per device).
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   auto* g = Group(info[0]);
   auto tensors = Tensors(info[1]);
   c10d::AllreduceOptions opts;
   opts.timeout = g->timeout;
-  Wait(info.Env(), g, g->group->allreduce(tensors, opts), "all-reduce");
+  Run(info.Env(), g, "all-reduce", [&] { return g->group->allreduce(tensors, opts); });
   return info.Env().Undefined();
 }
 
-// broadcast(group, tensors, root): root's values into every rank's tensors, in place.
+// broadcast(group, [tensor], root): root's values into every rank's tensor, in place.
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   auto* g = Group(info[0]);
   auto tensors = Tensors(info[1]);
   c10d::BroadcastOptions opts;
   opts.rootRank = info[2].As<Napi::Number>().Int64Value();
   opts.timeout = g->timeout;
-  Wait(info.Env(), g, g->group->broadcast(tensors, opts), "broadcast");
+  Run(info.Env(), g, "broadcast", [&] { return g->group->broadcast(tensors, opts); });
   return info.Env().Undefined();
 }
 
@@ -139,7 +141,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   for (int r = 0; r < g->size; ++r) outputs[0].push_back(at::empty_like(input));
   c10d::AllgatherOptions opts;
   opts.timeout = g->timeout;
-  Wait(env, g, g->group->allgather(outputs, inputs, opts), "all-gather");
+  Run(env, g, "all-gather", [&] { return g->group->allgather(outputs, inputs, opts); });
   return ToJs(env, outputs[0]);
 }
 
@@ -147,7 +149,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   auto* g = Group(info[0]);
   c10d::BarrierOptions opts;
   opts.timeout = g->timeout;
-  Wait(info.Env(), g, g->group->barrier(opts), "barrier");
+  Run(info.Env(), g, "barrier", [&] { return g->group->barrier(opts); });
   return info.Env().Undefined();
 }
 

@@ -63,9 +63,9 @@ export class ProcessGroup {
     return this.#handle;
   }
 
-  /** Sums each tensor over the ranks, in place (contiguous CPU tensors). */
+  /** Sums each tensor over the ranks, in place (contiguous CPU tensors; one collective each: flatten many small ones first). */
   allReduceSum(tensors: readonly Tensor[]): void {
-    if (tensors.length > 0) addon().allReduce(this.h, tensors.map((t) => t.h));
+    for (const t of tensors) addon().allReduce(this.h, [t.h]);
   }
 
   /** Averages each tensor over the ranks, in place: DDP's gradient reduction. */
@@ -77,7 +77,7 @@ export class ProcessGroup {
   /** Rank `root`'s values into every rank's tensors, in place (initial weights, k-means centroids). */
   broadcast(tensors: readonly Tensor[], root = 0): void {
     if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) throw new Error(`torch.distributed: broadcast root ${root} is not a rank of ${this.worldSize}`);
-    if (tensors.length > 0) addon().broadcast(this.h, tensors.map((t) => t.h), root);
+    for (const t of tensors) addon().broadcast(this.h, [t.h], root);
   }
 
   /** Every rank's tensor (each the same shape and dtype), in rank order. */

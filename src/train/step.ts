@@ -18,9 +18,11 @@ export interface StepValues {
 
 /**
  * zeroGrad, the weighted sum of the terms, backward, step. A loss that is not finite takes no step
- * (the weights stay as they were): the caller stops the run.
+ * (the weights stay as they were): the caller stops the run. With `reduce` (data-parallel training),
+ * backward runs first on every rank (a rank whose share of the batch is empty contributes zeros), then
+ * `reduce` sums the gradients over the ranks and gives the batch's loss, which decides the step.
  */
-export function optimizerStep(opt: optim.Optimizer<object>, terms: Record<string, LossTerm>): StepValues {
+export function optimizerStep(opt: optim.Optimizer<object>, terms: Record<string, LossTerm>, reduce?: (loss: Tensor) => number): StepValues {
   return torch.tidy(() => {
     opt.zeroGrad();
     let total: Tensor | null = null;
@@ -31,6 +33,12 @@ export function optimizerStep(opt: optim.Optimizer<object>, terms: Record<string
       values[name] = t.item();
       const weighted = term.weight === 1 ? t : t.mul(term.weight);
       total = total === null ? weighted : total.add(weighted);
+    }
+    if (reduce) {
+      total?.backward();
+      const loss = reduce(total ?? torch.zeros([]));
+      if (Number.isFinite(loss)) opt.step();
+      return { loss, terms: values };
     }
     if (total === null) throw new Error('optimizerStep: no loss term computed anything this step');
     const loss = total.item();

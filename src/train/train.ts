@@ -40,6 +40,9 @@ import { checkResumeConfig, removeStaleTempFiles } from './resume.ts';
 import { updateAverage } from './average.ts';
 import { invarianceTeacher, invarianceTerm, type InvarianceTeacher } from './invariance.ts';
 import { adaptiveStep } from './threads.ts';
+import { unsupportedInDataParallel, broadcastWeights, gatherShards, allReduceGradients, checkSameWeights, shardOf } from './distributed.ts';
+import type { ProcessGroup } from '../torch/distributed.ts';
+import { OptionError } from '../errors.ts';
 
 /** The loss (or, after a step, a weight or BatchNorm statistic) went NaN/±inf: the run stops; last.pth keeps the state after the last completed cache loop. */
 export class NonFiniteLossError extends Error {
@@ -112,6 +115,8 @@ export interface TrainHooks {
   afterValidation?: (net: GeoLocalizationNet, epoch: number, recalls: Recalls) => Promise<void>;
   /** Where the network computes (default: CUDA when the linked libtorch has it, VGL_DEVICE=cpu to stay on the CPU). */
   device?: torch.Device;
+  /** Data-parallel training: this process's group (src/train/distributed.ts); rank 0 writes the run's files. */
+  group?: ProcessGroup;
 }
 
 /** One cache loop's record in log.jsonl: wall-clock times of its phases, sizes, mining statistics. */
@@ -159,7 +164,8 @@ export type LogEntry =
   | { event: 'resume-changes'; changes: string[] }
   | { event: 'precision'; precision: Precision; searchPrecision: Precision; requested: RunConfig['precision']; reason: string; check?: Bf16Check }
   | ({ event: 'threads'; from: number; to: number; stepMs: [number, number] } & StepPosition)
-  | { event: 'average'; epoch: number; epochs: number; recalls: Recalls };
+  | { event: 'average'; epoch: number; epochs: number; recalls: Recalls }
+  | { event: 'distributed'; worldSize: number; backend: 'gloo' };
 
 const toDevice = (x: Tensor, device: torch.Device): Tensor => (device === 'cpu' ? x : x.to(device));
 
@@ -200,13 +206,16 @@ export function firstNonFiniteTensor(net: GeoLocalizationNet): string | null {
 
 /** Cache loop: extract the plan's database and query descriptors with the fast inference path. */
 async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, training: TrainingQueries, plan: ReturnType<typeof planCacheLoop>, config: TrainConfig,
-  progress: boolean, device: torch.Device, precision: Precision) {
+  progress: boolean, device: torch.Device, precision: Precision, group: ProcessGroup | null) {
   const size = imageSize(config.data.resize);
   return net.fastInference(async (forward) => {
     const model = net.asDescriptorModel(forward);
     const opts = { size, batchSize: config.eval.inferBatchSize, progress, device };
-    const database = await extractDescriptors(model, Array.from(plan.database, (i) => ds.databasePaths[i]), { ...opts, label: 'cache database' });
-    const queries = await extractDescriptors(model, Array.from(plan.queries, (j) => training.paths[j]), { ...opts, label: 'cache queries' });
+    // Data-parallel: each rank describes its slice of the images, then every rank gathers all.
+    const describe = (paths: string[], label: string) => (group === null ? extractDescriptors(model, paths, { ...opts, label })
+      : gatherShards(group, paths.length, net.dim, (lo, hi) => extractDescriptors(model, paths.slice(lo, hi), { ...opts, label: `${label} (rank ${group.rank})` })));
+    const database = await describe(Array.from(plan.database, (i) => ds.databasePaths[i]), 'cache database');
+    const queries = await describe(Array.from(plan.queries, (j) => training.paths[j]), 'cache queries');
     return { database, queries };
   }, { precision });
 }
@@ -238,12 +247,19 @@ interface Run {
   loss: (query: Tensor, positive: Tensor, negatives: Tensor, reduction: LossReduction) => Tensor;
   /** VGL_NUM_THREADS=auto: the intra-op thread count follows the load (steps timed, counts tried). */
   threads: torch.ThreadAdapter | null;
+  /** Data-parallel training's process group (null: one process). */
+  group: ProcessGroup | null;
+  /** This process writes the run's files (rank 0, or the only process). */
+  main: boolean;
 }
 
 /** Trains as `config` says; one process per run folder (a second is refused while the first runs). */
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   await mkdir(config.run.outputFolder, { recursive: true });
-  const log = hooks.log ?? ((s: string) => console.error(s));
+  // Data-parallel: rank 0 holds the run's lock, writes its files and logs; the other ranks compute.
+  const main = (hooks.group?.rank ?? 0) === 0;
+  const log = main ? hooks.log ?? ((s: string) => console.error(s)) : () => {};
+  if (!main) return trainLocked(config, hooks, log);
   const lock = await lockRun(config.run.outputFolder, (info) => log(`removed the stale lock of a run that is gone (${info})`));
   try {
     return await trainLocked(config, hooks, log);
@@ -258,10 +274,18 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   const progress = hooks.progress ?? Boolean(process.stderr.isTTY);
   const out = config.run.outputFolder;
   const logFile = join(out, 'log.jsonl');
+  const group = hooks.group && hooks.group.worldSize > 1 ? hooks.group : null;
+  const main = (group?.rank ?? 0) === 0;
   const record = async (entry: LogEntry) => {
+    if (!main) return;
     await appendFile(logFile, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
     hooks.onRecord?.(entry);
   };
+  if (group) {
+    const unsupported = unsupportedInDataParallel(config);
+    if (unsupported.length > 0) throw new Error(`data-parallel training (${group.worldSize} processes) does not take yet: ${unsupported.join('; ')}`);
+    if (config.optim.batchSize < group.worldSize) throw new OptionError('batchSize', `the global batch must give every one of the ${group.worldSize} processes a tuple`, config.optim.batchSize);
+  }
   const device = hooks.device ?? torch.defaultDevice();
 
   // Data: what exists and where (validated up front, before any model work).
@@ -292,7 +316,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   const opt = optimizerFor(net, config);
   const lastPath = join(out, RUN_FILES.last);
   const bestPath = join(out, RUN_FILES.best);
-  await removeStaleTempFiles(out, log);
+  if (main) await removeStaleTempFiles(out, log);
   let state: RunState;
   const resuming = existsSync(lastPath);
   if (resuming) {
@@ -305,7 +329,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     const { applied } = checkResumeConfig(saved.success ? withResolvedModel(saved.data) : undefined, config, lastPath);
     if (applied.length > 0) {
       state.config = flattenConfig(config);
-      await writeConfigFile(out, config);
+      if (main) await writeConfigFile(out, config);
       log(`resume with changed options (applied, config.json updated): ${applied.join(', ')}`);
       await record({ event: 'resume-changes', changes: applied });
     }
@@ -321,7 +345,13 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
         'place recognition from scratch needs far more data and epochs than fine-tuning ImageNet weights');
     }
     state = { epoch: 0, loop: 0, bestR5: -1, bestEpoch: -1, epochsWithoutImprovement: 0, memory: {}, epochLossSum: 0, epochSteps: 0, history: [], config: flattenConfig(config) };
-    await writeConfigFile(out, config);
+    if (main) await writeConfigFile(out, config);
+  }
+  if (group) {
+    // Every rank starts from rank 0's weights (they agree already: same seed, same data; this makes it so).
+    broadcastWeights(group, net);
+    log(`data-parallel: ${group.worldSize} processes (Gloo), ${config.optim.batchSize} tuples per step shared among them`);
+    await record({ event: 'distributed', worldSize: group.worldSize, backend: 'gloo' });
   }
   const summary = net.summary();
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
@@ -355,6 +385,7 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     precision, loss: config.loss.criterion === 'none' ? () => { throw new Error("criterion 'none' has no tuple loss"); } : tupleLoss(config.loss.criterion, config.loss),
     memory: memoryFromJSON(state.memory, `${lastPath} (negative memory)`), size, normalization,
     threads: torch.adaptiveThreadsRequested() && device === 'cpu' ? new torch.ThreadAdapter() : null,
+    group, main,
   };
   if (run.threads) log(`threads: adapting to the load among ${run.threads.candidates.join(', ')} (VGL_NUM_THREADS=auto; results then depend on the load)`);
   const loopsPerEpoch = config.mining.queriesPerEpoch / config.mining.cacheRefreshRate; // a whole number (validated)
@@ -383,7 +414,9 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
         break;
       }
     }
-    const testRecalls = hooks.test === false ? null : await testBest(run, names); //               7. test the best model
+    // Data-parallel: rank 0 tests, once every rank has finished (best.pth is written by then).
+    run.group?.barrier();
+    const testRecalls = hooks.test === false || !run.main ? null : await testBest(run, names); //               7. test the best model
     return testRecalls === null ? result() : { ...result(), testRecalls };
   } finally {
     opt.dispose();
@@ -399,7 +432,7 @@ async function cacheAndMine(run: Run, loopSeed: number): Promise<{ triplets: Tri
   const queries = sampleLoopQueries(training.count, config.mining.cacheRefreshRate, loopSeed, run.queryGroups);
   const plan = planCacheLoop(training, trainDs.databasePaths.length, queries,
     { method: config.mining.method, negSamplesNum: config.mining.negSamplesNum, negsNumPerQuery: config.mining.negsNumPerQuery }, loopSeed);
-  const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device, run.precision.precision);
+  const cache = await cacheDescriptors(net, trainDs, training, plan, config, run.progress, run.device, run.precision.precision, run.group);
   const cacheMs = msSince(t);
   t = performance.now();
   let triplets: Triplet[];
@@ -420,6 +453,7 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
   const { config, net, opt, state, hooks, invariance } = run;
   const t = performance.now();
   const triplets = tuples?.triplets ?? [];
+  const tuple = 2 + config.mining.negsNumPerQuery;
   const batches = tuples ? Math.ceil(triplets.length / config.optim.batchSize) : Math.ceil(config.mining.cacheRefreshRate / config.optim.batchSize);
   // Tuples train BatchNorm as the reference does; invariance steps alone keep its statistics, which
   // would otherwise drift toward the augmented images.
@@ -427,29 +461,37 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
   else net.eval();
   const bar = progressBar(`epoch ${state.epoch} loop ${state.loop + 1}`, batches, { show: run.progress, unit: 'step', fields: ['loss'] });
   const tupleBatches = tuples ? loadTupleBatches(run, loopSeed, triplets) : null;
+  // Data-parallel: each step's gradients summed over the ranks, each rank's loss weighted by its share.
+  const trainable = run.group ? net.trainableParameters() : [];
+  const reduce = run.group ? (loss: Tensor) => allReduceGradients(run.group!, trainable, loss) : undefined;
   let lossSum = 0;
   let images = 0;
   try {
     for (let batchIndex = 0; batchIndex < batches; batchIndex++) {
-      const batch = tupleBatches ? (await tupleBatches.next()).value : null;
-      if (tupleBatches && !batch) break;
+      // null: no tuples this step (criterion 'none', or this rank's share of a last, short batch is empty).
+      const batch = tupleBatches ? (await tupleBatches.next()).value ?? null : null;
       const at: StepPosition = { epoch: state.epoch, loop: state.loop, batch: batchIndex };
       torch.manualSeed(deriveSeed(loopSeed, 0xba7c, batchIndex));
       hooks.beforeStep?.(net, at);
       // The reference's flip: the whole batch of tuples mirrored, or none of it.
-      const flipped = batch !== null && config.data.horizontalFlip && new Rng(deriveSeed(loopSeed, 0xf11b, batchIndex)).bernoulli(0.5);
+      const flipped = tuples !== null && config.data.horizontalFlip && new Rng(deriveSeed(loopSeed, 0xf11b, batchIndex)).bernoulli(0.5);
       const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex)) : null;
-      images += (batch?.indices.length ?? 0) + (views?.shape[0] ?? 0);
+      // The step's images over every rank: its tuples' (whichever rank loaded them) and the invariance term's.
+      const stepTuples = tuples ? Math.min(config.optim.batchSize, triplets.length - batchIndex * config.optim.batchSize) : 0;
+      images += stepTuples * tuple + (views?.shape[0] ?? 0);
       // The forward passes in the run's precision; the losses (fp32 by contract) and backward outside it.
       const inPrecision = <T>(fn: () => T): T => withPrecision(run.precision.precision, fn, run.device);
       const terms = {
-        tuples: { weight: 1, compute: () => (batch ? tupleTerm(run, batch.images, batch.indices.length, flipped, inPrecision) : null) },
+        tuples: {
+          weight: run.group && batch ? batch.indices.length / (tuple * stepTuples) : 1,
+          compute: () => (batch ? tupleTerm(run, batch.images, batch.indices.length, flipped, inPrecision) : null),
+        },
         invariance: {
           weight: config.loss.invarianceWeight,
           compute: () => (invariance && views ? invarianceTerm(invariance.teacher, net, toDevice(torch.fromHost(views), run.device), config.loss.invarianceOn, inPrecision) : null),
         },
       };
-      const { loss, terms: values } = await adaptiveStep(run.threads, () => optimizerStep(opt, terms), (c) => run.record({ event: 'threads', ...at, ...c }));
+      const { loss, terms: values } = await adaptiveStep(run.threads, () => optimizerStep(opt, terms, reduce), (c) => run.record({ event: 'threads', ...at, ...c }));
       if (!Number.isFinite(loss)) {
         bar.stop();
         throw await nonFiniteLoss(run, at, loss);
@@ -470,15 +512,33 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
   return { steps: batches, lossSum, images, ms: msSince(t) };
 }
 
-/** The loop's tuples as batches of images, tuple by tuple: the query augmented, its best positive, its negatives. */
+/**
+ * The loop's tuples as batches of images, tuple by tuple: the query augmented, its best positive, its
+ * negatives. Data-parallel: this rank's share of each batch (shardOf), each image augmented as the
+ * whole batch's would be (seeded by its index in the loop), so N processes see what one would.
+ */
 function loadTupleBatches(run: Run, loopSeed: number, triplets: Triplet[]) {
-  const { config, size, normalization } = run;
+  const { config, size, normalization, group } = run;
   const tuple = 2 + config.mining.negsNumPerQuery;
-  const paths = triplets.flatMap((tr) => [run.training.paths[tr.query], run.trainDs.databasePaths[tr.positive], ...Array.from(tr.negatives, (n) => run.trainDs.databasePaths[n])]);
-  const transform = (path: string, i: number) => (i % tuple === 0
-    ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, i), { size, normalization, augment: config.data.augment })
-    : loadImage(path, { size, normalization }));
-  return loadBatches(paths, transform, { batchSize: config.optim.batchSize * tuple });
+  const perStep = config.optim.batchSize;
+  const mine: number[] = []; // tuple indices this rank trains on, step after step
+  for (let start = 0; start < triplets.length; start += perStep) {
+    const n = Math.min(perStep, triplets.length - start);
+    const [lo, hi] = group ? shardOf(n, group.rank, group.worldSize) : [0, n];
+    for (let k = lo; k < hi; k++) mine.push(start + k);
+  }
+  const paths = mine.flatMap((t) => {
+    const tr = triplets[t];
+    return [run.training.paths[tr.query], run.trainDs.databasePaths[tr.positive], ...Array.from(tr.negatives, (n) => run.trainDs.databasePaths[n])];
+  });
+  const transform = (path: string, i: number) => {
+    const inLoop = mine[Math.floor(i / tuple)] * tuple + (i % tuple);
+    return i % tuple === 0
+      ? loadAugmentedImage(path, deriveSeed(loopSeed, 0xa11, inLoop), { size, normalization, augment: config.data.augment })
+      : loadImage(path, { size, normalization });
+  };
+  const [lo, hi] = group ? shardOf(perStep, group.rank, group.worldSize) : [0, perStep];
+  return loadBatches(paths, transform, { batchSize: (hi - lo) * tuple });
 }
 
 /** The tuple loss of a batch of images laid out tuple by tuple (mirrored when `flipped`). */
@@ -517,8 +577,9 @@ async function guardedCheckpoint(run: Run, steps: number): Promise<number> {
   return msSince(t);
 }
 
-/** last.pth: the weights, the optimizer and the run's state (`next` overrides what a resume starts from). */
-function saveLast(run: Run, next: Partial<RunState> = {}): Promise<void> {
+/** last.pth: the weights, the optimizer and the run's state (`next` overrides what a resume starts from); rank 0 writes it. */
+async function saveLast(run: Run, next: Partial<RunState> = {}): Promise<void> {
+  if (!run.main) return;
   return saveCheckpoint(run.lastPath, run.net, run.opt, { ...run.state, ...next, memory: memoryToJSON(run.memory) } satisfies RunState);
 }
 
@@ -548,11 +609,12 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
     state.bestR5 = r5;
     state.bestEpoch = state.epoch - 1;
     state.epochsWithoutImprovement = 0;
-    await saveCheckpoint(run.bestPath, net, null, { epoch: state.bestEpoch, recalls, config: flattenConfig(config) });
+    if (run.main) await saveCheckpoint(run.bestPath, net, null, { epoch: state.bestEpoch, recalls, config: flattenConfig(config) });
   } else {
     state.epochsWithoutImprovement++;
   }
   await saveLast(run);
+  if (run.group) checkSameWeights(run.group, net, state.epoch - 1);
   if (state.epochsWithoutImprovement < config.optim.patience) return false;
   log(`early stop: val R@5 did not improve for ${config.optim.patience} epochs (best ${state.bestR5.toFixed(2)} at epoch ${state.bestEpoch})`);
   return true;

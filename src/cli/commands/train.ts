@@ -38,13 +38,32 @@ export function readConfigFile(path: string): Record<string, unknown> {
 
 export function register(program: Command): void {
   const cmd = program.command('train').description('train a place-recognition model (resumes when the output folder holds last.pth)')
-    .option('--config <file>', 'JSON or YAML file with any of these options (flags override it)');
+    .option('--config <file>', 'JSON or YAML file with any of these options (flags override it)')
+    .option('--nproc-per-node <n>', "data-parallel training in n processes on this machine (torch.distributed, Gloo), as torchrun's; a process started by torchrun (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT) joins its group");
   addSchemaOptions(cmd, FLAGS);
   cmd.action(async (raw: Record<string, string | boolean | undefined>) => {
     const config = configFromFlags(raw);
+    const nproc = raw.nprocPerNode === undefined ? 1 : Number(raw.nprocPerNode);
+    if (!Number.isInteger(nproc) || nproc < 1) throw new UsageError(`--nproc-per-node "${String(raw.nprocPerNode)}": expected a whole number >= 1`);
+    const { launchEnv, ProcessGroup } = await import('../../torch/distributed.ts');
+    const launched = launchEnv();
+    if (launched === undefined && nproc > 1) {
+      const { launchRanks } = await import('../launch.ts');
+      const args = process.argv.slice(2);
+      const at = args.findIndex((a) => a === '--nproc-per-node' || a.startsWith('--nproc-per-node='));
+      args.splice(at, args[at].includes('=') ? 1 : 2);
+      await launchRanks(nproc, args);
+      return;
+    }
     const { train } = await import('../../train/train.ts');
-    const result = await train(config);
-    console.log(JSON.stringify(result, null, 2));
+    const group = launched && launched.worldSize > 1
+      ? ProcessGroup.init({ rank: launched.rank, worldSize: launched.worldSize, rendezvous: { host: launched.host, port: launched.port } }) : undefined;
+    try {
+      const result = await train(config, { group });
+      if (!group || group.rank === 0) console.log(JSON.stringify(result, null, 2));
+    } finally {
+      group?.destroy();
+    }
   });
 }
 

@@ -1,0 +1,84 @@
+// Data-parallel training over a torch.distributed process group, as PyTorch's DDP does it: every rank
+// holds the same weights (broadcast from rank 0 at the start, checked by a checksum every epoch),
+// takes its share of each step's tuples, and the gradients are summed over the ranks (each rank's
+// loss weighted by its share of the batch) before the same optimizer step everywhere. The feature
+// cache is sharded: each rank describes its slice of the loop's images, then all-gather.
+import * as torch from '../torch/index.ts';
+import type { Tensor } from '../torch/index.ts';
+import type { ProcessGroup } from '../torch/distributed.ts';
+import type { GeoLocalizationNet } from '../models/network.ts';
+import type { TrainConfig } from './config.ts';
+
+/** The options data-parallel training does not take yet, each with why (checked before any work). */
+export function unsupportedInDataParallel(config: TrainConfig): string[] {
+  const out: string[] = [];
+  if (config.loss.invarianceWeight > 0) out.push('invarianceWeight > 0 (the invariance term is not sharded yet)');
+  if (config.optim.averageWeights) out.push('averageWeights (average.pth is not written by rank 0 alone yet)');
+  return out;
+}
+
+/** The [lo, hi) slice of `n` items that `rank` of `size` takes: contiguous, sizes differing by at most one. */
+export function shardOf(n: number, rank: number, size: number): [number, number] {
+  const base = Math.floor(n / size);
+  const extra = n % size;
+  const lo = rank * base + Math.min(rank, extra);
+  return [lo, lo + base + (rank < extra ? 1 : 0)];
+}
+
+/** Rank 0's weights and buffers into every rank's network (in place). */
+export function broadcastWeights(group: ProcessGroup, net: GeoLocalizationNet): void {
+  group.broadcast([...net.stateDict().values()], 0);
+}
+
+/**
+ * Descriptors of `count` items described in shards: `describe(lo, hi)` gives this rank's [hi - lo, D]
+ * rows; the result, on every rank, is all of them in order [count, D].
+ */
+export async function gatherShards(group: ProcessGroup, count: number, dim: number, describe: (lo: number, hi: number) => Promise<Tensor>): Promise<Tensor> {
+  const [lo, hi] = shardOf(count, group.rank, group.worldSize);
+  const widest = Math.ceil(count / group.worldSize);
+  const mine = await describe(lo, hi);
+  return torch.tidy(() => {
+    // All-gather needs one shape: each shard padded to the widest, the padding cut after.
+    const padded = mine.size(0) === widest ? mine : torch.cat([mine, torch.zeros([widest - mine.size(0), dim])], 0);
+    const parts = group.allGather(padded.contiguous());
+    const rows = parts.map((p, r) => {
+      const [a, b] = shardOf(count, r, group.worldSize);
+      return p.narrow(0, 0, b - a);
+    });
+    mine.dispose();
+    return torch.cat(rows, 0);
+  });
+}
+
+/**
+ * After backward: every trainable parameter's gradient summed over the ranks (one flat buffer, one
+ * all-reduce), with the step's loss alongside; returns the loss summed over the ranks (each rank's was
+ * weighted by its share, so this is the batch's loss). A parameter without a gradient counts as zeros.
+ */
+export function allReduceGradients(group: ProcessGroup, params: readonly Tensor[], loss: Tensor): number {
+  return torch.tidy(() => {
+    const grads = params.map((p) => p.grad ?? torch.zeros(p.shape));
+    const flat = torch.cat([...grads.map((g) => g.reshape(-1)), loss.detach().reshape(1).to('float32')], 0).contiguous();
+    group.allReduceSum([flat]);
+    let offset = 0;
+    for (const p of params) {
+      const n = p.numel;
+      p.grad = flat.narrow(0, offset, n).reshape(...p.shape).clone();
+      offset += n;
+    }
+    return flat.narrow(0, offset, 1).item();
+  });
+}
+
+/** Fails when the ranks' weights differ (a sum of every parameter and buffer in float64, compared across ranks). */
+export function checkSameWeights(group: ProcessGroup, net: GeoLocalizationNet, epoch: number): void {
+  const sums = torch.tidy(() => {
+    let s = 0;
+    for (const [, t] of net.stateDict()) if (t.dtype.startsWith('float')) s += t.to('float64').sum().item();
+    return group.allGather(torch.tensor([s], [1], { dtype: 'float64' })).map((t) => t.item());
+  });
+  if (sums.some((s) => s !== sums[0])) {
+    throw new Error(`data-parallel training: the ranks' weights differ after epoch ${epoch} (checksums ${sums.join(', ')}); a rank computed something else`);
+  }
+}

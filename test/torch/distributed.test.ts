@@ -51,6 +51,15 @@ test('two ranks through a FileStore: all-reduce (sum, mean), broadcast, all-gath
   checkCollectives(await runRanks(2, join(tempDir('vgl-dist-'), 'store'), 'ok', 60_000));
 });
 
+test('three ranks: the same collectives, values by hand', { skip }, async () => {
+  for (const [rank, { result, code, stderr }] of (await runRanks(3, join(tempDir('vgl-dist-'), 'store'), 'ok', 60_000)).entries()) {
+    assert.equal(code, 0, stderr.slice(-500));
+    // sum of [r+1, 10(r+1)] over r = 0..2: [6, 60]; mean of [[r, 2r], [3r, 4]]: [[1, 2], [3, 4]];
+    // broadcast from rank 1: [1, 1, 1]; all-gather: [[0, 1], [100, 101], [200, 201]].
+    assert.deepEqual(result, { rank, summed: [6, 60], meaned: [1, 2, 3, 4], broadcast: [1, 1, 1], gathered: [[0, 1], [100, 101], [200, 201]] });
+  }
+});
+
 test("two ranks through torchrun's TCP store (rank 0 serves it): the same values", { skip }, async () => {
   checkCollectives(await runRanks(2, `tcp:${await freePort()}`, 'ok', 60_000));
 });

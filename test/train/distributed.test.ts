@@ -69,4 +69,14 @@ test('vgl train --nproc-per-node 2 reproduces one process: tuples, the loss at e
     for (let i = 0; i < x.length; i++) largest = Math.max(largest, Math.abs(x[i] - y[i]));
   }
   assert.ok(largest < 1e-5, `largest weight difference ${largest}`);
+
+  // Resumed with the other process count, one more epoch each: the two-process run in one process,
+  // the one-process run in two. last.pth does not depend on how many processes wrote it.
+  await train(withOptions(two, { epochs: 2 }), quiet);
+  writeFileSync(file, JSON.stringify(flattenConfig(withOptions(one, { epochs: 2 }))));
+  await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+  const second = (dir: string) => steps(dir).filter((e) => e.epoch === 1);
+  const [c, d] = [second(one.run.outputFolder), second(two.run.outputFolder)];
+  assert.ok(c.length >= 6 && d.length === c.length, `${c.length} and ${d.length} steps in the resumed epoch`);
+  for (const [i, s] of c.entries()) assert.ok(Math.abs(d[i].loss - s.loss) <= 1e-4 * Math.max(1, Math.abs(s.loss)), `resumed step ${i}: ${d[i].loss} vs ${s.loss}`);
 });

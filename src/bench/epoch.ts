@@ -3,12 +3,14 @@
 // evaluation (validation recall). The split comes from the trainer's own log records (train.ts
 // LoopRecord / ValidationRecord), so it measures the code path `vgl train` runs, not a copy of it.
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir, availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ensureCity } from '../data/synth/generate.ts';
-import { TrainConfigSchema } from '../train/config.ts';
+import { TrainConfigSchema, flattenConfig } from '../train/config.ts';
 import { ModelSpecShape } from '../models/assemble.ts';
 import { PRECISIONS } from '../torch/precision.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR as MOBILENETV2_WEIGHTS } from '../models/weights/keras-mobilenetv2.ts';
@@ -16,6 +18,7 @@ import { DEMO_CITY_NAME as CITY_NAME } from '../data/synth/options.ts';
 import { train, type LogEntry, type LoopRecord, type ValidationRecord } from '../train/train.ts';
 
 
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const count = z.number().int().positive();
 
 export const BenchEpochOptionsSchema = z.object({
@@ -40,6 +43,8 @@ export const BenchEpochOptionsSchema = z.object({
   progress: z.boolean().default(false),
   /** The trainer's --precision (bf16 autocast with fp32 weights; auto: bf16 where the CPU has bf16 units). */
   precision: z.enum(PRECISIONS).default('fp32'),
+  /** Data-parallel processes (vgl train --nproc-per-node, each with its share of the cores); 1: in this process. */
+  nprocPerNode: count.default(1),
 }).strict();
 
 export type BenchEpochOptions = z.input<typeof BenchEpochOptionsSchema>;
@@ -61,6 +66,8 @@ export interface EpochBenchmark {
   queriesPerEpoch: number;
   cacheLoops: number;
   threads: number;
+  /** Data-parallel processes sharing those threads. */
+  processes: number;
   phases: { caching: PhaseTiming; mining: PhaseTiming; training: PhaseTiming; evaluation: PhaseTiming };
   /** Checkpoint writes (one per cache loop, plus best/last after validation). */
   checkpointMs: number;
@@ -105,9 +112,20 @@ export async function benchEpoch(options: BenchEpochOptions = {}): Promise<Epoch
     else if (e.event === 'validation') validations.push(e);
   };
   const t0 = performance.now();
-  let result;
+  let history: { recalls: Record<number, number> }[];
   try {
-    result = await train(config, { progress: o.progress, log: (line) => log.push(line), onRecord });
+    if (o.nprocPerNode === 1) {
+      history = (await train(config, { progress: o.progress, log: (line) => log.push(line), onRecord })).history;
+    } else {
+      // N processes as a user starts them; the phases are read back from the run's log.jsonl.
+      const file = join(out, 'bench-config.json');
+      await writeFile(file, JSON.stringify(flattenConfig(config)));
+      const r = spawnSync(process.execPath, [join(REPO, 'bin', 'vgl.js'), 'train', '--config', file, '--nproc-per-node', String(o.nprocPerNode)], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`bench epoch: vgl train --nproc-per-node ${o.nprocPerNode} failed (${r.status ?? r.signal}):\n${r.stderr.slice(-2000)}`);
+      log.push(...r.stderr.trim().split('\n'));
+      for (const line of (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n')) onRecord(JSON.parse(line) as LogEntry);
+      history = validations.map((v) => ({ recalls: v.recalls }));
+    }
   } finally {
     if (!o.outputFolder) await rm(out, { recursive: true, force: true });
   }
@@ -129,6 +147,7 @@ export async function benchEpoch(options: BenchEpochOptions = {}): Promise<Epoch
     queriesPerEpoch: o.queriesPerEpoch,
     cacheLoops: loops.length,
     threads: availableParallelism(),
+    processes: o.nprocPerNode,
     phases: {
       caching: phase(sum((l) => l.cacheMs), sum((l) => l.cachedImages)),
       mining: phase(sum((l) => l.mineMs), sum((l) => l.cachedImages)),
@@ -138,7 +157,7 @@ export async function benchEpoch(options: BenchEpochOptions = {}): Promise<Epoch
     checkpointMs: sum((l) => l.checkpointMs),
     otherMs: Math.max(0, totalMs - inLoops - (validation?.validateMs ?? 0)),
     totalMs,
-    recalls: result.history[0]?.recalls ?? {},
+    recalls: history[0]?.recalls ?? {},
     log,
   };
 }

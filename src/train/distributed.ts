@@ -31,6 +31,26 @@ export function broadcastWeights(group: ProcessGroup, net: GeoLocalizationNet): 
 }
 
 /**
+ * Rank 0's buffers (BatchNorm running statistics) into every rank's network, as DDP's
+ * broadcast_buffers does: each rank's BatchNorm saw only its share of the batch.
+ * The float buffers travel in one flat tensor (one collective); integer ones (step counts) agree already.
+ */
+export function broadcastBuffers(group: ProcessGroup, net: GeoLocalizationNet): void {
+  const buffers = [...net.namedBuffers()].map(([, t]) => t).filter((t) => t.dtype === 'float32');
+  if (buffers.length === 0) return;
+  torch.tidy(() => {
+    const flat = torch.cat(buffers.map((b) => b.reshape(-1)), 0).contiguous();
+    group.broadcast([flat], 0);
+    let offset = 0;
+    for (const b of buffers) {
+      const n = b.numel;
+      b.copy_(flat.narrow(0, offset, n).reshape(...b.shape));
+      offset += n;
+    }
+  });
+}
+
+/**
  * Descriptors of `count` items described in shards: `describe(lo, hi)` gives this rank's [hi - lo, D]
  * rows; the result, on every rank, is all of them in order [count, D].
  */

@@ -40,7 +40,7 @@ import { checkResumeConfig, removeStaleTempFiles } from './resume.ts';
 import { updateAverage } from './average.ts';
 import { invarianceTeacher, invarianceTerm, type InvarianceTeacher } from './invariance.ts';
 import { adaptiveStep } from './threads.ts';
-import { unsupportedInDataParallel, broadcastWeights, gatherShards, allReduceGradients, checkSameWeights, shardOf } from './distributed.ts';
+import { unsupportedInDataParallel, broadcastWeights, broadcastBuffers, gatherShards, allReduceGradients, checkSameWeights, shardOf } from './distributed.ts';
 import type { ProcessGroup } from '../torch/distributed.ts';
 import { OptionError } from '../errors.ts';
 
@@ -492,6 +492,9 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
         },
       };
       const { loss, terms: values } = await adaptiveStep(run.threads, () => optimizerStep(opt, terms, reduce), (c) => run.record({ event: 'threads', ...at, ...c }));
+      // Data-parallel: each rank's BatchNorm saw its share of the batch; all keep rank 0's statistics
+      // (DDP's broadcast_buffers), so the next step, the cache, validation and checkpoints agree.
+      if (run.group) broadcastBuffers(run.group, net);
       if (!Number.isFinite(loss)) {
         bar.stop();
         throw await nonFiniteLoss(run, at, loss);

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags, imageSizeFlag } from '../flags.ts';
 import { PRECISIONS } from '../../torch/precision.ts';
+import { cpus } from 'node:os';
 
 const iters = z.coerce.number().int().min(1).max(1000);
 const count = z.coerce.number().int().positive();
@@ -37,12 +38,16 @@ const SearchFlags = z.object({
 
 const size = imageSizeFlag(32);
 
+/** The CPU's model name, for benchmark output (benchmarks name the CPU they ran on). */
+const cpuModel = (): string => cpus()[0]?.model.trim() ?? 'unknown CPU';
+
 const EpochFlags = z.object({
   datasetsFolder: z.string().min(1),
   aggregation: z.string().min(1),
   mining: z.enum(['full', 'partial', 'random']),
   // fp32 unless asked: the demo's MobileNetV2-0.35 trains slower in bf16 (its small convolutions' bf16 backward).
   precision: z.enum(PRECISIONS).default('fp32'),
+  nprocPerNode: z.coerce.number().int().min(2).optional(),
   json: z.boolean().optional(),
 });
 
@@ -169,11 +174,27 @@ export function register(program: Command): void {
     .option('--aggregation <name>', 'aggregation head', 'netvlad')
     .option('--mining <method>', 'full | partial | random', 'partial')
     .option('--precision <p>', `${PRECISION_HELP} (fp32: the demo's MobileNetV2 trains slower in bf16 here)`)
+    .option('--nproc-per-node <n>', 'also the same epoch in n data-parallel processes (vgl train --nproc-per-node), side by side with one')
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const flags = parseFlags(EpochFlags, raw);
       const { benchEpoch } = await import('../../bench/epoch.ts');
-      const r = await benchEpoch({ datasetsFolder: flags.datasetsFolder, aggregation: flags.aggregation, mining: flags.mining, precision: flags.precision });
+      const options = { datasetsFolder: flags.datasetsFolder, aggregation: flags.aggregation, mining: flags.mining, precision: flags.precision };
+      const r = await benchEpoch(options);
+      if (flags.nprocPerNode !== undefined) {
+        const n = await benchEpoch({ ...options, nprocPerNode: flags.nprocPerNode });
+        if (flags.json) {
+          console.log(JSON.stringify({ cpu: cpuModel(), one: r, many: n }, null, 2));
+          return;
+        }
+        console.log(`one epoch on ${cpuModel()} (${r.threads} cores): ${r.model.backbone} + ${r.model.aggregation} at ${r.model.resize.join('x')}, ${r.queriesPerEpoch} queries, ${r.mining} mining`);
+        console.log(`  phase            1 process (s)   ${n.processes} processes (s)   ratio`);
+        const row = (name: string, a: number, b: number) => console.log(`  ${name.padEnd(14)} ${(a / 1000).toFixed(1).padStart(13)} ${(b / 1000).toFixed(1).padStart(17)} ${(b / a).toFixed(2).padStart(9)}x`);
+        for (const name of Object.keys(r.phases) as (keyof typeof r.phases)[]) row(name, r.phases[name].ms, n.phases[name].ms);
+        row('total', r.totalMs, n.totalMs);
+        console.log(`  val recall@5: ${r.recalls[5]?.toFixed(1)} (1 process), ${n.recalls[5]?.toFixed(1)} (${n.processes})`);
+        return;
+      }
       if (flags.json) {
         console.log(JSON.stringify(r, null, 2));
         return;

@@ -11,6 +11,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 
 namespace vgl {
@@ -94,8 +95,13 @@ Napi::Value InitProcessGroup(const Napi::CallbackInfo& info) {
     }
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    // Gloo's own socket: on the loopback when the rendezvous is (one machine), else on this machine's
+    // address (its hostname's, as torch.distributed does; GLOO_SOCKET_IFNAME picks an interface).
     const std::string host = o.Has("host") ? o.Get("host").As<Napi::String>().Utf8Value() : std::string("127.0.0.1");
-    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
+    const char* iface = std::getenv("GLOO_SOCKET_IFNAME");
+    if (iface != nullptr && *iface != '\0') options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+    else if (kind == "file" || host == "127.0.0.1" || host == "localhost") options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     options->threads = 2;
     auto* box = new GroupBox();
     box->group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, options);

@@ -17,18 +17,40 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Where this machine's ranks sit among several machines' (torchrun's --nnodes, --node-rank, --master-addr, --master-port). */
+export interface Nodes {
+  nnodes: number;
+  nodeRank: number;
+  /** Rank 0's machine (default: this one). */
+  masterAddr?: string;
+  /** Its rendezvous port (default: a free one; with several machines, give one). */
+  masterPort?: number;
+}
+
 /**
- * Runs `args` (this CLI's arguments, without the launcher's) as `n` ranks; resolves when all exit
- * cleanly, rejects naming the first rank that failed (the others are stopped: they would wait for it).
+ * Runs `args` (this CLI's arguments, without the launcher's) as `n` ranks of this machine; resolves
+ * when all exit cleanly, rejects naming the first rank that failed (the others are stopped: they
+ * would wait for it). With `nodes`, this machine's ranks are nodeRank·n .. nodeRank·n + n - 1 of nnodes·n.
  */
-export async function launchRanks(n: number, args: readonly string[], log: (s: string) => void = (s) => console.error(s)): Promise<void> {
-  const port = process.env.MASTER_PORT ?? String(await freePort());
+export async function launchRanks(n: number, args: readonly string[], log: (s: string) => void = (s) => console.error(s),
+  nodes: Nodes = { nnodes: 1, nodeRank: 0 }): Promise<void> {
+  const { nnodes, nodeRank } = nodes;
+  if (!(Number.isInteger(nnodes) && nnodes >= 1 && Number.isInteger(nodeRank) && nodeRank >= 0 && nodeRank < nnodes)) {
+    throw new Error(`--node-rank ${nodeRank} is not in [0, --nnodes ${nnodes})`);
+  }
+  if (nnodes > 1 && (nodes.masterAddr === undefined || nodes.masterPort === undefined)) {
+    throw new Error('--nnodes > 1: give --master-addr and --master-port (rank 0\'s machine and port), the same on every machine');
+  }
+  const host = nodes.masterAddr ?? process.env.MASTER_ADDR ?? '127.0.0.1';
+  const port = String(nodes.masterPort ?? process.env.MASTER_PORT ?? await freePort());
   const threads = process.env.VGL_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / n)));
-  log(`launching ${n} processes on this machine (rendezvous 127.0.0.1:${port}, ${threads} thread(s) each)`);
+  const world = nnodes * n;
+  log(`launching ${n} processes on this machine${nnodes > 1 ? ` (node ${nodeRank} of ${nnodes}, ${world} in all)` : ''} (rendezvous ${host}:${port}, ${threads} thread(s) each)`);
   const children: ChildProcess[] = [];
-  const exits = Array.from({ length: n }, (_, rank) => new Promise<{ rank: number; code: number | null; signal: string | null }>((resolve) => {
+  const exits = Array.from({ length: n }, (_, local) => new Promise<{ rank: number; code: number | null; signal: string | null }>((resolve) => {
+    const rank = nodeRank * n + local;
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...args], {
-      env: { ...process.env, WORLD_SIZE: String(n), RANK: String(rank), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, VGL_NUM_THREADS: threads },
+      env: { ...process.env, WORLD_SIZE: String(world), RANK: String(rank), LOCAL_RANK: String(local), MASTER_ADDR: host, MASTER_PORT: port, VGL_NUM_THREADS: threads },
       // rank 0 speaks for the run; the others' stderr is shown with their rank
       stdio: rank === 0 ? 'inherit' : ['ignore', 'ignore', 'pipe'],
     });
@@ -44,5 +66,5 @@ export async function launchRanks(n: number, args: readonly string[], log: (s: s
     }
   })));
   const f = failed as { rank: number; code: number | null; signal: string | null } | null;
-  if (f !== null) throw new Error(`rank ${f.rank} of ${n} ${f.signal ? `was killed (${f.signal})` : `exited with code ${f.code}`}; the other ranks were stopped`);
+  if (f !== null) throw new Error(`rank ${f.rank} of ${world} ${f.signal ? `was killed (${f.signal})` : `exited with code ${f.code}`}; the other ranks were stopped`);
 }

@@ -14,6 +14,7 @@ import { train } from '../../src/train/train.ts';
 import { flattenConfig, withOptions } from '../../src/train/config.ts';
 import { shardOf, unsupportedInDataParallel } from '../../src/train/distributed.ts';
 import { useTinyCity, quiet, readLog } from '../helpers/tiny-city.ts';
+import { freePort } from '../../src/cli/launch.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const city = useTinyCity('vgl-dist-train-', {
@@ -89,4 +90,17 @@ test('with BatchNorm training on each share of the batch, the ranks keep rank 0\
   writeFileSync(file, JSON.stringify(flattenConfig(c)));
   await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
   assert.ok(readLog(c.run.outputFolder).some((e) => e.event === 'validation'), 'the epoch was validated and checked');
+});
+
+test('--nnodes 2 --node-rank 0|1 --master-addr --master-port: two "machines" of one process each join one run of 2', { skip, timeout: 600_000 }, async () => {
+  const c = city.config({ outputFolder: join(city.root, 'two-nodes') });
+  const file = join(city.root, 'nodes.json');
+  writeFileSync(file, JSON.stringify(flattenConfig(c)));
+  const port = String(await freePort());
+  const node = (rank: number) => promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '1',
+    '--nnodes', '2', '--node-rank', String(rank), '--master-addr', '127.0.0.1', '--master-port', port], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+  await Promise.all([node(0), node(1)]);
+  assert.ok(readLog(c.run.outputFolder).some((e) => e.event === 'distributed' && e.worldSize === 2));
+  await assert.rejects(promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '1', '--nnodes', '2'], { cwd: REPO }),
+    /--nnodes > 1: give --master-addr and --master-port/);
 });

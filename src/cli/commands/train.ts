@@ -39,7 +39,11 @@ export function readConfigFile(path: string): Record<string, unknown> {
 export function register(program: Command): void {
   const cmd = program.command('train').description('train a place-recognition model (resumes when the output folder holds last.pth)')
     .option('--config <file>', 'JSON or YAML file with any of these options (flags override it)')
-    .option('--nproc-per-node <n>', "data-parallel training in n processes on this machine (torch.distributed, Gloo), as torchrun's; a process started by torchrun (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT) joins its group");
+    .option('--nproc-per-node <n>', "data-parallel training in n processes on this machine (torch.distributed, Gloo), as torchrun's; a process started by torchrun (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT) joins its group")
+    .option('--nnodes <n>', 'with --nproc-per-node: machines in the run (1); run the same command on each with its --node-rank')
+    .option('--node-rank <i>', "with --nnodes: this machine's index, 0 for rank 0's (0)")
+    .option('--master-addr <host>', "with --nnodes: rank 0's machine (its TCP store), the same on every machine")
+    .option('--master-port <port>', 'with --nnodes: the rendezvous port, the same on every machine');
   addSchemaOptions(cmd, FLAGS);
   cmd.action(async (raw: Record<string, string | boolean | undefined>) => {
     const config = configFromFlags(raw);
@@ -47,12 +51,20 @@ export function register(program: Command): void {
     if (!Number.isInteger(nproc) || nproc < 1) throw new UsageError(`--nproc-per-node "${String(raw.nprocPerNode)}": expected a whole number >= 1`);
     const { launchEnv, ProcessGroup } = await import('../../torch/distributed.ts');
     const launched = launchEnv();
-    if (launched === undefined && nproc > 1) {
+    const nnodes = raw.nnodes === undefined ? 1 : Number(raw.nnodes);
+    if (launched === undefined && (nproc > 1 || nnodes > 1)) {
       const { launchRanks } = await import('../launch.ts');
+      // The ranks run this command without the launcher's own flags.
+      const launcherFlags = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
       const args = process.argv.slice(2);
-      const at = args.findIndex((a) => a === '--nproc-per-node' || a.startsWith('--nproc-per-node='));
-      args.splice(at, args[at].includes('=') ? 1 : 2);
-      await launchRanks(nproc, args);
+      for (let i = args.length - 1; i >= 0; i--) {
+        const flag = launcherFlags.find((f) => args[i] === f || args[i].startsWith(`${f}=`));
+        if (flag) args.splice(i, args[i].includes('=') ? 1 : 2);
+      }
+      await launchRanks(nproc, args, undefined, {
+        nnodes, nodeRank: raw.nodeRank === undefined ? 0 : Number(raw.nodeRank),
+        masterAddr: raw.masterAddr === undefined ? undefined : String(raw.masterAddr), masterPort: raw.masterPort === undefined ? undefined : Number(raw.masterPort),
+      });
       return;
     }
     const { train } = await import('../../train/train.ts');

@@ -17,6 +17,8 @@ import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbour
 import { buildPredictions, writePredictions, type PredictionFiles, type PredictionImagesOptions } from './predictions.ts';
 
 export interface EvaluateOptions {
+  /** How descriptors are computed (default extractDescriptors; data-parallel training describes each split in shards). */
+  extract?: typeof extractDescriptors;
   /** Test-time method (default hard_resize). */
   method?: TestMethod;
   /** N of recall@N (default 1, 5, 10, 20); the search keeps max(N) predictions per query. */
@@ -120,13 +122,13 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
     device: options.device, progress: options.progress, signal: options.signal,
   };
   if (options.databaseChunk !== undefined) return evaluateInChunks(model, dataset, options, options.databaseChunk, v, common, t0);
-  const database = await extractDescriptors(model, dataset.databasePaths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: 'database' });
+  const database = await (options.extract ?? extractDescriptors)(model, dataset.databasePaths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: 'database' });
   const t1 = performance.now();
   let queries: Tensor | null = null;
   let handedOver = false;
   try {
     const mode = queryResizeMode(method);
-    queries = await extractDescriptors(model, dataset.queriesPaths, {
+    queries = await (options.extract ?? extractDescriptors)(model, dataset.queriesPaths, {
       ...common, mode, label: 'queries', meanOfCrops: method === 'five_crops',
       batchSize: mode === 'single_query' ? 1 : options.batchSize,
     });
@@ -164,7 +166,7 @@ async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, opt
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`evaluate: databaseChunk must be a positive integer, got ${chunk}`);
   if (options.saveDescriptors || options.returnDescriptors) throw new Error('evaluate: low-memory evaluation (databaseChunk) never holds the database descriptors, so it cannot save or return them');
   const mode = queryResizeMode(method);
-  const queries = await extractDescriptors(model, dataset.queriesPaths, {
+  const queries = await (options.extract ?? extractDescriptors)(model, dataset.queriesPaths, {
     ...common, mode, label: 'queries', meanOfCrops: method === 'five_crops', batchSize: mode === 'single_query' ? 1 : options.batchSize,
   });
   const t1 = performance.now();
@@ -175,7 +177,7 @@ async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, opt
   try {
     for (let d0 = 0; d0 < n; d0 += chunk) {
       const paths = dataset.databasePaths.slice(d0, d0 + chunk);
-      const part = await extractDescriptors(model, paths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: `database ${d0 + paths.length}/${n}` });
+      const part = await (options.extract ?? extractDescriptors)(model, paths, { ...common, mode: 'hard_resize', batchSize: options.batchSize, label: `database ${d0 + paths.length}/${n}` });
       const ts = performance.now();
       try {
         const found = searchExact(part, queries, { k: Math.min(k, paths.length), queryBlock: options.queryBlock, databaseBlock: options.databaseBlock, precision: options.searchPrecision });

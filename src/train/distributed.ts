@@ -8,6 +8,7 @@ import type { Tensor } from '../torch/index.ts';
 import type { ProcessGroup } from '../torch/distributed.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import type { TrainConfig } from './config.ts';
+import { extractDescriptors } from '../eval/extract.ts';
 
 /** The options data-parallel training does not take yet, each with why (checked before any work). */
 export function unsupportedInDataParallel(config: TrainConfig): string[] {
@@ -69,6 +70,18 @@ export async function gatherShards(group: ProcessGroup, count: number, dim: numb
     mine.dispose();
     return torch.cat(rows, 0);
   });
+}
+
+/**
+ * An extractor (evaluate's `extract`) that describes its images in shards, one per rank, and gathers
+ * them: validation in data-parallel training. Modes with several rows per image are described whole.
+ */
+export function shardedExtractor(group: ProcessGroup): typeof extractDescriptors {
+  return (model, paths, options = {}) => {
+    const oneRow = (options.mode ?? 'hard_resize') === 'hard_resize' || options.meanOfCrops === true;
+    if (!oneRow) return extractDescriptors(model, paths, options);
+    return gatherShards(group, paths.length, model.dim, (lo, hi) => extractDescriptors(model, paths.slice(lo, hi), options));
+  };
 }
 
 /**

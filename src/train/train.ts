@@ -40,7 +40,7 @@ import { checkResumeConfig, removeStaleTempFiles } from './resume.ts';
 import { updateAverage } from './average.ts';
 import { invarianceTeacher, invarianceTerm, type InvarianceTeacher } from './invariance.ts';
 import { adaptiveStep } from './threads.ts';
-import { unsupportedInDataParallel, broadcastWeights, broadcastBuffers, gatherShards, allReduceGradients, checkSameWeights, shardOf } from './distributed.ts';
+import { unsupportedInDataParallel, broadcastWeights, broadcastBuffers, allReduceGradients, checkSameWeights, shardOf, shardedExtractor } from './distributed.ts';
 import type { ProcessGroup } from '../torch/distributed.ts';
 import { OptionError } from '../errors.ts';
 
@@ -187,8 +187,9 @@ export function optimizerFor(net: GeoLocalizationNet, config: TrainConfig): opti
 
 /** Recall@N of the model on a split (database vs queries, soft positives at the val radius), in the run's precision. */
 export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config: TrainConfig, progress: boolean, method: TestMethod = 'hard_resize',
-  device: torch.Device = torch.defaultDevice(), { precision, searchPrecision }: RunPrecision = FP32): Promise<Recalls> {
+  device: torch.Device = torch.defaultDevice(), { precision, searchPrecision }: RunPrecision = FP32, group: ProcessGroup | null = null): Promise<Recalls> {
   const result = await evaluateNet(net, ds, {
+    extract: group ? shardedExtractor(group) : undefined,
     size: imageSize(config.data.resize), batchSize: config.eval.inferBatchSize, device, progress, method,
     databaseChunk: config.eval.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
     radius: config.data.valPositiveDistThreshold, recallValues: config.eval.recallValues, precision: { precision, searchPrecision },
@@ -212,10 +213,9 @@ async function cacheDescriptors(net: GeoLocalizationNet, ds: GeoDataset, trainin
     const model = net.asDescriptorModel(forward);
     const opts = { size, batchSize: config.eval.inferBatchSize, progress, device };
     // Data-parallel: each rank describes its slice of the images, then every rank gathers all.
-    const describe = (paths: string[], label: string) => (group === null ? extractDescriptors(model, paths, { ...opts, label })
-      : gatherShards(group, paths.length, net.dim, (lo, hi) => extractDescriptors(model, paths.slice(lo, hi), { ...opts, label: `${label} (rank ${group.rank})` })));
-    const database = await describe(Array.from(plan.database, (i) => ds.databasePaths[i]), 'cache database');
-    const queries = await describe(Array.from(plan.queries, (j) => training.paths[j]), 'cache queries');
+    const extract = group === null ? extractDescriptors : shardedExtractor(group);
+    const database = await extract(model, Array.from(plan.database, (i) => ds.databasePaths[i]), { ...opts, label: 'cache database' });
+    const queries = await extract(model, Array.from(plan.queries, (j) => training.paths[j]), { ...opts, label: 'cache queries' });
     return { database, queries };
   }, { precision });
 }
@@ -590,7 +590,7 @@ async function saveLast(run: Run, next: Partial<RunState> = {}): Promise<void> {
 async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   const { net, state, config, log } = run;
   const t = performance.now();
-  const recalls = await recallsOn(net, valDs, config, run.progress, 'hard_resize', run.device, run.precision);
+  const recalls = await recallsOn(net, valDs, config, run.progress, 'hard_resize', run.device, run.precision, run.group);
   const validateMs = msSince(t);
   const meanLoss = state.epochSteps > 0 ? state.epochLossSum / state.epochSteps : NaN;
   state.history.push({ epoch: state.epoch, recalls, meanLoss });

@@ -60,6 +60,9 @@ test('vgl train --nproc-per-node 2 reproduces one process: tuples, the loss at e
     assert.ok(Math.abs(b[i].loss - s.loss) <= 1e-5 * Math.max(1, Math.abs(s.loss)), `step ${i}: loss ${b[i].loss} vs ${s.loss}`);
   }
   assert.ok(readLog(two.run.outputFolder).some((e) => e.event === 'distributed' && e.worldSize === 2));
+  // Validation described in shards finds what one process finds (recall in %, of 16 val queries).
+  const val = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'validation' ? [e.recalls] : []));
+  assert.deepEqual(val(two.run.outputFolder), val(one.run.outputFolder));
   const [wa, wb] = await Promise.all([one, two].map(async (c) => (await loadCheckpoint(join(c.run.outputFolder, 'last.pth'))).stateDict));
   let largest = 0;
   for (const [name, t] of wa) {

@@ -23,6 +23,7 @@ for (const c of [synth, importCmd, dataset, trainCmd, demo, bench]) c.register(p
 (await import('./commands/localize.ts')).register(program);
 (await import('./commands/serve.ts')).register(program);
 (await import('./commands/report.ts')).register(program);
+(await import('./commands/doctor.ts')).register(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -26,9 +26,29 @@ export function shardOf(n: number, rank: number, size: number): [number, number]
   return [lo, lo + base + (rank < extra ? 1 : 0)];
 }
 
-/** Rank 0's weights and buffers into every rank's network (in place). */
+/**
+ * One collective over several float32 tensors: concatenated into one flat buffer, `collective` run on
+ * it, the result copied back into each tensor (in place). One round trip instead of one per tensor.
+ */
+function throughFlatBuffer(tensors: readonly Tensor[], collective: (flat: Tensor) => void): void {
+  if (tensors.length === 0) return;
+  // Outside autograd: the tensors may be parameters, written in place.
+  torch.noGrad(() => torch.tidy(() => {
+    const flat = torch.cat(tensors.map((t) => t.reshape(-1)), 0).contiguous();
+    collective(flat);
+    let offset = 0;
+    for (const t of tensors) {
+      t.copy_(flat.narrow(0, offset, t.numel).reshape(...t.shape));
+      offset += t.numel;
+    }
+  }));
+}
+
+/** Rank 0's weights and buffers into every rank's network (in place): the float32 ones in one buffer, the others (step counts) each. */
 export function broadcastWeights(group: ProcessGroup, net: GeoLocalizationNet): void {
-  group.broadcast([...net.stateDict().values()], 0);
+  const tensors = [...net.stateDict().values()];
+  throughFlatBuffer(tensors.filter((t) => t.dtype === 'float32'), (flat) => group.broadcast([flat], 0));
+  group.broadcast(tensors.filter((t) => t.dtype !== 'float32'), 0);
 }
 
 /**
@@ -38,17 +58,7 @@ export function broadcastWeights(group: ProcessGroup, net: GeoLocalizationNet): 
  */
 export function broadcastBuffers(group: ProcessGroup, net: GeoLocalizationNet): void {
   const buffers = [...net.namedBuffers()].map(([, t]) => t).filter((t) => t.dtype === 'float32');
-  if (buffers.length === 0) return;
-  torch.tidy(() => {
-    const flat = torch.cat(buffers.map((b) => b.reshape(-1)), 0).contiguous();
-    group.broadcast([flat], 0);
-    let offset = 0;
-    for (const b of buffers) {
-      const n = b.numel;
-      b.copy_(flat.narrow(0, offset, n).reshape(...b.shape));
-      offset += n;
-    }
-  });
+  throughFlatBuffer(buffers, (flat) => group.broadcast([flat], 0));
 }
 
 /**
@@ -92,15 +102,12 @@ export function shardedExtractor(group: ProcessGroup): typeof extractDescriptors
 export function allReduceGradients(group: ProcessGroup, params: readonly Tensor[], loss: Tensor): number {
   return torch.tidy(() => {
     const grads = params.map((p) => p.grad ?? torch.zeros(p.shape));
-    const flat = torch.cat([...grads.map((g) => g.reshape(-1)), loss.detach().reshape(1).to('float32')], 0).contiguous();
-    group.allReduceSum([flat]);
-    let offset = 0;
-    for (const p of params) {
-      const n = p.numel;
-      p.grad = flat.narrow(0, offset, n).reshape(...p.shape).clone();
-      offset += n;
-    }
-    return flat.narrow(0, offset, 1).item();
+    const total = loss.detach().reshape(1).to('float32').clone();
+    throughFlatBuffer([...grads, total], (flat) => group.allReduceSum([flat]));
+    params.forEach((p, i) => {
+      p.grad = grads[i];
+    });
+    return total.item();
   });
 }
 

@@ -4,10 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { launchEnv, distributedAvailable } from '../../src/torch/distributed.ts';
+import { freePort } from '../../src/cli/launch.ts';
 
 const WORKER = join(import.meta.dirname, 'distributed', 'worker.ts');
 // A libtorch tree without gloo's headers (LIBTORCH=...) builds the addon without process groups.
@@ -26,16 +26,6 @@ function runRanks(n: number, where: string, scenario: string, timeoutMs: number)
     p.stderr.on('data', (d) => (err += d));
     p.on('close', (code) => resolve({ result: out.trim() ? JSON.parse(out.trim().split('\n').at(-1)!) as Result : null, code, stderr: err }));
   })));
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function checkCollectives(results: { result: Result | null; code: number | null; stderr: string }[]): void {

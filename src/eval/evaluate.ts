@@ -13,7 +13,7 @@ import { extractDescriptors, saveDescriptors, type DescriptorModel, type Extract
 import { progressBar } from '../util/progress.ts';
 import { mergeNeighbours, searchExact, type Neighbours } from './search.ts';
 import { DEFAULT_RECALL_VALUES, recallAtRadii, firstCorrectRanksAt, type Recalls } from './recall.ts';
-import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, queryResizeMode, searchesEachCrop, type TestMethod } from './test-methods.ts';
+import { DEFAULT_MAJORITY_WEIGHT, TEST_METHODS, isTestMethod, mergeCropNeighbours, testMethodNamed, type TestMethod } from './test-methods.ts';
 import { buildPredictions, writePredictions, type PredictionFiles, type PredictionImagesOptions } from './predictions.ts';
 
 export interface EvaluateOptions {
@@ -112,6 +112,12 @@ function validate(options: EvaluateOptions): Validated {
 /** Database images per chunk of low-memory evaluation (--efficient-ram-testing): 1,000 NetVLAD-16k descriptors are 64 MB. */
 export const EFFICIENT_RAM_CHUNK = 1000;
 
+/** How the test method has queries described. */
+function queryExtraction(method: TestMethod, common: ExtractOptions, batchSize: number | undefined): ExtractOptions {
+  const m = testMethodNamed(method);
+  return { ...common, mode: m.queries, label: 'queries', meanOfCrops: m.meanOfCrops === true, batchSize: m.oneAtATime === true ? 1 : batchSize };
+}
+
 /** Evaluates `model` on `dataset` (database vs queries of one split). */
 export async function evaluate(model: DescriptorModel, dataset: GeoDataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
   const v = validate(options);
@@ -127,11 +133,7 @@ export async function evaluate(model: DescriptorModel, dataset: GeoDataset, opti
   let queries: Tensor | null = null;
   let handedOver = false;
   try {
-    const mode = queryResizeMode(method);
-    queries = await (options.extract ?? extractDescriptors)(model, dataset.queriesPaths, {
-      ...common, mode, label: 'queries', meanOfCrops: method === 'five_crops',
-      batchSize: mode === 'single_query' ? 1 : options.batchSize,
-    });
+    queries = await (options.extract ?? extractDescriptors)(model, dataset.queriesPaths, queryExtraction(method, common, options.batchSize));
     const t2 = performance.now();
 
     const k = Math.min(Math.max(...recallValues), dataset.databasePaths.length);
@@ -165,10 +167,7 @@ async function evaluateInChunks(model: DescriptorModel, dataset: GeoDataset, opt
   const { method, recallValues } = v;
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`evaluate: databaseChunk must be a positive integer, got ${chunk}`);
   if (options.saveDescriptors || options.returnDescriptors) throw new Error('evaluate: low-memory evaluation (databaseChunk) never holds the database descriptors, so it cannot save or return them');
-  const mode = queryResizeMode(method);
-  const queries = await (options.extract ?? extractDescriptors)(model, dataset.queriesPaths, {
-    ...common, mode, label: 'queries', meanOfCrops: method === 'five_crops', batchSize: mode === 'single_query' ? 1 : options.batchSize,
-  });
+  const queries = await (options.extract ?? extractDescriptors)(model, dataset.queriesPaths, queryExtraction(method, common, options.batchSize));
   const t1 = performance.now();
   const n = dataset.databasePaths.length;
   const k = Math.min(Math.max(...recallValues), n);
@@ -199,8 +198,8 @@ async function finish(found: Neighbours, dataset: GeoDataset, options: EvaluateO
   t0: number, descriptors: { database: Tensor; queries: Tensor } | null): Promise<EvaluateResult> {
   const { method, recallValues, radius, radii } = v;
   const t1 = performance.now();
-  const predictions = searchesEachCrop(method)
-    ? mergeCropNeighbours(found, method as 'nearest_crop' | 'maj_voting', 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT) : found;
+  const predictions = testMethodNamed(method).merge !== undefined
+    ? mergeCropNeighbours(found, method, 5, options.majorityWeight ?? DEFAULT_MAJORITY_WEIGHT) : found;
   const recallsByRadius = recallAtRadii(predictions, dataset.databasePositions, dataset.queriesPositions, radii, recallValues);
   const firstCorrectRanks = firstCorrectRanksAt(predictions, dataset.databasePositions, dataset.queriesPositions, radius);
   const t2 = performance.now();

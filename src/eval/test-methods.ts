@@ -7,30 +7,68 @@
 //                (not re-normalised, as in the benchmark; L2 search handles non-unit queries).
 //   nearest_crop each crop searched; the 5 ranked lists merged by distance, unique database indices.
 //   maj_voting   as nearest_crop, after database images found by several crops are pulled closer.
+// Each method is a registry entry (its options, how queries are loaded, how crop lists merge); adding
+// one is an entry and a line in TEST_METHOD_ENTRIES.
+import { z } from 'zod';
 import type { ResizeMode } from '../data/image.ts';
 import type { Neighbours } from './search.ts';
-
-export const TEST_METHODS = ['hard_resize', 'single_query', 'central_crop', 'five_crops', 'nearest_crop', 'maj_voting'] as const;
-export type TestMethod = (typeof TEST_METHODS)[number];
+import { mergeOptions, namesOf, type Component, type OptionShape } from '../util/components.ts';
 
 /** The benchmark's `--majority_weight`. */
 export const DEFAULT_MAJORITY_WEIGHT = 0.01;
+
+export interface TestMethodEntry<N extends string = string, O extends OptionShape = OptionShape> extends Component<N, O> {
+  description: string;
+  /** How queries are loaded. */
+  queries: ResizeMode;
+  /** Queries one at a time (their shapes differ). */
+  oneAtATime?: boolean;
+  /** A query's descriptor is the mean of its crops' descriptors. */
+  meanOfCrops?: boolean;
+  /** Each crop is searched on its own (5 query rows per query) and the ranked lists merged into one. */
+  merge?: (crops: readonly RankedList[], k: number, options: TestMethodOptions) => MergedList;
+}
+
+const defineTestMethod = <N extends string, O extends OptionShape>(entry: TestMethodEntry<N, O>): TestMethodEntry<N, O> => entry;
+
+export const TEST_METHOD_ENTRIES = [
+  defineTestMethod({ name: 'hard_resize', description: 'queries stretched to H x W, batched (default)', options: {}, queries: 'hard_resize' }),
+  defineTestMethod({ name: 'single_query', description: 'queries at their own aspect, shorter side min(H, W), one at a time', options: {}, queries: 'single_query', oneAtATime: true }),
+  defineTestMethod({ name: 'central_crop', description: 'queries scaled to cover H x W, central crop', options: {}, queries: 'central_crop' }),
+  defineTestMethod({ name: 'five_crops', description: 'the mean descriptor of 5 square crops', options: {}, queries: 'five_crops', meanOfCrops: true }),
+  defineTestMethod({ name: 'nearest_crop', description: '5 crops searched, lists merged by distance', options: {}, queries: 'five_crops', merge: (lists, k) => mergeNearestCrop(lists, k) }),
+  defineTestMethod({
+    name: 'maj_voting', description: 'as nearest_crop, images found by several crops pulled closer', queries: 'five_crops',
+    options: { majorityWeight: z.number().finite().nonnegative().default(DEFAULT_MAJORITY_WEIGHT).describe('maj_voting: distance bonus per vote') },
+    merge: (lists, k, o) => mergeMajorityVoting(lists, k, o.majorityWeight),
+  }),
+] as const;
+
+export const TEST_METHODS = namesOf<(typeof TEST_METHOD_ENTRIES)[number]['name']>(TEST_METHOD_ENTRIES);
+export type TestMethod = (typeof TEST_METHODS)[number];
+
+/** Every test method's options as one shape (evaluation commands spread it into their flags). */
+export const TEST_METHOD_OPTIONS = mergeOptions(TEST_METHOD_ENTRIES, 'test methods');
+export type TestMethodOptions = { majorityWeight: number };
 
 export function isTestMethod(s: string): s is TestMethod {
   return (TEST_METHODS as readonly string[]).includes(s);
 }
 
+export function testMethodNamed(method: string): TestMethodEntry {
+  const entry = TEST_METHOD_ENTRIES.find((m) => m.name === method) as TestMethodEntry | undefined;
+  if (entry === undefined) throw new Error(`unknown test method "${method}"; choose one of ${TEST_METHODS.join(', ')}`);
+  return entry;
+}
+
 /** How queries are loaded for a method. */
 export function queryResizeMode(method: TestMethod): ResizeMode {
-  switch (method) {
-    case 'hard_resize': case 'single_query': case 'central_crop': return method;
-    case 'five_crops': case 'nearest_crop': case 'maj_voting': return 'five_crops';
-  }
+  return testMethodNamed(method).queries;
 }
 
 /** True when each crop is searched on its own (5 query rows per query). */
 export function searchesEachCrop(method: TestMethod): boolean {
-  return method === 'nearest_crop' || method === 'maj_voting';
+  return testMethodNamed(method).merge !== undefined;
 }
 
 /** One ranked list: database indices with their L2 distances. */
@@ -98,10 +136,10 @@ export function mergeMajorityVoting(crops: readonly RankedList[], k: number, wei
   return mergeByScore(crops, score, k);
 }
 
-/** Merges the per-crop search results (query q's crops in rows cropsPerQuery·q ...) into one list per query. */
-export function mergeCropNeighbours(
-  crops: Neighbours, method: 'nearest_crop' | 'maj_voting', cropsPerQuery = 5, weight = DEFAULT_MAJORITY_WEIGHT,
-): Neighbours {
+/** Merges the per-crop search results (query q's crops in rows cropsPerQuery·q ...) into one list per query, by the method's merge. */
+export function mergeCropNeighbours(crops: Neighbours, method: TestMethod, cropsPerQuery = 5, majorityWeight = DEFAULT_MAJORITY_WEIGHT): Neighbours {
+  const merge = testMethodNamed(method).merge;
+  if (merge === undefined) throw new Error(`merge crops: ${method} searches one row per query`);
   if (crops.count % cropsPerQuery !== 0) throw new Error(`merge crops: ${crops.count} crop rows is not a multiple of ${cropsPerQuery}`);
   const count = crops.count / cropsPerQuery;
   const { k } = crops;
@@ -112,7 +150,7 @@ export function mergeCropNeighbours(
       const row = q * cropsPerQuery + c;
       lists.push({ indices: crops.indices.subarray(row * k, (row + 1) * k), distances: crops.distances.subarray(row * k, (row + 1) * k) });
     }
-    const merged = method === 'nearest_crop' ? mergeNearestCrop(lists, k) : mergeMajorityVoting(lists, k, weight);
+    const merged = merge(lists, k, { majorityWeight });
     out.indices.set(merged.indices, q * k);
     out.distances.set(merged.distances, q * k);
   }

@@ -1,58 +1,17 @@
 // The feature-cache plan of one cache loop: which database images and training queries the training
-// loop must extract (in inference mode) before mining, for each mining method (the reference's
-// datasets_ws.py, compute_triplets):
-//   full     the whole database + the loop's queries (negatives are sampled per query at mining time)
-//   partial  one shared random set of `negSamplesNum` database images + the queries' hard positives
-//            + the queries (the reference default)
-//   random   the queries' hard positives + the queries (negatives need no descriptors)
-// Hard positives are always cached: the best positive is chosen by descriptor distance.
+// loop must extract (in inference mode) before mining (the reference's datasets_ws.py,
+// compute_triplets): the loop's queries, their hard positives (the best positive is chosen by
+// descriptor distance), and what the miner asks for (miners.ts: all of the database for full, one
+// shared random set for partial, nothing more for random).
 //
 // Randomness: every draw comes from a stream derived from the loop's seed and a purpose (and, per
 // query, the training-query index), so the plan and the mined triplets do not depend on processing
 // order or chunking, and the same seed gives the same triplets.
-import { z } from 'zod';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { TrainingQueries } from '../data/positives.ts';
+import { STREAM, minerNamed, resolveMiningOptions, type MiningOptions } from './miners.ts';
 
-export type MiningMethod = 'full' | 'partial' | 'random';
-export const MINING_METHODS: readonly MiningMethod[] = ['full', 'partial', 'random'];
-
-/** What to mine and how many: a narrow slice of the training config. */
-export interface MiningOptions {
-  /** Default 'partial' (the reference default). */
-  method: MiningMethod;
-  /** Database images sampled as negative candidates (per query for full, per loop for partial); default 1000. */
-  negSamplesNum: number;
-  /** Negatives per query in a training tuple; default 10. */
-  negsNumPerQuery: number;
-}
-
-export const DEFAULT_MINING_OPTIONS: Readonly<MiningOptions> = { method: 'partial', negSamplesNum: 1000, negsNumPerQuery: 10 };
-
-/** The mining options as a training config holds them (its `mining` slice; the method's flag is --mining). */
-export const MINING_OPTIONS = {
-  method: z.enum(MINING_METHODS as [MiningMethod, ...MiningMethod[]]).default(DEFAULT_MINING_OPTIONS.method).describe('hard negative mining'),
-  negsNumPerQuery: z.number().int().positive().default(DEFAULT_MINING_OPTIONS.negsNumPerQuery).describe('negatives per tuple'),
-  negSamplesNum: z.number().int().positive().default(DEFAULT_MINING_OPTIONS.negSamplesNum).describe('database images sampled for mining'),
-};
-
-/** Fills defaults and checks every field; errors name the option and the value. */
-export function resolveMiningOptions(options: Partial<MiningOptions> = {}): MiningOptions {
-  const o = { ...DEFAULT_MINING_OPTIONS, ...options };
-  if (!MINING_METHODS.includes(o.method)) {
-    throw new Error(`mining option method must be one of ${MINING_METHODS.join(', ')}, got '${String(o.method)}'`);
-  }
-  for (const key of ['negSamplesNum', 'negsNumPerQuery'] as const) {
-    if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`mining option ${key} must be an integer >= 1, got ${o[key]}`);
-  }
-  if (o.method !== 'random' && o.negSamplesNum < o.negsNumPerQuery) {
-    throw new Error(`mining option negSamplesNum (${o.negSamplesNum}) must be >= negsNumPerQuery (${o.negsNumPerQuery}): negatives are the nearest of the sampled images`);
-  }
-  return o;
-}
-
-/** Purposes of the random streams derived from a loop seed. */
-export const STREAM = { loopQueries: 1, sharedNegatives: 2, queryNegatives: 3 } as const;
+export { STREAM, MINING_METHODS, MINING_OPTIONS, DEFAULT_MINING_OPTIONS, resolveMiningOptions, type MiningMethod, type MiningOptions } from './miners.ts';
 
 /**
  * The training queries of one cache loop: `cacheRefreshRate` distinct indices drawn uniformly from
@@ -139,21 +98,7 @@ export function planCacheLoop(
   }
   const loopQueries = Int32Array.from(queries);
   const hardLists = Array.from(loopQueries, (q) => training.hardPositives[q]);
-  let database: Int32Array;
-  let sharedNegatives: Int32Array | null = null;
-  switch (o.method) {
-    case 'full':
-      database = Int32Array.from({ length: databaseCount }, (_, i) => i);
-      break;
-    case 'partial': {
-      const rng = new Rng(deriveSeed(seed, STREAM.sharedNegatives));
-      sharedNegatives = Int32Array.from(rng.sample(databaseCount, Math.min(o.negSamplesNum, databaseCount))).sort();
-      database = unionSorted(databaseCount, [sharedNegatives, ...hardLists]);
-      break;
-    }
-    case 'random':
-      database = unionSorted(databaseCount, hardLists);
-      break;
-  }
+  const { database: asked, sharedNegatives } = minerNamed(o.method).cache(databaseCount, o, seed);
+  const database = asked === 'all' ? Int32Array.from({ length: databaseCount }, (_, i) => i) : unionSorted(databaseCount, [asked, ...hardLists]);
   return { options: o, seed, databaseCount, queries: loopQueries, database, sharedNegatives };
 }

@@ -2,7 +2,7 @@
 // config files (JSON or YAML; camelCase, kebab-case or the reference's snake_case keys). Defaults are
 // the reference's (gmberton/deep-visual-geo-localization-benchmark, parser.py).
 import { z } from 'zod';
-import { TEST_METHODS } from '../eval/test-methods.ts';
+import { TEST_METHODS, TEST_METHOD_OPTIONS } from '../eval/test-methods.ts';
 import { CRITERIA, LOSS_OPTIONS } from './losses.ts';
 import { MINING_OPTIONS } from './cache.ts';
 import { ModelSpecShape, withResolvedFlavour } from '../models/assemble.ts';
@@ -91,6 +91,7 @@ export const EVAL_SLICE = {
   recallValues: z.array(count).default([1, 5, 10, 20]).describe('N of recall@N'),
   inferBatchSize: count.default(16).describe('images per forward pass when caching and evaluating'),
   testMethod: z.enum(TEST_METHODS).default('hard_resize').describe('how the final test describes queries'),
+  ...TEST_METHOD_OPTIONS,
   efficientRamTesting: z.boolean().default(false)
     .describe('validation and test describe and search the database in chunks (never all its descriptors at once)'),
 };

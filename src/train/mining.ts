@@ -1,10 +1,6 @@
 // Mining: given the cached descriptors of a cache loop (see cache.ts), choose for every query of the
-// loop its best positive and its negatives (the reference's datasets_ws.py, compute_triplets):
-//   best positive  the hard positive nearest in descriptor space (every method)
-//   full           sample negSamplesNum database images for the query, drop its positives, add its
-//                  previous hardest negatives (memory), keep the negsNumPerQuery nearest, remember them
-//   partial        the negsNumPerQuery nearest of the loop's shared set minus the query's positives
-//   random         negsNumPerQuery uniformly random database images that are not positives
+// loop its best positive (the hard positive nearest in descriptor space) and its negatives, which the
+// loop's miner picks among the database images that are not positives (miners.ts).
 // "Positives" = soft and hard ones: the hard radius (train threshold) may exceed the soft one.
 // Distances are squared L2 between descriptors, computed by the engine in chunks (a matrix product:
 // ‖q‖² + ‖x‖² − 2 q·x), so a whole 10,000-image database is one pass. Ties go to the lower index.
@@ -16,7 +12,10 @@ import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import { Rng, deriveSeed } from '../data/random.ts';
 import type { TrainingQueries } from '../data/positives.ts';
-import { STREAM, type CachePlan } from './cache.ts';
+import type { CachePlan } from './cache.ts';
+import { STREAM, MiningError, minerNamed, type MiningQuery, type NegativeMemory } from './miners.ts';
+
+export { MiningError, type NegativeMemory } from './miners.ts';
 
 /** The cached descriptors of one loop, rows aligned with the plan. */
 export interface CachedDescriptors {
@@ -25,9 +24,6 @@ export interface CachedDescriptors {
   /** [plan.queries.length, D]: row j describes training query plan.queries[j]. */
   queries: Tensor;
 }
-
-/** Full mining's memory across loops: training-query index → its previous hardest negatives. */
-export type NegativeMemory = Map<number, Int32Array>;
 
 /** One training tuple: a query, its best positive and its negatives. */
 export interface Triplet {
@@ -78,14 +74,6 @@ export function forEachDistanceRow(queries: Tensor, database: Tensor, fn: (j: nu
   }));
 }
 
-/** A query that cannot be mined, or a cache that does not fit its plan. */
-export class MiningError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MiningError';
-  }
-}
-
 /**
  * Mines one triplet per query of the plan, in plan order. Full mining reads and updates `memory`
  * (required for 'full': keep one Map for the whole run). Throws a MiningError naming the query when it
@@ -95,8 +83,9 @@ export function mineTriplets(plan: CachePlan, descriptors: CachedDescriptors, po
   const { options, databaseCount: N } = plan;
   const K = options.negsNumPerQuery;
   checkDescriptors(plan, descriptors);
-  if (options.method === 'full' && memory === undefined) {
-    throw new MiningError('mineTriplets: full mining needs a NegativeMemory (one Map kept across cache loops)');
+  const miner = minerNamed(options.method);
+  if (miner.remembers === true && memory === undefined) {
+    throw new MiningError(`mineTriplets: ${miner.name} mining needs a NegativeMemory (one Map kept across cache loops)`);
   }
   const rowOf = new Int32Array(N).fill(-1);
   plan.database.forEach((d, i) => (rowOf[d] = i));
@@ -143,47 +132,21 @@ export function mineTriplets(plan: CachePlan, descriptors: CachedDescriptors, po
       throw new MiningError(`mineTriplets: ${who} has ${softCount} positives among ${N} database images, so only ${available} can be negatives; ${K} are needed (lower negsNumPerQuery)`);
     }
 
-    const rng = new Rng(deriveSeed(plan.seed, STREAM.queryNegatives, q));
     const candidates: number[] = [];
-    const addCandidate = (d: number): void => {
-      if (softMark[d] !== stamp && candMark[d] !== stamp) {
-        candMark[d] = stamp;
-        candidates.push(d);
-      }
+    const query: MiningQuery = {
+      index: q, who, databaseCount: N, sharedNegatives: plan.sharedNegatives, memory: miner.remembers === true ? memory : undefined,
+      rng: new Rng(deriveSeed(plan.seed, STREAM.queryNegatives, q)),
+      candidates,
+      isFree: (d) => softMark[d] !== stamp && candMark[d] !== stamp,
+      add(d) {
+        if (softMark[d] !== stamp && candMark[d] !== stamp) {
+          candMark[d] = stamp;
+          candidates.push(d);
+        }
+      },
+      nearest: (k) => nearest(candidates, k, distanceOf),
     };
-
-    let negatives: Int32Array;
-    let negativeDistances: Float32Array | null = null;
-    switch (options.method) {
-      case 'random': {
-        // Rejection sampling terminates: at least K non-positives exist (checked above).
-        while (candidates.length < K) addCandidate(rng.int(0, N));
-        negatives = Int32Array.from(candidates);
-        break;
-      }
-      case 'partial': {
-        for (const d of plan.sharedNegatives!) addCandidate(d);
-        if (candidates.length < K) {
-          throw new MiningError(`mineTriplets: ${who}: only ${candidates.length} of the loop's ${plan.sharedNegatives!.length} shared database images are not soft positives; ${K} negatives are needed (raise negSamplesNum or lower negsNumPerQuery)`);
-        }
-        ({ negatives, negativeDistances } = nearest(candidates, K, distanceOf));
-        break;
-      }
-      case 'full': {
-        for (const d of rng.sample(N, Math.min(options.negSamplesNum, N))) addCandidate(d);
-        for (const d of memory!.get(q) ?? []) addCandidate(d);
-        if (candidates.length < K) {
-          // Rare (a sample made almost only of soft positives): top up with random non-positives.
-          const rest: number[] = [];
-          for (let d = 0; d < N; d++) if (softMark[d] !== stamp && candMark[d] !== stamp) rest.push(d);
-          rng.shuffle(rest);
-          for (const d of rest.slice(0, K - candidates.length)) addCandidate(d);
-        }
-        ({ negatives, negativeDistances } = nearest(candidates, K, distanceOf));
-        memory!.set(q, negatives.slice());
-        break;
-      }
-    }
+    const { negatives, negativeDistances } = miner.negatives(query, options);
     triplets[j] = { query: q, positive, negatives, positiveDistance, negativeDistances };
   });
   return triplets;

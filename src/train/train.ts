@@ -192,7 +192,8 @@ export async function recallsOn(net: GeoLocalizationNet, ds: GeoDataset, config:
     extract: group ? shardedExtractor(group) : undefined,
     size: imageSize(config.data.resize), batchSize: config.eval.inferBatchSize, device, progress, method,
     databaseChunk: config.eval.efficientRamTesting ? EFFICIENT_RAM_CHUNK : undefined,
-    radius: config.data.valPositiveDistThreshold, recallValues: config.eval.recallValues, precision: { precision, searchPrecision },
+    radius: config.data.valPositiveDistThreshold, recallValues: config.eval.recallValues, majorityWeight: config.eval.majorityWeight,
+    precision: { precision, searchPrecision },
   });
   return result.recalls;
 }

@@ -35,7 +35,7 @@ test('a config file written with the reference\'s parser names parses to the sam
   writeFileSync(twice, JSON.stringify({ batch_size: 4, train_batch_size: 8 }));
   assert.throws(() => readConfigFile(twice), /twice\.json: option batchSize is given twice/);
   const unknown = join(dir, 'unknown.json');
-  writeFileSync(unknown, JSON.stringify({ datasets_folder: '/d', dataset_name: 'x', output_folder: 'o', majority_weight: 0.1 }));
+  writeFileSync(unknown, JSON.stringify({ datasets_folder: '/d', dataset_name: 'x', output_folder: 'o', pretrain: 'gldv2' }));
   assert.equal(TrainConfigSchema.safeParse(readConfigFile(unknown)).success, false, 'an option vgl does not have is refused, not ignored');
 });
 

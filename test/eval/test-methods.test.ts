@@ -68,3 +68,14 @@ test('mergeCropNeighbours merges 5 rows per query; method helpers', () => {
   assert.equal(searchesEachCrop('five_crops'), false);
   assert.equal(searchesEachCrop('nearest_crop'), true);
 });
+
+test('the test-method registry: how each method loads and merges queries; maj_voting declares its weight', async () => {
+  const { TEST_METHOD_ENTRIES, TEST_METHOD_OPTIONS, testMethodNamed } = await import('../../src/eval/test-methods.ts');
+  assert.deepEqual(TEST_METHOD_ENTRIES.map((m) => m.name), ['hard_resize', 'single_query', 'central_crop', 'five_crops', 'nearest_crop', 'maj_voting']);
+  assert.deepEqual(TEST_METHOD_ENTRIES.filter((m) => m.merge !== undefined).map((m) => m.name), ['nearest_crop', 'maj_voting']);
+  assert.equal(testMethodNamed('five_crops').meanOfCrops, true);
+  assert.equal(testMethodNamed('single_query').oneAtATime, true);
+  assert.deepEqual(Object.keys(TEST_METHOD_OPTIONS), ['majorityWeight']);
+  assert.equal(TEST_METHOD_OPTIONS.majorityWeight.parse(undefined), 0.01);
+  assert.throws(() => testMethodNamed('ten_crops'), /unknown test method "ten_crops"; choose one of hard_resize, single_query/);
+});

@@ -364,3 +364,20 @@ test('a hard radius beyond the soft one (train threshold 50 m, val 25 m): no pos
     }
   }
 });
+
+test('the miners registry: options composed from the entries, each check applied to the miners that declare it', async () => {
+  const { MINER_ENTRIES, MINING_OPTIONS, minerNamed } = await import('../../src/train/miners.ts');
+  assert.deepEqual(MINER_ENTRIES.map((m) => m.name), ['full', 'partial', 'random']);
+  assert.deepEqual(Object.keys(MINING_OPTIONS), ['method', 'negsNumPerQuery', 'negSamplesNum']);
+  // random samples no candidate set, so negSamplesNum < negsNumPerQuery is no contradiction there.
+  assert.deepEqual(resolveMiningOptions({ method: 'random', negSamplesNum: 5, negsNumPerQuery: 10 }), { method: 'random', negSamplesNum: 5, negsNumPerQuery: 10 });
+  assert.equal(minerNamed('full').remembers, true);
+  // What each miner asks the cache for, beyond the queries' hard positives.
+  const o = resolveMiningOptions({ negSamplesNum: 4, negsNumPerQuery: 2 });
+  assert.equal(minerNamed('full').cache(10, o, 1).database, 'all');
+  assert.deepEqual(Array.from(minerNamed('random').cache(10, o, 1).database), []);
+  const partial = minerNamed('partial').cache(10, o, 1);
+  assert.equal(partial.sharedNegatives!.length, 4);
+  assert.deepEqual(Array.from(partial.sharedNegatives!), [...partial.sharedNegatives!].sort((a, b) => a - b));
+  assert.throws(() => minerNamed('hardest'), /method must be one of full, partial, random, got 'hardest'/);
+});

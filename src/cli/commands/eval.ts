@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { parseFlags, UsageError, flagName, imageSizeFlag, flagsFromShape, addSchemaOptions, optionalFlagFields } from '../flags.ts';
-import { TEST_METHODS } from '../../eval/test-methods.ts';
+import { TEST_METHOD_ENTRIES, TEST_METHOD_OPTIONS, TEST_METHODS } from '../../eval/test-methods.ts';
 import { EFFICIENT_RAM_CHUNK } from '../../eval/evaluate.ts';
 import { DEFAULT_RECALL_VALUES, type Recalls } from '../../eval/recall.ts';
 import type { EvalSummary, RecallFromSummary } from '../../eval/run.ts';
@@ -79,7 +79,8 @@ export const EvalFlags = z.object({
   pcaSplit: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a split folder name, e.g. train').optional(),
   pcaDatasetFolder: z.string().min(1).optional(),
   efficientRamTesting: z.boolean().default(false),
-  majorityWeight: z.coerce.number().finite().nonnegative().optional(),
+  // Each test method's options, declared beside it (src/eval/test-methods.ts).
+  ...optionalFlagFields(TEST_METHOD_OPTIONS),
   progress: z.boolean().optional(),
   precision: z.enum(PRECISIONS).default('fp32'),
   json: z.boolean().default(false),
@@ -175,7 +176,7 @@ export function register(program: Command): void {
     .option('--dataset-name <name>', 'dataset folder under the root (default: the run\'s)')
     .option('--split <name>', 'split to evaluate (test)')
     .option('--resize <HxW>', 'network input size (default: the run\'s, else 480x640)')
-    .option('--test-method <name>', `${TEST_METHODS.join(' | ')} (hard_resize)`)
+    .option('--test-method <name>', `how queries are described: ${TEST_METHOD_ENTRIES.map((m) => `${m.name} (${m.description})`).join('; ')}`)
     .option('--recall-values <list>', 'N of recall@N (default: the run\'s / the saved evaluation\'s, else 1,5,10,20)')
     .option('--val-positive-dist-threshold <m>', 'soft-positive radius in metres (default: the run\'s, else 25)')
     .option('--radii <list>', 'eval: more radii in metres from the same predictions, e.g. 10,50; eval recall: the radii to report')
@@ -189,7 +190,6 @@ export function register(program: Command): void {
     .option('--pca-split <name>', 'split whose database fits the PCA (default train, else the evaluated split)')
     .option('--pca-dataset-folder <dir>', 'fit the PCA on the images (.jpg, .png) under this folder instead (relative to --datasets-folder, at most 16384, as the reference)')
     .option('--efficient-ram-testing', `describe and search the database ${EFFICIENT_RAM_CHUNK} images at a time (the database descriptors are never held whole)`)
-    .option('--majority-weight <w>', 'maj_voting: how much agreement between the crops counts (0.01, as the reference)')
     .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
     .option('--precision <p>', `${PRECISIONS.join(' | ')}: bf16 extracts with a bf16 backbone (fp32 head) and searches with a bf16 pre-filter re-ranked in fp32; auto = bf16 where the CPU has AMX / AVX512-BF16 (fp32)`)
     .option('--from <dir>', 'eval recall: output folder of a previous vgl eval (recalls.json + predictions.json)')
@@ -214,4 +214,5 @@ export function register(program: Command): void {
       else printEval(s);
     });
   addSchemaOptions(cmd, NETWORK_OPTION_FLAGS, 'with --backbone: ');
+  addSchemaOptions(cmd, flagsFromShape(TEST_METHOD_OPTIONS));
 }

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { csvText } from '../util/csv.ts';
 import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import { train } from '../train/train.ts';
-import { linePlot, writeSvgFigure } from '../report/svg.ts';
+import { epochCurves, writeFigure } from '../report/figures.ts';
 import {
   DEMO_TESTS, TRAINING_DATA, demoConfig, ensureDemoDatasets, recallsOf, untrainedNetwork,
   type DemoTest, type TrainingData,
@@ -88,17 +88,12 @@ export async function writeCurves(points: readonly CurvePoint[], outputFolder: s
     points.map((p) => [p.choice, p.epoch, p.dataset, p.r1.toFixed(2), p.r5.toFixed(2), p.r10.toFixed(2)])));
   const written: string[] = [];
   for (const t of REAL_TESTS) {
-    const series = (Object.keys(TRAINING_DATA) as TrainingData[]).map((choice) => {
-      const mine = points.filter((p) => p.choice === choice && p.dataset === t.dataset).sort((a, b) => a.epoch - b.epoch);
-      return { name: `${choice} (${TRAINING_DATA[choice].join(' + ')})`, x: mine.map((p) => p.epoch), y: mine.map((p) => p.r1) };
-    }).filter((s) => s.x.length > 0);
-    if (series.length === 0) continue;
-    const svg = linePlot({
-      title: `Recall@1 on ${t.label} (real, test split) during training`,
-      subtitle: 'epoch 0 = ImageNet MobileNetV2 before training; one line per training data',
-      xLabel: 'epoch', yLabel: 'recall@1 (%)', series,
-    });
-    written.push((await writeSvgFigure(svg, join(outputFolder, `curves-${t.dataset}`))).png);
+    const mine = (Object.keys(TRAINING_DATA) as TrainingData[]).flatMap((choice) => points
+      .filter((p) => p.choice === choice && p.dataset === t.dataset).sort((a, b) => a.epoch - b.epoch)
+      .map((p) => ({ series: `${choice} (${TRAINING_DATA[choice].join(' + ')})`, epoch: p.epoch, value: p.r1 })));
+    const f = epochCurves(`curves-${t.dataset}`, `Recall@1 on ${t.label} (real, test split) during training`,
+      'epoch 0 = ImageNet MobileNetV2 before training; one line per training data', 'recall@1 (%)', mine);
+    if (f !== undefined) written.push((await writeFigure(f, join(outputFolder, `curves-${t.dataset}`))).png);
   }
   return written;
 }

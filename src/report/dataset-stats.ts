@@ -5,7 +5,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDataset, listSplits, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, nearestDatabase, type PositivesOptions, type QueryPositives } from '../data/positives.ts';
-import { scatterPlot, histogram, writeSvgFigure, imageGrid, PALETTE, type GridRow, type GridCell } from './svg.ts';
+import { imageGrid, type GridRow, type GridCell } from '../data/grid.ts';
+import { positionsMap, histogram, writeFigure, COLOURS } from './figures.ts';
 
 /** Summary of a list of numbers; quantiles interpolate linearly between order statistics (numpy's default). */
 export interface NumberSummary {
@@ -146,47 +147,39 @@ export async function writeDatasetReport(root: string, name: string, outDir: str
     all.push(s);
     const tag = `${name} / ${split}`;
 
-    const map = scatterPlot({
-      title: `${tag}: database and query positions`,
-      subtitle: `${s.database.toLocaleString('en-US')} database images, ${s.queries.toLocaleString('en-US')} queries (UTM, equal scale)`,
-      xLabel: 'UTM east (m)', yLabel: 'UTM north (m)', equalAspect: true,
-      series: [
-        { name: 'database', points: ds.databasePositions, color: PALETTE[0], radius: 2.6, opacity: 0.55 },
-        { name: 'queries', points: ds.queriesPositions, color: PALETTE[1], radius: 1.6, opacity: 0.8 },
-      ],
-    });
-    const mapFiles = await writeSvgFigure(map, join(outDir, `${split}-map`));
+    const map = positionsMap(`${split}-map`, `${tag}: database and query positions`,
+      `${s.database.toLocaleString('en-US')} database images, ${s.queries.toLocaleString('en-US')} queries (UTM, equal scale)`,
+      [{ part: 'database', positions: ds.databasePositions }, { part: 'queries', positions: ds.queriesPositions }]);
+    const mapFiles = await writeFigure(map, join(outDir, `${split}-map`));
 
-    const pos = histogram({
-      title: `${tag}: database images near each query`,
-      subtitle: `mean ${fmt(s.hardPositivesPerQuery.mean)} within ${s.hardRadius} m, ${fmt(s.softPositivesPerQuery.mean)} within ${s.softRadius} m; `
-        + `${s.queriesWithoutHardPositive} queries have none within ${s.hardRadius} m, ${s.queriesWithoutSoftPositive} none within ${s.softRadius} m`,
-      xLabel: 'positives per query (database images within the radius)', yLabel: 'queries', integerBins: true,
-      series: [
-        { name: `hard, ≤ ${s.hardRadius} m`, values: positives.hard.map((a) => a.length), color: PALETTE[2] },
-        { name: `soft, ≤ ${s.softRadius} m`, values: positives.soft.map((a) => a.length), color: PALETTE[0] },
-      ],
-    });
-    const posFiles = await writeSvgFigure(pos, join(outDir, `${split}-positives`));
+    const pos = histogram(`${split}-positives`, `${tag}: database images near each query`,
+      `mean ${fmt(s.hardPositivesPerQuery.mean)} within ${s.hardRadius} m, ${fmt(s.softPositivesPerQuery.mean)} within ${s.softRadius} m; `
+        + `${s.queriesWithoutHardPositive} queries have none within ${s.hardRadius} m, ${s.queriesWithoutSoftPositive} none within ${s.softRadius} m`, {
+        xLabel: 'positives per query (database images within the radius)', yLabel: 'queries', integerBins: true,
+        series: [
+          { name: `hard, ≤ ${s.hardRadius} m`, values: positives.hard.map((a) => a.length) },
+          { name: `soft, ≤ ${s.softRadius} m`, values: positives.soft.map((a) => a.length) },
+        ],
+      });
+    const posFiles = await writeFigure(pos, join(outDir, `${split}-positives`));
 
     const d = s.nearestDatabaseDistance;
     const top = Math.max(s.softRadius * 1.6, Math.min(d.max, d.p90 * 2));
-    const near = histogram({
-      title: `${tag}: distance from each query to its nearest database image`,
-      subtitle: `median ${fmt(d.median, 2)} m, 90th percentile ${fmt(d.p90, 2)} m, max ${fmt(d.max, 2)} m`,
-      xLabel: 'distance to nearest database image (m)', yLabel: 'queries', range: [0, top], bins: 40,
-      series: [{ name: 'queries', values: nearest.distances, color: PALETTE[1] }],
-      markers: [{ x: s.hardRadius, label: `${s.hardRadius} m (hard)` }, { x: s.softRadius, label: `${s.softRadius} m (soft)` }],
-    });
-    const nearFiles = await writeSvgFigure(near, join(outDir, `${split}-nearest-distance`));
+    const near = histogram(`${split}-nearest-distance`, `${tag}: distance from each query to its nearest database image`,
+      `median ${fmt(d.median, 2)} m, 90th percentile ${fmt(d.p90, 2)} m, max ${fmt(d.max, 2)} m`, {
+        xLabel: 'distance to nearest database image (m)', yLabel: 'queries', range: [0, top], bins: 40,
+        series: [{ name: 'queries', values: nearest.distances }],
+        markers: [{ x: s.hardRadius, label: `${s.hardRadius} m (hard)` }, { x: s.softRadius, label: `${s.softRadius} m (soft)` }],
+      });
+    const nearFiles = await writeFigure(near, join(outDir, `${split}-nearest-distance`));
 
     const rows: GridRow[] = pickExamples(positives, options.exampleQueries ?? 4).map((q) => {
       const p = positives.soft[q];
       const qx = ds.queriesPositions[2 * q], qy = ds.queriesPositions[2 * q + 1];
-      const cells: GridCell[] = [{ path: ds.queriesPaths[q], caption: `query #${q}`, border: PALETTE[1] }];
+      const cells: GridCell[] = [{ path: ds.queriesPaths[q], caption: `query #${q}`, border: COLOURS[1] }];
       for (const i of Array.from(p).slice(0, options.examplePositives ?? 5)) {
         const dist = Math.hypot(ds.databasePositions[2 * i] - qx, ds.databasePositions[2 * i + 1] - qy);
-        cells.push({ path: ds.databasePaths[i], caption: `db #${i}\n${fmt(dist, 1)} m`, border: dist <= s.hardRadius ? PALETTE[2] : PALETTE[0] });
+        cells.push({ path: ds.databasePaths[i], caption: `db #${i}\n${fmt(dist, 1)} m`, border: dist <= s.hardRadius ? COLOURS[2] : COLOURS[0] });
       }
       return { label: `query #${q}\n${p.length} within ${s.softRadius} m\n${positives.hard[q].length} within ${s.hardRadius} m\nE ${qx.toLocaleString('en-US', { maximumFractionDigits: 1 })}\nN ${qy.toLocaleString('en-US', { maximumFractionDigits: 1 })}`, cells };
     });

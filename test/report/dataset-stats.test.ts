@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { writeDatasetReport, summarize } from '../../src/report/dataset-stats.ts';
 import { formatDatasetFilename } from '../../src/data/filename.ts';
-import { niceTicks, histogram, binCounts } from '../../src/report/svg.ts';
+import { histogram, binCounts } from '../../src/report/figures.ts';
 import { Rng } from '../../src/data/random.ts';
 
 /** Deterministic uniform numbers in [0, 1). */
@@ -80,19 +80,25 @@ test('summary numbers equal a brute-force computation and every file is written'
       }
     }
     assert.equal(r.figures.length, 14);
-    const map = await readFile(join(out, 'test-map.svg'), 'utf8');
-    assert.equal((map.match(/<circle /g) ?? []).length, 40 + 21 + 2, 'one dot per image plus two legend dots');
+    // The plotted data is written beside each figure: one point per image, at its position.
+    const map = JSON.parse(await readFile(join(out, 'test-map.json'), 'utf8')) as { part: string; east: number; north: number }[];
+    assert.equal(map.length, 40 + 21, 'one dot per image');
+    const byEast = (a: number[], b: number[]) => a[0] - b[0] || a[1] - b[1];
+    assert.deepEqual(map.filter((p) => p.part === 'queries').map((p) => [p.east, p.north]).sort(byEast), [...qs].sort(byEast));
+    assert.match(await readFile(join(out, 'test-map.svg'), 'utf8'), /^<svg /);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
 });
 
-test('plot helpers: ticks, bins and histogram text', () => {
-  assert.deepEqual(niceTicks(0, 10, 5), [0, 2, 4, 6, 8, 10]);
-  assert.deepEqual(niceTicks(3, 47, 4), [10, 20, 30, 40]);
+test('plot helpers: bins and the bars of a histogram figure', () => {
   assert.deepEqual(binCounts([0, 0.5, 1, 2.5, 3, 99, -1], [0, 1, 2, 3]), { counts: [2, 1, 3], overflow: 1, underflow: 1 });
   assert.deepEqual(summarize([4, 1, 3, 2]), { count: 4, mean: 2.5, min: 1, p10: 1.3, median: 2.5, p90: 3.7, max: 4 });
-  const svg = histogram({ title: 'T & co', xLabel: 'x', series: [{ name: 'a', values: [1, 1, 2] }, { name: 'b', values: [0] }], integerBins: true });
-  assert.match(svg, /T &amp; co/);
-  assert.equal((svg.match(/<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[\d.]+"\/>/g) ?? []).length, 3, 'one bar per non-empty bin and series');
+  const f = histogram('h', 'T & co', 'sub', { xLabel: 'x', series: [{ name: 'a', values: [1, 1, 2] }, { name: 'b', values: [0] }], integerBins: true });
+  // One bar per non-empty bin and series; integer bins are centred on their value, series side by side.
+  const bars = f.data as { series: string; from: number; to: number; count: number; x0: number; x1: number }[];
+  assert.deepEqual(bars.map((b) => [b.series, b.from + 0.5, b.count]), [['a', 1, 2], ['a', 2, 1], ['b', 0, 1]]);
+  assert.ok(bars.every((b) => b.x0 >= b.from && b.x1 <= b.to && b.x1 > b.x0));
+  const a1 = bars[0], b0 = bars[2];
+  assert.ok(a1.x1 - a1.from <= 0.5 + 1e-9 && b0.x0 - b0.from >= 0.5 - 1e-9, 'series a in the left half of its bins, b in the right');
 });

@@ -1,7 +1,7 @@
 // The registry's promise, checked on a copy of the source tree: a new head is one file (its options
-// declared beside it) plus one registry line (and its import), and vgl train, vgl eval, vgl index build
-// and an experiment plan with its table accept it, its option as a flag and a config key, without any
-// other edit.
+// declared beside it) plus one registry line (and its import), and vgl train, vgl eval, vgl index build,
+// an experiment plan with its table, and the report accept it, its option as a flag and a config key,
+// without any other edit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync, writeFileSync, symlinkSync } from 'node:fs';
@@ -27,7 +27,7 @@ export const fixedGemHead = defineHead({
 });
 `;
 
-test('a new head is one file and one registry line: train, eval, index build, plans and their table take it and its option', async () => {
+test('a new head is one file and one registry line: train, eval, index build, plans, their table and the report take it and its option', async () => {
   const dir = tempDir('vgl-new-head-');
   const copy = join(dir, 'vgl');
   cpSync(join(REPO, 'src'), join(copy, 'src'), { recursive: true });
@@ -90,4 +90,14 @@ test('a new head is one file and one registry line: train, eval, index build, pl
   const runConfig = JSON.parse(readFileSync(join(experiment, 'fixedgem-6', 'seed-0', 'config.json'), 'utf8'));
   assert.equal(runConfig.fixedGemP, 6);
   assert.match(vgl('experiment', 'table', experiment), /fixedgem-6/);
+  // The report of that plan: its variant in the PDF's and the HTML's results table, beside GeM.
+  const report = join(dir, 'report');
+  vgl('report', experiment, '--out', report, '--no-dataset-figures');
+  assert.equal(readFileSync(join(report, 'report.pdf')).subarray(0, 5).toString(), '%PDF-');
+  const html = readFileSync(join(report, 'report.html'), 'utf8');
+  const record = JSON.parse(readFileSync(join(experiment, 'fixedgem-6', 'seed-0', 'evaluation.json'), 'utf8'));
+  const r1 = (record.tests[0].recalls['1'] as number).toFixed(1), r5 = (record.tests[0].recalls['5'] as number).toFixed(1);
+  const cell = (x: string) => `<td style="text-align:(left|right)">${x}</td>`;
+  assert.match(html, new RegExp(`<tr>${cell('tiny')}${cell('fixedgem-6')}${cell('1')}${cell('8')}${cell(`${r1} ± 0.0`)}${cell(`${r5} ± 0.0`)}`),
+    'its row in the results table: test set, variant, seeds, queries, R@1 and R@5 of its evaluation.json');
 });

@@ -104,9 +104,14 @@ export interface LaunchEnv {
   localRank: number;
   host: string;
   port: number;
+  /** VGL_DIST_TIMEOUT (seconds), how long a collective waits for a peer before failing; default DEFAULT_TIMEOUT_MS. */
+  timeoutMs?: number;
 }
 
-/** Reads WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT as torchrun sets them; errors name the variable. */
+/**
+ * Reads WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT as torchrun sets them, and
+ * VGL_DIST_TIMEOUT (init_process_group's timeout, in seconds); errors name the variable.
+ */
 export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | undefined {
   if (env.WORLD_SIZE === undefined) return undefined;
   const int = (name: string, fallback?: number): number => {
@@ -124,5 +129,7 @@ export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | und
   if (worldSize < 1 || rank >= worldSize) throw new Error(`torch.distributed: RANK=${rank} is not in [0, WORLD_SIZE=${worldSize})`);
   const port = int('MASTER_PORT', 29500);
   if (port < 1 || port > 65535) throw new Error(`torch.distributed: MASTER_PORT=${port} is not a port`);
-  return { rank, worldSize, localRank: int('LOCAL_RANK', rank), host: env.MASTER_ADDR ?? '127.0.0.1', port };
+  const timeout = env.VGL_DIST_TIMEOUT === undefined ? undefined : Number(env.VGL_DIST_TIMEOUT);
+  if (timeout !== undefined && !(Number.isFinite(timeout) && timeout > 0)) throw new Error(`torch.distributed: VGL_DIST_TIMEOUT=${JSON.stringify(env.VGL_DIST_TIMEOUT)} is not a number of seconds > 0`);
+  return { rank, worldSize, localRank: int('LOCAL_RANK', rank), host: env.MASTER_ADDR ?? '127.0.0.1', port, ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }) };
 }

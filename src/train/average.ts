@@ -6,7 +6,9 @@ import { saveCheckpoint, loadCheckpoint } from '../torch/checkpoint.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
 import { buildModel, RUN_FILES } from '../models/assemble.ts';
 import type { Recalls } from '../eval/recall.ts';
+import type { ProcessGroup } from '../torch/distributed.ts';
 import { flattenConfig, type TrainConfig } from './config.ts';
+import { agreeWithRank0, broadcastWeights } from './distributed.ts';
 
 /** What averaging needs of the run after an epoch's validation. */
 export interface AverageContext {
@@ -19,6 +21,8 @@ export interface AverageContext {
   validate: (net: GeoLocalizationNet) => Promise<Recalls>;
   record: (entry: { event: 'average'; epoch: number; epochs: number; recalls: Recalls }) => Promise<void>;
   log: (s: string) => void;
+  /** Data-parallel: rank 0 keeps average.pth and broadcasts the average; `validate` runs on every rank. */
+  group?: ProcessGroup | null;
 }
 
 /** Where a run keeps the average of its end-of-epoch weights (--average-weights). */
@@ -32,9 +36,13 @@ export const averagePathOf = (outputFolder: string) => join(outputFolder, RUN_FI
  */
 export async function updateAverage(c: AverageContext): Promise<void> {
   const { net, config, epoch } = c;
+  const group = c.group ?? null;
+  const main = (group?.rank ?? 0) === 0;
   const path = averagePathOf(config.run.outputFolder);
-  const previous = existsSync(path) ? await loadCheckpoint<{ throughEpoch: number; epochs: number }>(path) : null;
-  if (previous && previous.meta.throughEpoch >= epoch) return;
+  // Rank 0's file decides (another machine may not see it); the others receive the average.
+  const previous = main && existsSync(path) ? await loadCheckpoint<{ throughEpoch: number; epochs: number }>(path) : null;
+  const done = previous !== null && previous.meta.throughEpoch >= epoch;
+  if (group ? agreeWithRank0(group, done) : done) return;
   const n = previous?.meta.epochs ?? 0;
   const average = buildModel(config.model);
   try {
@@ -51,8 +59,9 @@ export async function updateAverage(c: AverageContext): Promise<void> {
     }
     torch.loadStateDict(average, mean, { source: path });
     if (c.device !== 'cpu') average.to(c.device);
+    if (group) broadcastWeights(group, average);
     const recalls = await c.validate(average);
-    await saveCheckpoint(path, average, null, { throughEpoch: epoch, epochs: n + 1, recalls, config: flattenConfig(config) });
+    if (main) await saveCheckpoint(path, average, null, { throughEpoch: epoch, epochs: n + 1, recalls, config: flattenConfig(config) });
     await c.record({ event: 'average', epoch, epochs: n + 1, recalls });
     c.log(`average of ${n + 1} epochs: val ${Object.entries(recalls).map(([k, r]) => `R@${k} ${r.toFixed(1)}`).join(', ')}`);
   } finally {

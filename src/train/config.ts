@@ -102,6 +102,8 @@ export const RUN_SLICE = {
   resume: z.string().min(1).optional()
     .describe("start from this checkpoint's weights (e.g. another run's best.pth; CRN: a trained NetVLAD); the run's own last.pth still resumes it"),
   numWorkers: count.optional().describe('image decoding workers (default: the loader\'s)'),
+  worldSize: count.default(1)
+    .describe('processes the run trains in, recorded by vgl train (--nproc-per-node x --nnodes, or torchrun\'s WORLD_SIZE); a value given is replaced by that'),
   precision: z.enum(PRECISIONS).default('fp32')
     .describe('compute precision: bf16 runs convolutions and matrix products in bfloat16 (autocast; weights, optimizer state, losses and the head stay fp32), auto = bf16 where measured to pay for training: CPUs with AMX-BF16 (with AVX512-BF16 alone fp32: vgl\'s bf16 training step measured no faster there), VGL_BF16=0: as if it had none'),
 };

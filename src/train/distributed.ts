@@ -7,16 +7,7 @@ import * as torch from '../torch/index.ts';
 import type { Tensor } from '../torch/index.ts';
 import type { ProcessGroup } from '../torch/distributed.ts';
 import type { GeoLocalizationNet } from '../models/network.ts';
-import type { TrainConfig } from './config.ts';
 import { extractDescriptors } from '../eval/extract.ts';
-
-/** The options data-parallel training does not take yet, each with why (checked before any work). */
-export function unsupportedInDataParallel(config: TrainConfig): string[] {
-  const out: string[] = [];
-  if (config.loss.invarianceWeight > 0) out.push('invarianceWeight > 0 (the invariance term is not sharded yet)');
-  if (config.optim.averageWeights) out.push('averageWeights (average.pth is not written by rank 0 alone yet)');
-  return out;
-}
 
 /** The [lo, hi) slice of `n` items that `rank` of `size` takes: contiguous, sizes differing by at most one. */
 export function shardOf(n: number, rank: number, size: number): [number, number] {
@@ -44,6 +35,15 @@ function throughFlatBuffer(tensors: readonly Tensor[], collective: (flat: Tensor
   }));
 }
 
+/** Rank 0's answer to a yes/no question, on every rank (e.g. whether rank 0's best.pth exists). */
+export function agreeWithRank0(group: ProcessGroup, answer: boolean): boolean {
+  return torch.tidy(() => {
+    const flag = torch.tensor([answer ? 1 : 0], [1]);
+    group.broadcast([flag], 0);
+    return flag.item() === 1;
+  });
+}
+
 /** Rank 0's weights and buffers into every rank's network (in place): the float32 ones in one buffer, the others (step counts) each. */
 export function broadcastWeights(group: ProcessGroup, net: GeoLocalizationNet): void {
   const tensors = [...net.stateDict().values()];
@@ -62,12 +62,12 @@ export function broadcastBuffers(group: ProcessGroup, net: GeoLocalizationNet): 
 }
 
 /**
- * Descriptors of `count` items described in shards: `describe(lo, hi)` gives this rank's [hi - lo, D]
- * rows; the result, on every rank, is all of them in order [count, D].
+ * Descriptors of `count` items described in shards: `describe(lo, hi)` gives this rank's
+ * [(hi - lo) · rowsPerItem, D] rows; the result, on every rank, is all of them in order [count · rowsPerItem, D].
  */
-export async function gatherShards(group: ProcessGroup, count: number, dim: number, describe: (lo: number, hi: number) => Promise<Tensor>): Promise<Tensor> {
+export async function gatherShards(group: ProcessGroup, count: number, dim: number, describe: (lo: number, hi: number) => Promise<Tensor>, rowsPerItem = 1): Promise<Tensor> {
   const [lo, hi] = shardOf(count, group.rank, group.worldSize);
-  const widest = Math.ceil(count / group.worldSize);
+  const widest = Math.ceil(count / group.worldSize) * rowsPerItem;
   const mine = await describe(lo, hi);
   return torch.tidy(() => {
     // All-gather needs one shape: each shard padded to the widest, the padding cut after.
@@ -75,7 +75,7 @@ export async function gatherShards(group: ProcessGroup, count: number, dim: numb
     const parts = group.allGather(padded.contiguous());
     const rows = parts.map((p, r) => {
       const [a, b] = shardOf(count, r, group.worldSize);
-      return p.narrow(0, 0, b - a);
+      return p.narrow(0, 0, (b - a) * rowsPerItem);
     });
     mine.dispose();
     return torch.cat(rows, 0);
@@ -84,30 +84,39 @@ export async function gatherShards(group: ProcessGroup, count: number, dim: numb
 
 /**
  * An extractor (evaluate's `extract`) that describes its images in shards, one per rank, and gathers
- * them: validation in data-parallel training. Modes with several rows per image are described whole.
+ * them: the cache, validation and the final test in data-parallel training, in every test method
+ * (five crops kept apart are five rows per image).
  */
 export function shardedExtractor(group: ProcessGroup): typeof extractDescriptors {
   return (model, paths, options = {}) => {
-    const oneRow = (options.mode ?? 'hard_resize') === 'hard_resize' || options.meanOfCrops === true;
-    if (!oneRow) return extractDescriptors(model, paths, options);
-    return gatherShards(group, paths.length, model.dim, (lo, hi) => extractDescriptors(model, paths.slice(lo, hi), options));
+    const rows = options.mode === 'five_crops' && options.meanOfCrops !== true ? 5 : 1;
+    return gatherShards(group, paths.length, model.dim, (lo, hi) => extractDescriptors(model, paths.slice(lo, hi), options), rows);
   };
 }
 
 /**
  * After backward: every trainable parameter's gradient summed over the ranks (one flat buffer, one
- * all-reduce), with the step's loss alongside; returns the loss summed over the ranks (each rank's was
- * weighted by its share, so this is the batch's loss). A parameter without a gradient counts as zeros.
+ * all-reduce), with the step's loss and its terms' values alongside; returns them summed over the
+ * ranks (each rank computed its part of each term, so these are the batch's). A parameter without a
+ * gradient, or a term a rank had no part of, counts as zeros. `names` lists every term of the step,
+ * the same on every rank.
  */
-export function allReduceGradients(group: ProcessGroup, params: readonly Tensor[], loss: Tensor): number {
+export function allReduceGradients(group: ProcessGroup, params: readonly Tensor[], loss: Tensor, terms: Record<string, number>, names: readonly string[]): { loss: number; terms: Record<string, number> } {
   return torch.tidy(() => {
     const grads = params.map((p) => p.grad ?? torch.zeros(p.shape));
     const total = loss.detach().reshape(1).to('float32').clone();
-    throughFlatBuffer([...grads, total], (flat) => group.allReduceSum([flat]));
+    const parts = torch.tensor(names.map((n) => terms[n] ?? 0), [names.length]);
+    const present = torch.tensor(names.map((n) => (n in terms ? 1 : 0)), [names.length]);
+    throughFlatBuffer([...grads, total, parts, present], (flat) => group.allReduceSum([flat]));
     params.forEach((p, i) => {
       p.grad = grads[i];
     });
-    return total.item();
+    const [sums, seen] = [parts.toFloat32Array(), present.toFloat32Array()];
+    const summed: Record<string, number> = {};
+    names.forEach((n, i) => {
+      if (seen[i] > 0) summed[n] = sums[i];
+    });
+    return { loss: total.item(), terms: summed };
   });
 }
 

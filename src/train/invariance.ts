@@ -14,11 +14,15 @@ import type { imageNormalization } from '../eval/extract.ts';
 import { featureInvarianceLoss } from './losses.ts';
 import { initOptions } from './start.ts';
 import type { TrainConfig } from './config.ts';
+import type { ProcessGroup } from '../torch/distributed.ts';
 
 export interface InvarianceTeacher {
   teacher: GeoLocalizationNet;
-  /** One step's images, [clean; augmented], drawn and augmented with this seed. */
-  views(seed: number): Promise<Float32HostTensor>;
+  /**
+   * One step's images, [clean; augmented], drawn and augmented with this seed; with `shard` [lo, hi),
+   * only images lo..hi-1 of the step's (data-parallel: this rank's share), each as the whole step would have it.
+   */
+  views(seed: number, shard?: readonly [number, number]): Promise<Float32HostTensor>;
 }
 
 /**
@@ -27,11 +31,19 @@ export interface InvarianceTeacher {
  * the clean half. `forward` runs a pass in the run's precision.
  */
 export function invarianceTerm(teacher: GeoLocalizationNet, student: GeoLocalizationNet, views: Tensor, on: TrainConfig['loss']['invarianceOn'],
-  forward: <T>(fn: () => T) => T): Tensor {
+  forward: <T>(fn: () => T) => T, group: ProcessGroup | null = null): Tensor {
   const b = views.size(0) / 2;
   const describe = (m: GeoLocalizationNet, x: Tensor) => forward(() => (on === 'descriptors' ? m.forward(x) : m.features(x)));
   const target = torch.noGrad(() => describe(teacher, views.narrow(0, 0, b)));
-  return featureInvarianceLoss(describe(student, views.narrow(0, b, b)), target);
+  const seen = describe(student, views.narrow(0, b, b));
+  if (group === null) return featureInvarianceLoss(seen, target);
+  // Data-parallel: this rank's part, normalised by the teacher's energy over every rank's images.
+  const [energy, elements] = torch.tidy(() => {
+    const whole = torch.tensor([target.to('float64').pow(2).sum().item(), target.numel], [2], { dtype: 'float64' });
+    group.allReduceSum([whole]);
+    return Array.from(whole.toHost().data as Float64Array);
+  });
+  return featureInvarianceLoss(seen, target, { energy, elements });
 }
 
 /**
@@ -64,7 +76,7 @@ export async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, dev
   ]);
   return {
     teacher,
-    async views(seed: number): Promise<Float32HostTensor> {
+    async views(seed: number, shard?: readonly [number, number]): Promise<Float32HostTensor> {
       const rng = new Rng(seed);
       // Each group in turn, so a batch smaller than the number of datasets still varies across them.
       const offset = rng.int(0, groups.length);
@@ -77,10 +89,13 @@ export async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, dev
       const sizes = config.loss.invarianceSizes;
       const drawn = sizes.length > 0 ? sizes[rng.int(0, sizes.length)]! : null;
       const at: ImageSize = drawn ? imageSize(drawn) : size;
-      const transform = (p: string, i: number) => (i < paths.length
+      // Image j of the step: clean as itself, augmented with the seed of its place j + B in the whole step.
+      const [lo, hi] = shard ?? [0, paths.length];
+      const mine = paths.slice(lo, hi);
+      const transform = (p: string, i: number) => (i < mine.length
         ? loadImage(p, { size: at, normalization })
-        : loadAugmentedImage(p, deriveSeed(seed, i), { size: at, normalization, augment: config.data.augment }));
-      for await (const batch of loadBatches([...paths, ...paths], transform, { batchSize: 2 * paths.length })) return batch.images;
+        : loadAugmentedImage(p, deriveSeed(seed, paths.length + lo + i - mine.length), { size: at, normalization, augment: config.data.augment }));
+      for await (const batch of loadBatches([...mine, ...mine], transform, { batchSize: 2 * mine.length })) return batch.images;
       throw new Error('invariance views: no batch loaded');
     },
   };

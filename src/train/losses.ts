@@ -168,14 +168,17 @@ export function solarLoss(query: Tensor, positive: Tensor, negatives: Tensor, op
  * and the frozen teacher (the starting network) seeing them clean. Scale-free, so one weight suits
  * every backbone and head.
  */
-export function featureInvarianceLoss(student: Tensor, teacher: Tensor): Tensor {
+export function featureInvarianceLoss(student: Tensor, teacher: Tensor, whole?: { energy: number; elements: number }): Tensor {
   const s = student.shape, t = teacher.shape;
   if (s.length !== t.length || s.some((d, i) => d !== t[i])) {
     throw new Error(`featureInvarianceLoss: student [${s.join(', ')}] and teacher [${t.join(', ')}] feature maps differ in shape`);
   }
   return inFloat32(() => tidy(() => {
     const [st, te] = [atLeastFloat32(student), atLeastFloat32(teacher)];
-    return st.sub(te).pow(2).mean().div(te.pow(2).mean().clampMin(1e-12));
+    if (whole === undefined) return st.sub(te).pow(2).mean().div(te.pow(2).mean().clampMin(1e-12));
+    // This rank's part of the batch's loss: its squared errors over the whole batch's teacher energy
+    // (summed over the ranks first), so the ranks' parts add up to the loss of the whole batch.
+    return st.sub(te).pow(2).sum().div(whole.elements).div(Math.max(whole.energy / whole.elements, 1e-12));
   }));
 }
 

@@ -8,7 +8,7 @@ import { flagName } from '../errors.ts';
 import { TrainConfigSchema, flattenConfig, withResolvedModel, type TrainConfig } from './config.ts';
 
 /** Options a resumed run may change (applied and recorded); any other difference is refused. */
-export const RESUMABLE_CHANGES: readonly string[] = ['epochs', 'patience', 'inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'majorityWeight', 'datasetsFolder'];
+export const RESUMABLE_CHANGES: readonly string[] = ['epochs', 'patience', 'inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'majorityWeight', 'datasetsFolder', 'worldSize'];
 
 /**
  * Compares a run's saved config with the one it is resumed with: the changes RESUMABLE_CHANGES allows
@@ -42,7 +42,7 @@ function configChanges(savedConfig: TrainConfig, nowConfig: TrainConfig, allowed
  * Options that do not change the model a finished run trained: how it was read and tested, not what it
  * learnt, and where it lives (a run folder moved or copied elsewhere holds the same training).
  */
-const TRAINING_NEUTRAL: readonly string[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'majorityWeight', 'datasetsFolder', 'outputFolder'];
+const TRAINING_NEUTRAL: readonly string[] = ['inferBatchSize', 'numWorkers', 'efficientRamTesting', 'testMethod', 'majorityWeight', 'datasetsFolder', 'outputFolder', 'worldSize'];
 
 /**
  * How a finished run's config.json differs from `config` in what it trains (more epochs count: the

@@ -33,14 +33,14 @@ import { optimizerStep } from './step.ts';
 import { planCacheLoop, sampleLoopQueries } from './cache.ts';
 import { checkRunMemory } from './memory.ts';
 import { mineTriplets, summarizeTriplets, memoryToJSON, memoryFromJSON, type NegativeMemory, type Triplet } from './mining.ts';
-import { TrainConfigSchema, datasetNames, withResolvedModel, flattenConfig, type TrainConfig, type OptimConfig, type RunConfig } from './config.ts';
+import { TrainConfigSchema, datasetNames, withResolvedModel, withOptions, flattenConfig, type TrainConfig, type OptimConfig, type RunConfig } from './config.ts';
 import { lockRun } from './run-lock.ts';
 import { initOptions, startFrom } from './start.ts';
 import { checkResumeConfig, removeStaleTempFiles } from './resume.ts';
 import { updateAverage } from './average.ts';
 import { invarianceTeacher, invarianceTerm, type InvarianceTeacher } from './invariance.ts';
 import { adaptiveStep } from './threads.ts';
-import { unsupportedInDataParallel, broadcastWeights, broadcastBuffers, allReduceGradients, checkSameWeights, shardOf, shardedExtractor } from './distributed.ts';
+import { agreeWithRank0, broadcastWeights, broadcastBuffers, allReduceGradients, checkSameWeights, shardOf, shardedExtractor } from './distributed.ts';
 import type { ProcessGroup } from '../torch/distributed.ts';
 import { OptionError } from '../errors.ts';
 
@@ -270,12 +270,13 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 }
 
 async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: string) => void): Promise<TrainResult> {
-  // The ResNet flavour a weights file declares is written into the run's config: it rebuilds without the file.
-  const config = withResolvedModel(given);
+  const group = hooks.group && hooks.group.worldSize > 1 ? hooks.group : null;
+  // The ResNet flavour a weights file declares is written into the run's config: it rebuilds without
+  // the file. So is the number of processes it trains in.
+  const config = withResolvedModel(given.run.worldSize === (group?.worldSize ?? 1) ? given : withOptions(given, { worldSize: group?.worldSize ?? 1 }));
   const progress = hooks.progress ?? Boolean(process.stderr.isTTY);
   const out = config.run.outputFolder;
   const logFile = join(out, 'log.jsonl');
-  const group = hooks.group && hooks.group.worldSize > 1 ? hooks.group : null;
   const main = (group?.rank ?? 0) === 0;
   const record = async (entry: LogEntry) => {
     if (!main) return;
@@ -283,9 +284,10 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     hooks.onRecord?.(entry);
   };
   if (group) {
-    const unsupported = unsupportedInDataParallel(config);
-    if (unsupported.length > 0) throw new Error(`data-parallel training (${group.worldSize} processes) does not take yet: ${unsupported.join('; ')}`);
     if (config.optim.batchSize < group.worldSize) throw new OptionError('batchSize', `the global batch must give every one of the ${group.worldSize} processes a tuple`, config.optim.batchSize);
+    if (config.loss.invarianceWeight > 0 && config.loss.invarianceBatch < group.worldSize) {
+      throw new OptionError('invarianceBatch', `the invariance term's images must give every one of the ${group.worldSize} processes one`, config.loss.invarianceBatch);
+    }
   }
   const device = hooks.device ?? torch.defaultDevice();
 
@@ -415,9 +417,9 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
         break;
       }
     }
-    // Data-parallel: rank 0 tests, once every rank has finished (best.pth is written by then).
+    // Data-parallel: the test starts once every rank has finished (best.pth is written by then).
     run.group?.barrier();
-    const testRecalls = hooks.test === false || !run.main ? null : await testBest(run, names); //               7. test the best model
+    const testRecalls = hooks.test === false ? null : await testBest(run, names); //                              7. test the best model
     return testRecalls === null ? result() : { ...result(), testRecalls };
   } finally {
     opt.dispose();
@@ -464,7 +466,9 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
   const tupleBatches = tuples ? loadTupleBatches(run, loopSeed, triplets) : null;
   // Data-parallel: each step's gradients summed over the ranks, each rank's loss weighted by its share.
   const trainable = run.group ? net.trainableParameters() : [];
-  const reduce = run.group ? (loss: Tensor) => allReduceGradients(run.group!, trainable, loss) : undefined;
+  const reduce = run.group ? (loss: Tensor, values: Record<string, number>) => allReduceGradients(run.group!, trainable, loss, values, ['tuples', 'invariance']) : undefined;
+  // Data-parallel: this rank's share of each step's invariance images.
+  const invarianceShard = run.group ? shardOf(config.loss.invarianceBatch, run.group.rank, run.group.worldSize) : undefined;
   let lossSum = 0;
   let images = 0;
   try {
@@ -476,20 +480,21 @@ async function trainSteps(run: Run, loopSeed: number, tuples: { triplets: Triple
       hooks.beforeStep?.(net, at);
       // The reference's flip: the whole batch of tuples mirrored, or none of it.
       const flipped = tuples !== null && config.data.horizontalFlip && new Rng(deriveSeed(loopSeed, 0xf11b, batchIndex)).bernoulli(0.5);
-      const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex)) : null;
+      const views = invariance ? await invariance.views(deriveSeed(loopSeed, 0x1a7, batchIndex), invarianceShard) : null;
       // The step's images over every rank: its tuples' (whichever rank loaded them) and the invariance term's.
       const stepTuples = tuples ? Math.min(config.optim.batchSize, triplets.length - batchIndex * config.optim.batchSize) : 0;
-      images += stepTuples * tuple + (views?.shape[0] ?? 0);
+      images += stepTuples * tuple + (views ? 2 * config.loss.invarianceBatch : 0);
       // The forward passes in the run's precision; the losses (fp32 by contract) and backward outside it.
       const inPrecision = <T>(fn: () => T): T => withPrecision(run.precision.precision, fn, run.device);
       const terms = {
         tuples: {
-          weight: run.group && batch ? batch.indices.length / (tuple * stepTuples) : 1,
+          weight: 1,
+          part: run.group && batch ? batch.indices.length / (tuple * stepTuples) : 1,
           compute: () => (batch ? tupleTerm(run, batch.images, batch.indices.length, flipped, inPrecision) : null),
         },
         invariance: {
           weight: config.loss.invarianceWeight,
-          compute: () => (invariance && views ? invarianceTerm(invariance.teacher, net, toDevice(torch.fromHost(views), run.device), config.loss.invarianceOn, inPrecision) : null),
+          compute: () => (invariance && views ? invarianceTerm(invariance.teacher, net, toDevice(torch.fromHost(views), run.device), config.loss.invarianceOn, inPrecision, run.group) : null),
         },
       };
       const { loss, terms: values } = await adaptiveStep(run.threads, () => optimizerStep(opt, terms, reduce), (c) => run.record({ event: 'threads', ...at, ...c }));
@@ -601,8 +606,8 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   await run.hooks.afterValidation?.(net, state.epoch, recalls);
   if (config.optim.averageWeights) {
     await updateAverage({
-      net, config, epoch: state.epoch, device: run.device, record: run.record, log,
-      validate: (average) => recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device, run.precision),
+      net, config, epoch: state.epoch, device: run.device, record: run.record, log, group: run.group,
+      validate: (average) => recallsOn(average, valDs, config, run.progress, 'hard_resize', run.device, run.precision, run.group),
     });
   }
   state.epoch++;
@@ -624,17 +629,23 @@ async function validateEpoch(run: Run, valDs: GeoDataset): Promise<boolean> {
   return true;
 }
 
-/** Phase 7: the best model on the test splits of the training datasets that have one (null: none has). */
+/**
+ * Phase 7: the best model on the test splits of the training datasets that have one (null: none has).
+ * Data-parallel: rank 0's best model is broadcast and every rank describes its shard of the test images.
+ */
 async function testBest(run: Run, names: string[]): Promise<Recalls | null> {
-  const { net, state, config } = run;
+  const { net, state, config, group } = run;
   const modelPath = reportedCheckpointOf(config.run.outputFolder, config.optim.averageWeights).path;
-  if (!existsSync(modelPath)) return null;
   const withTest: string[] = [];
   for (const name of names) if ((await listSplits(config.data.datasetsFolder, name)).includes('test')) withTest.push(name);
-  if (withTest.length === 0) return null;
+  // Rank 0's files decide (another machine may not see them).
+  const ready = group ? agreeWithRank0(group, run.main && existsSync(modelPath)) : existsSync(modelPath);
+  if (!ready || withTest.length === 0) return null;
   const testDs = await openDatasets(config.data.datasetsFolder, withTest, 'test');
-  torch.loadStateDict(net, (await loadCheckpoint(modelPath)).stateDict, { source: modelPath });
-  const testRecalls = await recallsOn(net, testDs, config, run.progress, config.eval.testMethod, run.device, run.precision);
+  if (run.main) torch.loadStateDict(net, (await loadCheckpoint(modelPath)).stateDict, { source: modelPath });
+  if (group) broadcastWeights(group, net);
+  const testRecalls = await recallsOn(net, testDs, config, run.progress, config.eval.testMethod, run.device, run.precision, group);
+  if (!run.main) return testRecalls;
   await run.record({ event: 'test', epoch: state.bestEpoch, method: config.eval.testMethod, recalls: testRecalls });
   await writeFile(join(config.run.outputFolder, 'results.json'), `${JSON.stringify({ bestEpoch: state.bestEpoch, bestValR5: state.bestR5, test: testRecalls, history: state.history }, null, 2)}\n`);
   run.log(`test (${config.optim.averageWeights ? 'average of the epochs' : `best model, epoch ${state.bestEpoch}`}, ${config.eval.testMethod}): ${Object.entries(testRecalls).map(([n, r]) => `R@${n} ${r.toFixed(1)}`).join(', ')}`);

@@ -71,4 +71,6 @@ test("torchrun's environment: WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_
   assert.throws(() => launchEnv({ WORLD_SIZE: '2' }), /RANK is not set/);
   assert.throws(() => launchEnv({ WORLD_SIZE: '2', RANK: '2' }), /RANK=2 is not in \[0, WORLD_SIZE=2\)/);
   assert.throws(() => launchEnv({ WORLD_SIZE: '2', RANK: 'one' }), /RANK="one" is not a non-negative integer/);
+  assert.equal(launchEnv({ WORLD_SIZE: '2', RANK: '1', VGL_DIST_TIMEOUT: '2.5' })!.timeoutMs, 2500);
+  assert.throws(() => launchEnv({ WORLD_SIZE: '2', RANK: '1', VGL_DIST_TIMEOUT: '0' }), /VGL_DIST_TIMEOUT="0" is not a number of seconds > 0/);
 });

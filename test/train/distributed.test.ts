@@ -4,15 +4,15 @@
 // tolerance (only the head trains, so no BatchNorm sees a split batch: DDP does not sync BN either).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadCheckpoint } from '../../src/torch/checkpoint.ts';
 import { distributedAvailable } from '../../src/torch/distributed.ts';
 import { train } from '../../src/train/train.ts';
 import { flattenConfig, withOptions } from '../../src/train/config.ts';
-import { shardOf, unsupportedInDataParallel } from '../../src/train/distributed.ts';
+import { shardOf } from '../../src/train/distributed.ts';
 import { useTinyCity, quiet, readLog } from '../helpers/tiny-city.ts';
 import { freePort } from '../../src/cli/launch.ts';
 
@@ -25,11 +25,6 @@ const skip = distributedAvailable() ? false : 'the addon was built without Gloo 
 test('shards: contiguous, covering, sizes differing by at most one', () => {
   assert.deepEqual([0, 1, 2].map((r) => shardOf(7, r, 3)), [[0, 3], [3, 5], [5, 7]]);
   assert.deepEqual([0, 1].map((r) => shardOf(1, r, 2)), [[0, 1], [1, 1]], 'a rank may get nothing of a short last batch');
-});
-
-test('what data-parallel training does not take yet is named', () => {
-  const c = city.config({ invarianceWeight: 1, augment: { noise: 0.1 }, averageWeights: true, freezeBackbone: 'reference' });
-  assert.deepEqual(unsupportedInDataParallel(c).map((s) => s.split(' ')[0]), ['invarianceWeight', 'averageWeights']);
 });
 
 test('vgl train --nproc-per-node 2 reproduces one process: tuples, the loss at every step, the final weights', { skip, timeout: 600_000 }, async () => {
@@ -60,9 +55,13 @@ test('vgl train --nproc-per-node 2 reproduces one process: tuples, the loss at e
     assert.ok(Math.abs(b[i].loss - s.loss) <= 1e-5 * Math.max(1, Math.abs(s.loss)), `step ${i}: loss ${b[i].loss} vs ${s.loss}`);
   }
   assert.ok(readLog(two.run.outputFolder).some((e) => e.event === 'distributed' && e.worldSize === 2));
-  // Validation described in shards finds what one process finds (recall in %, of 16 val queries).
+  assert.deepEqual([one, two].map((c) => JSON.parse(readFileSync(join(c.run.outputFolder, 'config.json'), 'utf8')).worldSize), [1, 2], 'config.json records the processes');
+  // Validation and the final test described in shards find what one process finds (recall in %, of 16 val and 24 test queries).
   const val = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'validation' ? [e.recalls] : []));
   assert.deepEqual(val(two.run.outputFolder), val(one.run.outputFolder));
+  const tested = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'test' ? [e.recalls] : []));
+  assert.equal(tested(one.run.outputFolder).length, 1);
+  assert.deepEqual(tested(two.run.outputFolder), tested(one.run.outputFolder));
   const [wa, wb] = await Promise.all([one, two].map(async (c) => (await loadCheckpoint(join(c.run.outputFolder, 'last.pth'))).stateDict));
   let largest = 0;
   for (const [name, t] of wa) {
@@ -106,4 +105,90 @@ test('--nnodes 2 --node-rank 0|1 --master-addr --master-port: two "machines" of 
   assert.ok(readLog(c.run.outputFolder).some((e) => e.event === 'distributed' && e.worldSize === 2));
   await assert.rejects(promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '1', '--nnodes', '2'], { cwd: REPO }),
     /--nnodes > 1: give --master-addr and --master-port/);
+});
+
+test('a rank killed mid-epoch: the other exits non-zero within the collective timeout, naming the failure; the run resumes from last.pth in one process', { skip, timeout: 600_000 }, async () => {
+  // Two ranks as torchrun starts them (one process each, as on two machines): no launcher stops the
+  // survivor, only its own collectives can. Enough cache loops that the kill lands inside the epoch.
+  const c = city.config({ outputFolder: join(city.root, 'killed'), epochs: 1, queriesPerEpoch: 24, cacheRefreshRate: 2 });
+  const file = join(city.root, 'killed.json');
+  writeFileSync(file, JSON.stringify(flattenConfig(c)));
+  const port = String(await freePort());
+  const rank = (r: number) => spawn(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file], {
+    cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, VGL_DEVICE: 'cpu', VGL_NUM_THREADS: '1', WORLD_SIZE: '2', RANK: String(r), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, VGL_DIST_TIMEOUT: '30' },
+  });
+  const [r0, r1] = [rank(0), rank(1)];
+  let stderr0 = '';
+  r0.stderr!.on('data', (d: Buffer) => { stderr0 += String(d); });
+  r1.stderr!.resume();
+  const exited = (p: ReturnType<typeof spawn>) => new Promise<{ code: number | null; signal: string | null }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal })));
+  const [e0, e1] = [exited(r0), exited(r1)];
+  // Kill rank 1 once rank 0 has logged the first cache loop (its last.pth written).
+  const log = join(c.run.outputFolder, 'log.jsonl');
+  const deadline = Date.now() + 300_000;
+  while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"event":"loop"'))) {
+    assert.ok(Date.now() < deadline, 'the run never finished a cache loop');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  r1.kill('SIGKILL');
+  const killedAt = Date.now();
+  assert.equal((await e1).signal, 'SIGKILL');
+  const survivor = await e0;
+  const waited = Date.now() - killedAt;
+  assert.notEqual(survivor.code, 0, `rank 0 exited with ${survivor.code}: ${stderr0.slice(-2000)}`);
+  assert.ok(waited < 60_000, `rank 0 took ${waited} ms to stop`);
+  // e.g. "all-gather failed on rank 0 of 2 (a peer may have stopped, or exceeded the 30000 ms timeout): ... Connection reset by peer"
+  assert.match(stderr0, /failed on rank 0 of 2 \(a peer may have stopped, or exceeded the 30000 ms timeout\)/);
+  const loopsBefore = readLog(c.run.outputFolder).filter((e) => e.event === 'loop').length;
+  assert.ok(loopsBefore >= 1 && loopsBefore < 12, `${loopsBefore} of 12 cache loops before the kill`);
+  // Resumed in one process: the epoch goes on from the next cache loop, config.json says 1 process now.
+  await train(c, quiet);
+  const entries = readLog(c.run.outputFolder);
+  assert.equal(entries.filter((e) => e.event === 'loop').length, 12, 'every cache loop ran once, none twice');
+  assert.ok(entries.some((e) => e.event === 'resume-changes' && e.changes.some((x: string) => /world-size 2 -> 1/.test(x))), 'the resume records the other process count');
+  assert.equal(JSON.parse(readFileSync(join(c.run.outputFolder, 'config.json'), 'utf8')).worldSize, 1);
+  assert.ok(entries.some((e) => e.event === 'validation'));
+});
+
+test('the camera-invariance term and weight averaging in two processes: the same step losses, invariance values, averaged model and its recall as one process', { skip, timeout: 600_000 }, async () => {
+  // The term on descriptors (the head trains); each rank takes 2 of the step's 4 images, normalised by
+  // the teacher's energy over all 4, so the ranks' parts add up to one process's term.
+  const one = city.config({ outputFolder: join(city.root, 'inv-one'), invarianceWeight: 0.5, invarianceOn: 'descriptors', invarianceBatch: 4,
+    augment: { noise: 0.1, brightness: 0.3 }, averageWeights: true, epochs: 2 });
+  await train(one, quiet);
+  const two = withOptions(one, { outputFolder: join(city.root, 'inv-two') });
+  const file = join(city.root, 'inv-two.json');
+  writeFileSync(file, JSON.stringify(flattenConfig(two)));
+  await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+  const steps = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'step' ? [e] : []));
+  const [a, b] = [steps(one.run.outputFolder), steps(two.run.outputFolder)];
+  assert.equal(b.length, a.length);
+  assert.ok(a.length >= 12 && a.every((s) => s.invariance !== undefined && s.invariance > 0), 'every step has the term');
+  const close = (x: number, y: number, tol: number) => Math.abs(x - y) <= tol * Math.max(1, Math.abs(y));
+  for (const [i, s] of a.entries()) {
+    assert.ok(close(b[i].loss, s.loss, 1e-5), `step ${i}: loss ${b[i].loss} vs ${s.loss}`);
+    assert.ok(close(b[i].invariance!, s.invariance!, 1e-5), `step ${i}: invariance ${b[i].invariance} vs ${s.invariance}`);
+  }
+  const averages = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'average' ? [[e.epochs, e.recalls]] : []));
+  assert.deepEqual(averages(two.run.outputFolder), averages(one.run.outputFolder));
+  assert.equal(averages(one.run.outputFolder).length, 2);
+  const tested = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'test' ? [e.recalls] : []));
+  assert.deepEqual(tested(two.run.outputFolder), tested(one.run.outputFolder), 'the averaged model tested in shards');
+  const [wa, wb] = await Promise.all([one, two].map(async (c) => (await loadCheckpoint(join(c.run.outputFolder, 'average.pth'))).stateDict));
+  let largest = 0;
+  for (const [name, t] of wa) {
+    if (!t.dtype.startsWith('float')) continue;
+    const x = t.data as Float32Array, y = wb.get(name)!.data as Float32Array;
+    for (let i = 0; i < x.length; i++) largest = Math.max(largest, Math.abs(x[i] - y[i]));
+  }
+  assert.ok(largest < 1e-5, `average.pth: largest weight difference ${largest}`);
+});
+
+test('data-parallel refuses an invariance batch that leaves a process without an image, naming the option', { skip, timeout: 120_000 }, async () => {
+  const c = city.config({ outputFolder: join(city.root, 'inv-small'), invarianceWeight: 1, invarianceOn: 'descriptors', invarianceBatch: 1, augment: { noise: 0.1 } });
+  const file = join(city.root, 'inv-small.json');
+  writeFileSync(file, JSON.stringify(flattenConfig(c)));
+  await assert.rejects(promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } }),
+    /--invariance-batch 1: the invariance term's images must give every one of the 2 processes one/);
 });

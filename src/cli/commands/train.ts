@@ -8,7 +8,8 @@ import { parseFlags, flagsFromShape, flagValue, addSchemaOptions, UsageError, ty
 
 // Flags, kinds and help come from the schema (defaults in one place); the augmentations, nested under
 // `augment` in the config, are top-level flags as in the reference.
-const { augment: _augment, ...TOP_LEVEL } = FLAT_SHAPE;
+// worldSize is recorded, not chosen: the launcher's flags give it.
+const { augment: _augment, worldSize: _worldSize, ...TOP_LEVEL } = FLAT_SHAPE;
 const FLAGS: SchemaFlag[] = [...flagsFromShape(TOP_LEVEL), ...flagsFromShape(AugmentSchema.shape)];
 const AUGMENT = new Set(Object.keys(AugmentSchema.shape));
 
@@ -69,7 +70,7 @@ export function register(program: Command): void {
     }
     const { train } = await import('../../train/train.ts');
     const group = launched && launched.worldSize > 1
-      ? ProcessGroup.init({ rank: launched.rank, worldSize: launched.worldSize, rendezvous: { host: launched.host, port: launched.port } }) : undefined;
+      ? ProcessGroup.init({ rank: launched.rank, worldSize: launched.worldSize, rendezvous: { host: launched.host, port: launched.port }, timeoutMs: launched.timeoutMs }) : undefined;
     try {
       const result = await train(config, { group });
       if (!group || group.rank === 0) console.log(JSON.stringify(result, null, 2));

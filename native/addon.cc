@@ -6,6 +6,7 @@
 #include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -312,6 +313,14 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::hasCUDA());
 }
+Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::hasCUDA() ? static_cast<double>(torch::cuda::device_count()) : 0);
+}
+// Waits for the kernels queued on every CUDA device (timing GPU work; a copy to the host waits too).
+Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  if (at::hasCUDA()) torch::cuda::synchronize();
+  return info.Env().Undefined();
+}
 Napi::Value Config(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), at::show_config());
 }
@@ -338,6 +347,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
+  exports.Set("cudaSynchronize", Napi::Function::New(env, CudaSynchronize));
   exports.Set("config", Napi::Function::New(env, Config));
   exports.Set("version", Napi::String::New(env, std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH)));
   InitDistributed(env, exports);

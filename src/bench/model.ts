@@ -21,6 +21,8 @@ export interface ModelBenchOptions {
   extractBatch: number;
   /** What vgl computes in (default fp32). */
   precision?: Precision;
+  /** Where both sides compute (default cpu); on cuda every timing waits for the GPU. */
+  device?: torch.Device;
 }
 
 /** The goals for vgl in bf16: at most these ratios to PyTorch. */
@@ -28,13 +30,14 @@ export const BF16_GOALS = { extractVsFp32Eager: 0.3, extractVsBf16: 1.0, trainVs
 
 export interface ModelBench {
   threads: number;
+  device: torch.Device;
   size: [number, number];
   precision: Precision;
   train_ms: number;
   extract_ms_per_image: number;
   reference: {
     train_ms: number; extract_ms_per_image: number; extract_optimised_ms_per_image: number;
-    train_bf16_ms: number; extract_bf16_ms_per_image: number; extract_bf16_optimised_ms_per_image: number; torch: string;
+    train_bf16_ms: number; extract_bf16_ms_per_image: number; extract_bf16_optimised_ms_per_image: number; torch: string; device: string; gpu?: string;
   };
   /**
    * vgl / PyTorch: training step (vs fp32, vs bf16 autocast), extraction vs eager, vs PyTorch folded +
@@ -46,25 +49,32 @@ export interface ModelBench {
 export async function benchModel(o: ModelBenchOptions): Promise<ModelBench> {
   const threads = torch.getNumThreads();
   const precision = o.precision ?? 'fp32';
+  const device = o.device ?? 'cpu';
   torch.manualSeed(0);
   const net = buildNetwork({ backbone: 'resnet18conv4', aggregation: 'netvlad' });
+  if (device !== 'cpu') net.to(device);
   net.freezeReference();
   const opt = new optim.Adam(net.trainableParameters(), { lr: 1e-5 });
-  const images = torch.keep(torch.randn([12, 3, o.height, o.width]));
-  const batch = torch.keep(torch.randn([o.extractBatch, 3, o.height, o.width]));
+  const images = torch.keep(torch.randn([12, 3, o.height, o.width], { device }));
+  const batch = torch.keep(torch.randn([o.extractBatch, 3, o.height, o.width], { device }));
+  // A GPU queues its kernels: a time counts only once they have run.
+  const timed = (fn: () => void) => () => {
+    fn();
+    if (device !== 'cpu') torch.synchronize();
+  };
   const references: ModelBench['reference'][] = [];
   const ours: { train_ms: number; extract_ms_per_image: number }[] = [];
   for (let round = 0; round < (o.rounds ?? 2); round++) {
     references.push(runReference<ModelBench['reference']>(fileURLToPath(new URL('./reference/model.py', import.meta.url)),
-      [threads, o.iters, o.height, o.width, o.extractBatch].map(String)));
-    const train_ms = medianMs(() => torch.tidy(() => {
+      [threads, o.iters, o.height, o.width, o.extractBatch, device].map(String)));
+    const train_ms = medianMs(timed(() => torch.tidy(() => {
       net.train();
       opt.zeroGrad();
-      const { query, positive, negatives } = splitTuples(withPrecision(precision, () => net.forward(images)), 1);
+      const { query, positive, negatives } = splitTuples(withPrecision(precision, () => net.forward(images), device), 1);
       tripletLoss(query, positive, negatives, { margin: 0.1 }).backward();
       opt.step();
-    }), o.iters, 1);
-    const extract = await net.fastInference((forward) => medianMs(() => torch.tidy(() => { forward(batch); }), o.iters, 1), { precision });
+    })), o.iters, 1);
+    const extract = await net.fastInference((forward) => medianMs(timed(() => torch.tidy(() => { forward(batch); })), o.iters, 1), { precision });
     ours.push({ train_ms, extract_ms_per_image: extract / o.extractBatch });
   }
   const reference = bestOf(references);
@@ -73,7 +83,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<ModelBench> {
   opt.dispose();
   net.dispose();
   return {
-    threads, size: [o.height, o.width], precision, train_ms: trainMs, extract_ms_per_image: extractMs, reference,
+    threads, device, size: [o.height, o.width], precision, train_ms: trainMs, extract_ms_per_image: extractMs, reference,
     ratio: {
       train: ratio(trainMs, reference.train_ms), trainBf16: ratio(trainMs, reference.train_bf16_ms),
       extract: ratio(extractMs, reference.extract_ms_per_image), extractOptimised: ratio(extractMs, reference.extract_optimised_ms_per_image),

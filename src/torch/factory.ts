@@ -142,6 +142,14 @@ export function getNumThreads(): number {
 export function cudaAvailable(): boolean {
   return native.cudaAvailable();
 }
+/** CUDA devices the linked libtorch sees (0 without CUDA). */
+export function cudaDeviceCount(): number {
+  return native.cudaDeviceCount();
+}
+/** Waits for the work queued on the CUDA devices (like torch.cuda.synchronize(); a no-op without CUDA): GPU timings need it. */
+export function synchronize(): void {
+  native.cudaSynchronize();
+}
 /** The device to compute on: CUDA when the linked libtorch has it (and VGL_DEVICE does not say cpu). */
 export function defaultDevice(): Device {
   const wanted = process.env.VGL_DEVICE;

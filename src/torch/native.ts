@@ -37,6 +37,8 @@ interface Addon {
   getNumThreads(): number;
   manualSeed(seed: number): void;
   cudaAvailable(): boolean;
+  cudaDeviceCount(): number;
+  cudaSynchronize(): void;
   config(): string;
   version: string;
 }

@@ -11,7 +11,8 @@
   the PyTorch documentation writes mixed precision: forward and loss inside autocast, backward and the
   optimizer step outside; fp32 master weights.
 Random weights: timing does not depend on them. Prints JSON (medians).
-Usage: model.py THREADS ITERS HEIGHT WIDTH EXTRACT_BATCH
+On DEVICE cuda (default cpu) the same on the GPU, autocast on "cuda", each timing synchronised.
+Usage: model.py THREADS ITERS HEIGHT WIDTH EXTRACT_BATCH [DEVICE]
 """
 import json
 import sys
@@ -28,6 +29,8 @@ from torch_heads import NetVLAD
 from torch_resnet import layer
 
 threads, iters, H, W, B = (int(a) for a in sys.argv[1:6])
+device = sys.argv[6] if len(sys.argv) > 6 else "cpu"
+kind = "cuda" if device.startswith("cuda") else "cpu"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -37,10 +40,10 @@ backbone = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(6
 for m in list(backbone.children())[:6]:
     for p in m.parameters():
         p.requires_grad = False
-model = nn.Sequential(backbone, NetVLAD(64, 256))
+model = nn.Sequential(backbone, NetVLAD(64, 256)).to(device)
 opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 criterion = nn.TripletMarginLoss(margin=0.1, p=2, reduction="sum")
-images = torch.randn(12, 3, H, W)
+images = torch.randn(12, 3, H, W).to(device)
 
 
 def train_step(bf16=False):
@@ -48,7 +51,7 @@ def train_step(bf16=False):
     for m in list(backbone.children())[:6]:
         m.eval()
     opt.zero_grad()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
         d = model(images)
         q, p, negs = d[0:1], d[1:2], d[2:]
         loss = criterion(q.expand_as(negs), p.expand_as(negs), negs) / negs.shape[0]
@@ -56,12 +59,12 @@ def train_step(bf16=False):
     opt.step()
 
 
-batch = torch.randn(B, 3, H, W)
+batch = torch.randn(B, 3, H, W).to(device)
 
 
 def extract(bf16=False):
     model.eval()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.inference_mode(), torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
         model(batch)
 
 
@@ -85,23 +88,27 @@ with torch.inference_mode():  # the folded copy computes the same descriptors as
 
 
 def extract_optimised(bf16=False):
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.inference_mode(), torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
         fast(batch_cl)
 
 
 def median_ms(fn, n):
+    sync = torch.cuda.synchronize if kind == "cuda" else (lambda: None)
     fn()
+    sync()
     times = []
     for _ in range(n):
         t = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
     return times[len(times) // 2]
 
 
 bf16 = lambda fn: lambda: fn(bf16=True)  # noqa: E731
-print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": device,
+                  **({"gpu": torch.cuda.get_device_name(0)} if kind == "cuda" else {}),
                   "train_ms": median_ms(train_step, iters),
                   "extract_ms_per_image": median_ms(extract, iters) / B,
                   "extract_optimised_ms_per_image": median_ms(extract_optimised, iters) / B,

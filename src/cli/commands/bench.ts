@@ -2,7 +2,7 @@
 // ratios (vgl time / reference time: below 1, vgl is faster).
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseFlags, imageSizeFlag } from '../flags.ts';
+import { parseFlags, imageSizeFlag, UsageError } from '../flags.ts';
 import { PRECISIONS } from '../../torch/precision.ts';
 import { cpus } from 'node:os';
 
@@ -56,6 +56,7 @@ const ModelFlags = z.object({
   resize: size.default([480, 640]),
   extractBatch: count.max(256).default(8),
   precision,
+  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'cpu, cuda or cuda:N').default('cpu'),
   json: z.boolean().optional(),
 });
 
@@ -143,18 +144,22 @@ export function register(program: Command): void {
     .option('--resize <HxW>', 'image size', '480x640')
     .option('--extract-batch <b>', 'images per extraction forward pass', '8')
     .option('--precision <p>', `${PRECISION_HELP} (auto)`)
+    .option('--device <d>', 'cpu | cuda: both sides on this device (cpu)')
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const flags = parseFlags(ModelFlags, raw);
+      const torch = await import('../../torch/index.ts');
+      if (flags.device !== 'cpu' && !torch.cudaAvailable()) throw new UsageError(`--device ${flags.device}: the linked libtorch has no CUDA device (vgl doctor says what it was built with)`);
       const { benchModel, bf16Goals } = await import('../../bench/model.ts');
       const [height, width] = flags.resize;
-      const r = await benchModel({ iters: flags.iters, height, width, extractBatch: flags.extractBatch, precision: await resolveForBench(flags.precision) });
+      const r = await benchModel({ iters: flags.iters, height, width, extractBatch: flags.extractBatch, precision: await resolveForBench(flags.precision), device: flags.device as 'cpu' | 'cuda' });
       if (flags.json) {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
       const ref = r.reference;
-      console.log(benchTable(`model benchmark: ResNet-18 conv4 + NetVLAD at ${height}x${width}, vgl in ${r.precision} (${r.threads} threads, PyTorch ${ref.torch}), best median of ${flags.iters} over 2 alternating rounds:`,
+      const where = r.device === 'cpu' ? `${r.threads} threads` : `${r.device}${ref.gpu ? `, ${ref.gpu}` : ''}`;
+      console.log(benchTable(`model benchmark: ResNet-18 conv4 + NetVLAD at ${height}x${width}, vgl in ${r.precision} (${where}, PyTorch ${ref.torch}), best median of ${flags.iters} over 2 alternating rounds:`,
         'ms', 'PyTorch', [
           ['train step (12-image tuple), vs PyTorch fp32', r.train_ms, ref.train_ms, r.ratio.train],
           ['  same, vs PyTorch bf16 autocast', r.train_ms, ref.train_bf16_ms, r.ratio.trainBf16],

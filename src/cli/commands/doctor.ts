@@ -40,7 +40,7 @@ export async function doctor(): Promise<DoctorReport> {
       version: native.version, cuda: flag('USE_CUDA'), cudnn: flag('USE_CUDNN'), nccl: flag('USE_NCCL'), mkldnn: flag('USE_MKLDNN'),
       cpuCapability: /CPU capability usage: (\S+)/.exec(built)?.[1] ?? null,
     },
-    device: `${torch.defaultDevice()}${torch.cudaAvailable() ? '' : ' (no CUDA device, or a libtorch without CUDA)'}`,
+    device: `${torch.defaultDevice()}${torch.cudaAvailable() ? ` (${torch.cudaDeviceCount()} CUDA device${torch.cudaDeviceCount() === 1 ? '' : 's'})` : ' (no CUDA device, or a libtorch without CUDA)'}`,
     cpu: {
       model: cpus()[0]?.model.trim() ?? 'unknown', cores: availableParallelism(),
       bf16: torch.bf16Support('cpu').reason, trainingAuto: auto('train'), extractionAuto: auto('inference'),

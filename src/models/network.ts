@@ -12,7 +12,8 @@ import { readResNetWeights } from './weights/keras-resnet50.ts';
 import { HEADS, AGGREGATION_NAMES, takesGlobalToken, type AggregationName, type HeadOptionValues } from './aggregation/index.ts';
 import { VisionTransformer, VIT_B16, loadViTWeightsFile } from './vit.ts';
 import { CCT, CCT_14_7X2, loadCCTWeightsFile } from './cct.ts';
-import { mergeOptions, namesOf, optionsFor, componentsDeclaring, OptionError, type Component, type OptionShape } from '../util/components.ts';
+import { mergeOptions, namesOf, optionsFor, componentsDeclaring, type Component, type OptionShape } from '../util/components.ts';
+import { OptionError } from '../errors.ts';
 
 export const BACKBONE_FREEZE = ['reference', 'none', 'all'] as const;
 export type BackboneFreeze = (typeof BACKBONE_FREEZE)[number];
@@ -130,7 +131,7 @@ export class GeoLocalizationNet extends nn.Module {
       throw new Error(`aggregation '${config.aggregation}' uses a transformer's global token, which ${config.backbone} does not have; choose a transformer backbone (${transformers})`);
     }
     const foreign = foreignBackboneOptions(config.backbone, config);
-    if (foreign.length > 0) throw new OptionError([foreign[0].key], foreign[0].message);
+    if (foreign.length > 0) throw new OptionError(foreign[0].key, foreign[0].message);
     this.backbone = this.module('backbone', entry.create(optionsFor(entry, config), config.aggregation));
     for (const m of this.backbone.float32Modules?.() ?? []) nn.keepFloat32(m);
     this.aggregation = this.module('aggregation', head(this.backbone.outChannels, config));

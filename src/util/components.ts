@@ -2,6 +2,7 @@
 // entry `{ name, options, create }` whose options are zod fields (type, default, description), written
 // once beside the component. Configs, flags and help are composed from these declarations.
 import { z } from 'zod';
+import { OptionError } from '../errors.ts';
 
 /** Options as zod fields, keyed by the name configs and flags spell (camelCase). */
 export type OptionShape = Record<string, z.ZodType>;
@@ -48,18 +49,7 @@ export function optionsFor<O extends OptionShape>(component: Component<string, O
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const key = String(issue.path[0]);
-  throw new OptionError([key], `${JSON.stringify(own[key])} for ${component.name}: ${issue.message.replace(/^Invalid option: /, '')}`);
-}
-
-/**
- * An invalid option found by the library: `path` is the option's path in the config
- * (['optim', 'lr'], or one name like ['truncTe']); the CLI spells it as the flag, a config file as its key.
- */
-export class OptionError extends Error {
-  constructor(readonly path: string[], readonly detail: string) {
-    super(`${path.join('.')}: ${detail}`);
-    this.name = 'OptionError';
-  }
+  throw new OptionError(key, `${JSON.stringify(own[key])} for ${component.name}: ${issue.message.replace(/^Invalid option: /, '')}`);
 }
 
 /** The names of a registry, for z.enum (which wants a non-empty tuple). */

@@ -55,6 +55,54 @@ export async function checkBf16Descriptors(net: GeoLocalizationNet, paths: reado
   }
 }
 
+/** A training pass (forward and backward) of the network timed in each precision, best of a few. */
+export interface PassTiming {
+  images: number;
+  size: ImageSize;
+  fp32Ms: number;
+  bf16Ms: number;
+}
+
+/** How much faster bf16 must train than fp32 for 'auto' to take it (the measurement's noise, and the casts' risk). */
+export const BF16_TRAIN_MIN_SPEEDUP = 1.1;
+
+const timings = new Map<string, PassTiming>();
+
+/**
+ * Times one training pass of `net` (forward on `images` random images at `size`, backward of the
+ * descriptors' sum) in fp32 and in bf16: one warm-up and the best of two each. In eval mode, so
+ * BatchNorm's statistics do not move; the gradients it makes are cleared. Remembered per network,
+ * size and batch in this process (a demo trains two heads on one backbone).
+ */
+export function timeTrainingPass(net: GeoLocalizationNet, size: ImageSize, images: number, device: torch.Device = torch.defaultDevice()): PassTiming {
+  const key = `${net.summary().backbone}+${net.summary().aggregation}/${size.height}x${size.width}/${images}/${device}`;
+  const known = timings.get(key);
+  if (known) return known;
+  const wasTraining = net.training;
+  net.eval();
+  const params = net.trainableParameters();
+  const x = torch.keep(torch.randn([images, 3, size.height, size.width], { device }));
+  const pass = (precision: torch.Precision): number => {
+    const t = performance.now();
+    torch.tidy(() => torch.withPrecision(precision, () => net.forward(x), device).float().sum().backward());
+    torch.synchronize();
+    for (const p of params) p.grad = null;
+    return performance.now() - t;
+  };
+  try {
+    const best = (precision: torch.Precision) => {
+      pass(precision);
+      return Math.min(pass(precision), pass(precision));
+    };
+    const timing = { images, size, fp32Ms: best('fp32'), bf16Ms: best('bf16') };
+    timings.set(key, timing);
+    return timing;
+  } finally {
+    x.dispose();
+    if (wasTraining) net.train();
+  }
+}
+
 export interface ChosenPrecision extends torch.ResolvedPrecision {
   /**
    * The search's: the option resolved on this machine, not checked (the bf16 search returns the fp32
@@ -63,6 +111,8 @@ export interface ChosenPrecision extends torch.ResolvedPrecision {
   searchPrecision: torch.Precision;
   /** The descriptor check, when bf16 was in question. */
   check?: Bf16Check;
+  /** 'auto' training on a CPU: the training pass timed in both precisions. */
+  timing?: PassTiming;
 }
 
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -73,11 +123,21 @@ const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
  * stays bf16 and the reason says what the check found.
  */
 export async function choosePrecision(option: torch.PrecisionOption, net: GeoLocalizationNet, paths: readonly string[], size: ImageSize,
-  o: { device?: torch.Device; limit?: number; workload?: torch.Workload } = {}): Promise<ChosenPrecision> {
+  o: { device?: torch.Device; limit?: number; workload?: torch.Workload; trainImages?: number; timePass?: typeof timeTrainingPass } = {}): Promise<ChosenPrecision> {
   const { device = torch.defaultDevice(), limit = BF16_MAX_DESCRIPTOR_ERROR, workload = 'inference' } = o;
   const hardware = torch.resolvePrecision(option, { device, workload });
-  const resolved = { ...hardware, searchPrecision: hardware.precision };
+  let resolved: ChosenPrecision = { ...hardware, searchPrecision: hardware.precision };
   if (resolved.precision === 'fp32') return resolved;
+  // Training on a CPU: whether bf16 pays depends on the CPU's units (AMX or AVX512-BF16 alone), the
+  // network and the size, so 'auto' times a training pass in both and keeps bf16 only if it is faster.
+  if (option === 'auto' && workload === 'train' && device === 'cpu') {
+    const timing = (o.timePass ?? timeTrainingPass)(net, size, Math.max(1, Math.min(o.trainImages ?? 12, 24)), device);
+    const measured = `a training pass of ${timing.images} images at ${size.height}x${size.width} took ${timing.bf16Ms.toFixed(0)} ms in bf16, ${timing.fp32Ms.toFixed(0)} ms in fp32`;
+    if (timing.fp32Ms < BF16_TRAIN_MIN_SPEEDUP * timing.bf16Ms) {
+      return { ...resolved, precision: 'fp32', reason: `${resolved.reason}, but ${measured}: bf16 is not ${BF16_TRAIN_MIN_SPEEDUP}x faster here`, timing };
+    }
+    resolved = { ...resolved, reason: `${resolved.reason}; ${measured}`, timing };
+  }
   const check = await checkBf16Descriptors(net, paths, size, { device, limit });
   const found = `its bf16 descriptors are ${percent(check.meanError)} off fp32 on ${check.images} of its images (limit ${percent(check.limit)})`;
   if (check.passed) return { ...resolved, reason: `${resolved.reason}; ${found}`, check };

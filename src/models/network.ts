@@ -148,7 +148,22 @@ export class GeoLocalizationNet extends nn.Module {
    * in fp32, float32Modules); the head always in fp32 (aggregate).
    */
   forward(images: Tensor): Tensor {
-    return tidy(() => this.aggregate(this.backbone.forward(images)));
+    return tidy(() => this.aggregate(this.#channelsLast ? this.backbone.forward(images.contiguous(true)).contiguous() : this.backbone.forward(images)));
+  }
+  #channelsLast = false;
+  /**
+   * A convolutional backbone's 4-D weights put in channels-last order, in place (optimizers keep their
+   * tensors), and forward() feeding it channels-last images, as PyTorch's
+   * model.to(memory_format=torch.channels_last): oneDNN's convolutions then run on the tensors as they
+   * are, without converting NCHW to their blocked layout and back around every convolution (a quarter
+   * of a bf16 training step of ResNet-18 conv4 at 480x640; docs/precision.md). Checkpoints are written
+   * in the usual order. No-op for transformers. Returns whether the network is now channels-last.
+   */
+  toChannelsLast(): boolean {
+    if (BACKBONES[this.config.backbone].transformer === true) return false;
+    for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) if (t.shape.length === 4 && !t.isContiguous(true)) t.setData_(t.contiguous(true));
+    this.#channelsLast = true;
+    return true;
   }
   /**
    * The head on the backbone's maps, in fp32 whatever they were computed in: NetVLAD's soft assignment
@@ -160,7 +175,7 @@ export class GeoLocalizationNet extends nn.Module {
   }
   /** Local feature maps [B, C, h, w] (for NetVLAD's k-means initialisation). */
   features(images: Tensor): Tensor {
-    return this.backbone.forward(images);
+    return this.#channelsLast ? tidy(() => this.backbone.forward(images.contiguous(true)).contiguous()) : this.backbone.forward(images);
   }
   async loadPretrained(path: string): Promise<void> {
     await BACKBONES[this.config.backbone].loadPretrained(this.backbone, path);

@@ -1,8 +1,9 @@
 // Mixed precision: the float format the heavy ops compute in. 'bf16' runs convolutions and matrix
 // products in bfloat16 under autocast — on CPUs with AMX-BF16 or AVX512-BF16, oneDNN's bf16 kernels
 // use those units — while master weights, optimizer state, losses and what a caller keeps in fp32
-// (inFloat32) stay fp32. 'auto' takes bf16 where it was measured to pay for the workload: extraction
-// on AMX-BF16 or AVX512-BF16, training on AMX-BF16 only (docs/precision.md has the numbers).
+// (inFloat32) stay fp32. 'auto' takes bf16 where the CPU has bf16 units (AMX-BF16 or AVX512-BF16) or
+// the GPU runs a bf16 product; a training run then times a pass in both before it trusts bf16
+// (src/eval/precision-check.ts), as what bf16 buys differs by CPU, network and size (docs/precision.md).
 import { readFileSync } from 'node:fs';
 import { autocast, cudaAvailable, defaultDevice, randn, type Device } from './factory.ts';
 import { tidy } from './scope.ts';
@@ -23,16 +24,6 @@ export interface Bf16Support {
 
 /** What runs in the precision: training steps (forward and backward) or descriptor extraction. */
 export type Workload = 'train' | 'inference';
-
-/**
- * Where 'auto' trains in fp32 although the CPU has bf16 units, and why: measured side by side on an
- * AMD EPYC (Zen 5, AVX512-BF16 without AMX, 2 cores), vgl's bf16 training step (ResNet-18 conv4 +
- * NetVLAD, 12 images at 480x640) took 2079 ms against 2077 ms in fp32, while bf16 extraction took
- * 78 ms an image against PyTorch fp32's 175 ms.
- */
-export const AUTO_TRAINS_FP32_ON: Partial<Record<(typeof BF16_CPU_FLAGS)[number], string>> = {
-  avx512_bf16: "vgl's bf16 training step was measured no faster than fp32 on AVX512-BF16 without AMX (2079 vs 2077 ms, AMD EPYC Zen 5)",
-};
 
 /** The CPU flags that mean bf16 matrix units, best first. */
 export const BF16_CPU_FLAGS = ['amx_bf16', 'avx512_bf16'] as const;
@@ -101,21 +92,17 @@ export interface ResolveOptions {
 }
 
 /**
- * The precision an option means here for `workload`: 'auto' → bf16 where bf16Support says so and bf16
- * was measured to pay for the workload there (AUTO_TRAINS_FP32_ON), fp32 elsewhere.
+ * The precision an option means here for `workload`: 'auto' → bf16 where bf16Support says so, fp32
+ * elsewhere. For training on a CPU this is a candidate: choosePrecision times it against fp32.
  */
 export function resolvePrecision(option: PrecisionOption, o: ResolveOptions = {}): ResolvedPrecision {
-  const { device = defaultDevice(), env = process.env, cpuFlags: flags, workload = 'inference' } = o;
+  const { device = defaultDevice(), env = process.env, cpuFlags: flags } = o;
   if (!(PRECISIONS as readonly string[]).includes(option)) throw new Error(`precision "${String(option)}": expected ${PRECISIONS.join(' | ')}`);
   if (option === 'fp32') return { precision: 'fp32', requested: option, reason: 'asked for fp32' };
   const support = bf16Support(device, env, flags);
   if (option === 'bf16') {
     return { precision: 'bf16', requested: option, reason: support.available ? `asked for bf16; ${support.reason}`
       : `asked for bf16, but ${support.reason}: bf16 is emulated there and likely slower than fp32` };
-  }
-  const slowTraining = workload === 'train' && support.cpuFlag !== undefined ? AUTO_TRAINS_FP32_ON[support.cpuFlag] : undefined;
-  if (support.available && slowTraining !== undefined) {
-    return { precision: 'fp32', requested: option, reason: `auto, training: ${support.reason} but not amx_bf16, and ${slowTraining}` };
   }
   return { precision: support.available ? 'bf16' : 'fp32', requested: option, reason: `auto: ${support.reason}` };
 }

@@ -68,6 +68,7 @@ export async function invarianceTeacher(config: TrainConfig, ds: GeoDataset, dev
   }
   teacher.freezeBackbone('all');
   teacher.eval();
+  teacher.toChannelsLast();
   const parts = ds.parts ?? [{ database: [0, ds.databasePaths.length] as const, queries: [0, ds.queriesPaths.length] as const }];
   const all = [...ds.databasePaths, ...ds.queriesPaths];
   const groups = parts.map(({ database: [d0, d1], queries: [q0, q1] }) => [

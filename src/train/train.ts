@@ -359,6 +359,8 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
   const summary = net.summary();
   log(`model: ${summary.backbone} + ${summary.aggregation}, descriptor ${summary.descriptorDim}-d, ` +
     `${summary.trainableParameters.toLocaleString('en')} of ${summary.parameters.toLocaleString('en')} parameters trained`);
+  // Convolutions on channels-last tensors skip oneDNN's layout conversions (CPU and cuDNN alike).
+  net.toChannelsLast();
   // The precision: chosen (and checked on training images) when the run starts, kept when it resumes.
   const size = imageSize(config.data.resize);
   let precision: RunPrecision;
@@ -366,7 +368,8 @@ async function trainLocked(given: TrainConfig, hooks: TrainHooks, log: (s: strin
     precision = state.precision;
     log(`precision ${precision.precision}, as the run started (search ${precision.searchPrecision})`);
   } else {
-    const chosen = await choosePrecision(config.run.precision, net, trainDs.databasePaths, size, { device, workload: 'train' });
+    const chosen = await choosePrecision(config.run.precision, net, trainDs.databasePaths, size,
+      { device, workload: 'train', trainImages: config.optim.batchSize * (2 + config.mining.negsNumPerQuery) });
     precision = { precision: chosen.precision, searchPrecision: chosen.searchPrecision };
     state.precision = precision;
     log(describePrecision(chosen) + (chosen.precision === 'bf16' ? ': weights, optimizer state, head and losses in fp32' : ''));

@@ -74,3 +74,39 @@ test('bf16 check on the real MobileNetV2-0.35 and night photos: the error is tha
     net.dispose();
   }
 });
+
+test("auto for training on a CPU: bf16 only when a timed training pass is faster than fp32; the pass leaves BatchNorm's statistics and no gradients behind", async () => {
+  const { timeTrainingPass } = await import('../../src/eval/precision-check.ts');
+  torch.manualSeed(0);
+  const net = buildNetwork({ backbone: 'resnet18conv4', resnetWidths: [8, 8, 16, 16], aggregation: 'gem' });
+  const size = { height: 32, width: 32 };
+  try {
+    const before = [...net.namedBuffers()].map(([n, t]) => [n, Array.from(t.toFloat32Array())]);
+    const timing = timeTrainingPass(net, size, 4, 'cpu');
+    assert.ok(timing.fp32Ms > 0 && timing.bf16Ms > 0 && timing.images === 4);
+    assert.deepEqual([...net.namedBuffers()].map(([n, t]) => [n, Array.from(t.toFloat32Array())]), before, 'BatchNorm statistics unchanged');
+    assert.ok(net.trainableParameters().every((p) => p.grad === null), 'no gradient left');
+    assert.equal(timeTrainingPass(net, size, 4, 'cpu'), timing, 'remembered for the same network, size and batch');
+
+    const saved = process.env.VGL_BF16;
+    process.env.VGL_BF16 = '1';
+    try {
+      const fast = await choosePrecision('auto', net, photos, size, { device: 'cpu', workload: 'train', timePass: (_n, s, images) => ({ images, size: s, fp32Ms: 300, bf16Ms: 100 }) });
+      assert.equal(fast.precision, 'bf16');
+      assert.match(fast.reason, /a training pass of 12 images at 32x32 took 100 ms in bf16, 300 ms in fp32/);
+      const slow = await choosePrecision('auto', net, photos, size, { device: 'cpu', workload: 'train', trainImages: 48, timePass: (_n, s, images) => ({ images, size: s, fp32Ms: 105, bf16Ms: 100 }) });
+      assert.equal(slow.precision, 'fp32');
+      assert.match(slow.reason, /a training pass of 24 images at 32x32 took 100 ms in bf16, 105 ms in fp32: bf16 is not 1\.1x faster here/);
+      assert.equal(slow.check, undefined, 'no descriptor check once the timing said fp32');
+      const asked = await choosePrecision('bf16', net, photos, size, { device: 'cpu', workload: 'train', timePass: () => { throw new Error('an explicit bf16 is not timed'); } });
+      assert.equal(asked.precision, 'bf16');
+      const inference = await choosePrecision('auto', net, photos, size, { device: 'cpu', timePass: () => { throw new Error('extraction is not timed'); } });
+      assert.equal(inference.timing, undefined);
+    } finally {
+      if (saved === undefined) delete process.env.VGL_BF16;
+      else process.env.VGL_BF16 = saved;
+    }
+  } finally {
+    net.dispose();
+  }
+});

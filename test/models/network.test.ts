@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.ts';
 import { readStateDict } from '../../src/torch/serialization/index.ts';
-import { BACKBONE_NAMES, BACKBONES, buildNetwork } from '../../src/models/network.ts';
+import { BACKBONE_NAMES, BACKBONES, buildNetwork, type NetworkConfig } from '../../src/models/network.ts';
 import { HEADS, AGGREGATION_NAMES } from '../../src/models/aggregation/index.ts';
 import type { Backbone } from '../../src/models/types.ts';
 import { roundingBound, maxAbsDiff, largestMagnitude, checkParity, float64Host, unitNormBound, type Computation, type ParityDtype } from '../helpers/parity.ts';
@@ -137,5 +137,61 @@ test('freezeBackbone: none trains everything, all only the head, reference as fr
     assert.equal(ref.parameterCount(true), viaReference.parameterCount(true));
     assert.ok(count(ref, 'backbone', true) > 0 && count(ref, 'backbone', true) < count(ref, 'backbone', false));
     for (const n of [none, all, ref, viaReference]) n.dispose();
+  }
+});
+
+test('channels-last training: the same descriptors and gradients as NCHW; weights stay channels-last through optimizer steps and their state dict loads into an NCHW network; bf16 activations, fp32 weight gradients', async () => {
+  const { optim, withPrecision } = await import('../../src/torch/index.ts');
+  const spec: NetworkConfig = { backbone: 'resnet18conv4', resnetWidths: [8, 8, 16, 16], aggregation: 'netvlad', netvladClusters: 4 };
+  torch.manualSeed(5);
+  const plain = buildNetwork(spec);
+  torch.manualSeed(5);
+  const last = buildNetwork(spec);
+  assert.equal(last.toChannelsLast(), true);
+  const conv = [...last.namedParameters()].find(([, t]) => t.shape.length === 4)![1];
+  assert.ok(conv.isContiguous(true) && !conv.isContiguous(false), 'a 4-D weight is channels-last');
+  const x = torch.keep(torch.randn([3, 3, 32, 32]));
+  try {
+    const close = (a: Float32Array, b: Float32Array, what: string) => {
+      let worst = 0, scale = 0;
+      for (let i = 0; i < a.length; i++) { worst = Math.max(worst, Math.abs(a[i] - b[i])); scale = Math.max(scale, Math.abs(a[i])); }
+      assert.ok(worst <= 1e-4 * Math.max(scale, 1), `${what}: largest difference ${worst} (scale ${scale})`);
+    };
+    const step = (net: typeof plain, opt: InstanceType<typeof optim.SGD>) => torch.tidy(() => {
+      opt.zeroGrad();
+      const d = net.forward(x);
+      d.pow(2).sum().backward();
+      const grads = net.trainableParameters().map((p) => p.grad!.toFloat32Array());
+      opt.step();
+      return { d: d.toFloat32Array(), grads };
+    });
+    plain.train(); last.train();
+    const [o1, o2] = [new optim.SGD(plain.trainableParameters(), { lr: 0.01 }), new optim.SGD(last.trainableParameters(), { lr: 0.01 })];
+    for (let i = 0; i < 2; i++) {
+      const [a, b] = [step(plain, o1), step(last, o2)];
+      close(a.d, b.d, `step ${i} descriptors`);
+      a.grads.forEach((g, j) => close(g, b.grads[j], `step ${i} gradient ${j}`));
+    }
+    assert.ok(conv.isContiguous(true), 'still channels-last after optimizer steps');
+    // Its state dict (written in the usual order) loads into an NCHW network: the same descriptors.
+    torch.manualSeed(9);
+    const copy = buildNetwork(spec);
+    torch.loadStateDict(copy, last.stateDict(), { source: 'the channels-last network' });
+    copy.eval(); last.eval();
+    close(torch.tidy(() => last.forward(x).toFloat32Array()), torch.tidy(() => copy.forward(x).toFloat32Array()), 'loaded copy');
+    copy.dispose();
+    // bf16: the backbone's maps in bf16, the gradients of the (fp32 master) weights in fp32.
+    last.train();
+    torch.tidy(() => {
+      o2.zeroGrad();
+      assert.equal(withPrecision('bf16', () => last.features(x)).dtype, 'bfloat16');
+      withPrecision('bf16', () => last.forward(x)).sum().backward();
+      assert.ok(last.trainableParameters().every((p) => p.dtype === 'float32' && p.grad!.dtype === 'float32'));
+    });
+    o1.dispose(); o2.dispose();
+  } finally {
+    x.dispose();
+    plain.dispose();
+    last.dispose();
   }
 });

@@ -7,7 +7,10 @@
 - extract_optimised_ms_per_image: the same with vgl's inference optimisations done the PyTorch way:
   BatchNorm folded into the convolutions (torch.nn.utils.fusion.fuse_conv_bn_eval) and channels-last
   weights and inputs.
-- *_bf16_*: the same three under CPU autocast to bfloat16 (torch.autocast("cpu", torch.bfloat16)), as
+- train_channels_last_ms, train_bf16_channels_last_ms: the training step with the model and its
+  inputs in channels-last order (model.to(memory_format=torch.channels_last)), as PyTorch recommends
+  for CNNs on CPUs.
+- *_bf16_*: the same under CPU autocast to bfloat16 (torch.autocast("cpu", torch.bfloat16)), as
   the PyTorch documentation writes mixed precision: forward and loss inside autocast, backward and the
   optimizer step outside; fp32 master weights.
 Random weights: timing does not depend on them. Prints JSON (medians).
@@ -46,13 +49,14 @@ criterion = nn.TripletMarginLoss(margin=0.1, p=2, reduction="sum")
 images = torch.randn(12, 3, H, W).to(device)
 
 
-def train_step(bf16=False):
-    model.train()
-    for m in list(backbone.children())[:6]:
+def train_step(bf16=False, net=None, x=None):
+    net, x = net or model, images if x is None else x
+    net.train()
+    for m in list(net[0].children())[:6]:
         m.eval()
     opt.zero_grad()
     with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
-        d = model(images)
+        d = net(x)
         q, p, negs = d[0:1], d[1:2], d[2:]
         loss = criterion(q.expand_as(negs), p.expand_as(negs), negs) / negs.shape[0]
     loss.backward()
@@ -60,6 +64,20 @@ def train_step(bf16=False):
 
 
 batch = torch.randn(B, 3, H, W).to(device)
+
+# Training the PyTorch way for CNNs on CPUs: the model and its inputs in channels-last order.
+model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+opt_cl = torch.optim.Adam([p for p in model_cl.parameters() if p.requires_grad], lr=1e-5)
+images_cl = images.contiguous(memory_format=torch.channels_last)
+
+
+def train_step_cl(bf16=False):
+    global opt
+    saved, opt = opt, opt_cl
+    try:
+        train_step(bf16, model_cl, images_cl)
+    finally:
+        opt = saved
 
 
 def extract(bf16=False):
@@ -113,5 +131,7 @@ print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()
                   "extract_ms_per_image": median_ms(extract, iters) / B,
                   "extract_optimised_ms_per_image": median_ms(extract_optimised, iters) / B,
                   "train_bf16_ms": median_ms(bf16(train_step), iters),
+                  "train_channels_last_ms": median_ms(train_step_cl, iters),
+                  "train_bf16_channels_last_ms": median_ms(bf16(train_step_cl), iters),
                   "extract_bf16_ms_per_image": median_ms(bf16(extract), iters) / B,
                   "extract_bf16_optimised_ms_per_image": median_ms(bf16(extract_optimised), iters) / B}))

@@ -60,6 +60,22 @@ const ModelFlags = z.object({
   json: z.boolean().optional(),
 });
 
+const PrecisionFlags = z.object({
+  iters: iters.default(3),
+  trainImages: count.max(64).default(12),
+  extractBatch: count.max(64).default(8),
+  sizes: z.string().optional().transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const sizes = v.split(',').map((s) => s.trim().split('x').map(Number));
+    if (sizes.some((s) => s.length !== 2 || s.some((n) => !Number.isInteger(n) || n < 16))) {
+      ctx.addIssue({ code: 'custom', message: 'expected HxW sizes, comma-separated, e.g. 120x160,240x320' });
+      return z.NEVER;
+    }
+    return sizes as [number, number][];
+  }),
+  json: z.boolean().optional(),
+});
+
 /** Rows of [label, vgl, reference, ratio] as an aligned table. */
 export function benchTable(title: string, unit: string, reference: string, rows: [string, number, number, number][]): string {
   const w = Math.max(...rows.map((r) => r[0].length), 8);
@@ -162,7 +178,9 @@ export function register(program: Command): void {
       console.log(benchTable(`model benchmark: ResNet-18 conv4 + NetVLAD at ${height}x${width}, vgl in ${r.precision} (${where}, PyTorch ${ref.torch}), best median of ${flags.iters} over 2 alternating rounds:`,
         'ms', 'PyTorch', [
           ['train step (12-image tuple), vs PyTorch fp32', r.train_ms, ref.train_ms, r.ratio.train],
+          ['  same, vs PyTorch fp32 channels-last', r.train_ms, ref.train_channels_last_ms, r.ratio.trainChannelsLast],
           ['  same, vs PyTorch bf16 autocast', r.train_ms, ref.train_bf16_ms, r.ratio.trainBf16],
+          ['  same, vs PyTorch bf16 autocast channels-last', r.train_ms, ref.train_bf16_channels_last_ms, r.ratio.trainBf16ChannelsLast],
           [`extraction per image (batch ${flags.extractBatch}), vs fp32 eager`, r.extract_ms_per_image, ref.extract_ms_per_image, r.ratio.extract],
           ['  same, vs fp32 folded BN + channels-last', r.extract_ms_per_image, ref.extract_optimised_ms_per_image, r.ratio.extractOptimised],
           ['  same, vs bf16 autocast eager', r.extract_ms_per_image, ref.extract_bf16_ms_per_image, r.ratio.extractBf16],
@@ -170,6 +188,29 @@ export function register(program: Command): void {
         ]));
       if (r.precision === 'bf16') {
         for (const g of bf16Goals(r)) console.log(`  goal: ${g.goal} <= ${g.limit.toFixed(1)}x: ${g.ratio.toFixed(3)}x, ${g.met ? 'met' : 'NOT met'}`);
+      }
+    });
+
+  bench.command('precision')
+    .description('bf16 vs fp32 on this CPU for MobileNetV2-0.35, ResNet-18 conv4 and ResNet-50 conv4 at 120x160, 240x320, 480x640: training pass, extraction, descriptor error, and what auto takes')
+    .option('--iters <n>', 'timed extraction runs (median)', '3')
+    .option('--train-images <n>', 'images in the timed training pass', '12')
+    .option('--extract-batch <b>', 'images per extraction forward pass', '8')
+    .option('--sizes <list>', 'HxW sizes, comma-separated (120x160,240x320,480x640)')
+    .option('--json', 'print JSON only')
+    .action(async (raw) => {
+      const flags = parseFlags(PrecisionFlags, raw);
+      const { benchPrecision, PRECISION_LIMIT } = await import('../../bench/precision.ts');
+      const rows = await benchPrecision({ iters: flags.iters, trainImages: flags.trainImages, extractBatch: flags.extractBatch, sizes: flags.sizes, log: flags.json ? undefined : (l) => console.error(l) });
+      if (flags.json) {
+        console.log(JSON.stringify(rows, null, 2));
+        return;
+      }
+      console.log(`precision benchmark on ${cpuModel()} (${cpus().length} cores), vgl's training pass of ${flags.trainImages} images (forward + backward, channels-last) and fast extraction; descriptor error of bf16 on 8 Gardens Point night photos (auto's limit ${(100 * PRECISION_LIMIT).toFixed(0)}%):`);
+      console.log(`  ${'network'.padEnd(40)} ${'size'.padEnd(8)} ${'train fp32'.padStart(10)} ${'bf16 ms'.padStart(8)} ${'x'.padStart(5)} ${'extract fp32'.padStart(12)} ${'bf16 ms'.padStart(8)} ${'x'.padStart(5)} ${'error'.padStart(6)}  auto train/extract`);
+      for (const r of rows) {
+        console.log(`  ${`${r.network}${r.weights === 'random' ? ' (random weights)' : ''}`.padEnd(40)} ${r.size.padEnd(8)} ${r.fp32.trainMs.toFixed(0).padStart(10)} ${r.bf16.trainMs.toFixed(0).padStart(8)} ${r.speedup.train.toFixed(2).padStart(5)} ` +
+          `${r.fp32.extractMsPerImage.toFixed(1).padStart(12)} ${r.bf16.extractMsPerImage.toFixed(1).padStart(8)} ${r.speedup.extract.toFixed(2).padStart(5)} ${`${(100 * r.descriptorError).toFixed(2)}%`.padStart(6)}  ${r.auto.train}/${r.auto.extract}`);
       }
     });
 

@@ -7,6 +7,7 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -313,6 +314,18 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::hasCUDA());
 }
+// libtorch's profiler (the legacy one, as torch.autograd.profiler.profile): every op between start and
+// stop, written as a Chrome trace to the file given to start.
+static std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
+  if (profile) throw Napi::Error::New(info.Env(), "profileStart: a profile is already being recorded");
+  profile = std::make_unique<torch::autograd::profiler::RecordProfile>(info[0].As<Napi::String>().Utf8Value());
+  return info.Env().Undefined();
+}
+Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
+  profile.reset();  // writes the trace
+  return info.Env().Undefined();
+}
 Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::hasCUDA() ? static_cast<double>(torch::cuda::device_count()) : 0);
 }
@@ -349,6 +362,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("cudaSynchronize", Napi::Function::New(env, CudaSynchronize));
+  exports.Set("profileStart", Napi::Function::New(env, ProfileStart));
+  exports.Set("profileStop", Napi::Function::New(env, ProfileStop));
   exports.Set("config", Napi::Function::New(env, Config));
   exports.Set("version", Napi::String::New(env, std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH)));
   InitDistributed(env, exports);

@@ -1,6 +1,7 @@
 // `vgl bench precision`: bf16 against fp32 for the networks the demo and the studies train, at the
-// sizes they use, on this CPU: a training pass (forward and backward of 12 images, channels-last as
-// vgl train runs it), extraction per image (the fast inference path), and how far the bf16
+// sizes they use, on this CPU: a training pass (forward and backward of 12 images, channels-last and
+// with the layers that train in their runs, as vgl train runs it; the pass `auto` times), extraction
+// per image (the fast inference path), and how far the bf16
 // descriptors are from fp32 ones on real night photos (the check `auto` makes, with each backbone's
 // precision policy) — and so which precision `auto` takes for each.
 import { existsSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../torch/index.ts';
 import { buildNetwork, type NetworkConfig } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR } from '../models/weights/keras-mobilenetv2.ts';
-import { checkBf16Descriptors, timeTrainingPass, BF16_MAX_DESCRIPTOR_ERROR, BF16_TRAIN_MIN_SPEEDUP } from '../eval/precision-check.ts';
+import { checkBf16Descriptors, timePass, BF16_MAX_DESCRIPTOR_ERROR, BF16_MIN_SPEEDUP } from '../eval/precision-check.ts';
 import { medianMs } from './timing.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,12 +23,14 @@ export interface PrecisionCase {
   network: NetworkConfig;
   /** ImageNet weights (descriptor errors on random weights say little), when on disk. */
   weights?: string;
+  /** Which layers train, as its runs train them. */
+  freeze: 'reference' | 'none';
 }
 
 export const PRECISION_CASES: PrecisionCase[] = [
-  { label: 'MobileNetV2-0.35 + NetVLAD (the demo)', network: { backbone: 'mobilenetv2', aggregation: 'netvlad', netvladClusters: 32 }, weights: MOBILENETV2_035_WEIGHTS_DIR },
-  { label: 'ResNet-18 conv4 + NetVLAD (the seed)', network: { backbone: 'resnet18conv4', aggregation: 'netvlad' } },
-  { label: 'ResNet-50 conv4 + GeM (real places)', network: { backbone: 'resnet50conv4', aggregation: 'gem', resnetFlavour: 'keras' }, weights: RESNET50_WEIGHTS },
+  { label: 'MobileNetV2-0.35 + NetVLAD (the demo)', network: { backbone: 'mobilenetv2', aggregation: 'netvlad', netvladClusters: 32 }, weights: MOBILENETV2_035_WEIGHTS_DIR, freeze: 'none' },
+  { label: 'ResNet-18 conv4 + NetVLAD (the seed)', network: { backbone: 'resnet18conv4', aggregation: 'netvlad' }, freeze: 'reference' },
+  { label: 'ResNet-50 conv4 + GeM (real places)', network: { backbone: 'resnet50conv4', aggregation: 'gem', resnetFlavour: 'keras' }, weights: RESNET50_WEIGHTS, freeze: 'reference' },
 ];
 export const PRECISION_SIZES: [number, number][] = [[120, 160], [240, 320], [480, 640]];
 
@@ -42,7 +45,7 @@ export interface PrecisionRow {
   speedup: { train: number; extract: number };
   /** Mean ‖d_bf16 − d_fp32‖ / ‖d_fp32‖ over 8 night photos (the check `auto` makes). */
   descriptorError: number;
-  /** What `auto` takes: bf16 when it is within the check's limit and faster (training: by BF16_TRAIN_MIN_SPEEDUP). */
+  /** What `auto` takes: bf16 when it is within the check's limit and BF16_MIN_SPEEDUP faster. */
   auto: { train: torch.Precision; extract: torch.Precision };
 }
 
@@ -55,12 +58,12 @@ export async function benchPrecision(o: { iters: number; trainImages: number; ex
     const net = buildNetwork(c.network);
     const imagenet = c.weights !== undefined && existsSync(c.weights);
     if (imagenet) await net.loadPretrained(c.weights!);
-    net.freezeReference();
+    net.freezeBackbone(c.freeze);
     net.toChannelsLast();
     try {
       for (const [height, width] of o.sizes ?? PRECISION_SIZES) {
         const size = { height, width };
-        const pass = timeTrainingPass(net, size, o.trainImages, 'cpu');
+        const pass = await timePass(net, size, o.trainImages, 'train', 'cpu');
         const batch = torch.keep(torch.randn([o.extractBatch, 3, height, width]));
         const extract = async (precision: torch.Precision) => net.fastInference((forward) => medianMs(() => torch.tidy(() => { forward(batch); }), o.iters, 1), { precision });
         const [e32, e16] = [await extract('fp32'), await extract('bf16')];
@@ -73,8 +76,8 @@ export async function benchPrecision(o: { iters: number; trainImages: number; ex
           speedup: { train: pass.fp32Ms / pass.bf16Ms, extract: e32 / e16 },
           descriptorError: check.meanError,
           auto: {
-            train: check.passed && pass.fp32Ms >= BF16_TRAIN_MIN_SPEEDUP * pass.bf16Ms ? 'bf16' : 'fp32',
-            extract: check.passed && e16 < e32 ? 'bf16' : 'fp32',
+            train: check.passed && pass.fp32Ms >= BF16_MIN_SPEEDUP * pass.bf16Ms ? 'bf16' : 'fp32',
+            extract: check.passed && e32 >= BF16_MIN_SPEEDUP * e16 ? 'bf16' : 'fp32',
           },
         };
         o.log?.(`${row.network} ${row.size}: train ${row.fp32.trainMs.toFixed(0)} / ${row.bf16.trainMs.toFixed(0)} ms, extract ${row.fp32.extractMsPerImage.toFixed(1)} / ${row.bf16.extractMsPerImage.toFixed(1)} ms, error ${(100 * row.descriptorError).toFixed(2)}%`);

@@ -55,51 +55,69 @@ export async function checkBf16Descriptors(net: GeoLocalizationNet, paths: reado
   }
 }
 
-/** A training pass (forward and backward) of the network timed in each precision, best of a few. */
+/** A pass of the network (training: forward and backward; inference: the fast extraction path) timed in each precision, best of two. */
 export interface PassTiming {
+  workload: torch.Workload;
   images: number;
   size: ImageSize;
   fp32Ms: number;
   bf16Ms: number;
 }
 
-/** How much faster bf16 must train than fp32 for 'auto' to take it (the measurement's noise, and the casts' risk). */
-export const BF16_TRAIN_MIN_SPEEDUP = 1.1;
+/** How much faster bf16 must run than fp32 for 'auto' to take it on a CPU (the timing's noise, and the rounding's risk). */
+export const BF16_MIN_SPEEDUP = 1.1;
 
 const timings = new Map<string, PassTiming>();
 
 /**
- * Times one training pass of `net` (forward on `images` random images at `size`, backward of the
- * descriptors' sum) in fp32 and in bf16: one warm-up and the best of two each. In eval mode, so
- * BatchNorm's statistics do not move; the gradients it makes are cleared. Remembered per network,
- * size and batch in this process (a demo trains two heads on one backbone).
+ * Times a pass of `net` on `images` random images at `size` in fp32 and in bf16, one warm-up and the
+ * best of two each: for training, forward and backward of the descriptors' sum, in eval mode (BatchNorm's
+ * statistics do not move) with the gradients cleared after; for inference, the fast inference path
+ * (folded BatchNorm, channels-last, the backbone's precision policy). Remembered per network, size,
+ * batch and workload in this process (a demo trains and evaluates two heads on one backbone).
  */
-export function timeTrainingPass(net: GeoLocalizationNet, size: ImageSize, images: number, device: torch.Device = torch.defaultDevice()): PassTiming {
-  const key = `${net.summary().backbone}+${net.summary().aggregation}/${size.height}x${size.width}/${images}/${device}`;
+export async function timePass(net: GeoLocalizationNet, size: ImageSize, images: number, workload: torch.Workload,
+  device: torch.Device = torch.defaultDevice()): Promise<PassTiming> {
+  const { backbone, aggregation } = net.summary();
+  const key = `${backbone}+${aggregation}/${size.height}x${size.width}/${images}/${workload}/${device}`;
   const known = timings.get(key);
   if (known) return known;
-  const wasTraining = net.training;
-  net.eval();
-  const params = net.trainableParameters();
   const x = torch.keep(torch.randn([images, 3, size.height, size.width], { device }));
-  const pass = (precision: torch.Precision): number => {
-    const t = performance.now();
-    torch.tidy(() => torch.withPrecision(precision, () => net.forward(x), device).float().sum().backward());
-    torch.synchronize();
-    for (const p of params) p.grad = null;
-    return performance.now() - t;
+  const best = async (time: () => number) => {
+    time();
+    return Math.min(time(), time());
   };
   try {
-    const best = (precision: torch.Precision) => {
-      pass(precision);
-      return Math.min(pass(precision), pass(precision));
-    };
-    const timing = { images, size, fp32Ms: best('fp32'), bf16Ms: best('bf16') };
+    let fp32Ms: number, bf16Ms: number;
+    if (workload === 'train') {
+      const wasTraining = net.training;
+      net.eval();
+      const params = net.trainableParameters();
+      const pass = (precision: torch.Precision) => () => {
+        const t = performance.now();
+        torch.tidy(() => torch.withPrecision(precision, () => net.forward(x), device).float().sum().backward());
+        torch.synchronize();
+        for (const p of params) p.grad = null;
+        return performance.now() - t;
+      };
+      try {
+        [fp32Ms, bf16Ms] = [await best(pass('fp32')), await best(pass('bf16'))];
+      } finally {
+        if (wasTraining) net.train();
+      }
+    } else {
+      const pass = (precision: torch.Precision) => net.fastInference((forward) => best(() => {
+        const t = performance.now();
+        torch.tidy(() => forward(x).sum().item()); // item(): waits for the result
+        return performance.now() - t;
+      }), { precision });
+      [fp32Ms, bf16Ms] = [await pass('fp32'), await pass('bf16')];
+    }
+    const timing = { workload, images, size, fp32Ms, bf16Ms };
     timings.set(key, timing);
     return timing;
   } finally {
     x.dispose();
-    if (wasTraining) net.train();
   }
 }
 
@@ -111,7 +129,7 @@ export interface ChosenPrecision extends torch.ResolvedPrecision {
   searchPrecision: torch.Precision;
   /** The descriptor check, when bf16 was in question. */
   check?: Bf16Check;
-  /** 'auto' training on a CPU: the training pass timed in both precisions. */
+  /** 'auto' on a CPU: a pass timed in both precisions. */
   timing?: PassTiming;
 }
 
@@ -123,18 +141,19 @@ const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
  * stays bf16 and the reason says what the check found.
  */
 export async function choosePrecision(option: torch.PrecisionOption, net: GeoLocalizationNet, paths: readonly string[], size: ImageSize,
-  o: { device?: torch.Device; limit?: number; workload?: torch.Workload; trainImages?: number; timePass?: typeof timeTrainingPass } = {}): Promise<ChosenPrecision> {
+  o: { device?: torch.Device; limit?: number; workload?: torch.Workload; trainImages?: number; timePass?: typeof timePass } = {}): Promise<ChosenPrecision> {
   const { device = torch.defaultDevice(), limit = BF16_MAX_DESCRIPTOR_ERROR, workload = 'inference' } = o;
   const hardware = torch.resolvePrecision(option, { device, workload });
   let resolved: ChosenPrecision = { ...hardware, searchPrecision: hardware.precision };
   if (resolved.precision === 'fp32') return resolved;
-  // Training on a CPU: whether bf16 pays depends on the CPU's units (AMX or AVX512-BF16 alone), the
-  // network and the size, so 'auto' times a training pass in both and keeps bf16 only if it is faster.
-  if (option === 'auto' && workload === 'train' && device === 'cpu') {
-    const timing = (o.timePass ?? timeTrainingPass)(net, size, Math.max(1, Math.min(o.trainImages ?? 12, 24)), device);
-    const measured = `a training pass of ${timing.images} images at ${size.height}x${size.width} took ${timing.bf16Ms.toFixed(0)} ms in bf16, ${timing.fp32Ms.toFixed(0)} ms in fp32`;
-    if (timing.fp32Ms < BF16_TRAIN_MIN_SPEEDUP * timing.bf16Ms) {
-      return { ...resolved, precision: 'fp32', reason: `${resolved.reason}, but ${measured}: bf16 is not ${BF16_TRAIN_MIN_SPEEDUP}x faster here`, timing };
+  // On a CPU, whether bf16 pays depends on its units (AMX, or AVX512-BF16 alone), the network, its
+  // precision policy and the size, so 'auto' times a pass in both and keeps bf16 only if it is faster.
+  if (option === 'auto' && device === 'cpu') {
+    const images = workload === 'train' ? Math.max(1, Math.min(o.trainImages ?? 12, 24)) : 8;
+    const timing = await (o.timePass ?? timePass)(net, size, images, workload, device);
+    const measured = `${workload === 'train' ? 'a training pass' : 'an extraction'} of ${timing.images} images at ${size.height}x${size.width} took ${timing.bf16Ms.toFixed(0)} ms in bf16, ${timing.fp32Ms.toFixed(0)} ms in fp32`;
+    if (timing.fp32Ms < BF16_MIN_SPEEDUP * timing.bf16Ms) {
+      return { ...resolved, precision: 'fp32', reason: `${resolved.reason}, but ${measured}: bf16 is not ${BF16_MIN_SPEEDUP}x faster here`, timing };
     }
     resolved = { ...resolved, reason: `${resolved.reason}; ${measured}`, timing };
   }

@@ -146,6 +146,18 @@ export function cudaAvailable(): boolean {
 export function cudaDeviceCount(): number {
   return native.cudaDeviceCount();
 }
+/**
+ * Records every op fn runs with libtorch's profiler (as torch.autograd.profiler.profile) and writes
+ * them to `path` as a Chrome trace (chrome://tracing, or parse its events: name, ts, dur in µs).
+ */
+export function profile<T>(path: string, fn: () => T): T {
+  native.profileStart(path);
+  try {
+    return fn();
+  } finally {
+    native.profileStop();
+  }
+}
 /** Waits for the work queued on the CUDA devices (like torch.cuda.synchronize(); a no-op without CUDA): GPU timings need it. */
 export function synchronize(): void {
   native.cudaSynchronize();

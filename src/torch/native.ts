@@ -39,6 +39,8 @@ interface Addon {
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaSynchronize(): void;
+  profileStart(path: string): void;
+  profileStop(): void;
   config(): string;
   version: string;
 }

@@ -187,7 +187,18 @@ test('channels-last training: the same descriptors and gradients as NCHW; weight
       assert.equal(withPrecision('bf16', () => last.features(x)).dtype, 'bfloat16');
       withPrecision('bf16', () => last.forward(x)).sum().backward();
       assert.ok(last.trainableParameters().every((p) => p.dtype === 'float32' && p.grad!.dtype === 'float32'));
+      o2.step();
     });
+    // The next bf16 forward computes with the stepped weights, not a bf16 copy of the old ones: the
+    // same descriptors as a network freshly given those weights.
+    torch.manualSeed(11);
+    const fresh = buildNetwork(spec);
+    fresh.toChannelsLast();
+    torch.loadStateDict(fresh, last.stateDict(), { source: 'the stepped network' });
+    last.eval(); fresh.eval();
+    const [after, expected] = [last, fresh].map((n) => torch.tidy(() => withPrecision('bf16', () => n.forward(x)).toFloat32Array()));
+    assert.deepEqual(Array.from(after), Array.from(expected));
+    fresh.dispose();
     o1.dispose(); o2.dispose();
   } finally {
     x.dispose();

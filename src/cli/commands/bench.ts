@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 const iters = z.coerce.number().int().min(1).max(1000);
 const count = z.coerce.number().int().positive();
 const precision = z.enum(PRECISIONS).default('auto');
-const PRECISION_HELP = `vgl's precision: ${PRECISIONS.join(' | ')} (auto: bf16 where the CPU has AMX / AVX512-BF16, VGL_BF16=0 to say it has not)`;
+const PRECISION_HELP = `vgl's precision: ${PRECISIONS.join(' | ')} (auto: bf16 where the CPU has AMX / AVX512-BF16, VGL_BF16=0 to say it has not; runs also time bf16 against fp32 first)`;
 
 /** The precision a benchmark runs vgl in, said on stderr with the reason. */
 async function resolveForBench(option: z.output<typeof precision>) {

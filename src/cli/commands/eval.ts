@@ -191,7 +191,7 @@ export function register(program: Command): void {
     .option('--pca-dataset-folder <dir>', 'fit the PCA on the images (.jpg, .png) under this folder instead (relative to --datasets-folder, at most 16384, as the reference)')
     .option('--efficient-ram-testing', `describe and search the database ${EFFICIENT_RAM_CHUNK} images at a time (the database descriptors are never held whole)`)
     .option('--progress', 'progress bars on stderr (default: when stderr is a terminal)')
-    .option('--precision <p>', `${PRECISIONS.join(' | ')}: bf16 extracts with a bf16 backbone (fp32 head) and searches with a bf16 pre-filter re-ranked in fp32; auto = bf16 where the CPU has AMX / AVX512-BF16 (fp32)`)
+    .option('--precision <p>', `${PRECISIONS.join(' | ')}: bf16 extracts with a bf16 backbone (fp32 head) and searches with a bf16 pre-filter re-ranked in fp32; auto = bf16 where the CPU has AMX / AVX512-BF16, an extraction timed in both is 1.1x faster in bf16 and the descriptors stay within 2% (fp32)`)
     .option('--from <dir>', 'eval recall: output folder of a previous vgl eval (recalls.json + predictions.json)')
     .option('--json', 'print the summary as JSON')
     .action(async (what: string | undefined, raw: Record<string, unknown>, cmd: Command) => {

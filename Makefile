@@ -142,6 +142,8 @@ bench-index: setup
 bench: setup reference-deps
 	node bin/vgl.js bench engine
 	node bin/vgl.js bench model
+	node bin/vgl.js bench model --precision bf16
+	node bin/vgl.js bench precision
 	node bin/vgl.js bench search
 	node bin/vgl.js bench epoch
 

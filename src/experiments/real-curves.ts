@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { csvText } from '../util/csv.ts';
 import { openDataset, type GeoDataset } from '../data/dataset.ts';
 import { train } from '../train/train.ts';
-import { epochCurves, writeFigure } from '../report/figures.ts';
+import { epochCurves, writeFigure } from '../util/figure.ts';
 import {
   DEMO_TESTS, TRAINING_DATA, demoConfig, ensureDemoDatasets, recallsOf, untrainedNetwork,
   type DemoTest, type TrainingData,

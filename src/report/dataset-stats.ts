@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { openDataset, listSplits, type GeoDataset } from '../data/dataset.ts';
 import { computePositives, nearestDatabase, type PositivesOptions, type QueryPositives } from '../data/positives.ts';
 import { imageGrid, type GridRow, type GridCell } from '../data/grid.ts';
-import { positionsMap, histogram, writeFigure, COLOURS } from './figures.ts';
+import { positionsMap, histogram, writeFigure, COLOURS } from '../util/figure.ts';
 
 /** Summary of a list of numbers; quantiles interpolate linearly between order statistics (numpy's default). */
 export interface NumberSummary {

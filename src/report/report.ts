@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { gitCommit } from '../util/provenance.ts';
 import { writeDatasetReport } from './dataset-stats.ts';
 import { b, code, heading, para, type Block, type FigureBlock, type Inline, type ReportDoc, type TableBlock } from './doc.ts';
-import { writeFigure } from './figures.ts';
+import { writeFigure } from '../util/figure.ts';
 import { loadStudy, type Study } from './load.ts';
 import { CATALOGUE, planSection, type FigureSink } from './sections.ts';
 import { answers } from './answers.ts';

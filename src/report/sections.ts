@@ -4,6 +4,7 @@
 import { cpuUseText, type ExperimentTable } from '../experiments/table.ts';
 import { b, heading, para, type Block, type FigureBlock, type Inline, type TableBlock } from './doc.ts';
 import * as fig from './figures.ts';
+import type { Figure } from '../util/figure.ts';
 import type { PlanResult } from './load.ts';
 import {
   compareSentence, f1, imageSizeStatement, interval, pm, radiusCurves, significantFindings, sizeGrid,
@@ -28,7 +29,7 @@ export const CATALOGUE: { name: string; title: string; asks: string }[] = [
 ];
 
 /** Writes a figure under figures/ and returns its block (null when there is nothing to plot). */
-export type FigureSink = (f: fig.Figure | undefined, caption: Inline[], width?: number) => Promise<FigureBlock | null>;
+export type FigureSink = (f: Figure | undefined, caption: Inline[], width?: number) => Promise<FigureBlock | null>;
 
 /** A test key as shown: the evaluation variant after a breakable separator. */
 export const displayKey = (k: string) => k.replace('#', ' · ');

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { writeDatasetReport, summarize } from '../../src/report/dataset-stats.ts';
 import { formatDatasetFilename } from '../../src/data/filename.ts';
-import { histogram, binCounts } from '../../src/report/figures.ts';
+import { histogram, binCounts } from '../../src/util/figure.ts';
 import { Rng } from '../../src/data/random.ts';
 
 /** Deterministic uniform numbers in [0, 1). */

@@ -55,7 +55,7 @@ export async function checkBf16Descriptors(net: GeoLocalizationNet, paths: reado
   }
 }
 
-/** A pass of the network (training: forward and backward; inference: the fast extraction path) timed in each precision, best of two. */
+/** A pass of the network (training: forward and backward; inference: the fast extraction path) timed in each precision, best of three. */
 export interface PassTiming {
   workload: torch.Workload;
   images: number;
@@ -71,7 +71,7 @@ const timings = new Map<string, PassTiming>();
 
 /**
  * Times a pass of `net` on `images` random images at `size` in fp32 and in bf16, one warm-up and the
- * best of two each: for training, forward and backward of the descriptors' sum, in eval mode (BatchNorm's
+ * best of three each (the machine may be busy): for training, forward and backward of the descriptors' sum, in eval mode (BatchNorm's
  * statistics do not move) with the gradients cleared after; for inference, the fast inference path
  * (folded BatchNorm, channels-last, the backbone's precision policy). Remembered per network, size,
  * batch and workload in this process (a demo trains and evaluates two heads on one backbone).
@@ -85,7 +85,7 @@ export async function timePass(net: GeoLocalizationNet, size: ImageSize, images:
   const x = torch.keep(torch.randn([images, 3, size.height, size.width], { device }));
   const best = async (time: () => number) => {
     time();
-    return Math.min(time(), time());
+    return Math.min(time(), time(), time());
   };
   try {
     let fp32Ms: number, bf16Ms: number;

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { loadCheckpoint } from '../../src/torch/checkpoint.ts';
 import { distributedAvailable } from '../../src/torch/distributed.ts';
 import { train } from '../../src/train/train.ts';
-import { flattenConfig, withOptions } from '../../src/train/config.ts';
+import { flattenConfig, withOptions, type TrainConfig } from '../../src/train/config.ts';
 import { shardOf } from '../../src/train/distributed.ts';
 import { useTinyCity, quiet, readLog } from '../helpers/tiny-city.ts';
 import { freePort } from '../../src/cli/launch.ts';
@@ -22,18 +22,42 @@ const city = useTinyCity('vgl-dist-train-', {
 });
 const skip = distributedAvailable() ? false : 'the addon was built without Gloo (libgloo-dev)';
 
+/** `vgl train --config <name>.json --nproc-per-node 2` on `config`. */
+async function trainInTwo(config: TrainConfig, name: string): Promise<void> {
+  const file = join(city.root, `${name}.json`);
+  writeFileSync(file, JSON.stringify(flattenConfig(config)));
+  await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+}
+
+/** `config` trained in this process, and the same in the folder `name` in two processes. */
+async function oneAndTwo(one: TrainConfig, name: string): Promise<[TrainConfig, TrainConfig]> {
+  await train(one, quiet);
+  const two = withOptions(one, { outputFolder: join(city.root, name) });
+  await trainInTwo(two, name);
+  return [one, two];
+}
+
+/** The largest difference between the float tensors of a checkpoint of two runs (the same names and shapes). */
+async function largestDifference(a: TrainConfig, b: TrainConfig, checkpoint: string): Promise<number> {
+  const [wa, wb] = await Promise.all([a, b].map(async (c) => (await loadCheckpoint(join(c.run.outputFolder, checkpoint))).stateDict));
+  let largest = 0;
+  for (const [name, t] of wa) {
+    const u = wb.get(name)!;
+    assert.deepEqual(u.shape, t.shape, name);
+    if (!t.dtype.startsWith('float')) continue;
+    const x = t.data as Float32Array, y = u.data as Float32Array;
+    for (let i = 0; i < x.length; i++) largest = Math.max(largest, Math.abs(x[i] - y[i]));
+  }
+  return largest;
+}
+
 test('shards: contiguous, covering, sizes differing by at most one', () => {
   assert.deepEqual([0, 1, 2].map((r) => shardOf(7, r, 3)), [[0, 3], [3, 5], [5, 7]]);
   assert.deepEqual([0, 1].map((r) => shardOf(1, r, 2)), [[0, 1], [1, 1]], 'a rank may get nothing of a short last batch');
 });
 
 test('vgl train --nproc-per-node 2 reproduces one process: tuples, the loss at every step, the final weights', { skip, timeout: 600_000 }, async () => {
-  const one = city.config();
-  await train(one, quiet);
-  const two = withOptions(one, { outputFolder: join(city.root, 'two-processes') });
-  const file = join(city.root, 'two.json');
-  writeFileSync(file, JSON.stringify(flattenConfig(two)));
-  await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+  const [one, two] = await oneAndTwo(city.config(), 'two');
 
   // The same cache and the same mined tuples, loop by loop (distances equal up to float rounding: the
   // shards are described in other batches, with one thread each).
@@ -62,22 +86,13 @@ test('vgl train --nproc-per-node 2 reproduces one process: tuples, the loss at e
   const tested = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'test' ? [e.recalls] : []));
   assert.equal(tested(one.run.outputFolder).length, 1);
   assert.deepEqual(tested(two.run.outputFolder), tested(one.run.outputFolder));
-  const [wa, wb] = await Promise.all([one, two].map(async (c) => (await loadCheckpoint(join(c.run.outputFolder, 'last.pth'))).stateDict));
-  let largest = 0;
-  for (const [name, t] of wa) {
-    const u = wb.get(name)!;
-    assert.deepEqual(u.shape, t.shape, name);
-    const x = t.data as Float32Array, y = u.data as Float32Array;
-    if (!t.dtype.startsWith('float')) continue;
-    for (let i = 0; i < x.length; i++) largest = Math.max(largest, Math.abs(x[i] - y[i]));
-  }
+  const largest = await largestDifference(one, two, 'last.pth');
   assert.ok(largest < 1e-5, `largest weight difference ${largest}`);
 
   // Resumed with the other process count, one more epoch each: the two-process run in one process,
   // the one-process run in two. last.pth does not depend on how many processes wrote it.
   await train(withOptions(two, { epochs: 2 }), quiet);
-  writeFileSync(file, JSON.stringify(flattenConfig(withOptions(one, { epochs: 2 }))));
-  await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+  await trainInTwo(withOptions(one, { epochs: 2 }), 'one-resumed');
   const second = (dir: string) => steps(dir).filter((e) => e.epoch === 1);
   const [c, d] = [second(one.run.outputFolder), second(two.run.outputFolder)];
   assert.ok(c.length >= 6 && d.length === c.length, `${c.length} and ${d.length} steps in the resumed epoch`);
@@ -88,9 +103,7 @@ test('with BatchNorm training on each share of the batch, the ranks keep rank 0\
   // layer3 and layer4 train, their BatchNorm statistics from each rank's share; without the buffers'
   // broadcast after each step the epoch's weight checksum differs across ranks and the run stops.
   const c = city.config({ freezeBackbone: 'reference', outputFolder: join(city.root, 'bn-two') });
-  const file = join(city.root, 'bn.json');
-  writeFileSync(file, JSON.stringify(flattenConfig(c)));
-  await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+  await trainInTwo(c, 'bn');
   assert.ok(readLog(c.run.outputFolder).some((e) => e.event === 'validation'), 'the epoch was validated and checked');
 });
 
@@ -154,13 +167,8 @@ test('a rank killed mid-epoch: the other exits non-zero within the collective ti
 test('the camera-invariance term and weight averaging in two processes: the same step losses, invariance values, averaged model and its recall as one process', { skip, timeout: 600_000 }, async () => {
   // The term on descriptors (the head trains); each rank takes 2 of the step's 4 images, normalised by
   // the teacher's energy over all 4, so the ranks' parts add up to one process's term.
-  const one = city.config({ outputFolder: join(city.root, 'inv-one'), invarianceWeight: 0.5, invarianceOn: 'descriptors', invarianceBatch: 4,
-    augment: { noise: 0.1, brightness: 0.3 }, averageWeights: true, epochs: 2 });
-  await train(one, quiet);
-  const two = withOptions(one, { outputFolder: join(city.root, 'inv-two') });
-  const file = join(city.root, 'inv-two.json');
-  writeFileSync(file, JSON.stringify(flattenConfig(two)));
-  await promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } });
+  const [one, two] = await oneAndTwo(city.config({ outputFolder: join(city.root, 'inv-one'), invarianceWeight: 0.5, invarianceOn: 'descriptors', invarianceBatch: 4,
+    augment: { noise: 0.1, brightness: 0.3 }, averageWeights: true, epochs: 2 }), 'inv-two');
   const steps = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'step' ? [e] : []));
   const [a, b] = [steps(one.run.outputFolder), steps(two.run.outputFolder)];
   assert.equal(b.length, a.length);
@@ -175,20 +183,11 @@ test('the camera-invariance term and weight averaging in two processes: the same
   assert.equal(averages(one.run.outputFolder).length, 2);
   const tested = (dir: string) => readLog(dir).flatMap((e) => (e.event === 'test' ? [e.recalls] : []));
   assert.deepEqual(tested(two.run.outputFolder), tested(one.run.outputFolder), 'the averaged model tested in shards');
-  const [wa, wb] = await Promise.all([one, two].map(async (c) => (await loadCheckpoint(join(c.run.outputFolder, 'average.pth'))).stateDict));
-  let largest = 0;
-  for (const [name, t] of wa) {
-    if (!t.dtype.startsWith('float')) continue;
-    const x = t.data as Float32Array, y = wb.get(name)!.data as Float32Array;
-    for (let i = 0; i < x.length; i++) largest = Math.max(largest, Math.abs(x[i] - y[i]));
-  }
+  const largest = await largestDifference(one, two, 'average.pth');
   assert.ok(largest < 1e-5, `average.pth: largest weight difference ${largest}`);
 });
 
 test('data-parallel refuses an invariance batch that leaves a process without an image, naming the option', { skip, timeout: 120_000 }, async () => {
   const c = city.config({ outputFolder: join(city.root, 'inv-small'), invarianceWeight: 1, invarianceOn: 'descriptors', invarianceBatch: 1, augment: { noise: 0.1 } });
-  const file = join(city.root, 'inv-small.json');
-  writeFileSync(file, JSON.stringify(flattenConfig(c)));
-  await assert.rejects(promisify(execFile)(process.execPath, [join(REPO, 'bin/vgl.js'), 'train', '--config', file, '--nproc-per-node', '2'], { cwd: REPO, env: { ...process.env, VGL_DEVICE: 'cpu' } }),
-    /--invariance-batch 1: the invariance term's images must give every one of the 2 processes one/);
+  await assert.rejects(trainInTwo(c, 'inv-small'), /--invariance-batch 1: the invariance term's images must give every one of the 2 processes one/);
 });

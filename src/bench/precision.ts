@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../torch/index.ts';
 import { buildNetwork, type NetworkConfig } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR } from '../models/weights/keras-mobilenetv2.ts';
-import { checkBf16Descriptors, timePass, BF16_MAX_DESCRIPTOR_ERROR, BF16_MIN_SPEEDUP } from '../eval/precision-check.ts';
+import { checkBf16Descriptors, timePass, bf16Pays } from '../eval/precision-check.ts';
 import { medianMs } from './timing.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -45,7 +45,7 @@ export interface PrecisionRow {
   speedup: { train: number; extract: number };
   /** Mean ‖d_bf16 − d_fp32‖ / ‖d_fp32‖ over 8 night photos (the check `auto` makes). */
   descriptorError: number;
-  /** What `auto` takes: bf16 when it is within the check's limit and BF16_MIN_SPEEDUP faster. */
+  /** What `auto` takes: bf16 when it is within the check's limit and fast enough (bf16Pays). */
   auto: { train: torch.Precision; extract: torch.Precision };
 }
 
@@ -76,8 +76,8 @@ export async function benchPrecision(o: { iters: number; trainImages: number; ex
           speedup: { train: pass.fp32Ms / pass.bf16Ms, extract: e32 / e16 },
           descriptorError: check.meanError,
           auto: {
-            train: check.passed && pass.fp32Ms >= BF16_MIN_SPEEDUP * pass.bf16Ms ? 'bf16' : 'fp32',
-            extract: check.passed && e32 >= BF16_MIN_SPEEDUP * e16 ? 'bf16' : 'fp32',
+            train: check.passed && bf16Pays(pass.fp32Ms, pass.bf16Ms) ? 'bf16' : 'fp32',
+            extract: check.passed && bf16Pays(e32, e16) ? 'bf16' : 'fp32',
           },
         };
         o.log?.(`${row.network} ${row.size}: train ${row.fp32.trainMs.toFixed(0)} / ${row.bf16.trainMs.toFixed(0)} ms, extract ${row.fp32.extractMsPerImage.toFixed(1)} / ${row.bf16.extractMsPerImage.toFixed(1)} ms, error ${(100 * row.descriptorError).toFixed(2)}%`);
@@ -90,4 +90,3 @@ export async function benchPrecision(o: { iters: number; trainImages: number; ex
   return rows;
 }
 
-export const PRECISION_LIMIT = BF16_MAX_DESCRIPTOR_ERROR;

@@ -67,19 +67,23 @@ export interface PassTiming {
 /** How much faster bf16 must run than fp32 for 'auto' to take it on a CPU (the timing's noise, and the rounding's risk). */
 export const BF16_MIN_SPEEDUP = 1.1;
 
+/** Whether bf16 is fast enough for 'auto': BF16_MIN_SPEEDUP faster than fp32. */
+export const bf16Pays = (fp32Ms: number, bf16Ms: number): boolean => fp32Ms >= BF16_MIN_SPEEDUP * bf16Ms;
+
 const timings = new Map<string, PassTiming>();
 
 /**
  * Times a pass of `net` on `images` random images at `size` in fp32 and in bf16, one warm-up and the
  * best of three each (the machine may be busy): for training, forward and backward of the descriptors' sum, in eval mode (BatchNorm's
  * statistics do not move) with the gradients cleared after; for inference, the fast inference path
- * (folded BatchNorm, channels-last, the backbone's precision policy). Remembered per network, size,
- * batch and workload in this process (a demo trains and evaluates two heads on one backbone).
+ * (folded BatchNorm, channels-last, the backbone's precision policy). Remembered per network (its
+ * config and how many of its parameters train), size, batch and workload in this process (the runner
+ * evaluates one model on several test sets).
  */
 export async function timePass(net: GeoLocalizationNet, size: ImageSize, images: number, workload: torch.Workload,
   device: torch.Device = torch.defaultDevice()): Promise<PassTiming> {
-  const { backbone, aggregation } = net.summary();
-  const key = `${backbone}+${aggregation}/${size.height}x${size.width}/${images}/${workload}/${device}`;
+  // The network as built (backbone, head and their options) and what of it trains: the pass's cost.
+  const key = `${JSON.stringify(net.config)}/${net.parameterCount(true)}/${size.height}x${size.width}/${images}/${workload}/${device}`;
   const known = timings.get(key);
   if (known) return known;
   const x = torch.keep(torch.randn([images, 3, size.height, size.width], { device }));
@@ -152,7 +156,7 @@ export async function choosePrecision(option: torch.PrecisionOption, net: GeoLoc
     const images = workload === 'train' ? Math.max(1, Math.min(o.trainImages ?? 12, 24)) : 8;
     const timing = await (o.timePass ?? timePass)(net, size, images, workload, device);
     const measured = `${workload === 'train' ? 'a training pass' : 'an extraction'} of ${timing.images} images at ${size.height}x${size.width} took ${timing.bf16Ms.toFixed(0)} ms in bf16, ${timing.fp32Ms.toFixed(0)} ms in fp32`;
-    if (timing.fp32Ms < BF16_MIN_SPEEDUP * timing.bf16Ms) {
+    if (!bf16Pays(timing.fp32Ms, timing.bf16Ms)) {
       return { ...resolved, precision: 'fp32', reason: `${resolved.reason}, but ${measured}: bf16 is not ${BF16_MIN_SPEEDUP}x faster here`, timing };
     }
     resolved = { ...resolved, reason: `${resolved.reason}; ${measured}`, timing };

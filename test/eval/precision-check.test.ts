@@ -89,6 +89,8 @@ test("auto on a CPU: bf16 only when a timed pass (training, or extraction) is 1.
     assert.deepEqual([...net.namedBuffers()].map(([n, t]) => [n, Array.from(t.toFloat32Array())]), before, 'BatchNorm statistics unchanged');
     assert.ok(net.trainableParameters().every((p) => p.grad === null), 'no gradient left');
     assert.equal(await timePass(net, size, 4, 'train', 'cpu'), timing, 'remembered for the same network, size, batch and workload');
+    net.freezeBackbone('all');
+    assert.notEqual(await timePass(net, size, 4, 'train', 'cpu'), timing, 'timed again once fewer of its layers train');
     const extraction = await timePass(net, size, 4, 'inference', 'cpu');
     assert.ok(extraction.workload === 'inference' && extraction.fp32Ms > 0 && extraction.bf16Ms > 0);
 

@@ -200,13 +200,14 @@ export function register(program: Command): void {
     .option('--json', 'print JSON only')
     .action(async (raw) => {
       const flags = parseFlags(PrecisionFlags, raw);
-      const { benchPrecision, PRECISION_LIMIT } = await import('../../bench/precision.ts');
+      const { benchPrecision } = await import('../../bench/precision.ts');
+      const { BF16_MAX_DESCRIPTOR_ERROR } = await import('../../eval/precision-check.ts');
       const rows = await benchPrecision({ iters: flags.iters, trainImages: flags.trainImages, extractBatch: flags.extractBatch, sizes: flags.sizes, log: flags.json ? undefined : (l) => console.error(l) });
       if (flags.json) {
         console.log(JSON.stringify(rows, null, 2));
         return;
       }
-      console.log(`precision benchmark on ${cpuModel()} (${cpus().length} cores), vgl's training pass of ${flags.trainImages} images (forward + backward, channels-last) and fast extraction; descriptor error of bf16 on 8 Gardens Point night photos (auto's limit ${(100 * PRECISION_LIMIT).toFixed(0)}%):`);
+      console.log(`precision benchmark on ${cpuModel()} (${cpus().length} cores), vgl's training pass of ${flags.trainImages} images (forward + backward, channels-last) and fast extraction; descriptor error of bf16 on 8 Gardens Point night photos (auto's limit ${(100 * BF16_MAX_DESCRIPTOR_ERROR).toFixed(0)}%):`);
       console.log(`  ${'network'.padEnd(40)} ${'size'.padEnd(8)} ${'train fp32'.padStart(10)} ${'bf16 ms'.padStart(8)} ${'x'.padStart(5)} ${'extract fp32'.padStart(12)} ${'bf16 ms'.padStart(8)} ${'x'.padStart(5)} ${'error'.padStart(6)}  auto train/extract`);
       for (const r of rows) {
         console.log(`  ${`${r.network}${r.weights === 'random' ? ' (random weights)' : ''}`.padEnd(40)} ${r.size.padEnd(8)} ${r.fp32.trainMs.toFixed(0).padStart(10)} ${r.bf16.trainMs.toFixed(0).padStart(8)} ${r.speedup.train.toFixed(2).padStart(5)} ` +

@@ -133,13 +133,14 @@ export function mineTriplets(plan: CachePlan, descriptors: CachedDescriptors, po
     }
 
     const candidates: number[] = [];
+    const isFree = (d: number) => softMark[d] !== stamp && candMark[d] !== stamp;
     const query: MiningQuery = {
       index: q, who, databaseCount: N, sharedNegatives: plan.sharedNegatives, memory: miner.remembers === true ? memory : undefined,
       rng: new Rng(deriveSeed(plan.seed, STREAM.queryNegatives, q)),
       candidates,
-      isFree: (d) => softMark[d] !== stamp && candMark[d] !== stamp,
+      isFree,
       add(d) {
-        if (softMark[d] !== stamp && candMark[d] !== stamp) {
+        if (isFree(d)) {
           candMark[d] = stamp;
           candidates.push(d);
         }

@@ -11,11 +11,11 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../torch/index.ts';
 import { buildNetwork, type NetworkConfig } from '../models/network.ts';
 import { MOBILENETV2_035_WEIGHTS_DIR } from '../models/weights/keras-mobilenetv2.ts';
+import { RESNET50_KERAS_WEIGHTS } from '../models/weights/keras-resnet50.ts';
 import { checkBf16Descriptors, timePass, bf16Pays } from '../eval/precision-check.ts';
 import { medianMs } from './timing.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const RESNET50_WEIGHTS = join(REPO, 'weights/resnet50_keras_imagenet.pth');
 const NIGHT_PHOTOS = join(REPO, 'assets/real/gardens_point/night_right');
 
 export interface PrecisionCase {
@@ -30,7 +30,7 @@ export interface PrecisionCase {
 export const PRECISION_CASES: PrecisionCase[] = [
   { label: 'MobileNetV2-0.35 + NetVLAD (the demo)', network: { backbone: 'mobilenetv2', aggregation: 'netvlad', netvladClusters: 32 }, weights: MOBILENETV2_035_WEIGHTS_DIR, freeze: 'none' },
   { label: 'ResNet-18 conv4 + NetVLAD (the seed)', network: { backbone: 'resnet18conv4', aggregation: 'netvlad' }, freeze: 'reference' },
-  { label: 'ResNet-50 conv4 + GeM (real places)', network: { backbone: 'resnet50conv4', aggregation: 'gem', resnetFlavour: 'keras' }, weights: RESNET50_WEIGHTS, freeze: 'reference' },
+  { label: 'ResNet-50 conv4 + GeM (real places)', network: { backbone: 'resnet50conv4', aggregation: 'gem', resnetFlavour: 'keras' }, weights: RESNET50_KERAS_WEIGHTS, freeze: 'reference' },
 ];
 export const PRECISION_SIZES: [number, number][] = [[120, 160], [240, 320], [480, 640]];
 

@@ -7,13 +7,38 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
-import { runDemo, formatTable, judgeRealGains, DEMO_TESTS, type DemoRow } from '../../src/experiments/demo.ts';
+import { runDemo, formatTable, judgeRealGains, DEMO_TESTS, demoBackbone, demoConfig, demoTests, type DemoRow } from '../../src/experiments/demo.ts';
+import { TrainConfigSchema, flattenConfig } from '../../src/train/config.ts';
+import { OptionError } from '../../src/errors.ts';
 import { aggregateSeeds, judgeSeeds, runDemoOverSeeds } from '../../src/experiments/seeds.ts';
 import { GARDENS_POINT_TEST, GARDENS_POINT_FINAL, NORDLAND_TEST, NORDLAND_FINAL } from '../../src/data/real.ts';
 
 const recalls = (r1: number) => ({ 1: r1, 5: r1 + 10, 10: r1 + 20, 20: r1 + 30 });
 const row = (model: string, dataset: string, real: boolean, before: number, after: number): DemoRow => ({
   model, dataset, split: 'test', label: dataset, real, queries: 10, untrained: recalls(before), trained: recalls(after), ranks: { untrained: [], trained: [] },
+});
+
+test('the demo on ResNet-50 conv4: its config trains at 240x320 with the Keras weights and round-trips through config.json; its tests leave out the 240x320 repeats', () => {
+  const o = { datasetsFolder: '/data', outputFolder: '/runs', epochs: 4, queriesPerEpoch: 200, seed: 1, backbone: 'resnet50conv4' };
+  const gem = demoConfig(o, 'gem'), netvlad = demoConfig(o, 'netvlad');
+  assert.equal(gem.model.backbone, 'resnet50conv4');
+  assert.equal(gem.model.resnetFlavour, 'keras');
+  assert.match(gem.model.weights ?? '', /weights\/resnet50_keras_imagenet\.pth$/);
+  assert.deepEqual(gem.data.resize, [240, 320]);
+  assert.equal(gem.run.outputFolder, join('/runs', 'resnet50conv4-gem'));
+  // One size: NetVLAD trains every epoch at it (MobileNetV2's NetVLAD trains half, at two sizes).
+  assert.deepEqual(netvlad.loss.invarianceSizes, []);
+  assert.equal(netvlad.optim.epochs, 4);
+  assert.equal(demoConfig({ ...o, backbone: undefined }, 'netvlad').optim.epochs, 2);
+  assert.equal(demoConfig({ ...o, backbone: undefined }, 'netvlad').model.backbone, 'mobilenetv2');
+  // What a run writes as config.json reads back to the same config.
+  for (const c of [gem, netvlad]) assert.deepEqual(TrainConfigSchema.parse(JSON.parse(JSON.stringify(flattenConfig(c)))), c);
+
+  const at = (tests: readonly { dataset: string; size?: readonly number[] }[]) => tests.map((t) => `${t.dataset}${t.size ? `@${t.size.join('x')}` : ''}`);
+  assert.deepEqual(at(demoTests(demoBackbone('resnet50conv4'))), at(DEMO_TESTS.filter((t) => t.size === undefined)));
+  assert.deepEqual(at(demoTests(demoBackbone())), at(DEMO_TESTS));
+  assert.deepEqual(at(demoTests(demoBackbone('resnet50conv4'), 'final')), ['gardens_point_day', 'gardens_point_night', 'nordland']);
+  assert.throws(() => demoBackbone('vgg16'), (e: unknown) => e instanceof OptionError && e.option === 'backbone' && /vgg16: expected mobilenetv2 \| resnet50conv4/.test(e.message));
 });
 
 test('real-gain verdict: night gain and worst real change against the targets', () => {

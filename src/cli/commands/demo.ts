@@ -22,6 +22,8 @@ const DemoFlags = z.object({
   datasetsFolder: z.string().min(1),
   outputFolder: z.string().min(1).optional(),
   heads: HEADS,
+  // Checked by the demo against its table of backbones (importing it here would load the engine for every command).
+  backbone: z.string().min(1),
   trainOn: z.enum(TRAIN_ON),
   ...BUDGET_FLAGS,
   seeds: z.string().transform((s) => s.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)))).pipe(z.array(z.number().int().min(0)).min(1)).optional(),
@@ -51,10 +53,11 @@ const DEFAULT_QUERIES = '200';
 
 export function register(program: Command): void {
   const demo = program.command('demo').enablePositionalOptions()
-    .description('render the synthetic cities, link the real photographs, train MobileNetV2 + GeM and + NetVLAD, and print untrained vs trained recall on every test set')
+    .description('render the synthetic cities, link the real photographs, train MobileNetV2 (or ResNet-50) + GeM and + NetVLAD, and print untrained vs trained recall on every test set')
     .option('--datasets-folder <dir>', 'where the datasets go', 'data/datasets')
     .option('--output-folder <dir>', 'runs, predictions and results (default runs/demo; runs/demo-<precision> for bf16 or auto)')
     .option('--heads <list>', 'aggregation heads to train', 'gem,netvlad')
+    .option('--backbone <name>', 'ImageNet backbone: mobilenetv2 (MobileNetV2-0.35 at 120x160) | resnet50conv4 (ResNet-50 to conv4 at 240x320, weights from make weights; trained with MobileNetV2\'s recipe)', 'mobilenetv2')
     .option('--train-on <data>', `training data: ${TRAIN_ON.join(' | ')} (real = Gardens Point + Nordland train splits)`, 'real')
     .option('--epochs <n>', 'training epochs per model (NetVLAD, which also trains at 240x320, half of them)', DEFAULT_EPOCHS)
     .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)

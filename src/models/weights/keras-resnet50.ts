@@ -14,10 +14,14 @@
 // Converted files carry a marker (`vgl.resnet_flavour`) so `--weights` builds and checks the right variant.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { HostTensor } from '../../torch/index.ts';
 import { findStateDict, loadPth, loadPthBytes, loadTfjsLayersModel, savePth, type PickleValue } from '../../torch/serialization/index.ts';
 import { RESNET_FLAVOURS, type ResNetFlavour } from '../resnet.ts';
 import { hwioToOihw, kerasLayerConfigs } from './keras.ts';
+
+/** Where `make weights` converts Keras' ImageNet ResNet-50 to (scripts/weights/resnet50.ts); not committed. */
+export const RESNET50_KERAS_WEIGHTS = fileURLToPath(new URL('../../../weights/resnet50_keras_imagenet.pth', import.meta.url));
 
 /** torchvision's BatchNorm2d eps, which vgl's ResNet uses. */
 export const TORCH_BN_EPS = 1e-5;

@@ -3,6 +3,6 @@
 /** The sealed split of the real routes: evaluated only for a frozen recipe (see real.ts). */
 export const FINAL_SPLIT = 'final';
 
-/** The splits the demo tests on: 'test' (recipe exploration may look at it) or the sealed final one. */
-export const DEMO_SPLITS = ['test', FINAL_SPLIT] as const;
+/** The splits the demo tests on: 'test' (recipe exploration may look at it), 'val' (chooses a recipe) or the sealed final one. */
+export const DEMO_SPLITS = ['test', 'val', FINAL_SPLIT] as const;
 export type DemoSplit = (typeof DEMO_SPLITS)[number];

@@ -94,19 +94,19 @@ export const DEMO_TESTS: readonly DemoTest[] = [
 ];
 
 /**
- * The test sets of a backbone's demo on a split: the sealed split holds real routes only (the rendered
- * cities are tested on their test splits); a test at another size is left out where that size is the
+ * The test sets of a backbone's demo on a split: the val and sealed final splits are the real routes'
+ * (the rendered cities are tested on their test splits, or not at all); a test at another size is left out where that size is the
  * backbone's training size, which its plain test already measures.
  */
 export function demoTests(backbone: Pick<DemoBackbone, 'resize'>, split: DemoSplit = 'test'): DemoTest[] {
-  return DEMO_TESTS.filter((t) => (split !== FINAL_SPLIT || t.real) && (t.size === undefined || t.size.join('x') !== backbone.resize.join('x')));
+  return DEMO_TESTS.filter((t) => (split === 'test' || t.real) && (t.size === undefined || t.size.join('x') !== backbone.resize.join('x')));
 }
 
 /** A test set's name in tables and folders: the dataset, with "@HxW" when tested at another size than the training size. */
 export const sizedName = (dataset: string, size?: readonly number[] | string): string =>
   (size ? `${dataset}@${typeof size === 'string' ? size : size.join('x')}` : dataset);
 
-/** A test set's folder: the dataset (and size), under final/ for the sealed split. */
+/** A test set's folder: the dataset (and size), under val/ or final/ for those splits. */
 const testKey = (t: Pick<DemoTest, 'dataset' | 'size'>, split: DemoSplit = 'test'): string =>
   (split === 'test' ? sizedName(t.dataset, t.size) : join(split, sizedName(t.dataset, t.size)));
 
@@ -132,7 +132,8 @@ export interface DemoOptions {
   precision?: torch.PrecisionOption;
   /**
    * The split the models are tested on: 'test' (default; every test set, the real ones' test splits,
-   * which recipe exploration may look at) or the sealed 'final' (the real sets only; for a frozen recipe).
+   * which recipe exploration may look at), 'val' (the real sets' val splits, which choose a recipe) or
+   * the sealed 'final' (the real sets only; for a frozen recipe).
    */
   split?: DemoSplit;
   /** Where evaluations of the final split are recorded (default <outputFolder>/final-evaluations.jsonl). */
@@ -152,7 +153,7 @@ export interface DemoTestRow {
 }
 
 export interface DemoRow extends DemoTestRow {
-  /** The split tested ('test' or 'final'). */
+  /** The split tested ('test', 'val' or 'final'). */
   split: DemoSplit;
   untrained: Recalls;
   trained: Recalls;

@@ -18,7 +18,7 @@ const row = (model: string, dataset: string, real: boolean, before: number, afte
   model, dataset, split: 'test', label: dataset, real, queries: 10, untrained: recalls(before), trained: recalls(after), ranks: { untrained: [], trained: [] },
 });
 
-test('the demo on ResNet-50 conv4: its config trains at 240x320 with the Keras weights and round-trips through config.json; its tests leave out the 240x320 repeats', () => {
+test('the demo on ResNet-50 conv4: its config trains at 240x320 with the Keras weights and round-trips through config.json; its tests leave out the 240x320 repeats; val and final test the real sets', () => {
   const o = { datasetsFolder: '/data', outputFolder: '/runs', epochs: 4, queriesPerEpoch: 200, seed: 1, backbone: 'resnet50conv4' };
   const gem = demoConfig(o, 'gem'), netvlad = demoConfig(o, 'netvlad');
   assert.equal(gem.model.backbone, 'resnet50conv4');
@@ -38,6 +38,9 @@ test('the demo on ResNet-50 conv4: its config trains at 240x320 with the Keras w
   assert.deepEqual(at(demoTests(demoBackbone('resnet50conv4'))), at(DEMO_TESTS.filter((t) => t.size === undefined)));
   assert.deepEqual(at(demoTests(demoBackbone())), at(DEMO_TESTS));
   assert.deepEqual(at(demoTests(demoBackbone('resnet50conv4'), 'final')), ['gardens_point_day', 'gardens_point_night', 'nordland']);
+  // The val splits that choose a recipe are the real routes' too.
+  assert.deepEqual(at(demoTests(demoBackbone(), 'val')), ['gardens_point_day', 'gardens_point_night', 'nordland',
+    'gardens_point_day@240x320', 'gardens_point_night@240x320']);
   assert.throws(() => demoBackbone('vgg16'), (e: unknown) => e instanceof OptionError && e.option === 'backbone' && /vgg16: expected mobilenetv2 \| resnet50conv4/.test(e.message));
 });
 

@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
     .option('--seed <n>', 'random seed', '0')
     .option('--seeds <list>', 'train and test once per seed (e.g. 0,1,2) and report mean ± std and paired bootstrap intervals over them')
-    .option('--split <name>', `split of the test sets: ${DEMO_SPLITS.join(' | ')} (final: the sealed split of the real sets, for a frozen recipe; every evaluation of it is recorded)`, 'test')
+    .option('--split <name>', `split of the test sets: ${DEMO_SPLITS.join(' | ')} (val: the real sets' val splits, which choose a recipe; final: their sealed split, for a frozen recipe, every evaluation of it recorded)`, 'test')
     .option('--precision <p>', `training and evaluation: ${PRECISIONS.join(' | ')} (bf16: bfloat16 backbone, fp32 weights, head and losses; auto: bf16 where the CPU has AMX-BF16 or AVX512-BF16 and each model's timed pass is 1.1x faster in bf16)`, 'fp32')
     .action(async (raw) => {
       const flags = parseFlags(DemoFlags, raw);

@@ -46,8 +46,13 @@ test('bf16 ops the models use agree with fp32 on the same (bf16-rounded) inputs 
     const a = r([6, 40]), m = r([40, 7]), ba = r([3, 5, 40]), bb = r([3, 40, 4]);
     const lw = r([7, 40]), lb = r([7]);
     const gamma = r([8]), beta = r([8]), mean = r([8]).mul(0.1), variance = r([8]).abs().add(0.5);
+    // Where the CPU has bf16 units, oneDNN sums a convolution's products in fp32. Elsewhere (AVX2 only)
+    // libtorch's NCHW bf16 convolution is its im2col + GEMM fallback, which rounds partial sums to bf16:
+    // the error of such a sum of n products grows like sqrt(n) ulps (n = 8 x 3 x 3; measured 6 ulps on an
+    // AVX2 AMD EPYC, PyTorch's own bf16 conv2d there runs the same kernel).
+    const convUlps = torch.bf16Support('cpu', {}).available ? 4 : Math.sqrt(8 * 3 * 3);
     const cases: [string, (t: (v: Tensor) => Tensor) => Tensor, number][] = [
-      ['conv2d', (t) => F.conv2d(t(x), t(w), t(b), { padding: 1 }), 4],
+      ['conv2d', (t) => F.conv2d(t(x), t(w), t(b), { padding: 1 }), convUlps],
       ['conv2d stride 2 channels-last', (t) => F.conv2d(t(x).contiguous(true), t(w), t(b), { stride: 2, padding: 1 }), 4],
       ['depthwise conv2d', (t) => F.conv2d(t(x), t(dw), null, { padding: 1, groups: 8 }), 4],
       ['batch_norm eval', (t) => F.batchNorm(t(x), mean, variance, { weight: gamma, bias: beta }), 4],
@@ -79,7 +84,7 @@ test('bf16 ops the models use agree with fp32 on the same (bf16-rounded) inputs 
       const got = op((v) => v.to('bfloat16'));
       assert.equal(got.dtype, 'bfloat16', `${name}: computes in bf16`);
       const err = relativeError(got, want);
-      assert.ok(err <= ulps * BF16_EPS, `${name}: relative error ${err.toExponential(2)} > ${ulps} x 2^-8`);
+      assert.ok(err <= ulps * BF16_EPS, `${name}: relative error ${err.toExponential(2)} > ${ulps.toFixed(1)} x 2^-8`);
     }
   });
 });

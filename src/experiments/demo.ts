@@ -95,8 +95,8 @@ export const DEMO_TESTS: readonly DemoTest[] = [
 
 /**
  * The test sets of a backbone's demo on a split: the val and sealed final splits are the real routes'
- * (the rendered cities are tested on their test splits, or not at all); a test at another size is left out where that size is the
- * backbone's training size, which its plain test already measures.
+ * (the rendered cities are tested on their test splits only); a test at another size is left out where
+ * that size is the backbone's training size, which its plain test already measures.
  */
 export function demoTests(backbone: Pick<DemoBackbone, 'resize'>, split: DemoSplit = 'test'): DemoTest[] {
   return DEMO_TESTS.filter((t) => (split === 'test' || t.real) && (t.size === undefined || t.size.join('x') !== backbone.resize.join('x')));

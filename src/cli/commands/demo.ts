@@ -59,7 +59,7 @@ export function register(program: Command): void {
     .option('--heads <list>', 'aggregation heads to train', 'gem,netvlad')
     .option('--backbone <name>', 'ImageNet backbone: mobilenetv2 (MobileNetV2-0.35 at 120x160) | resnet50conv4 (ResNet-50 to conv4 at 240x320, weights from make weights; trained with MobileNetV2\'s recipe)', 'mobilenetv2')
     .option('--train-on <data>', `training data: ${TRAIN_ON.join(' | ')} (real = Gardens Point + Nordland train splits)`, 'real')
-    .option('--epochs <n>', 'training epochs per model (NetVLAD, which also trains at 240x320, half of them)', DEFAULT_EPOCHS)
+    .option('--epochs <n>', 'training epochs per model (MobileNetV2\'s NetVLAD, which also trains at 240x320, half of them)', DEFAULT_EPOCHS)
     .option('--queries-per-epoch <n>', 'training queries per epoch', DEFAULT_QUERIES)
     .option('--seed <n>', 'random seed', '0')
     .option('--seeds <list>', 'train and test once per seed (e.g. 0,1,2) and report mean ± std and paired bootstrap intervals over them')

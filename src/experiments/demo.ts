@@ -299,16 +299,22 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   return rows;
 }
 
+/** Where every evaluation of the sealed final split is recorded, one line each (a demo's or a plan's output folder). */
+export const FINAL_LEDGER = 'final-evaluations.jsonl';
+
 /**
  * Every look at the sealed split leaves a line: when, at which commit, which recipe (the training
  * config) and what it scored. A reader can count how often final was evaluated and for what.
  */
+export async function appendFinalEvaluation(ledger: string, e: { model: string; seed: number; config: TrainConfig; r1: Record<string, { untrained?: number; trained: number }> }): Promise<void> {
+  const line = { time: new Date().toISOString(), commit: gitCommit(), workTreeChanged: workTreeChanged(), model: e.model, seed: e.seed, config: flattenConfig(e.config), r1: e.r1 };
+  await appendFile(ledger, `${JSON.stringify(line)}\n`);
+}
+
 async function recordFinalEvaluation(o: DemoOptions, config: TrainConfig, model: string, rows: readonly DemoRow[]): Promise<void> {
-  const line = {
-    time: new Date().toISOString(), commit: gitCommit(), workTreeChanged: workTreeChanged(), model, seed: o.seed, config: flattenConfig(config),
-    r1: Object.fromEntries(rows.map((r) => [sizedName(r.dataset, r.size), { untrained: r.untrained[1], trained: r.trained[1] }])),
-  };
-  await appendFile(o.finalLedger ?? join(o.outputFolder, 'final-evaluations.jsonl'), `${JSON.stringify(line)}\n`);
+  await appendFinalEvaluation(o.finalLedger ?? join(o.outputFolder, FINAL_LEDGER), {
+    model, seed: o.seed, config, r1: Object.fromEntries(rows.map((r) => [sizedName(r.dataset, r.size), { untrained: r.untrained[1], trained: r.trained[1] }])),
+  });
 }
 
 /**

@@ -16,6 +16,7 @@ import { TrainConfigSchema, trainOptionsFromMapping, flatNameOf, type TrainConfi
 import { TEST_METHODS } from '../eval/test-methods.ts';
 import { parseSize } from '../data/image.ts';
 import { PRECISIONS } from '../torch/precision.ts';
+import { FINAL_SPLIT } from '../data/splits.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const name = z.string().regex(NAME, 'letters, digits, ".", "_" and "-" (a folder name)');
@@ -31,7 +32,8 @@ const options = z.record(z.string(), z.unknown());
 
 const TestSchema = z.object({
   dataset: z.string().min(1),
-  split: z.enum(['train', 'val', 'test']).default('test'),
+  /** 'final': the real routes' sealed split (data/real.ts); every evaluation of it is recorded in the experiment's final-evaluations.jsonl. */
+  split: z.enum(['train', 'val', 'test', FINAL_SPLIT]).default('test'),
   /** Test-time size when not the training size. */
   size: size.optional(),
   label: z.string().optional(),

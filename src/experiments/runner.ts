@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as torch from '../torch/index.ts';
 import { Pca } from '../models/pca.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
@@ -23,7 +23,8 @@ import { searchTimes, type SearchTime } from '../eval/search-time.ts';
 import { datasetNames } from '../train/config.ts';
 import { train, type LogEntry } from '../train/train.ts';
 import { trainedConfigChanges } from '../train/resume.ts';
-import { sizedName, untrainedNetwork } from './demo.ts';
+import { FINAL_SPLIT } from '../data/splits.ts';
+import { FINAL_LEDGER, appendFinalEvaluation, sizedName, untrainedNetwork } from './demo.ts';
 import { experimentTable, ownTime, tableCsv, tableMarkdown } from './table.ts';
 import { comparisonsOf, expandPlan, readPlan, type Plan, type PlanEvaluation, type PlanTest, type PlannedRun } from './plan.ts';
 import { UsageError } from '../errors.ts';
@@ -234,6 +235,14 @@ async function evaluateRun(plan: Plan, run: PlannedRun, sets: TestSets,
   };
   await mkdir(run.folder, { recursive: true });
   await writeFileAtomic(join(run.folder, RUN_RECORD), `${JSON.stringify(record)}\n`);
+  const final = tests.filter((t) => t.split === FINAL_SPLIT);
+  if (final.length > 0) {
+    // The run folder is <experiment>/<variant>/seed-<s>: the ledger is the experiment's.
+    await appendFinalEvaluation(join(dirname(dirname(run.folder)), FINAL_LEDGER), {
+      model: run.variant, seed: run.seed, config: run.config,
+      r1: Object.fromEntries(final.map((t) => [t.key, { trained: t.recalls[1]! }])),
+    });
+  }
   log(`  ${tests.map((t) => `${t.key} R@1 ${t.recalls[1]?.toFixed(1)}`).join(', ')}`);
 }
 

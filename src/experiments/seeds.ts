@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { meanStd, pairedBootstrap, type BootstrapResult } from '../eval/stats.ts';
 import { FINAL_SPLIT, type DemoSplit } from '../data/splits.ts';
-import { runDemo, sizedName, REAL_GAIN_TARGET, type DemoOptions, type DemoRow } from './demo.ts';
+import { FINAL_LEDGER, runDemo, sizedName, REAL_GAIN_TARGET, type DemoOptions, type DemoRow } from './demo.ts';
 
 const BOOTSTRAP = { samples: 10_000, seed: 0, level: 0.95, scale: 100 } as const;
 const NS = [1, 5, 10] as const;
@@ -113,7 +113,7 @@ export async function runDemoOverSeeds(o: SeedsOptions): Promise<{ rows: SeedsRo
   const perSeed: { seed: number; rows: DemoRow[] }[] = [];
   for (const seed of o.seeds) {
     o.log(`seed ${seed} (${perSeed.length + 1} of ${o.seeds.length})`);
-    perSeed.push({ seed, rows: await runDemo({ ...o, seed, split, outputFolder: join(o.outputFolder, `seed-${seed}`), finalLedger: join(o.outputFolder, 'final-evaluations.jsonl') }) });
+    perSeed.push({ seed, rows: await runDemo({ ...o, seed, split, outputFolder: join(o.outputFolder, `seed-${seed}`), finalLedger: join(o.outputFolder, FINAL_LEDGER) }) });
   }
   const rows = aggregateSeeds(perSeed);
   const verdicts = judgeSeeds(rows);

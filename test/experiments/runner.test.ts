@@ -252,3 +252,30 @@ test('CPU use marks variants whose runs shared the machine', () => {
   assert.equal(cpuUseText(cost(0.21)), '21% (shared)');
   assert.equal(cpuUseText(cost()), '', 'records from before CPU time was measured');
 });
+
+test('a plan testing on the sealed final split records every evaluation of it, one line per run, in the experiment\'s ledger', { timeout: 600_000 }, async () => {
+  // A final split for the tiny city: its test images under images/final (the real routes' layout).
+  const final = join(root, 'final-datasets');
+  cpSync(join(root, 'datasets', 'tiny'), join(final, 'tiny'), { recursive: true });
+  cpSync(join(final, 'tiny', 'images', 'test'), join(final, 'tiny', 'images', 'final'), { recursive: true });
+  const file = join(root, 'final-plan.yaml');
+  writeFileSync(file, YAML.stringify({
+    name: 'tiny-final',
+    defaults: { datasets_folder: final, dataset_name: 'tiny', backbone: 'resnet18conv4', resnet_widths: [8, 8, 16, 16], aggregation: 'gem', resize: '48x64', recall_values: [1, 5], infer_batch_size: 32 },
+    variants: [{ name: 'untrained', untrained: true }],
+    seeds: [0, 1],
+    tests: [{ dataset: 'tiny' }, { dataset: 'tiny', split: 'final' }],
+  }));
+  const dir = join(root, 'studies', 'tiny-final');
+  const records = await runExperiment(file, dir, { log: () => undefined });
+  assert.deepEqual(records.map((r) => r.tests.map((t) => t.key)), [['tiny', 'tiny/final'], ['tiny', 'tiny/final']]);
+  const ledger = readFileSync(join(dir, 'final-evaluations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(ledger.map((l) => [l.model, l.seed]), [['untrained', 0], ['untrained', 1]]);
+  // Only the final split's recall is in the ledger, as the run record has it.
+  assert.deepEqual(ledger.map((l) => Object.keys(l.r1)), [['tiny/final'], ['tiny/final']]);
+  assert.equal(ledger[1].r1['tiny/final'].trained, records[1]!.tests[1]!.recalls[1]);
+  assert.equal(ledger[0].config.datasetName, 'tiny');
+  // Done runs are skipped, not evaluated again: the ledger does not grow.
+  await runExperiment(file, dir, { log: () => undefined });
+  assert.equal(readFileSync(join(dir, 'final-evaluations.jsonl'), 'utf8').trim().split('\n').length, 2);
+});

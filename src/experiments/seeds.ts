@@ -2,6 +2,7 @@
 // recipe is measured once it is frozen: per model and real test set, recall@N as mean ± std over the
 // seeds, and the trained − untrained R@1 difference with its paired bootstrap 95% interval over queries
 // (a query's score: the share of seeds that found it), the statistics the study's tables use.
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { meanStd, pairedBootstrap, type BootstrapResult } from '../eval/stats.ts';
@@ -9,7 +10,6 @@ import { FINAL_SPLIT, type DemoSplit } from '../data/splits.ts';
 import { DEMO_BACKBONES, DEMO_TESTS, FINAL_LEDGER, demoBackbone, runDemo, sizedName, REAL_GAIN_TARGET, type DemoOptions, type DemoRow, type RealGainTarget } from './demo.ts';
 import { comparisonsOf, type Plan } from './plan.ts';
 import { readExperimentFolder, type RunRecord } from './record.ts';
-import { existsSync } from 'node:fs';
 
 const BOOTSTRAP = { samples: 10_000, seed: 0, level: 0.95, scale: 100 } as const;
 const NS = [1, 5, 10] as const;

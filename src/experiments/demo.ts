@@ -264,6 +264,9 @@ export async function untrainedNetwork(config: TrainConfig, log: (s: string) => 
   return net;
 }
 
+/** A demo model's name in tables: "<backbone label> + GeM|NetVLAD". */
+export const demoModelName = (backbone: Pick<DemoBackbone, 'label'>, head: 'gem' | 'netvlad'): string => `${backbone.label} + ${head === 'gem' ? 'GeM' : 'NetVLAD'}`;
+
 export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterValidation'> = {}): Promise<DemoRow[]> {
   const t0 = Date.now();
   const since = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
@@ -291,7 +294,7 @@ export async function runDemo(o: DemoOptions, hooks: Pick<TrainHooks, 'afterVali
   const rows: DemoRow[] = [];
   for (const head of o.heads) {
     const config = demoConfig(o, head);
-    const name = `${backbone.label} + ${head === 'gem' ? 'GeM' : 'NetVLAD'}`;
+    const name = demoModelName(backbone, head);
     const untrained = await untrainedNetwork(config, o.log);
     const before: Scores[] = [];
     for (const [t, ds] of tests) before.push(await scoresOf(untrained, ds, config, join(config.run.outputFolder, 'untrained', testKey(t, split)), o.progress, t.size));

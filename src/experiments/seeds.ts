@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { meanStd, pairedBootstrap, type BootstrapResult } from '../eval/stats.ts';
-import { FINAL_SPLIT, type DemoSplit } from '../data/splits.ts';
-import { DEMO_BACKBONES, DEMO_TESTS, FINAL_LEDGER, demoBackbone, runDemo, sizedName, REAL_GAIN_TARGET, type DemoOptions, type DemoRow, type RealGainTarget } from './demo.ts';
+import { DEMO_SPLITS, FINAL_SPLIT, type DemoSplit } from '../data/splits.ts';
+import { DEMO_BACKBONES, DEMO_TESTS, FINAL_LEDGER, demoBackbone, demoModelName, runDemo, sizedName, REAL_GAIN_TARGET, type DemoOptions, type DemoRow, type RealGainTarget } from './demo.ts';
 import { comparisonsOf, type Plan } from './plan.ts';
 import { readExperimentFolder, type RunRecord } from './record.ts';
 
@@ -149,13 +149,16 @@ export function seedsRowsOfPlan(plan: Plan, records: readonly RunRecord[]): Seed
       if (!trained || !before) return undefined;
       const options = { ...plan.defaults, ...plan.variants?.find((v) => v.name === variant) } as Record<string, unknown>;
       const backbone = Object.values(DEMO_BACKBONES).find((b) => b.backbone === options.backbone);
-      const model = `${backbone?.label ?? String(options.backbone)} + ${options.aggregation === 'netvlad' ? 'NetVLAD' : options.aggregation === 'gem' ? 'GeM' : String(options.aggregation)}`;
+      // Only the demo's own models and real test sets (another backbone or head is not a demo row).
+      if (!backbone || (options.aggregation !== 'gem' && options.aggregation !== 'netvlad')) continue;
+      const model = demoModelName(backbone, options.aggregation);
       for (const t of trained.tests) {
         const b = before.tests.find((x) => x.key === t.key);
         const demoTest = DEMO_TESTS.find((d) => d.dataset === t.dataset && d.size === undefined);
-        if (!b || !demoTest?.real) continue;
+        const split = DEMO_SPLITS.find((s) => s === t.split);
+        if (!b || !demoTest?.real || !split) continue;
         rows.push({
-          model, dataset: t.dataset, split: t.split === 'final' || t.split === 'val' ? t.split : 'test', label: demoTest.label, real: true, queries: t.queries,
+          model, dataset: t.dataset, split, label: demoTest.label, real: true, queries: t.queries,
           untrained: b.recalls, trained: t.recalls, ranks: { untrained: b.ranks, trained: t.ranks },
         });
       }

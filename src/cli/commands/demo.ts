@@ -81,10 +81,9 @@ export function register(program: Command): void {
         console.log(`results: ${outputFolder}/${flags.split}.{json,md}, each seed's run under ${outputFolder}/seed-*/`);
         return;
       }
-      const { runDemo, formatTable, judgeRealGains, formatVerdicts } = await import('../../experiments/demo.ts');
+      const { runDemo, formatTable, judgeRealGains, formatVerdicts, demoBackbone } = await import('../../experiments/demo.ts');
       const rows = await runDemo({ ...flags, outputFolder, progress, log });
       console.log(`\nrecall@N on the ${flags.split} splits (percent, 25 m), untrained → trained:\n\n${formatTable(rows)}\n`);
-      const { demoBackbone } = await import('../../experiments/demo.ts');
       const { planVerdicts, formatSeedsTable, formatSeedsVerdicts, REAL_PLACES_EXPERIMENT } = await import('../../experiments/seeds.ts');
       const backbone = demoBackbone(flags.backbone);
       console.log(`the recipe was chosen on ${backbone.recipeChosenOn}\n`);
